@@ -1,0 +1,92 @@
+// Package config holds Eventide's typed configuration: defaults per environment, layered loading
+// with koanf, and validation that names the offending key.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the whole resolved configuration. It is loaded once by Load and passed down by value
+// or pointer; no other package reads the environment.
+type Config struct {
+	AppEnv     string // APP_ENV: development, test or production
+	ConfigFile string // CONFIG_FILE or -config: optional YAML file
+
+	Host string // HOST
+	Port int    // PORT (0 picks a free port; tests use it)
+
+	MongoURI                    string        // MONGO_URI: empty selects the embedded store
+	MongoDatabase               string        // MONGO_DATABASE
+	MongoPoolSize               uint64        // MONGO_POOL_SIZE
+	MongoMinPoolSize            uint64        // MONGO_MIN_POOL_SIZE
+	MongoConnectTimeout         time.Duration // MONGO_CONNECT_TIMEOUT
+	MongoServerSelectionTimeout time.Duration // MONGO_SERVER_SELECTION_TIMEOUT
+	MongoMaxConnIdleTime        time.Duration // MONGO_MAX_CONN_IDLE_TIME
+	DataDir                     string        // DATA_DIR: where the embedded store keeps its files
+
+	UseRedis        bool     // USE_REDIS
+	RedisHost       string   // REDIS_HOST
+	RedisPort       int      // REDIS_PORT
+	RedisPassword   string   // REDIS_PASSWORD (secret)
+	RedisDB         int      // REDIS_DB
+	RedisAddrs      []string // REDIS_ADDRS: comma-separated seeds
+	RedisMasterName string   // REDIS_MASTER_NAME
+
+	CacheTTL        time.Duration // CACHE_TTL: given in seconds
+	CacheMaxEntries int           // CACHE_MAX_ENTRIES
+
+	SeedDemo bool // SEED_DEMO
+
+	SecurityMaxEvents   int           // SECURITY_MAX_EVENTS
+	SecurityEventMaxAge time.Duration // SECURITY_EVENT_MAX_AGE
+
+	ThrottleTTL         time.Duration  // THROTTLE_TTL: given in seconds
+	ThrottleLimit       int            // THROTTLE_LIMIT
+	LoginThrottleLimit  int            // LOGIN_THROTTLE_LIMIT
+	TrustedProxies      []netip.Prefix // TRUSTED_PROXIES: comma-separated CIDRs (a bare IP is a /32 or /128)
+	BruteForceThreshold int            // BRUTE_FORCE_THRESHOLD
+	BruteForceWindow    time.Duration  // BRUTE_FORCE_WINDOW
+
+	QueryMaxDepth      int // QUERY_MAX_DEPTH
+	QueryMaxComplexity int // QUERY_MAX_COMPLEXITY
+	QueryMaxAliases    int // QUERY_MAX_ALIASES
+	QueryMaxTokens     int // QUERY_MAX_TOKENS
+
+	HTTPMaxBodyBytes                int64         // HTTP_MAX_BODY_BYTES (a size: 1048576 or 1MiB)
+	WSMaxConnectionsPerClient       int           // WS_MAX_CONNECTIONS_PER_CLIENT
+	WSMaxSubscriptionsPerConnection int           // WS_MAX_SUBSCRIPTIONS_PER_CONNECTION
+	ShutdownTimeout                 time.Duration // SHUTDOWN_TIMEOUT: how long draining may take
+
+	JWTSecret        string        // JWT_SECRET (secret); random per start outside production when empty
+	JWTSecretRandom  bool          // true when JWTSecret was generated at start-up
+	JWTTTL           time.Duration // JWT_TTL
+	PasswordHashCost int           // PASSWORD_HASH_COST: bcrypt cost
+	AdminEmail       string        // ADMIN_EMAIL
+	AdminPassword    string        // ADMIN_PASSWORD (secret)
+	CORSOrigins      []string      // CORS_ORIGINS: comma-separated
+
+	Supervise              bool          // SUPERVISE or -supervise
+	MemoryRestartThreshold int64         // MEMORY_RESTART_THRESHOLD: a size; 0 disables
+	MemoryRestartAfter     int           // MEMORY_RESTART_AFTER
+	MemoryCheckInterval    time.Duration // MEMORY_CHECK_INTERVAL
+	MemoryLimit            int64         // MEMORY_LIMIT: a size; 0 means none configured
+	MemoryLogInterval      time.Duration // MEMORY_LOG_INTERVAL
+
+	LogFormat     string // LOG_FORMAT: json or text
+	LogLevel      string // LOG_LEVEL: debug, info, warn, error
+	LogFile       string // LOG_FILE: empty logs to stderr
+	LogMaxSizeMB  int    // LOG_MAX_SIZE_MB
+	LogMaxBackups int    // LOG_MAX_BACKUPS
+	LogMaxAgeDays int    // LOG_MAX_AGE_DAYS
+}
+
+// Environments Eventide knows.
+const (
+	EnvDevelopment = "development"
+	EnvTest        = "test"
+	EnvProduction  = "production"
+)
+
+// IsProduction reports whether c is a production configuration.
+func (c *Config) IsProduction() bool { return c.AppEnv == EnvProduction }

@@ -1,0 +1,409 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// kind says how a key's text becomes a Config field.
+type kind int
+
+const (
+	kindText     kind = iota // string as given
+	kindEnum                 // string, lower-cased, one of field.enum
+	kindInt                  // int in [min, max]
+	kindUint                 // uint64 in [min, max]
+	kindBool                 // ParseBool
+	kindDuration             // ParseDuration, > 0
+	kindSeconds              // ParseSeconds, > 0
+	kindSize                 // ParseSize, >= min
+	kindList                 // ParseList
+	kindPrefixes             // ParsePrefixes
+)
+
+// field describes one key: its name, how it is parsed and checked, and where it lives in Config.
+type field struct {
+	key      string
+	usage    string
+	kind     kind
+	secret   bool
+	min, max int64
+	enum     []string
+	ptr      func(*Config) any      // pointer to the Config field
+	check    func(c *Config) string // extra rule: "" when c is fine, else what is allowed
+}
+
+// fields lists every key in the order of Config's fields; errors are reported in this order.
+var fields = []field{
+	enum("APP_ENV", "environment: selects defaults and .env.<APP_ENV>", []string{EnvDevelopment, EnvTest, EnvProduction}, func(c *Config) *string { return &c.AppEnv }),
+	text("CONFIG_FILE", "optional YAML configuration file", func(c *Config) *string { return &c.ConfigFile }),
+
+	text("HOST", "HTTP bind address", func(c *Config) *string { return &c.Host }),
+	integer("PORT", "HTTP port (0 picks a free one)", 0, 65535, func(c *Config) *int { return &c.Port }),
+
+	text("MONGO_URI", "MongoDB connection string; empty selects the embedded store", func(c *Config) *string { return &c.MongoURI }).
+		withCheck(checkMongoURI),
+	text("MONGO_DATABASE", "MongoDB database name", func(c *Config) *string { return &c.MongoDatabase }).
+		withCheck(checkMongoDatabase),
+	unsigned("MONGO_POOL_SIZE", "MongoDB maximum pool size", 1, math.MaxInt64, func(c *Config) *uint64 { return &c.MongoPoolSize }),
+	unsigned("MONGO_MIN_POOL_SIZE", "MongoDB minimum pool size", 0, math.MaxInt64, func(c *Config) *uint64 { return &c.MongoMinPoolSize }).
+		withCheck(func(c *Config) string {
+			if c.MongoMinPoolSize > c.MongoPoolSize {
+				return fmt.Sprintf("must be an integer from 0 to MONGO_POOL_SIZE (%d)", c.MongoPoolSize)
+			}
+			return ""
+		}),
+	duration("MONGO_CONNECT_TIMEOUT", "MongoDB connect timeout", func(c *Config) *time.Duration { return &c.MongoConnectTimeout }),
+	duration("MONGO_SERVER_SELECTION_TIMEOUT", "MongoDB server selection timeout", func(c *Config) *time.Duration { return &c.MongoServerSelectionTimeout }),
+	duration("MONGO_MAX_CONN_IDLE_TIME", "MongoDB idle connection lifetime", func(c *Config) *time.Duration { return &c.MongoMaxConnIdleTime }),
+	text("DATA_DIR", "directory of the embedded store", func(c *Config) *string { return &c.DataDir }).
+		withCheck(func(c *Config) string {
+			if c.MongoURI == "" && strings.TrimSpace(c.DataDir) == "" {
+				return "must be a directory when MONGO_URI is empty"
+			}
+			return ""
+		}),
+
+	boolean("USE_REDIS", "use Redis as the shared cache", func(c *Config) *bool { return &c.UseRedis }),
+	text("REDIS_HOST", "Redis host", func(c *Config) *string { return &c.RedisHost }).
+		withCheck(func(c *Config) string {
+			if c.UseRedis && len(c.RedisAddrs) == 0 && strings.TrimSpace(c.RedisHost) == "" {
+				return "must be a host name when USE_REDIS is true and REDIS_ADDRS is empty"
+			}
+			return ""
+		}),
+	integer("REDIS_PORT", "Redis port", 1, 65535, func(c *Config) *int { return &c.RedisPort }),
+	text("REDIS_PASSWORD", "Redis password", func(c *Config) *string { return &c.RedisPassword }).secretKey(),
+	integer("REDIS_DB", "Redis database number", 0, math.MaxInt, func(c *Config) *int { return &c.RedisDB }),
+	list("REDIS_ADDRS", "comma-separated Redis seeds host:port (Sentinel with REDIS_MASTER_NAME, Cluster with several)", func(c *Config) *[]string { return &c.RedisAddrs }).
+		withCheck(func(c *Config) string {
+			for _, a := range c.RedisAddrs {
+				_, port, err := net.SplitHostPort(a)
+				if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+					return "must be comma-separated host:port addresses"
+				}
+			}
+			return ""
+		}),
+	text("REDIS_MASTER_NAME", "Redis Sentinel master name", func(c *Config) *string { return &c.RedisMasterName }),
+
+	seconds("CACHE_TTL", "cache entry lifetime in seconds", func(c *Config) *time.Duration { return &c.CacheTTL }),
+	integer("CACHE_MAX_ENTRIES", "in-memory cache capacity", 1, math.MaxInt, func(c *Config) *int { return &c.CacheMaxEntries }),
+
+	boolean("SEED_DEMO", "seed demo data into an empty store", func(c *Config) *bool { return &c.SeedDemo }),
+
+	integer("SECURITY_MAX_EVENTS", "security events kept in memory", 1, math.MaxInt, func(c *Config) *int { return &c.SecurityMaxEvents }),
+	duration("SECURITY_EVENT_MAX_AGE", "age after which security events are dropped", func(c *Config) *time.Duration { return &c.SecurityEventMaxAge }),
+
+	seconds("THROTTLE_TTL", "throttle window in seconds", func(c *Config) *time.Duration { return &c.ThrottleTTL }),
+	integer("THROTTLE_LIMIT", "requests per client per window", 1, math.MaxInt, func(c *Config) *int { return &c.ThrottleLimit }),
+	integer("LOGIN_THROTTLE_LIMIT", "login attempts per client and per email per window", 1, math.MaxInt, func(c *Config) *int { return &c.LoginThrottleLimit }),
+	prefixes("TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed", func(c *Config) *[]netip.Prefix { return &c.TrustedProxies }),
+	integer("BRUTE_FORCE_THRESHOLD", "failed logins within the window that raise BRUTE_FORCE_SUSPECTED", 1, math.MaxInt, func(c *Config) *int { return &c.BruteForceThreshold }),
+	duration("BRUTE_FORCE_WINDOW", "window for counting failed logins", func(c *Config) *time.Duration { return &c.BruteForceWindow }),
+
+	integer("QUERY_MAX_DEPTH", "maximum GraphQL query depth", 1, math.MaxInt, func(c *Config) *int { return &c.QueryMaxDepth }),
+	integer("QUERY_MAX_COMPLEXITY", "maximum GraphQL query complexity", 1, math.MaxInt, func(c *Config) *int { return &c.QueryMaxComplexity }),
+	integer("QUERY_MAX_ALIASES", "maximum aliases in a GraphQL document", 1, math.MaxInt, func(c *Config) *int { return &c.QueryMaxAliases }),
+	integer("QUERY_MAX_TOKENS", "maximum tokens in a GraphQL document", 1, math.MaxInt, func(c *Config) *int { return &c.QueryMaxTokens }),
+
+	size("HTTP_MAX_BODY_BYTES", "largest request body (a size such as 1MiB)", 1024, func(c *Config) *int64 { return &c.HTTPMaxBodyBytes }),
+	integer("WS_MAX_CONNECTIONS_PER_CLIENT", "websocket connections per client", 1, math.MaxInt, func(c *Config) *int { return &c.WSMaxConnectionsPerClient }),
+	integer("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "subscriptions per websocket connection", 1, math.MaxInt, func(c *Config) *int { return &c.WSMaxSubscriptionsPerConnection }),
+	duration("SHUTDOWN_TIMEOUT", "how long draining may take", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+
+	text("JWT_SECRET", "token signing secret, at least 32 bytes; random per start outside production when empty", func(c *Config) *string { return &c.JWTSecret }).
+		secretKey().withCheck(func(c *Config) string {
+		switch {
+		case c.JWTSecret == "" && c.IsProduction():
+			return fmt.Sprintf("required in production: at least %d bytes", minJWTSecret)
+		case c.JWTSecret != "" && len(c.JWTSecret) < minJWTSecret:
+			return fmt.Sprintf("must be at least %d bytes", minJWTSecret)
+		}
+		return ""
+	}),
+	duration("JWT_TTL", "token lifetime", func(c *Config) *time.Duration { return &c.JWTTTL }),
+	integer("PASSWORD_HASH_COST", "bcrypt cost", 4, 31, func(c *Config) *int { return &c.PasswordHashCost }),
+	text("ADMIN_EMAIL", "admin account ensured at start-up", func(c *Config) *string { return &c.AdminEmail }).
+		withCheck(func(c *Config) string {
+			switch {
+			case c.AdminEmail == "" && c.AdminPassword != "":
+				return "required when ADMIN_PASSWORD is set"
+			case c.AdminEmail != "" && !strings.Contains(c.AdminEmail, "@"):
+				return "must be an email address"
+			}
+			return ""
+		}),
+	text("ADMIN_PASSWORD", "password of the admin account", func(c *Config) *string { return &c.AdminPassword }).
+		secretKey().withCheck(func(c *Config) string {
+		switch {
+		case c.AdminPassword == "" && c.AdminEmail != "":
+			return "required when ADMIN_EMAIL is set"
+		case c.AdminPassword != "" && utf8.RuneCountInString(c.AdminPassword) < minAdminPassword:
+			return fmt.Sprintf("must be at least %d characters", minAdminPassword)
+		}
+		return ""
+	}),
+	list("CORS_ORIGINS", "comma-separated allowed origins (* for any)", func(c *Config) *[]string { return &c.CORSOrigins }),
+
+	boolean("SUPERVISE", "run the server as a supervised child process", func(c *Config) *bool { return &c.Supervise }),
+	size("MEMORY_RESTART_THRESHOLD", "memory that, held too long, asks for a restart (0 disables)", 0, func(c *Config) *int64 { return &c.MemoryRestartThreshold }),
+	integer("MEMORY_RESTART_AFTER", "consecutive checks over the threshold before a restart", 1, math.MaxInt, func(c *Config) *int { return &c.MemoryRestartAfter }),
+	duration("MEMORY_CHECK_INTERVAL", "interval of memory checks", func(c *Config) *time.Duration { return &c.MemoryCheckInterval }),
+	size("MEMORY_LIMIT", "Go runtime soft memory limit (0: none)", 0, func(c *Config) *int64 { return &c.MemoryLimit }),
+	duration("MEMORY_LOG_INTERVAL", "interval of the memory log line", func(c *Config) *time.Duration { return &c.MemoryLogInterval }),
+
+	enum("LOG_FORMAT", "log format", []string{"json", "text"}, func(c *Config) *string { return &c.LogFormat }),
+	enum("LOG_LEVEL", "log level", []string{"debug", "info", "warn", "error"}, func(c *Config) *string { return &c.LogLevel }),
+	text("LOG_FILE", "log file (empty: stderr)", func(c *Config) *string { return &c.LogFile }),
+	integer("LOG_MAX_SIZE_MB", "log file size before rotation, in MB", 1, math.MaxInt, func(c *Config) *int { return &c.LogMaxSizeMB }),
+	integer("LOG_MAX_BACKUPS", "rotated log files kept", 0, math.MaxInt, func(c *Config) *int { return &c.LogMaxBackups }),
+	integer("LOG_MAX_AGE_DAYS", "days rotated log files are kept", 0, math.MaxInt, func(c *Config) *int { return &c.LogMaxAgeDays }),
+}
+
+const (
+	minJWTSecret     = 32
+	minAdminPassword = 8
+)
+
+// fieldIndex maps a key to its position in fields.
+var fieldIndex = func() map[string]int {
+	m := make(map[string]int, len(fields))
+	for i, f := range fields {
+		m[f.key] = i
+	}
+	return m
+}()
+
+func text(key, usage string, p func(*Config) *string) field {
+	return field{key: key, usage: usage, kind: kindText, ptr: func(c *Config) any { return p(c) }}
+}
+
+func enum(key, usage string, allowed []string, p func(*Config) *string) field {
+	return field{key: key, usage: usage, kind: kindEnum, enum: allowed, ptr: func(c *Config) any { return p(c) }}
+}
+
+func integer(key, usage string, lo, hi int64, p func(*Config) *int) field {
+	return field{key: key, usage: usage, kind: kindInt, min: lo, max: hi, ptr: func(c *Config) any { return p(c) }}
+}
+
+func unsigned(key, usage string, lo, hi int64, p func(*Config) *uint64) field {
+	return field{key: key, usage: usage, kind: kindUint, min: lo, max: hi, ptr: func(c *Config) any { return p(c) }}
+}
+
+func boolean(key, usage string, p func(*Config) *bool) field {
+	return field{key: key, usage: usage, kind: kindBool, ptr: func(c *Config) any { return p(c) }}
+}
+
+func duration(key, usage string, p func(*Config) *time.Duration) field {
+	return field{key: key, usage: usage, kind: kindDuration, ptr: func(c *Config) any { return p(c) }}
+}
+
+func seconds(key, usage string, p func(*Config) *time.Duration) field {
+	return field{key: key, usage: usage, kind: kindSeconds, ptr: func(c *Config) any { return p(c) }}
+}
+
+func size(key, usage string, lo int64, p func(*Config) *int64) field {
+	return field{key: key, usage: usage, kind: kindSize, min: lo, ptr: func(c *Config) any { return p(c) }}
+}
+
+func list(key, usage string, p func(*Config) *[]string) field {
+	return field{key: key, usage: usage, kind: kindList, ptr: func(c *Config) any { return p(c) }}
+}
+
+func prefixes(key, usage string, p func(*Config) *[]netip.Prefix) field {
+	return field{key: key, usage: usage, kind: kindPrefixes, ptr: func(c *Config) any { return p(c) }}
+}
+
+func (f field) secretKey() field { f.secret = true; return f }
+
+func (f field) withCheck(check func(*Config) string) field { f.check = check; return f }
+
+// allowed says, for an error message, what values f takes.
+func (f field) allowed() string {
+	switch f.kind {
+	case kindEnum:
+		return "must be one of " + strings.Join(f.enum, ", ")
+	case kindInt, kindUint:
+		if f.max == math.MaxInt64 || f.max == math.MaxInt {
+			return fmt.Sprintf("must be an integer >= %d", f.min)
+		}
+		return fmt.Sprintf("must be an integer %d-%d", f.min, f.max)
+	case kindBool:
+		return "must be true or false (or 1/0, yes/no, on/off)"
+	case kindDuration:
+		return "must be a duration > 0 such as 30s, 15m or 24h"
+	case kindSeconds:
+		return "must be a whole number of seconds > 0 (or a duration such as 90s)"
+	case kindSize:
+		if f.min > 0 {
+			return fmt.Sprintf("must be a size of at least %d bytes such as 1048576, 64MB or 1MiB", f.min)
+		}
+		return "must be a size such as 536870912, 512MiB or 1GiB (0 or empty disables)"
+	case kindPrefixes:
+		return "must be comma-separated CIDRs or IP addresses such as 10.0.0.0/8,192.168.1.1"
+	}
+	return "is not allowed"
+}
+
+// parse reads raw into f's field of c. On failure c is left as it was.
+func (f field) parse(c *Config, raw string) *Error {
+	fail := func() *Error { return f.errorFor(raw) }
+	switch p := f.ptr(c).(type) {
+	case *string:
+		if f.kind == kindEnum {
+			raw = strings.ToLower(strings.TrimSpace(raw))
+		}
+		*p = raw
+	case *int:
+		n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 0)
+		if err != nil {
+			return fail()
+		}
+		*p = int(n)
+	case *uint64:
+		n, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			return fail()
+		}
+		*p = n
+	case *bool:
+		b, err := ParseBool(raw)
+		if err != nil {
+			return fail()
+		}
+		*p = b
+	case *time.Duration:
+		parse := ParseDuration
+		if f.kind == kindSeconds {
+			parse = ParseSeconds
+		}
+		d, err := parse(raw)
+		if err != nil {
+			return fail()
+		}
+		*p = d
+	case *int64:
+		n, err := ParseSize(raw)
+		if err != nil {
+			return fail()
+		}
+		*p = n
+	case *[]string:
+		*p = ParseList(raw)
+	case *[]netip.Prefix:
+		ps, err := ParsePrefixes(raw)
+		if err != nil {
+			return fail()
+		}
+		*p = ps
+	default:
+		panic("config: field " + f.key + " has an unsupported type")
+	}
+	return nil
+}
+
+// validate applies f's range and extra rule to the parsed c.
+func (f field) validate(c *Config) *Error {
+	ok := true
+	switch p := f.ptr(c).(type) {
+	case *string:
+		ok = f.kind != kindEnum || slices.Contains(f.enum, *p)
+	case *int:
+		ok = int64(*p) >= f.min && int64(*p) <= f.max
+	case *uint64:
+		ok = *p >= uint64(f.min) && *p <= uint64(f.max)
+	case *time.Duration:
+		ok = *p > 0
+	case *int64:
+		ok = *p >= f.min
+	case *[]netip.Prefix:
+		for _, pr := range *p {
+			ok = ok && pr.IsValid()
+		}
+	}
+	if !ok {
+		return f.errorFor(f.format(c))
+	}
+	if f.check != nil {
+		if allowed := f.check(c); allowed != "" {
+			return &Error{Key: f.key, Value: f.mask(f.format(c)), Allowed: allowed}
+		}
+	}
+	return nil
+}
+
+func (f field) errorFor(raw string) *Error {
+	return &Error{Key: f.key, Value: f.mask(raw), Allowed: f.allowed()}
+}
+
+// mask hides a secret value: "***" for a secret key that is set, credentials in MONGO_URI.
+func (f field) mask(v string) string {
+	switch {
+	case f.secret && v != "":
+		return "***"
+	case f.key == "MONGO_URI":
+		return MaskURI(v)
+	}
+	return v
+}
+
+// format writes f's value in c as text that parse reads back.
+func (f field) format(c *Config) string {
+	switch p := f.ptr(c).(type) {
+	case *string:
+		return *p
+	case *int:
+		return strconv.Itoa(*p)
+	case *uint64:
+		return strconv.FormatUint(*p, 10)
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *time.Duration:
+		if f.kind == kindSeconds {
+			return FormatSeconds(*p)
+		}
+		return FormatDuration(*p)
+	case *int64:
+		return FormatSize(*p)
+	case *[]string:
+		return strings.Join(*p, ",")
+	case *[]netip.Prefix:
+		s := make([]string, len(*p))
+		for i, pr := range *p {
+			s[i] = pr.String()
+		}
+		return strings.Join(s, ",")
+	}
+	panic("config: field " + f.key + " has an unsupported type")
+}
+
+// flagNames returns the long flags of f: the key in kebab case, plus -config for CONFIG_FILE.
+func (f field) flagNames() []string {
+	name := strings.ReplaceAll(strings.ToLower(f.key), "_", "-")
+	if f.key == "CONFIG_FILE" {
+		return []string{"config", name}
+	}
+	return []string{name}
+}
+
+func checkMongoURI(c *Config) string {
+	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
+		return "must be empty or start with mongodb:// or mongodb+srv://"
+	}
+	return ""
+}
+
+func checkMongoDatabase(c *Config) string {
+	if c.MongoDatabase == "" || strings.ContainsAny(c.MongoDatabase, "/\\. \"$\x00") || len(c.MongoDatabase) > 63 {
+		return `must be a MongoDB database name: 1-63 bytes without / \ . " $ or space`
+	}
+	return ""
+}

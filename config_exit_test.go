@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestBadConfigExits2 runs the real run() with each bad value and checks exit status 2 and one
+// line naming the key, never the secret.
+func TestBadConfigExits2(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		args, env []string
+		secret    string
+	}{
+		{name: "PortNotNumber", key: "PORT", env: []string{"PORT=abc"}},
+		{name: "PortFlag", key: "PORT", args: []string{"--port", "99999"}},
+		{name: "NegativeTTL", key: "CACHE_TTL", env: []string{"CACHE_TTL=-5"}},
+		{name: "UnknownEnv", key: "APP_ENV", env: []string{"APP_ENV=staging"}},
+		{name: "MissingJWTSecretInProduction", key: "JWT_SECRET", env: []string{"APP_ENV=production"}},
+		{name: "ShortJWTSecret", key: "JWT_SECRET", env: []string{"JWT_SECRET=tooshort-secret"}, secret: "tooshort-secret"},
+		{name: "BadSize", key: "MEMORY_RESTART_THRESHOLD", env: []string{"MEMORY_RESTART_THRESHOLD=lots"}},
+		{name: "BadDuration", key: "MONGO_SERVER_SELECTION_TIMEOUT", env: []string{"MONGO_SERVER_SELECTION_TIMEOUT=soon"}},
+		{name: "BadLogFormat", key: "LOG_FORMAT", env: []string{"LOG_FORMAT=xml"}},
+		{name: "BadMongoURI", key: "MONGO_URI", env: []string{"MONGO_URI=postgres://x"}},
+		{name: "BadBool", key: "USE_REDIS", env: []string{"USE_REDIS=perhaps"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			env := append([]string{"DATA_DIR=" + t.TempDir()}, tc.env...)
+			err := run(context.Background(), tc.args, env, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			out := stderr.String()
+			if code != 2 {
+				t.Fatalf("exit %d, want 2 (%s)", code, out)
+			}
+			if lines := strings.Count(strings.TrimSpace(out), "\n") + 1; lines != 1 {
+				t.Fatalf("%d lines, want 1: %s", lines, out)
+			}
+			if !strings.Contains(out, tc.key) {
+				t.Fatalf("message does not name %s: %s", tc.key, out)
+			}
+			if tc.secret != "" && strings.Contains(out, tc.secret) {
+				t.Fatalf("secret printed: %s", out)
+			}
+		})
+	}
+	t.Run("UnknownFlag", func(t *testing.T) {
+		var stderr bytes.Buffer
+		if code := exitCode(run(context.Background(), []string{"--no-such-flag"}, nil, &stderr, &stderr), &stderr); code != 2 {
+			t.Fatalf("exit %d", code)
+		}
+	})
+}

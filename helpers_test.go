@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventide/server/config"
+)
+
+const (
+	testAdminEmail    = "admin@test.local"
+	testAdminPassword = "admin-password"
+)
+
+// syncBuffer is a log sink that tests can read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testServer is a real server on a loopback port over the embedded store in a temp dir.
+type testServer struct {
+	t    testing.TB
+	app  *app
+	base string
+	logs *syncBuffer
+	down atomic.Bool
+}
+
+// testConfig is the test environment's configuration with a free port and a temp data dir.
+func testConfig(t testing.TB) *config.Config {
+	t.Helper()
+	cfg, err := config.Defaults(config.EnvTest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Port = 0
+	cfg.Host = "127.0.0.1"
+	cfg.DataDir = t.TempDir()
+	cfg.JWTSecret = "test-secret-test-secret-test-secret!"
+	cfg.PasswordHashCost = 4
+	cfg.AdminEmail, cfg.AdminPassword = testAdminEmail, testAdminPassword
+	cfg.SeedDemo = false
+	cfg.LogLevel = "info"
+	cfg.ShutdownTimeout = 10 * time.Second
+	return cfg
+}
+
+// startServer starts a server with cfg (testConfig when nil); it is shut down at cleanup.
+func startServer(t testing.TB, cfg *config.Config) *testServer {
+	t.Helper()
+	if cfg == nil {
+		cfg = testConfig(t)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("start: %v\nlogs:\n%s", err, logs.String())
+	}
+	ts := &testServer{t: t, app: a, base: "http://" + a.addr, logs: logs}
+	t.Cleanup(func() { ts.stop() })
+	return ts
+}
+
+func (ts *testServer) stop() {
+	if ts.down.Swap(true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := ts.app.shutdown(ctx); err != nil {
+		ts.t.Errorf("shutdown: %v", err)
+	}
+}
+
+// gqlResponse is a GraphQL response with errors kept apart.
+type gqlResponse struct {
+	Status int
+	Data   json.RawMessage `json:"data"`
+	Errors []gqlError      `json:"errors"`
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+func (r *gqlResponse) code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// do posts a GraphQL request, with a bearer token when token is not empty.
+func (ts *testServer) do(token, query string, vars map[string]any) *gqlResponse {
+	ts.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, ts.base+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return ts.send(req)
+}
+
+func (ts *testServer) send(req *http.Request) *gqlResponse {
+	ts.t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatalf("request: %v", err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := &gqlResponse{Status: res.StatusCode}
+	if err := json.Unmarshal(raw, out); err != nil {
+		ts.t.Fatalf("response %d is not JSON: %v: %s", res.StatusCode, err, raw)
+	}
+	return out
+}
+
+// mustData runs a request that must succeed and decodes its data into dst.
+func (ts *testServer) mustData(token, query string, vars map[string]any, dst any) {
+	ts.t.Helper()
+	r := ts.do(token, query, vars)
+	if len(r.Errors) > 0 || r.Status != http.StatusOK {
+		ts.t.Fatalf("unexpected errors (status %d): %+v", r.Status, r.Errors)
+	}
+	if dst != nil {
+		if err := json.Unmarshal(r.Data, dst); err != nil {
+			ts.t.Fatalf("decode %s: %v", r.Data, err)
+		}
+	}
+}
+
+// mustCode runs a request that must fail with code.
+func (ts *testServer) mustCode(code, token, query string, vars map[string]any) *gqlResponse {
+	ts.t.Helper()
+	r := ts.do(token, query, vars)
+	if r.code() != code {
+		ts.t.Fatalf("code = %q, want %q (status %d, errors %+v, data %s)", r.code(), code, r.Status, r.Errors, r.Data)
+	}
+	return r
+}
+
+type session struct {
+	Token string
+	ID    string
+}
+
+var userSeq atomic.Int64
+
+// signUp creates a fresh USER and returns its session.
+func (ts *testServer) signUp(name string) session {
+	ts.t.Helper()
+	email := fmt.Sprintf("%s-%d-%d@example.com", strings.ToLower(strings.ReplaceAll(name, " ", ".")), time.Now().UnixNano(), userSeq.Add(1))
+	var out struct {
+		SignUp struct {
+			Token string
+			User  struct{ ID string }
+		}
+	}
+	ts.mustData("", `mutation($i: SignUpInput!){ signUp(input: $i){ token user { id } } }`,
+		map[string]any{"i": map[string]any{"email": email, "password": "password-123", "name": name}}, &out)
+	return session{Token: out.SignUp.Token, ID: out.SignUp.User.ID}
+}
+
+func (ts *testServer) admin() session {
+	ts.t.Helper()
+	var out struct {
+		Login struct {
+			Token string
+			User  struct{ ID string }
+		}
+	}
+	ts.mustData("", `mutation($e: String!, $p: String!){ login(email: $e, password: $p){ token user { id } } }`,
+		map[string]any{"e": testAdminEmail, "p": testAdminPassword}, &out)
+	return session{Token: out.Login.Token, ID: out.Login.User.ID}
+}
+
+// organizer signs up a user and makes it an ORGANIZER.
+func (ts *testServer) organizer(name string) session {
+	ts.t.Helper()
+	s := ts.signUp(name)
+	ts.mustData(ts.admin().Token, `mutation($u: ID!){ setUserRole(userId: $u, role: ORGANIZER){ id role } }`,
+		map[string]any{"u": s.ID}, nil)
+	return s
+}
+
+// publishedEvent creates and publishes an event organized by org.
+func (ts *testServer) publishedEvent(org session, title string, capacity int, startsIn time.Duration) string {
+	ts.t.Helper()
+	id := ts.draftEvent(org, title, capacity, startsIn)
+	ts.mustData(org.Token, `mutation($id: ID!){ publishEvent(id: $id){ id status } }`, map[string]any{"id": id}, nil)
+	return id
+}
+
+func (ts *testServer) draftEvent(org session, title string, capacity int, startsIn time.Duration) string {
+	ts.t.Helper()
+	start := time.Now().Add(startsIn).UTC()
+	var out struct{ CreateEvent struct{ ID string } }
+	ts.mustData(org.Token, `mutation($i: CreateEventInput!){ createEvent(input: $i){ id } }`, map[string]any{"i": map[string]any{
+		"title": title, "startsAt": start.Format(time.RFC3339), "endsAt": start.Add(2 * time.Hour).Format(time.RFC3339),
+		"capacity": capacity, "tags": []string{"test"},
+	}}, &out)
+	return out.CreateEvent.ID
+}

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	coderws "github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/eventide/server/auth"
+	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/resolvers"
+)
+
+// GraphQLOptions configures NewGraphQL.
+type GraphQLOptions struct {
+	Logger        *slog.Logger
+	Authenticator *auth.Authenticator
+	// Introspection allows introspection for everyone; otherwise only admins may introspect.
+	Introspection bool
+	// AllowedOrigins lists the origins a websocket may be opened from ("*" allows any); the
+	// server's own origin is always allowed.
+	AllowedOrigins []string
+	// QueryCacheSize bounds the parsed-query LRU.
+	QueryCacheSize int
+}
+
+// NewGraphQL builds the gqlgen server with explicit transports: websocket (graphql-transport-ws
+// and graphql-ws, keepalive and ping/pong dead-peer detection on), Server-Sent Events, GET and POST.
+func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
+	srv := handler.New(es)
+	srv.AddTransport(transport.Websocket{
+		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
+		InitFunc:              wsInit(o.Authenticator),
+		InitTimeout:           10 * time.Second,
+		KeepAlivePingInterval: 15 * time.Second,
+		PingPongInterval:      15 * time.Second,
+	})
+	srv.AddTransport(transport.SSE{}) // before POST: both take POST, SSE only with Accept: text/event-stream
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	if o.QueryCacheSize <= 0 {
+		o.QueryCacheSize = 1000
+	}
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](o.QueryCacheSize))
+	srv.Use(introspection{all: o.Introspection})
+	srv.SetErrorPresenter(resolvers.ErrorPresenter(o.Logger))
+	srv.SetRecoverFunc(resolvers.Recover)
+	return srv
+}
+
+func acceptOptions(origins []string) coderws.AcceptOptions {
+	var opts coderws.AcceptOptions
+	for _, o := range origins {
+		if o == "*" {
+			opts.InsecureSkipVerify = true // any origin: development only, by configuration
+			return opts
+		}
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			opts.OriginPatterns = append(opts.OriginPatterns, u.Host)
+		} else {
+			opts.OriginPatterns = append(opts.OriginPatterns, o)
+		}
+	}
+	return opts
+}
+
+// wsInit authenticates a websocket once, from connection_init's payload: "Authorization" or
+// "authorization" ("Bearer <token>") or "authToken" (the bare token). Without a token the
+// viewer from the upgrade request's header (or anonymous) stays.
+func wsInit(a *auth.Authenticator) transport.WebsocketInitFunc {
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		tok := p.Authorization()
+		if tok == "" {
+			tok = p.GetString("authToken")
+		}
+		if tok == "" {
+			return ctx, nil, nil
+		}
+		u, err := a.Viewer(ctx, tok)
+		if err != nil {
+			return ctx, nil, err
+		}
+		return eventide.WithViewer(ctx, u), nil, nil
+	}
+}
+
+// introspection allows schema introspection to everyone when all is set, else to admins only.
+type introspection struct{ all bool }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = introspection{}
+
+func (introspection) ExtensionName() string                   { return "Introspection" }
+func (introspection) Validate(graphql.ExecutableSchema) error { return nil }
+func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	v := eventide.ViewerFrom(ctx)
+	oc.DisableIntrospection = !i.all && (v == nil || v.Role != eventide.RoleAdmin)
+	return nil
+}

@@ -1,0 +1,240 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/eventide/server/auth"
+	"github.com/eventide/server/eventide"
+)
+
+// requestID gives every request an id: a sane incoming X-Request-ID is kept, else a random one.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !saneID(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r.WithContext(eventide.WithRequestID(r.Context(), id)))
+	})
+}
+
+func saneID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// recoverer turns a panic outside the resolvers into a masked 500, logged with its stack.
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					rid := eventide.RequestIDFrom(r.Context())
+					log.ErrorContext(r.Context(), "panic", "request_id", rid, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+					writeError(w, r, http.StatusInternalServerError, eventide.CodeInternal, "internal server error (request id "+rid+")")
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log and metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController and the websocket upgrade reach the real writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush keeps Server-Sent Events streaming through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack keeps websocket upgrades working through the recorder.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("httpapi: response writer cannot hijack")
+	}
+	if s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return h.Hijack()
+}
+
+// accessLog writes one line per request, at debug for health checks and metrics scrapes.
+func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			rec := &statusRecorder{ResponseWriter: w}
+			next.ServeHTTP(rec, r)
+			d := time.Since(start)
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			route := routeOf(r.URL.Path)
+			m.observe(route, r.Method, rec.status, d)
+			level := slog.LevelInfo
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+				level = slog.LevelDebug
+			}
+			log.Log(r.Context(), level, "request",
+				"method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", float64(d.Microseconds())/1000, "request_id", eventide.RequestIDFrom(r.Context()),
+				"client", clientAddr(r))
+		})
+	}
+}
+
+// routeOf bounds the path label of the metrics to the routes we serve.
+func routeOf(path string) string {
+	switch {
+	case path == "/graphql", path == "/healthz", path == "/readyz", path == "/metrics", path == "/":
+		return path
+	case strings.HasPrefix(path, "/playground"):
+		return "/playground"
+	case strings.HasPrefix(path, "/monitor"):
+		return "/monitor"
+	}
+	return "other"
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// graphQLBody guards the body of a POST: over limit bytes is 413; a body that is not a GraphQL
+// request object ({query, variables, operationName, extensions}) is 400 BAD_REQUEST. The body is
+// read once here and handed on from memory.
+func graphQLBody(limit int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if r.ContentLength > limit {
+				writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+					fmt.Sprintf("request body is larger than %d bytes", limit))
+				return
+			}
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+			if err != nil {
+				if errors.As(err, new(*http.MaxBytesError)) {
+					writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+						fmt.Sprintf("request body is larger than %d bytes", limit))
+					return
+				}
+				writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, "could not read the request body")
+				return
+			}
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" || mt == "application/graphql-response+json" {
+				if msg := checkRequestJSON(body); msg != "" {
+					writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, msg)
+					return
+				}
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// checkRequestJSON says what is wrong with a JSON GraphQL request body, or "".
+func checkRequestJSON(body []byte) string {
+	var req struct {
+		Query         *string         `json:"query"`
+		OperationName *string         `json:"operationName"`
+		Variables     json.RawMessage `json:"variables"`
+		Extensions    json.RawMessage `json:"extensions"`
+	}
+	if !json.Valid(body) {
+		return "malformed JSON in the request body"
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return "the request body must be a JSON object {query, variables, operationName, extensions}"
+	}
+	for name, raw := range map[string]json.RawMessage{"variables": req.Variables, "extensions": req.Extensions} {
+		if len(raw) > 0 && raw[0] != '{' && string(raw) != "null" {
+			return name + " must be a JSON object"
+		}
+	}
+	return ""
+}
+
+// authenticate puts the viewer named by the Authorization header in the context. A present but
+// invalid token fails the request with 401 UNAUTHENTICATED.
+func authenticate(a *auth.Authenticator, log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Header.Get("Authorization")
+			if h == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			u, err := a.Viewer(r.Context(), h)
+			if err != nil {
+				code := eventide.ErrorCode(err)
+				msg := "invalid or expired token"
+				if code != eventide.CodeUnauthenticated {
+					log.WarnContext(r.Context(), "authentication failed", "request_id", eventide.RequestIDFrom(r.Context()), "error", err)
+					msg = "could not check the token; try again shortly"
+				}
+				writeError(w, r, statusFor(code), code, msg)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(eventide.WithViewer(r.Context(), u)))
+		})
+	}
+}

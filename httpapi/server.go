@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
+
+	"github.com/eventide/server/auth"
+	"github.com/eventide/server/eventide"
+)
+
+// Check reports whether one dependency works; Detail adds what a reader of /readyz wants to know
+// (the cache backend, say).
+type Check struct {
+	Name string
+	// Required checks make /readyz 503 when they fail; others are reported only.
+	Required bool
+	Probe    func(ctx context.Context) (detail string, err error)
+}
+
+// Options configures New.
+type Options struct {
+	Logger         *slog.Logger
+	GraphQL        http.Handler
+	Playground     http.Handler // served at /playground and below
+	Authenticator  *auth.Authenticator
+	Checks         []Check
+	Registry       *prometheus.Registry
+	MaxBodyBytes   int64
+	CORSOrigins    []string
+	ReadyTimeout   time.Duration
+	RequestTimeout time.Duration // header read timeout and idle timeout base
+}
+
+// Server is the HTTP server. Shutdown closes websocket subscriptions with a close frame, then
+// stops accepting and drains in-flight requests.
+type Server struct {
+	http *http.Server
+	log  *slog.Logger
+
+	// streams is cancelled at shutdown: every websocket and SSE request runs under it, so gqlgen
+	// completes its subscriptions and sends a proper close.
+	streams     context.Context
+	stopStreams context.CancelFunc
+	streamWG    sync.WaitGroup
+}
+
+// New builds the server and its routes.
+func New(o Options) *Server {
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 2 * time.Second
+	}
+	s := &Server{log: o.Logger}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
+
+	m := newMetrics(o.Registry)
+	mux := http.NewServeMux()
+	gql := chain(o.GraphQL,
+		graphQLBody(o.MaxBodyBytes),
+		authenticate(o.Authenticator, o.Logger),
+		s.trackStreams,
+	)
+	mux.Handle("/graphql", gql)
+	if o.Playground != nil {
+		mux.Handle("/playground", o.Playground)
+		mux.Handle("/playground/", o.Playground)
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/playground", http.StatusFound)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.Handle("GET /readyz", readyHandler(o.Checks, o.ReadyTimeout))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, eventide.CodeNotFound, "no such path: "+r.URL.Path)
+	})
+
+	c := cors.New(cors.Options{
+		AllowedOrigins:   o.CORSOrigins,
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept", "X-Request-ID", "Apollo-Require-Preflight"},
+		ExposedHeaders:   []string{"X-Request-ID", "Retry-After"},
+		AllowCredentials: false,
+		MaxAge:           600,
+	})
+	root := chain(mux, c.Handler, accessLog(o.Logger, m), recoverer(o.Logger), requestID)
+	s.http = &http.Server{
+		Handler:           root,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// chain wraps h in middleware, the last one outermost.
+func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
+	for _, m := range mw {
+		h = m(h)
+	}
+	return h
+}
+
+// Handler is the whole HTTP handler, for tests that drive it without a listener.
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown completes open subscriptions (websockets get a close frame), stops accepting, and waits
+// for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopStreams()
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.streamWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// trackStreams runs long-lived requests (websocket upgrades and SSE) under the streams context,
+// so Shutdown can end them properly, and counts them so Shutdown can wait for their close.
+func (s *Server) trackStreams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isStream(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.streamWG.Add(1)
+		defer s.streamWG.Done()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.streams, cancel)
+		defer stop()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func isStream(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+type readyReport struct {
+	Status string                 `json:"status"`
+	Checks map[string]readyDetail `json:"checks"`
+}
+
+type readyDetail struct {
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func readyHandler(checks []Check, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		rep := readyReport{Status: "ok", Checks: make(map[string]readyDetail, len(checks))}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, c := range checks {
+			wg.Go(func() {
+				detail, err := c.Probe(ctx)
+				d := readyDetail{Status: "up", Detail: detail}
+				if err != nil {
+					d.Status, d.Error = "down", err.Error()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				rep.Checks[c.Name] = d
+				if err != nil && c.Required {
+					rep.Status = "unavailable"
+				}
+			})
+		}
+		wg.Wait()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if rep.Status != "ok" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(rep)
+	})
+}

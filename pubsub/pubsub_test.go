@@ -1,0 +1,97 @@
+package pubsub
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBroker(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		b := New[int](4, 10)
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, err := b.Subscribe(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Publish("a", 1)
+		b.Publish("b", 2) // other topic: not delivered
+		if v := <-ch; v != 1 {
+			t.Fatalf("got %d", v)
+		}
+		cancel()
+		if _, ok := <-waitClosed(t, ch); ok {
+			t.Fatal("channel not closed after cancel")
+		}
+		if n, _, _ := b.Stats(); n != 0 {
+			t.Fatalf("subscribers = %d after cancel", n)
+		}
+	})
+	t.Run("SlowSubscriberDropped", func(t *testing.T) {
+		b := New[int](2, 10)
+		slow, _ := b.Subscribe(context.Background(), "a")
+		fastCtx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fast, _ := b.Subscribe(fastCtx, "a")
+		var wg sync.WaitGroup
+		got := 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range fast {
+				got++
+				if got == 1000 {
+					return
+				}
+			}
+		}()
+		for i := range 1000 {
+			b.Publish("a", i)
+			if i%2 == 1 {
+				time.Sleep(time.Microsecond) // let the fast reader keep up
+			}
+		}
+		// The slow one never read: it was dropped after its buffer filled, without blocking.
+		n := 0
+		for range slow {
+			n++
+		}
+		if n != 2 {
+			t.Fatalf("slow subscriber got %d buffered values, want 2", n)
+		}
+		if _, _, dropped := b.Stats(); dropped < 1 {
+			t.Fatal("drop not counted")
+		}
+		cancel()
+		wg.Wait()
+	})
+	t.Run("ErrTooManySubscribers", func(t *testing.T) {
+		b := New[int](1, 2)
+		for range 2 {
+			if _, err := b.Subscribe(context.Background(), "a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.Subscribe(context.Background(), "b"); err != ErrTooManySubscribers {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func waitClosed[T any](t *testing.T, ch <-chan T) <-chan T {
+	t.Helper()
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				c := make(chan T)
+				close(c)
+				return c
+			}
+		case <-deadline:
+			t.Fatal("channel not closed")
+		}
+	}
+}

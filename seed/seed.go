@@ -1,0 +1,399 @@
+// Package seed fills an empty store with a believable demo data set.
+//
+// The data set is planned in memory first, from a fixed pseudo-random seed, so every run produces
+// the same users, venues, events and registrations relative to the time it is given; only then is
+// it written, through the ordinary store methods (registrations go through Register and
+// CancelRegistration, so the counters and the waitlist are exactly what the service would have
+// produced).
+package seed
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventide/server/eventide"
+)
+
+// DemoPassword is the password of every demo user.
+const DemoPassword = "demo-password"
+
+// The shape of the data set.
+const (
+	pastEvents      = 5 // published, already ended
+	draftEvents     = 6 // upcoming drafts
+	cancelledEvents = 4 // upcoming, cancelled with a reason
+	fullEvents      = 4 // published upcoming events that end up full with a waitlist
+	promotions      = 3 // full events where a confirmed registration is cancelled
+	plainCancels    = 2 // other events where a registration is cancelled
+	maxCasualRegs   = 5 // registrations of an ordinary published event: 0..maxCasualRegs
+	emailDomain     = "example.com"
+	minDaysAhead    = 1 // upcoming events start minDaysAhead..maxDaysAhead days from now
+	maxDaysAhead    = 90
+	draftDaysAhead  = 30 // drafts are planned further out: draftDaysAhead..maxDaysAhead days
+	minDaysAgo      = 2  // past events started minDaysAgo..maxDaysAgo days ago, so they have ended
+	maxDaysAgo      = 29
+	// Registrations arrive during the two weeks that end an hour before now.
+	registrationAge = 14 * 24 * time.Hour
+)
+
+// Demo fills st with demo data when it holds no users; it never touches a store that has data
+// and then returns (false, nil). passwordHash is the hash every demo user gets (computed once by the
+// caller from DemoPassword, so seeding costs no bcrypt time per user). now anchors the dates.
+func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.Time, log *slog.Logger) (seeded bool, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n, err := st.CountUsers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("seed: count users: %w", err)
+	}
+	if n > 0 {
+		log.Debug("store has users; demo data not seeded", "users", n)
+		return false, nil
+	}
+	start := time.Now()
+	p := newPlan(now)
+
+	users := make([]*eventide.User, len(p.users))
+	for i, pu := range p.users {
+		u := &eventide.User{Name: pu.name, Email: pu.email, Role: pu.role, PasswordHash: passwordHash}
+		if err := st.CreateUser(ctx, u); err != nil {
+			if i == 0 && eventide.IsCode(err, eventide.CodeBadUserInput) {
+				// Another process seeds the same store right now and was first.
+				log.Info("demo data is being seeded by another process; skipping")
+				return false, nil
+			}
+			return false, fmt.Errorf("seed: create user %s: %w", pu.email, err)
+		}
+		users[i] = u
+	}
+
+	venues := make([]*eventide.Venue, len(p.venues))
+	for i, pv := range p.venues {
+		v := &eventide.Venue{Name: pv.name, Address: pv.address, City: pv.city, CreatedByID: users[pv.creator].ID}
+		if pv.capacity > 0 {
+			v.Capacity = new(pv.capacity)
+		}
+		if err := st.CreateVenue(ctx, v); err != nil {
+			return false, fmt.Errorf("seed: create venue %q: %w", pv.name, err)
+		}
+		venues[i] = v
+	}
+
+	eventIDs := make([]string, len(p.events))
+	for i, pe := range p.events {
+		e := &eventide.Event{
+			Title: pe.title, Description: pe.description, StartsAt: pe.startsAt, EndsAt: pe.endsAt,
+			Status: pe.status, Capacity: pe.capacity, Tags: slices.Clone(pe.tags),
+			OrganizerID: users[pe.organizer].ID, CancelReason: pe.cancelReason,
+		}
+		if pe.venue >= 0 {
+			e.VenueID, e.City = venues[pe.venue].ID, venues[pe.venue].City
+		}
+		if err := st.CreateEvent(ctx, e); err != nil {
+			return false, fmt.Errorf("seed: create event %q: %w", pe.title, err)
+		}
+		eventIDs[i] = e.ID
+	}
+
+	regs, cancels, err := register(ctx, st, p, users, eventIDs)
+	if err != nil {
+		return false, err
+	}
+
+	log.Info("demo data seeded",
+		"password", DemoPassword,
+		"organizerEmail", users[p.exampleOrganizer].Email,
+		"userEmail", users[p.exampleUser].Email,
+		"users", len(users), "venues", len(venues), "events", len(p.events),
+		"registrations", regs, "cancelledRegistrations", cancels,
+		"took", time.Since(start).Round(time.Millisecond))
+	return true, nil
+}
+
+// registerWorkers is how many events take their registrations at the same time. Within one event
+// the registrations are made in arrival order, so the outcome is the same at any concurrency.
+const registerWorkers = 4
+
+// register makes the planned registrations and cancellations, event by event.
+func register(ctx context.Context, st eventide.Store, p *plan, users []*eventide.User, eventIDs []string) (regs, cancels int, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for range registerWorkers {
+		wg.Go(func() {
+			for i := range next {
+				r, c, err := registerEvent(ctx, st, &p.events[i], users, eventIDs[i])
+				mu.Lock()
+				regs, cancels = regs+r, cancels+c
+				mu.Unlock()
+				if err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := range p.events {
+		if len(p.events[i].regs) == 0 {
+			continue
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return regs, cancels, err
+	}
+	return regs, cancels, nil
+}
+
+// registerEvent makes one event's registrations, then its cancellations.
+func registerEvent(ctx context.Context, st eventide.Store, pe *plannedEvent, users []*eventide.User, eventID string) (regs, cancels int, err error) {
+	for _, r := range pe.regs {
+		if _, _, err := st.Register(ctx, eventID, users[r.user].ID, r.at); err != nil {
+			return regs, cancels, fmt.Errorf("seed: register %s for %q: %w", users[r.user].Email, pe.title, err)
+		}
+		regs++
+	}
+	for _, c := range pe.cancels {
+		if _, _, err := st.CancelRegistration(ctx, eventID, users[c.user].ID, c.at); err != nil {
+			return regs, cancels, fmt.Errorf("seed: cancel registration of %s for %q: %w", users[c.user].Email, pe.title, err)
+		}
+		cancels++
+	}
+	return regs, cancels, nil
+}
+
+// plan is the whole data set before it is written; users, venues and events refer to each other
+// by index.
+type plan struct {
+	users            []plannedUser
+	venues           []plannedVenue
+	events           []plannedEvent
+	exampleOrganizer int // indexes into users, for the log
+	exampleUser      int
+}
+
+type plannedUser struct {
+	name, email string
+	role        eventide.Role
+	city        string // organizers only
+}
+
+type plannedVenue struct {
+	name, address, city string
+	capacity            int // 0: none
+	creator             int
+}
+
+type plannedEvent struct {
+	title, description string
+	tags               []string
+	venue              int // -1: none
+	organizer          int
+	startsAt, endsAt   time.Time
+	status             eventide.EventStatus
+	capacity           int
+	cancelReason       string
+	full               bool // planned to be full with a waitlist
+	regs               []plannedAction
+	cancels            []plannedAction
+}
+
+// plannedAction is one registration or cancellation by a user at an instant.
+type plannedAction struct {
+	user int
+	at   time.Time
+}
+
+// newPlan lays the data set out, deterministically for a given now.
+func newPlan(now time.Time) *plan {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := &plan{}
+
+	organizerOf := map[string]int{}
+	for _, o := range organizers {
+		organizerOf[o.city] = len(p.users)
+		p.users = append(p.users, plannedUser{name: o.first + " " + o.last, email: email(o), role: eventide.RoleOrganizer, city: o.city})
+	}
+	for _, a := range attendees {
+		p.users = append(p.users, plannedUser{name: a.first + " " + a.last, email: email(a), role: eventide.RoleUser})
+	}
+	p.exampleOrganizer, p.exampleUser = 0, len(organizers)
+
+	for _, vs := range venueSpecs {
+		p.venues = append(p.venues, plannedVenue{
+			name: vs.name, address: vs.address, city: vs.city, capacity: vs.capacity, creator: organizerOf[vs.city],
+		})
+	}
+
+	zones := map[string]*time.Location{}
+	for _, c := range cities {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			loc = time.FixedZone(c.name, c.offset)
+		}
+		zones[c.name] = loc
+	}
+
+	// Which events are past, drafts, cancelled or published and upcoming is a shuffle of the specs.
+	kind := make([]int, len(eventSpecs))
+	const (
+		upcoming = iota
+		past
+		draft
+		cancelled
+	)
+	for pos, i := range rng.Perm(len(eventSpecs)) {
+		switch {
+		case pos < pastEvents:
+			kind[i] = past
+		case pos < pastEvents+draftEvents:
+			kind[i] = draft
+		case pos < pastEvents+draftEvents+cancelledEvents:
+			kind[i] = cancelled
+		}
+	}
+
+	nCancelled := 0
+	for i, es := range eventSpecs {
+		pe := plannedEvent{venue: -1, tags: es.tags, status: eventide.EventPublished}
+		city := ""
+		if es.kind != kindNone {
+			var fits []int
+			for vi, vs := range venueSpecs {
+				if slices.Contains(vs.kinds, es.kind) {
+					fits = append(fits, vi)
+				}
+			}
+			pe.venue = fits[rng.IntN(len(fits))]
+			city = venueSpecs[pe.venue].city
+			pe.organizer = organizerOf[city]
+		} else {
+			pe.organizer = rng.IntN(len(organizers))
+		}
+		placeholder := city
+		if placeholder == "" {
+			placeholder = organizers[pe.organizer].city
+		}
+		pe.title = strings.ReplaceAll(es.title, "{city}", placeholder)
+		pe.description = strings.ReplaceAll(es.description, "{city}", placeholder)
+
+		var days int
+		switch kind[i] {
+		case past:
+			days = -(minDaysAgo + rng.IntN(maxDaysAgo-minDaysAgo+1))
+		case draft:
+			days = draftDaysAhead + rng.IntN(maxDaysAhead-draftDaysAhead+1)
+			pe.status = eventide.EventDraft
+		case cancelled:
+			days = minDaysAhead + rng.IntN(maxDaysAhead-minDaysAhead+1)
+			pe.status = eventide.EventCancelled
+			pe.cancelReason = cancelReasons[nCancelled%len(cancelReasons)]
+			nCancelled++
+		default:
+			days = minDaysAhead + rng.IntN(maxDaysAhead-minDaysAhead+1)
+		}
+		loc := zones[placeholder]
+		local := now.In(loc)
+		pe.startsAt = time.Date(local.Year(), local.Month(), local.Day()+days, es.hour, es.minute, 0, 0, loc).UTC()
+		pe.endsAt = pe.startsAt.Add(time.Duration(es.hours) * time.Hour)
+
+		venueCap := 0
+		if pe.venue >= 0 {
+			venueCap = venueSpecs[pe.venue].capacity
+		}
+		switch {
+		case es.small:
+			pe.capacity = 5 + rng.IntN(11) // 5..15
+		case venueCap > 0:
+			// Half to all of the room, in tens.
+			pe.capacity = max(10, (venueCap/2+rng.IntN(venueCap/2+1))/10*10)
+		case pe.venue >= 0:
+			pe.capacity = 50 + 10*rng.IntN(26) // an open-air venue: 50..300
+		default:
+			pe.capacity = 20 + 10*rng.IntN(9) // online or a meeting point: 20..100
+		}
+		if venueCap > 0 {
+			pe.capacity = min(pe.capacity, venueCap)
+		}
+		p.events = append(p.events, pe)
+	}
+
+	// The smallest published upcoming events become full, with a waitlist.
+	var open []int // published, upcoming
+	for i := range p.events {
+		if p.events[i].status == eventide.EventPublished && p.events[i].endsAt.After(now) {
+			open = append(open, i)
+		}
+	}
+	bySize := slices.Clone(open)
+	slices.SortStableFunc(bySize, func(a, b int) int { return cmp.Compare(p.events[a].capacity, p.events[b].capacity) })
+	for _, i := range bySize[:fullEvents] {
+		p.events[i].full = true
+		p.events[i].capacity = min(p.events[i].capacity, 5+rng.IntN(4)) // 5..8
+	}
+
+	promoted, plain := 0, 0
+	for _, i := range open {
+		pe := &p.events[i]
+		n := rng.IntN(maxCasualRegs + 1)
+		if pe.full {
+			n = pe.capacity + 2 + rng.IntN(3) // a waitlist of 2..4
+		}
+		if n == 0 {
+			continue
+		}
+		var who []int
+		for _, u := range rng.Perm(len(p.users)) {
+			if u != pe.organizer {
+				who = append(who, u)
+			}
+		}
+		who = who[:min(n, len(who))]
+
+		// Arrivals spread over two weeks before now, in order, a second apart at least.
+		offsets := make([]time.Duration, len(who))
+		for k := range offsets {
+			offsets[k] = time.Duration(rng.Int64N(int64(registrationAge)))
+		}
+		slices.Sort(offsets)
+		first := now.Add(-registrationAge - time.Hour)
+		for k, u := range who {
+			pe.regs = append(pe.regs, plannedAction{user: u, at: first.Add(offsets[k] + time.Duration(k)*time.Second).Truncate(time.Second)})
+		}
+
+		last := pe.regs[len(pe.regs)-1].at
+		cancelAt := last.Add(now.Sub(last) / 2).Truncate(time.Second)
+		switch {
+		case pe.full && promoted < promotions:
+			// A confirmed attendee drops out; the oldest waitlisted registration takes the seat.
+			pe.cancels = append(pe.cancels, plannedAction{user: pe.regs[rng.IntN(pe.capacity)].user, at: cancelAt})
+			promoted++
+		case !pe.full && len(pe.regs) >= 2 && plain < plainCancels:
+			pe.cancels = append(pe.cancels, plannedAction{user: pe.regs[rng.IntN(len(pe.regs))].user, at: cancelAt})
+			plain++
+		}
+	}
+	return p
+}
+
+func email(p person) string {
+	return strings.ToLower(p.first + "." + p.last + "@" + emailDomain)
+}

@@ -1,0 +1,271 @@
+// Command eventide is the Eventide GraphQL server. `go run .` serves it on an embedded store with
+// demo data; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/eventide/server/auth"
+	"github.com/eventide/server/config"
+	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/graph"
+	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/playground"
+	"github.com/eventide/server/pubsub"
+	"github.com/eventide/server/resolvers"
+	"github.com/eventide/server/seed"
+	"github.com/eventide/server/store"
+	"github.com/eventide/server/store/embedded"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes. exitConfig is for a configuration that cannot be used: the one line on stderr
+// names the key.
+const (
+	exitOK     = 0
+	exitError  = 1
+	exitConfig = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(exitCode(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exitCode prints err (one line) and maps it to the process exit status.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprintln(stderr, "usage: eventide [flags]\n"+config.Usage())
+		return exitConfig
+	}
+	fmt.Fprintln(stderr, "eventide:", err)
+	var ce *config.Error
+	if errors.As(err, &ce) || errors.Is(err, errBadFlags) {
+		return exitConfig
+	}
+	return exitError
+}
+
+var errBadFlags = errors.New("bad command line or config file")
+
+// run loads the configuration, serves until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(config.Sources{Args: args, Environ: environ})
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) || errors.Is(err, config.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errBadFlags, err)
+	}
+	log, closeLog, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog.Close()
+	log.Info("configuration", "config", cfg)
+
+	a, err := start(ctx, cfg, log)
+	if err != nil {
+		log.Error("start-up failed", "error", err)
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case err := <-a.serveErr:
+		log.Error("server stopped", "error", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.shutdown(sctx); err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// newLogger builds the slog logger the configuration asks for, to stderr or a rotated file.
+func newLogger(cfg *config.Config, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+	var w io.Writer = stderr
+	var closer io.Closer = io.NopCloser(nil)
+	if cfg.LogFile != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.LogFile), 0o750); err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		lj := &lumberjack.Logger{
+			Filename: cfg.LogFile, MaxSize: cfg.LogMaxSizeMB, MaxBackups: cfg.LogMaxBackups,
+			MaxAge: cfg.LogMaxAgeDays, Compress: true,
+		}
+		w, closer = lj, lj
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, nil, &config.Error{Key: "LOG_LEVEL", Value: cfg.LogLevel, Allowed: "must be debug, info, warn or error"}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h), closer, nil
+}
+
+// app is one running server with everything it owns, in the order it is shut down.
+type app struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	addr     string
+	http     *httpapi.Server
+	store    *store.Store
+	embedded *embedded.Server
+	serveErr chan error
+}
+
+// start builds every part and starts serving; it returns once the listener is open.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, err error) {
+	began := time.Now()
+	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			_ = a.closeStore(context.Background())
+		}
+	}()
+
+	uri := cfg.MongoURI
+	if uri == "" {
+		dir := filepath.Join(cfg.DataDir, "embedded")
+		a.embedded, err = embedded.Start(ctx, embedded.Options{Dir: dir, Logger: log.With("component", "ferretdb")})
+		if err != nil {
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
+		uri = a.embedded.URI()
+		log.Info("embedded store started", "dir", dir, "addr", a.embedded.Addr())
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.store, err = store.Open(ctx, store.Options{
+		URI: uri, Database: cfg.MongoDatabase, PoolSize: cfg.MongoPoolSize, MinPoolSize: cfg.MongoMinPoolSize,
+		ConnectTimeout: cfg.MongoConnectTimeout, ServerSelectionTimeout: cfg.MongoServerSelectionTimeout,
+		MaxConnIdleTime: cfg.MongoMaxConnIdleTime, Logger: log.With("component", "store"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.JWTSecretRandom {
+		log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
+	}
+	authn := &auth.Authenticator{Auth: tokens, Users: a.store}
+
+	if cfg.SeedDemo {
+		hash, err := tokens.Hash(seed.DemoPassword)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := seed.Demo(ctx, a.store, hash, time.Now(), log.With("component", "seed")); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.AdminEmail != "" {
+		created, err := authn.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("admin account ready", "email", cfg.AdminEmail, "created", created, "password", "from ADMIN_PASSWORD")
+	}
+
+	root := &resolvers.Resolver{
+		Store:  a.store,
+		Auth:   tokens,
+		Events: pubsub.New[*eventide.Event](16, 10_000),
+		Log:    log,
+	}
+	es := graph.NewExecutableSchema(graph.Config{
+		Resolvers:  root,
+		Directives: graph.DirectiveRoot{HasRole: resolvers.HasRole},
+	})
+	gql := httpapi.NewGraphQL(es, httpapi.GraphQLOptions{
+		Logger:         log,
+		Authenticator:  authn,
+		Introspection:  !cfg.IsProduction(),
+		AllowedOrigins: cfg.CORSOrigins,
+	})
+	a.http = httpapi.New(httpapi.Options{
+		Logger:        log,
+		GraphQL:       gql,
+		Playground:    playground.Handler("Eventide", "/graphql"),
+		Authenticator: authn,
+		Registry:      reg,
+		MaxBodyBytes:  cfg.HTTPMaxBodyBytes,
+		CORSOrigins:   cfg.CORSOrigins,
+		Checks: []httpapi.Check{{
+			Name: "store", Required: true,
+			Probe: func(ctx context.Context) (string, error) {
+				if err := a.store.Ping(ctx); err != nil {
+					return "", err
+				}
+				if a.embedded != nil {
+					return "embedded", nil
+				}
+				return "mongodb", nil
+			},
+		}},
+	})
+
+	l, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return nil, &config.Error{Key: "PORT", Value: strconv.Itoa(cfg.Port), Allowed: "must be a free port: " + err.Error()}
+	}
+	a.addr = l.Addr().String()
+	go func() { a.serveErr <- a.http.Serve(l) }()
+	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
+		"startup_ms", time.Since(began).Milliseconds())
+	return a, nil
+}
+
+// shutdown completes subscriptions, drains requests, then closes the store.
+func (a *app) shutdown(ctx context.Context) error {
+	err := a.http.Shutdown(ctx)
+	return errors.Join(err, a.closeStore(ctx))
+}
+
+func (a *app) closeStore(ctx context.Context) error {
+	var errs []error
+	if a.store != nil {
+		errs = append(errs, a.store.Close(ctx))
+	}
+	if a.embedded != nil {
+		errs = append(errs, a.embedded.Close(ctx))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/event"
+)
+
+// PoolStats is what the driver's monitors report about the connection pool and the server.
+type PoolStats struct {
+	Connected       bool
+	MaxPoolSize     int
+	ConnectionsOpen int
+	ConnectionsUsed int
+	LastEvent       string
+	LastEventAt     time.Time
+}
+
+// monitor turns the driver's command, pool and server events into a command counter, pool
+// gauges and one log line per change of state (not per heartbeat).
+type monitor struct {
+	log      *slog.Logger
+	maxPool  int
+	commands *prometheus.CounterVec
+
+	open, inUse atomic.Int64
+
+	mu          sync.Mutex
+	connected   bool
+	lastEvent   string
+	lastEventAt time.Time
+	hbFailing   bool
+}
+
+func newMonitor(log *slog.Logger, maxPool uint64, reg prometheus.Registerer) *monitor {
+	m := &monitor{
+		log:     log,
+		maxPool: int(maxPool),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventide_mongo_commands_total",
+			Help: "Commands sent to the store, by command name.",
+		}, []string{"command"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.commands)
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eventide_mongo_connections_open", Help: "Open connections in the store pool.",
+		}, func() float64 { return float64(m.open.Load()) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eventide_mongo_connections_in_use", Help: "Store connections checked out.",
+		}, func() float64 { return float64(m.inUse.Load()) }))
+	}
+	return m
+}
+
+// knownCommands bounds the label values of the command counter: anything else counts as "other".
+var knownCommands = map[string]bool{
+	"find": true, "insert": true, "update": true, "delete": true, "findAndModify": true,
+	"aggregate": true, "count": true, "distinct": true, "getMore": true, "killCursors": true,
+	"createIndexes": true, "listIndexes": true, "ping": true, "hello": true, "isMaster": true,
+	"endSessions": true, "listCollections": true, "drop": true, "dropDatabase": true,
+}
+
+func (m *monitor) commandMonitor() *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			name := e.CommandName
+			if !knownCommands[name] {
+				name = "other"
+			}
+			m.commands.WithLabelValues(name).Inc()
+		},
+	}
+}
+
+func (m *monitor) record(ev string) {
+	m.lastEvent, m.lastEventAt = ev, time.Now()
+}
+
+func (m *monitor) poolMonitor() *event.PoolMonitor {
+	return &event.PoolMonitor{Event: func(e *event.PoolEvent) {
+		switch e.Type {
+		case event.ConnectionCreated:
+			m.open.Add(1)
+		case event.ConnectionClosed:
+			m.open.Add(-1)
+		case event.ConnectionCheckedOut:
+			m.inUse.Add(1)
+		case event.ConnectionCheckedIn:
+			m.inUse.Add(-1)
+		case event.ConnectionPoolCleared:
+			m.mu.Lock()
+			m.record("pool cleared")
+			m.mu.Unlock()
+			m.log.Warn("store connection pool cleared", "address", e.Address, "error", e.Error)
+		}
+	}}
+}
+
+func (m *monitor) serverMonitor() *event.ServerMonitor {
+	return &event.ServerMonitor{
+		ServerDescriptionChanged: func(e *event.ServerDescriptionChangedEvent) {
+			up := e.NewDescription.Kind != "" && e.NewDescription.Kind != "Unknown"
+			m.mu.Lock()
+			changed := up != m.connected
+			m.connected = up
+			if changed {
+				if up {
+					m.record("connected")
+				} else {
+					m.record("disconnected")
+				}
+			}
+			m.mu.Unlock()
+			if !changed {
+				return
+			}
+			if up {
+				m.log.Info("store connected", "address", e.Address.String(), "kind", e.NewDescription.Kind)
+			} else {
+				m.log.Warn("store disconnected", "address", e.Address.String())
+			}
+		},
+		ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) {
+			m.mu.Lock()
+			first := !m.hbFailing
+			m.hbFailing = true
+			m.record("heartbeat failed")
+			m.mu.Unlock()
+			if first {
+				m.log.Warn("store heartbeat failed", "connection", e.ConnectionID, "error", e.Failure)
+			}
+		},
+		ServerHeartbeatSucceeded: func(*event.ServerHeartbeatSucceededEvent) {
+			m.mu.Lock()
+			recovered := m.hbFailing
+			m.hbFailing = false
+			m.mu.Unlock()
+			if recovered {
+				m.log.Info("store heartbeat recovered")
+			}
+		},
+	}
+}
+
+func (m *monitor) stats() PoolStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return PoolStats{
+		Connected:       m.connected,
+		MaxPoolSize:     m.maxPool,
+		ConnectionsOpen: int(m.open.Load()),
+		ConnectionsUsed: int(m.inUse.Load()),
+		LastEvent:       m.lastEvent,
+		LastEventAt:     m.lastEventAt,
+	}
+}

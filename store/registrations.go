@@ -1,0 +1,322 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/eventide/server/eventide"
+)
+
+type registrationDoc struct {
+	ID        bson.ObjectID `bson:"_id"`
+	EventID   bson.ObjectID `bson:"eventId"`
+	UserID    bson.ObjectID `bson:"userId"`
+	Status    string        `bson:"status"`
+	CreatedAt time.Time     `bson:"createdAt"`
+	UpdatedAt time.Time     `bson:"updatedAt"`
+}
+
+func toRegistration(d *registrationDoc) *eventide.Registration {
+	return &eventide.Registration{
+		ID: d.ID.Hex(), EventID: d.EventID.Hex(), UserID: d.UserID.Hex(),
+		Status: eventide.RegistrationStatus(d.Status), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+}
+
+var returnAfter = options.FindOneAndUpdate().SetReturnDocument(options.After)
+
+// maxSeatRetries bounds how often a seat claim is retried when another replica changed the
+// capacity between our read and our conditional update.
+const maxSeatRetries = 5
+
+// Register implements eventide.RegistrationStore. See the DESIGN note on Store.eventLocks.
+func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Time) (*eventide.Registration, *eventide.Event, error) {
+	eid, err := parseID("event", eventID)
+	if err != nil {
+		return nil, nil, err
+	}
+	uid, err := parseID("user", userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock := s.lockEvent(eid.Hex())
+	defer unlock()
+
+	ev, err := s.eventDoc(ctx, eid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := registrable(ev, at); err != nil {
+		return nil, nil, err
+	}
+	var existing registrationDoc
+	err = s.regs.FindOne(ctx, bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}}).Decode(&existing)
+	switch {
+	case err == nil && existing.Status != string(eventide.RegistrationCancelled):
+		return toRegistration(&existing), toEvent(ev), nil
+	case err != nil && !errors.Is(err, mongo.ErrNoDocuments):
+		return nil, nil, mapErr(err)
+	}
+
+	status, ev, err := s.takeSeatOrWaitlist(ctx, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := msTime(at)
+	var reg registrationDoc
+	if existing.ID.IsZero() {
+		reg = registrationDoc{ID: bson.NewObjectID(), EventID: eid, UserID: uid, Status: string(status), CreatedAt: t, UpdatedAt: t}
+		_, err = s.regs.InsertOne(ctx, reg)
+	} else {
+		// Re-registering after a cancellation is a new arrival.
+		reg = existing
+		reg.Status, reg.CreatedAt, reg.UpdatedAt = string(status), t, t
+		var res *mongo.UpdateResult
+		res, err = s.regs.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: reg.ID}, {Key: "status", Value: string(eventide.RegistrationCancelled)}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: reg.Status}, {Key: "createdAt", Value: t}, {Key: "updatedAt", Value: t}}}})
+		if err == nil && res.MatchedCount == 0 {
+			err = mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000, Message: "registration changed concurrently"}}}
+		}
+	}
+	if err != nil {
+		// Another replica registered the same user first: give the seat back and return theirs.
+		if _, uerr := s.inc(ctx, eid, status, -1); uerr != nil {
+			s.log.Error("store: could not return a seat after a failed registration", "event", eventID, "error", uerr)
+		}
+		if mongo.IsDuplicateKeyError(err) {
+			var d registrationDoc
+			if ferr := findOne(ctx, s.regs, bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}}, &d, "registration", eventID); ferr != nil {
+				return nil, nil, ferr
+			}
+			ev2, ferr := s.eventDoc(ctx, eid)
+			if ferr != nil {
+				return nil, nil, ferr
+			}
+			return toRegistration(&d), toEvent(ev2), nil
+		}
+		return nil, nil, mapErr(err)
+	}
+	return toRegistration(&reg), toEvent(ev), nil
+}
+
+// registrable says why an event takes no registrations at instant at, or nil.
+func registrable(ev *eventDoc, at time.Time) error {
+	switch eventide.EventStatus(ev.Status) {
+	case eventide.EventDraft:
+		return eventide.NotFound("event", ev.ID.Hex())
+	case eventide.EventCancelled:
+		return eventide.InvalidField("eventId", "the event is cancelled and takes no registrations")
+	}
+	if !ev.EndsAt.After(at) {
+		return eventide.InvalidField("eventId", "the event has ended and takes no registrations")
+	}
+	return nil
+}
+
+// takeSeatOrWaitlist claims a seat atomically when one is free, else joins the waitlist, and
+// returns the status and the event after the change.
+func (s *Store) takeSeatOrWaitlist(ctx context.Context, ev *eventDoc) (eventide.RegistrationStatus, *eventDoc, error) {
+	claimed, err := s.claimSeat(ctx, ev)
+	if err != nil {
+		return "", nil, err
+	}
+	if claimed != nil {
+		return eventide.RegistrationConfirmed, claimed, nil
+	}
+	after, err := s.inc(ctx, ev.ID, eventide.RegistrationWaitlisted, 1)
+	if err != nil {
+		return "", nil, err
+	}
+	return eventide.RegistrationWaitlisted, after, nil
+}
+
+// claimSeat increments the confirmed counter if, and only if, it is below the capacity; it
+// returns the event after the increment, or nil when the event is full.
+func (s *Store) claimSeat(ctx context.Context, ev *eventDoc) (*eventDoc, error) {
+	for range maxSeatRetries {
+		if ev.Confirmed >= ev.Capacity {
+			return nil, nil
+		}
+		var after eventDoc
+		err := s.events.FindOneAndUpdate(ctx,
+			bson.D{{Key: "_id", Value: ev.ID}, {Key: "capacity", Value: ev.Capacity}, {Key: "confirmed", Value: bson.D{{Key: "$lt", Value: ev.Capacity}}}},
+			bson.D{{Key: "$inc", Value: bson.D{{Key: "confirmed", Value: 1}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now()}}}},
+			returnAfter).Decode(&after)
+		if err == nil {
+			return &after, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, mapErr(err)
+		}
+		// Full, or the capacity changed under us: read again and decide again.
+		if ev, err = s.eventDoc(ctx, ev.ID); err != nil {
+			return nil, err
+		}
+	}
+	return nil, eventide.Errorf(eventide.CodeUnavailable, "the event is changing too fast; try again")
+}
+
+// inc adds delta to the counter for status and returns the event after the change.
+func (s *Store) inc(ctx context.Context, eid bson.ObjectID, status eventide.RegistrationStatus, delta int) (*eventDoc, error) {
+	field := "confirmed"
+	if status == eventide.RegistrationWaitlisted {
+		field = "waitlisted"
+	}
+	var after eventDoc
+	err := s.events.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: eid}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: field, Value: delta}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now()}}}},
+		returnAfter).Decode(&after)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &after, nil
+}
+
+// promoteOldest moves the oldest waitlisted registration of an event to CONFIRMED and returns it,
+// or nil when nobody waits. It does not touch the counters.
+func (s *Store) promoteOldest(ctx context.Context, eid bson.ObjectID) (*registrationDoc, error) {
+	var d registrationDoc
+	err := s.regs.FindOneAndUpdate(ctx,
+		bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: string(eventide.RegistrationWaitlisted)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationConfirmed)}, {Key: "updatedAt", Value: now()}}}},
+		options.FindOneAndUpdate().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).SetReturnDocument(options.After),
+	).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &d, nil
+}
+
+// fillSeats promotes waitlisted registrations while seats are free.
+func (s *Store) fillSeats(ctx context.Context, eid bson.ObjectID) error {
+	for {
+		ev, err := s.eventDoc(ctx, eid)
+		if err != nil {
+			return err
+		}
+		if ev.Waitlisted <= 0 || ev.Confirmed >= ev.Capacity {
+			return nil
+		}
+		claimed, err := s.claimSeat(ctx, ev)
+		if err != nil || claimed == nil {
+			return err
+		}
+		promoted, err := s.promoteOldest(ctx, eid)
+		if err != nil {
+			return err
+		}
+		if promoted == nil {
+			_, err := s.inc(ctx, eid, eventide.RegistrationConfirmed, -1)
+			return err
+		}
+		if _, err := s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1); err != nil {
+			return err
+		}
+	}
+}
+
+// CancelRegistration implements eventide.RegistrationStore.
+func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, at time.Time) (*eventide.Registration, *eventide.Event, error) {
+	eid, err := parseID("event", eventID)
+	if err != nil {
+		return nil, nil, err
+	}
+	uid, err := parseID("user", userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock := s.lockEvent(eid.Hex())
+	defer unlock()
+
+	var reg registrationDoc
+	err = s.regs.FindOneAndUpdate(ctx,
+		bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&reg)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil, eventide.Errorf(eventide.CodeNotFound, "you have no active registration for event %q", eventID)
+	}
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	was := eventide.RegistrationStatus(reg.Status)
+	switch was {
+	case eventide.RegistrationWaitlisted:
+		_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1)
+	case eventide.RegistrationConfirmed:
+		// The freed seat goes straight to the oldest waitlisted registration; only when nobody
+		// waits does the confirmed count drop.
+		var promoted *registrationDoc
+		if promoted, err = s.promoteOldest(ctx, eid); err == nil {
+			if promoted != nil {
+				_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1)
+			} else if _, err = s.inc(ctx, eid, eventide.RegistrationConfirmed, -1); err == nil {
+				// A replica may have waitlisted someone between our two steps.
+				err = s.fillSeats(ctx, eid)
+			}
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ev, err := s.eventDoc(ctx, eid)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg.Status, reg.UpdatedAt = string(eventide.RegistrationCancelled), msTime(at)
+	return toRegistration(&reg), toEvent(ev), nil
+}
+
+// RegistrationFor implements eventide.RegistrationStore.
+func (s *Store) RegistrationFor(ctx context.Context, eventID, userID string) (*eventide.Registration, error) {
+	eid, err := parseID("event", eventID)
+	if err != nil {
+		return nil, err
+	}
+	uid, err := parseID("user", userID)
+	if err != nil {
+		return nil, err
+	}
+	var d registrationDoc
+	if err := findOne(ctx, s.regs, bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}}, &d, "registration", eventID); err != nil {
+		return nil, err
+	}
+	return toRegistration(&d), nil
+}
+
+// Attendees implements eventide.RegistrationStore: confirmed registrations in arrival order.
+func (s *Store) Attendees(ctx context.Context, eventID string, page eventide.Page) (*eventide.Conn[*eventide.Registration], error) {
+	eid, err := parseID("event", eventID)
+	if err != nil {
+		return nil, err
+	}
+	n, err := pageSize(page.First)
+	if err != nil {
+		return nil, err
+	}
+	filter := bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: string(eventide.RegistrationConfirmed)}}
+	if page.After != "" {
+		c, err := decodeCursor("a", page.After)
+		if err != nil {
+			return nil, err
+		}
+		filter = append(filter, afterFilter("createdAt", c.timeValue(), c.id)...)
+	}
+	docs, err := findAll(ctx, s.regs, filter, func(d *registrationDoc) registrationDoc { return *d },
+		options.Find().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(n+1)))
+	if err != nil {
+		return nil, err
+	}
+	return pageOf(docs, n, toRegistration, func(d *registrationDoc) cursor {
+		return cursor{kind: "a", key: timeKey(d.CreatedAt), id: d.ID}
+	}), nil
+}

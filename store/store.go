@@ -1,0 +1,244 @@
+// Package store keeps Eventide's data in MongoDB (or the embedded FerretDB, through the same
+// driver). It is the only package that imports the driver: documents are private structs with
+// converters, and driver errors leave it as *eventide.Error.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"github.com/eventide/server/eventide"
+)
+
+// Options configures Open.
+type Options struct {
+	URI                    string
+	Database               string
+	PoolSize               uint64
+	MinPoolSize            uint64
+	ConnectTimeout         time.Duration
+	ServerSelectionTimeout time.Duration
+	MaxConnIdleTime        time.Duration
+	Logger                 *slog.Logger
+	// Registerer receives eventide_mongo_commands_total; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// eventLockStripes bounds the in-process locks that serialise writes to one event's
+// registration state. See Store.lockEvent.
+const eventLockStripes = 256
+
+// Store implements eventide.Store on MongoDB.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	users  *mongo.Collection
+	venues *mongo.Collection
+	events *mongo.Collection
+	regs   *mongo.Collection
+	log    *slog.Logger
+	mon    *monitor
+
+	// DESIGN: capacity must be exact on both stores. On MongoDB the conditional
+	// findOneAndUpdate ({_id, confirmed < capacity} + $inc) is atomic on its own, across replicas.
+	// On FerretDB v1.24 it is a read, a change in Go and a write back (FerretDB issue 2168), so two
+	// racing registrations can both pass the condition and one increment is lost. The embedded
+	// store is one process by definition, so every write to one event's registration state takes
+	// that event's stripe of this fixed lock array first: within a process the writes to one event
+	// are serialised (and so is their arrival order), and the atomic operations keep replicas exact
+	// on a real MongoDB. The unique index on (eventId, userId), which FerretDB does enforce,
+	// backs the idempotency of registering twice.
+	eventLocks [eventLockStripes]sync.Mutex
+}
+
+var _ eventide.Store = (*Store)(nil)
+
+// Open connects to the server at opts.URI and creates the indexes. The driver connects lazily, so
+// Open fails when the server cannot be selected within the server-selection timeout.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mon := newMonitor(log, opts.PoolSize, opts.Registerer)
+	co := options.Client().ApplyURI(opts.URI).
+		SetAppName("eventide").
+		SetMaxPoolSize(opts.PoolSize).
+		SetMinPoolSize(opts.MinPoolSize).
+		SetMaxConnIdleTime(opts.MaxConnIdleTime).
+		SetConnectTimeout(opts.ConnectTimeout).
+		SetServerSelectionTimeout(opts.ServerSelectionTimeout).
+		SetMonitor(mon.commandMonitor()).
+		SetPoolMonitor(mon.poolMonitor()).
+		SetServerMonitor(mon.serverMonitor())
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	db := client.Database(opts.Database)
+	s := &Store{
+		client: client,
+		db:     db,
+		users:  db.Collection("users"),
+		venues: db.Collection("venues"),
+		events: db.Collection("events"),
+		regs:   db.Collection("registrations"),
+		log:    log,
+		mon:    mon,
+	}
+	if err := s.ensureIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close disconnects from the server, waiting for in-use connections until ctx ends.
+func (s *Store) Close(ctx context.Context) error {
+	return s.client.Disconnect(ctx)
+}
+
+// Ping checks that the primary answers; UNAVAILABLE when it does not.
+func (s *Store) Ping(ctx context.Context) error {
+	return mapErr(s.client.Ping(ctx, readpref.Primary()))
+}
+
+// Stats reports the pool as the monitors saw it.
+func (s *Store) Stats() PoolStats { return s.mon.stats() }
+
+func (s *Store) ensureIndexes(ctx context.Context) error {
+	type spec struct {
+		coll *mongo.Collection
+		idx  []mongo.IndexModel
+	}
+	specs := []spec{
+		{s.users, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetName("email_unique").SetUnique(true)},
+		}},
+		{s.venues, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "cityKey", Value: 1}, {Key: "nameKey", Value: 1}}, Options: options.Index().SetName("city_name")},
+		}},
+		{s.events, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "startsAt", Value: 1}}, Options: options.Index().SetName("status_startsAt")},
+			{Keys: bson.D{{Key: "organizerId", Value: 1}}, Options: options.Index().SetName("organizer")},
+			{Keys: bson.D{{Key: "venueId", Value: 1}}, Options: options.Index().SetName("venue")},
+			{Keys: bson.D{{Key: "tags", Value: 1}}, Options: options.Index().SetName("tags")},
+		}},
+		{s.regs, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetName("event_user_unique").SetUnique(true)},
+			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "status", Value: 1}, {Key: "createdAt", Value: 1}}, Options: options.Index().SetName("event_status_arrival")},
+		}},
+	}
+	for _, sp := range specs {
+		if _, err := sp.coll.Indexes().CreateMany(ctx, sp.idx); err != nil {
+			return fmt.Errorf("store: create indexes on %s: %w", sp.coll.Name(), mapErr(err))
+		}
+	}
+	return nil
+}
+
+// lockEvent takes the stripe of the in-process lock for one event and returns its unlock.
+func (s *Store) lockEvent(eventID string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(eventID))
+	m := &s.eventLocks[h.Sum32()%eventLockStripes]
+	m.Lock()
+	return m.Unlock
+}
+
+// mapErr turns a driver error into a domain error. nil stays nil; ErrNoDocuments is returned
+// as is so that callers can name what was not found.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return err
+	case mongo.IsDuplicateKeyError(err):
+		return &eventide.Error{Code: eventide.CodeBadUserInput, Message: "already exists", Err: err}
+	case errors.As(err, &topology.ServerSelectionError{}),
+		errors.Is(err, topology.ErrTopologyClosed),
+		mongo.IsNetworkError(err),
+		mongo.IsTimeout(err),
+		errors.Is(err, context.DeadlineExceeded):
+		return &eventide.Error{Code: eventide.CodeUnavailable, Message: "the store is unavailable; try again shortly", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &eventide.Error{Code: eventide.CodeUnavailable, Message: "request cancelled", Err: err}
+	}
+	var e *eventide.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return eventide.Internal(err)
+}
+
+// parseID turns an API id into an ObjectID; a malformed one is NOT_FOUND for kind, since no
+// such object can exist.
+func parseID(kind, id string) (bson.ObjectID, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return bson.NilObjectID, eventide.NotFound(kind, id)
+	}
+	return oid, nil
+}
+
+// parseIDs keeps the well-formed ids of a batch; malformed ones cannot match anything.
+func parseIDs(ids []string) []bson.ObjectID {
+	out := make([]bson.ObjectID, 0, len(ids))
+	for _, id := range ids {
+		if oid, err := bson.ObjectIDFromHex(id); err == nil {
+			out = append(out, oid)
+		}
+	}
+	return out
+}
+
+// now is the store's clock at BSON's millisecond precision, so what a write returns equals what
+// a later read returns.
+func now() time.Time { return msTime(time.Now()) }
+
+func msTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// findOne decodes one document into dst, mapping "no document" to NOT_FOUND for kind/id.
+func findOne(ctx context.Context, c *mongo.Collection, filter any, dst any, kind, id string, opts ...options.Lister[options.FindOneOptions]) error {
+	return decodeResult(c.FindOne(ctx, filter, opts...), dst, kind, id)
+}
+
+// decodeResult decodes a single result into dst, mapping "no document" to NOT_FOUND for kind/id.
+func decodeResult(r *mongo.SingleResult, dst any, kind, id string) error {
+	err := r.Decode(dst)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return eventide.NotFound(kind, id)
+	}
+	return mapErr(err)
+}
+
+// findAll runs a find and decodes every document with conv.
+func findAll[D any, T any](ctx context.Context, c *mongo.Collection, filter any, conv func(*D) T, opts ...options.Lister[options.FindOptions]) ([]T, error) {
+	cur, err := c.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer cur.Close(ctx)
+	var out []T
+	for cur.Next(ctx) {
+		var d D
+		if err := cur.Decode(&d); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, conv(&d))
+	}
+	return out, mapErr(cur.Err())
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/eventide/server/eventide"
+)
+
+type userDoc struct {
+	ID           bson.ObjectID `bson:"_id"`
+	Name         string        `bson:"name"`
+	Email        string        `bson:"email"`
+	Role         string        `bson:"role"`
+	PasswordHash []byte        `bson:"passwordHash"`
+	CreatedAt    time.Time     `bson:"createdAt"`
+	UpdatedAt    time.Time     `bson:"updatedAt"`
+}
+
+func toUser(d *userDoc) *eventide.User {
+	return &eventide.User{
+		ID: d.ID.Hex(), Name: d.Name, Email: d.Email, Role: eventide.Role(d.Role),
+		PasswordHash: d.PasswordHash, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+}
+
+// NormalizeEmail is the form emails are stored and looked up in.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// CreateUser implements eventide.UserStore.
+func (s *Store) CreateUser(ctx context.Context, u *eventide.User) error {
+	t := now()
+	d := userDoc{
+		ID: bson.NewObjectID(), Name: u.Name, Email: NormalizeEmail(u.Email), Role: string(u.Role),
+		PasswordHash: u.PasswordHash, CreatedAt: t, UpdatedAt: t,
+	}
+	if _, err := s.users.InsertOne(ctx, d); err != nil {
+		err = mapErr(err)
+		if eventide.IsCode(err, eventide.CodeBadUserInput) {
+			return eventide.InvalidField("email", "an account with this email already exists")
+		}
+		return err
+	}
+	*u = *toUser(&d)
+	return nil
+}
+
+// UserByID implements eventide.UserStore.
+func (s *Store) UserByID(ctx context.Context, id string) (*eventide.User, error) {
+	oid, err := parseID("user", id)
+	if err != nil {
+		return nil, err
+	}
+	var d userDoc
+	if err := findOne(ctx, s.users, bson.D{{Key: "_id", Value: oid}}, &d, "user", id); err != nil {
+		return nil, err
+	}
+	return toUser(&d), nil
+}
+
+// UserByEmail implements eventide.UserStore.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*eventide.User, error) {
+	var d userDoc
+	e := NormalizeEmail(email)
+	if err := findOne(ctx, s.users, bson.D{{Key: "email", Value: e}}, &d, "user", e); err != nil {
+		return nil, err
+	}
+	return toUser(&d), nil
+}
+
+// UsersByIDs implements eventide.UserStore with one $in query.
+func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]*eventide.User, error) {
+	oids := parseIDs(ids)
+	if len(oids) == 0 {
+		return nil, nil
+	}
+	return findAll(ctx, s.users, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}, toUser)
+}
+
+// SetUserRole implements eventide.UserStore.
+func (s *Store) SetUserRole(ctx context.Context, id string, role eventide.Role) (*eventide.User, error) {
+	oid, err := parseID("user", id)
+	if err != nil {
+		return nil, err
+	}
+	var d userDoc
+	r := s.users.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: oid}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "role", Value: string(role)}, {Key: "updatedAt", Value: now()}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After))
+	if err := decodeResult(r, &d, "user", id); err != nil {
+		return nil, err
+	}
+	return toUser(&d), nil
+}
+
+// SetUserCredentials implements eventide.UserStore.
+func (s *Store) SetUserCredentials(ctx context.Context, id string, hash []byte, role eventide.Role) error {
+	oid, err := parseID("user", id)
+	if err != nil {
+		return err
+	}
+	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "passwordHash", Value: hash}, {Key: "role", Value: string(role)}, {Key: "updatedAt", Value: now()},
+	}}})
+	if err != nil {
+		return mapErr(err)
+	}
+	if res.MatchedCount == 0 {
+		return eventide.NotFound("user", id)
+	}
+	return nil
+}
+
+// CountUsers implements eventide.UserStore.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	n, err := s.users.CountDocuments(ctx, bson.D{})
+	return int(n), mapErr(err)
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/eventide/server/eventide"
+)
+
+type venueDoc struct {
+	ID          bson.ObjectID `bson:"_id"`
+	Name        string        `bson:"name"`
+	NameKey     string        `bson:"nameKey"`
+	Address     string        `bson:"address"`
+	City        string        `bson:"city"`
+	CityKey     string        `bson:"cityKey"`
+	Capacity    *int          `bson:"capacity,omitempty"`
+	CreatedByID string        `bson:"createdById"`
+	CreatedAt   time.Time     `bson:"createdAt"`
+}
+
+func toVenue(d *venueDoc) *eventide.Venue {
+	return &eventide.Venue{
+		ID: d.ID.Hex(), Name: d.Name, Address: d.Address, City: d.City, Capacity: d.Capacity,
+		CreatedByID: d.CreatedByID, CreatedAt: d.CreatedAt.UTC(),
+	}
+}
+
+// foldKey is the case-insensitive form of a name or city used for filters and ordering.
+func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// CreateVenue implements eventide.VenueStore.
+func (s *Store) CreateVenue(ctx context.Context, v *eventide.Venue) error {
+	d := venueDoc{
+		ID: bson.NewObjectID(), Name: v.Name, NameKey: foldKey(v.Name), Address: v.Address,
+		City: v.City, CityKey: foldKey(v.City), Capacity: v.Capacity, CreatedByID: v.CreatedByID, CreatedAt: now(),
+	}
+	if _, err := s.venues.InsertOne(ctx, d); err != nil {
+		return mapErr(err)
+	}
+	*v = *toVenue(&d)
+	return nil
+}
+
+// VenueByID implements eventide.VenueStore.
+func (s *Store) VenueByID(ctx context.Context, id string) (*eventide.Venue, error) {
+	oid, err := parseID("venue", id)
+	if err != nil {
+		return nil, err
+	}
+	var d venueDoc
+	if err := findOne(ctx, s.venues, bson.D{{Key: "_id", Value: oid}}, &d, "venue", id); err != nil {
+		return nil, err
+	}
+	return toVenue(&d), nil
+}
+
+// VenuesByIDs implements eventide.VenueStore with one $in query.
+func (s *Store) VenuesByIDs(ctx context.Context, ids []string) ([]*eventide.Venue, error) {
+	oids := parseIDs(ids)
+	if len(oids) == 0 {
+		return nil, nil
+	}
+	return findAll(ctx, s.venues, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}, toVenue)
+}
+
+func venueFilter(city string) bson.D {
+	if city == "" {
+		return bson.D{}
+	}
+	return bson.D{{Key: "cityKey", Value: foldKey(city)}}
+}
+
+// Venues implements eventide.VenueStore: by name (case-insensitive), then id.
+func (s *Store) Venues(ctx context.Context, city string, page eventide.Page) (*eventide.Conn[*eventide.Venue], error) {
+	n, err := pageSize(page.First)
+	if err != nil {
+		return nil, err
+	}
+	filter := venueFilter(city)
+	if page.After != "" {
+		c, err := decodeCursor("v", page.After)
+		if err != nil {
+			return nil, err
+		}
+		filter = append(filter, afterFilter("nameKey", c.key, c.id)...)
+	}
+	docs, err := findAll(ctx, s.venues, filter, func(d *venueDoc) venueDoc { return *d },
+		options.Find().SetSort(bson.D{{Key: "nameKey", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(n+1)))
+	if err != nil {
+		return nil, err
+	}
+	return pageOf(docs, n, toVenue, func(d *venueDoc) cursor { return cursor{kind: "v", key: d.NameKey, id: d.ID} }), nil
+}
+
+// CountVenues implements eventide.VenueStore.
+func (s *Store) CountVenues(ctx context.Context, city string) (int, error) {
+	n, err := s.venues.CountDocuments(ctx, venueFilter(city))
+	return int(n), mapErr(err)
+}
+
+// pageOf turns up to n+1 documents into a page of n with cursors; the extra one only says that a
+// next page exists.
+func pageOf[D any, T any](docs []D, n int, conv func(*D) T, cur func(*D) cursor) *eventide.Conn[T] {
+	c := &eventide.Conn[T]{HasNextPage: len(docs) > n}
+	if len(docs) > n {
+		docs = docs[:n]
+	}
+	c.Items = make([]T, len(docs))
+	c.Cursors = make([]string, len(docs))
+	for i := range docs {
+		c.Items[i] = conv(&docs[i])
+		c.Cursors[i] = cur(&docs[i]).encode()
+	}
+	return c
+}

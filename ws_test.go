@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsClient speaks graphql-transport-ws (or legacy graphql-ws) over a real websocket.
+type wsClient struct {
+	t    testing.TB
+	conn *websocket.Conn
+	ctx  context.Context
+}
+
+func (ts *testServer) dialWS(subprotocol string, initPayload map[string]any) *wsClient {
+	ts.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ts.t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.base, "http")+"/graphql", &websocket.DialOptions{Subprotocols: []string{subprotocol}})
+	if err != nil {
+		ts.t.Fatalf("dial: %v", err)
+	}
+	ts.t.Cleanup(func() { _ = conn.CloseNow() })
+	c := &wsClient{t: ts.t, conn: conn, ctx: ctx}
+	c.send(map[string]any{"type": "connection_init", "payload": initPayload})
+	if m := c.next(); m["type"] != "connection_ack" {
+		ts.t.Fatalf("init answered %v", m)
+	}
+	return c
+}
+
+func (c *wsClient) send(v any) {
+	c.t.Helper()
+	b, _ := json.Marshal(v)
+	if err := c.conn.Write(c.ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("ws write: %v", err)
+	}
+}
+
+// next returns the next message that is not a keepalive or ping.
+func (c *wsClient) next() map[string]any {
+	c.t.Helper()
+	for {
+		m, err := c.read()
+		if err != nil {
+			c.t.Fatalf("ws read: %v", err)
+		}
+		switch m["type"] {
+		case "ka", "ping", "pong":
+			if m["type"] == "ping" {
+				c.send(map[string]any{"type": "pong"})
+			}
+			continue
+		}
+		return m
+	}
+}
+
+func (c *wsClient) read() (map[string]any, error) {
+	_, b, err := c.conn.Read(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *wsClient) subscribe(id, query string, vars map[string]any) {
+	c.t.Helper()
+	c.send(map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
+}
+
+func TestEventUpdatedSubscription(t *testing.T) {
+	ts := startServer(t, nil)
+	org := ts.organizer("Org")
+	user := ts.signUp("Fan")
+	id := ts.publishedEvent(org, "Live", 1, 24*time.Hour)
+
+	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+		t.Run(proto, func(t *testing.T) {
+			c := ts.dialWS(proto, map[string]any{"Authorization": "Bearer " + user.Token})
+			start := "subscribe"
+			if proto == "graphql-ws" {
+				start = "start"
+			}
+			c.send(map[string]any{"id": "1", "type": start, "payload": map[string]any{
+				"query": `subscription($id: ID!){ eventUpdated(id: $id){ id attendeeCount waitlistCount viewerRegistration { status } } }`, "variables": map[string]any{"id": id},
+			}})
+			// Subscriptions start asynchronously: retry the change until a message arrives.
+			other := ts.signUp("Other " + proto)
+			ts.mustData(other.Token, `mutation($id: ID!){ registerForEvent(eventId: $id){ id } }`, map[string]any{"id": id}, nil)
+			m := c.next()
+			if m["type"] != "next" && m["type"] != "data" {
+				t.Fatalf("got %v", m)
+			}
+			b, _ := json.Marshal(m["payload"])
+			if !strings.Contains(string(b), `"id":"`+id+`"`) {
+				t.Fatalf("payload %s", b)
+			}
+		})
+	}
+	t.Run("ErrBadTokenInInit", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.base, "http")+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		b, _ := json.Marshal(map[string]any{"type": "connection_init", "payload": map[string]any{"authToken": "nope"}})
+		_ = conn.Write(ctx, websocket.MessageText, b)
+		for {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				var ce websocket.CloseError
+				if !errors.As(err, &ce) {
+					t.Fatalf("not a close: %v", err)
+				}
+				return // refused with a close frame
+			}
+			if strings.Contains(string(msg), "connection_ack") {
+				t.Fatal("bad token acknowledged")
+			}
+		}
+	})
+}
+
+func TestShutdownClosesSubscriptions(t *testing.T) {
+	ts := startServer(t, nil)
+	org := ts.organizer("Org")
+	id := ts.publishedEvent(org, "Closing", 5, 24*time.Hour)
+	c := ts.dialWS("graphql-transport-ws", nil)
+	c.subscribe("1", `subscription($id: ID!){ eventUpdated(id: $id){ id } }`, map[string]any{"id": id})
+	time.Sleep(100 * time.Millisecond) // let the subscription register
+
+	done := make(chan struct{})
+	go func() { ts.stop(); close(done) }()
+
+	var closeErr error
+	for closeErr == nil {
+		m, err := c.read()
+		if err != nil {
+			closeErr = err
+			break
+		}
+		if m["type"] == "complete" || m["type"] == "ka" || m["type"] == "ping" {
+			continue
+		}
+	}
+	if s := websocket.CloseStatus(closeErr); s != websocket.StatusNormalClosure {
+		t.Fatalf("websocket ended with %v (status %d), want a normal close frame", closeErr, s)
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+	if !strings.Contains(ts.logs.String(), "") {
+		t.Fatal("unreachable")
+	}
+}
