@@ -198,7 +198,9 @@ func TestEventsDomain(t *testing.T) {
 		if list.Events.TotalCount != 1 {
 			t.Fatalf("organizer sees %d own drafts, want 1", list.Events.TotalCount)
 		}
-		var orgs struct{ User struct{ OrganizedEvents struct{ TotalCount int } } }
+		var orgs struct {
+			User struct{ OrganizedEvents struct{ TotalCount int } }
+		}
 		ts.mustData(user.Token, `query($u: ID!){ user(id: $u){ organizedEvents { totalCount } } }`, map[string]any{"u": org.ID}, &orgs)
 		if orgs.User.OrganizedEvents.TotalCount != 0 {
 			t.Fatalf("organizedEvents shows drafts to others: %d", orgs.User.OrganizedEvents.TotalCount)
@@ -206,7 +208,9 @@ func TestEventsDomain(t *testing.T) {
 	})
 	t.Run("PublishUpdateAndQuery", func(t *testing.T) {
 		ts.mustData(org.Token, `mutation($id: ID!){ publishEvent(id: $id){ status } }`, map[string]any{"id": eventID}, nil)
-		var upd struct{ UpdateEvent struct{ Title, Description string } }
+		var upd struct {
+			UpdateEvent struct{ Title, Description string }
+		}
 		ts.mustData(org.Token, `mutation($id: ID!){ updateEvent(id: $id, input: {title: "Go Meetup #2"}){ title description } }`, map[string]any{"id": eventID}, &upd)
 		if upd.UpdateEvent.Title != "Go Meetup #2" || upd.UpdateEvent.Description != "Talks" {
 			t.Fatalf("update = %+v", upd.UpdateEvent)
@@ -235,12 +239,12 @@ func TestEventsDomain(t *testing.T) {
 			return out.Events.TotalCount
 		}
 		for filter, want := range map[string]int{
-			`{city: "PORTO"}`:         1,
-			`{city: "Nowhere"}`:       0,
-			`{tag: "TECH"}`:           1,
-			`{search: "meetup #2"}`:   1,
-			`{search: "(.*"}`:         0, // a regex metacharacter is literal text
-			`{venueId: "` + venueID + `"}`: 1,
+			`{city: "PORTO"}`:                 1,
+			`{city: "Nowhere"}`:               0,
+			`{tag: "TECH"}`:                   1,
+			`{search: "meetup #2"}`:           1,
+			`{search: "(.*"}`:                 0, // a regex metacharacter is literal text
+			`{venueId: "` + venueID + `"}`:    1,
 			`{organizerId: "` + org.ID + `"}`: 1,
 			`{from: "2000-01-01T00:00:00Z", to: "2001-01-01T00:00:00Z"}`: 0,
 		} {
@@ -288,7 +292,9 @@ func TestEventsDomain(t *testing.T) {
 	})
 	t.Run("ErrCancelledEventTakesNoRegistrations", func(t *testing.T) {
 		id := ts.publishedEvent(org, "Doomed", 5, 24*time.Hour)
-		var c struct{ CancelEvent struct{ Status, CancelReason string } }
+		var c struct {
+			CancelEvent struct{ Status, CancelReason string }
+		}
 		ts.mustData(org.Token, `mutation($id: ID!){ cancelEvent(id: $id, reason: "rain"){ status cancelReason } }`, map[string]any{"id": id}, &c)
 		if c.CancelEvent.Status != "CANCELLED" || c.CancelEvent.CancelReason != "rain" {
 			t.Fatalf("cancel = %+v", c)
@@ -299,7 +305,11 @@ func TestEventsDomain(t *testing.T) {
 		id := ts.publishedEvent(org, "Yesterday", 5, -48*time.Hour)
 		ts.mustCode("BAD_USER_INPUT", user.Token, `mutation($id: ID!){ registerForEvent(eventId: $id){ id } }`, map[string]any{"id": id})
 		// An ended event is not in the default list.
-		var out struct{ Events struct{ Edges []struct{ Node struct{ ID string } } } }
+		var out struct {
+			Events struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
+		}
 		ts.mustData("", `{ events(first: 100){ edges { node { id } } } }`, nil, &out)
 		for _, e := range out.Events.Edges {
 			if e.Node.ID == id {

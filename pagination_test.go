@@ -69,7 +69,9 @@ func TestPaginationStableUnderInserts(t *testing.T) {
 		for range 80 {
 			ts.publishedEvent(org, "Filler", 5, 500*time.Hour)
 		}
-		var out struct{ Events struct{ Edges []struct{ Cursor string } } }
+		var out struct {
+			Events struct{ Edges []struct{ Cursor string } }
+		}
 		ts.mustData("", `{ events(first: 1000){ edges { cursor } } }`, nil, &out)
 		if len(out.Events.Edges) != 100 {
 			t.Fatalf("first: 1000 returned %d edges, want the cap of 100", len(out.Events.Edges))
