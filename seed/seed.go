@@ -15,7 +15,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/eventide/server/eventide"
@@ -32,7 +31,7 @@ const (
 	fullEvents      = 4 // published upcoming events that end up full with a waitlist
 	promotions      = 3 // full events where a confirmed registration is cancelled
 	plainCancels    = 2 // other events where a registration is cancelled
-	maxCasualRegs   = 5 // registrations of an ordinary published event: 0..maxCasualRegs
+	maxCasualRegs   = 3 // registrations of an ordinary published event: 0..maxCasualRegs
 	emailDomain     = "example.com"
 	minDaysAhead    = 1 // upcoming events start minDaysAhead..maxDaysAhead days from now
 	maxDaysAhead    = 90
@@ -103,9 +102,15 @@ func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.
 		eventIDs[i] = e.ID
 	}
 
-	regs, cancels, err := register(ctx, st, p, users, eventIDs)
-	if err != nil {
-		return false, err
+	// Registrations are made one at a time: the embedded store admits one command at a time, so
+	// concurrency buys nothing there, and in this order every run writes the same sequence.
+	regs, cancels := 0, 0
+	for i := range p.events {
+		r, c, err := registerEvent(ctx, st, &p.events[i], users, eventIDs[i])
+		regs, cancels = regs+r, cancels+c
+		if err != nil {
+			return false, err
+		}
 	}
 
 	log.Info("demo data seeded",
@@ -116,51 +121,6 @@ func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.
 		"registrations", regs, "cancelledRegistrations", cancels,
 		"took", time.Since(start).Round(time.Millisecond))
 	return true, nil
-}
-
-// registerWorkers is how many events take their registrations at the same time. Within one event
-// the registrations are made in arrival order, so the outcome is the same at any concurrency.
-const registerWorkers = 4
-
-// register makes the planned registrations and cancellations, event by event.
-func register(ctx context.Context, st eventide.Store, p *plan, users []*eventide.User, eventIDs []string) (regs, cancels int, err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	for range registerWorkers {
-		wg.Go(func() {
-			for i := range next {
-				r, c, err := registerEvent(ctx, st, &p.events[i], users, eventIDs[i])
-				mu.Lock()
-				regs, cancels = regs+r, cancels+c
-				mu.Unlock()
-				if err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
-	for i := range p.events {
-		if len(p.events[i].regs) == 0 {
-			continue
-		}
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return regs, cancels, err
-	}
-	return regs, cancels, nil
 }
 
 // registerEvent makes one event's registrations, then its cancellations.
@@ -319,12 +279,19 @@ func newPlan(now time.Time) *plan {
 		if pe.venue >= 0 {
 			venueCap = venueSpecs[pe.venue].capacity
 		}
+		limit := es.maxCap
+		if venueCap > 0 && (limit == 0 || limit > venueCap) {
+			limit = venueCap
+		}
 		switch {
 		case es.small:
 			pe.capacity = 5 + rng.IntN(11) // 5..15
-		case venueCap > 0:
-			// Half to all of the room, in tens.
-			pe.capacity = max(10, (venueCap/2+rng.IntN(venueCap/2+1))/10*10)
+		case limit > 0:
+			// Half of the limit to all of it, in tens where that makes sense.
+			pe.capacity = limit/2 + rng.IntN(limit/2+1)
+			if pe.capacity >= 20 {
+				pe.capacity = pe.capacity / 10 * 10
+			}
 		case pe.venue >= 0:
 			pe.capacity = 50 + 10*rng.IntN(26) // an open-air venue: 50..300
 		default:

@@ -51,15 +51,24 @@ type Store struct {
 	log    *slog.Logger
 	mon    *monitor
 
-	// DESIGN: capacity must be exact on both stores. On MongoDB the conditional
-	// findOneAndUpdate ({_id, confirmed < capacity} + $inc) is atomic on its own, across replicas.
-	// On FerretDB v1.24 it is a read, a change in Go and a write back (FerretDB issue 2168), so two
-	// racing registrations can both pass the condition and one increment is lost. The embedded
-	// store is one process by definition, so every write to one event's registration state takes
-	// that event's stripe of this fixed lock array first: within a process the writes to one event
-	// are serialised (and so is their arrival order), and the atomic operations keep replicas exact
-	// on a real MongoDB. The unique index on (eventId, userId), which FerretDB does enforce,
-	// backs the idempotency of registering twice.
+	// DESIGN: capacity must be exact on both stores. The registration code uses only operations
+	// that are atomic on a real MongoDB, across replicas: the seat is claimed by a conditional
+	// findOneAndUpdate ({_id, capacity, confirmed < capacity} + $inc), the oldest waitlisted
+	// registration is promoted by one findOneAndUpdate sorted by arrival, and the unique index on
+	// (eventId, userId) settles a user registering twice (the loser gives its seat back).
+	//
+	// On FerretDB v1.24 those operations are not atomic on their own: findAndModify and update are
+	// a read, a change in Go and a write back (FerretDB issue 2168), so racing conditional $incs
+	// all succeed and increments are lost. The embedded store is one process by definition, and
+	// two things make it exact there, each sufficient alone (the capacity tests fail only when
+	// both are removed):
+	//   - store/embedded forwards write commands to FerretDB one at a time, so each is atomic as
+	//     it is on MongoDB (and so are all other single-document writes);
+	//   - every change to one event's registration state takes that event's stripe of this fixed
+	//     lock array, so within a process those changes are serialised, and seats go in the order
+	//     the requests took the lock (their arrival order).
+	// The locks are bounded (a fixed array) and cost nothing across replicas, where the atomic
+	// operations alone keep the counts exact.
 	eventLocks [eventLockStripes]sync.Mutex
 }
 

@@ -4,7 +4,7 @@
 // stores its data in SQLite files inside [Options.Dir]; any MongoDB driver
 // (go.mongodb.org/mongo-driver/v2) can connect to [Server.URI].
 //
-// # Command serialization
+// # Write serialization
 //
 // FerretDB 1.x implements every update (update, findAndModify, upserts) as
 // read → modify in Go → replace the whole document by _id, without a
@@ -13,14 +13,15 @@
 //
 //	findAndModify({_id: X, taken: {$lt: N}}, {$inc: {taken: 1}})
 //
-// can succeed more often than N times. To make single-document operations
-// atomic, as they are in MongoDB, the Server accepts client connections itself
-// and forwards them to FerretDB (listening on an internal loopback port)
-// through a small proxy that lets only one command at a time into FerretDB:
-// a request is forwarded only after the response to the previous request (from
-// any connection) has been received. Every FerretDB request gets exactly one
-// response, so this is exact. SQLite serializes writes anyway; the cost is that
-// reads no longer run in parallel.
+// can succeed more often than N times. To make single-document writes atomic,
+// as they are in MongoDB, the Server accepts client connections itself and
+// forwards them to FerretDB (listening on an internal loopback port) through a
+// small proxy that lets only one command that may write (anything but a known
+// read-only command such as find, getMore, aggregate, count, distinct, hello,
+// list*) into FerretDB at a time: such a request is forwarded only after the
+// response to the previous one has been received. FerretDB answers every
+// request exactly once, so this is exact. Reads are not serialized; SQLite
+// serializes writes anyway.
 //
 // The proxy also lets [Server.Close] drop client connections at once; FerretDB
 // alone waits 3 seconds for connected clients before it stops.
@@ -76,7 +77,7 @@ type Server struct {
 	backendAddr string       // FerretDB's own (internal) listener
 	log         *slog.Logger // WARN+ filtered
 
-	// sem admits one command at a time into FerretDB; see the package documentation.
+	// sem admits one writing command at a time into FerretDB; see the package documentation.
 	sem chan struct{}
 
 	closing   chan struct{} // closed when Close starts

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -834,9 +835,13 @@ func TestFerretDBDirectLosesUpdates(t *testing.T) {
 }
 
 // BenchmarkOps measures operations through the serializing proxy and, for
-// comparison, directly against FerretDB:
+// comparison, directly against FerretDB, on a collection of 1000 documents:
 //
 //	go test -run '^$' -bench Ops ./store/embedded/
+//
+// FerretDB's SQLite backend pushes down only filters that are exactly
+// {_id: <string or ObjectID>}; everything else scans the whole collection,
+// which the *Scan benchmarks show.
 func BenchmarkOps(b *testing.B) {
 	ctx := context.Background()
 
@@ -845,6 +850,9 @@ func BenchmarkOps(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Close(ctx) })
+
+	const docs = 1000
+	id := func(i int) string { return fmt.Sprintf("id%05d", i%docs) }
 
 	for _, target := range []struct{ name, uri string }{
 		{"proxy", s.URI()},
@@ -856,18 +864,20 @@ func BenchmarkOps(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = c.Disconnect(ctx) })
 
-		coll := c.Database("db").Collection("bench_" + target.name)
-
-		const docs = 1000
-		for i := range docs {
-			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: i}, {Key: "title", Value: "event"}}); err != nil {
-				b.Fatal(err)
-			}
+		db := c.Database("db")
+		coll := db.Collection("bench_" + target.name)
+		many := make([]any, docs)
+		for i := range many {
+			many[i] = bson.D{{Key: "_id", Value: id(i)}, {Key: "n", Value: i}, {Key: "taken", Value: 0}, {Key: "title", Value: "event"}}
+		}
+		if _, err := coll.InsertMany(ctx, many); err != nil {
+			b.Fatal(err)
 		}
 
 		b.Run(target.name+"/InsertOne", func(b *testing.B) {
+			ins := db.Collection("bench_insert_" + target.name)
 			for b.Loop() {
-				if _, err := coll.InsertOne(ctx, bson.D{{Key: "v", Value: 1}}); err != nil {
+				if _, err := ins.InsertOne(ctx, bson.D{{Key: "v", Value: 1}}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -877,7 +887,7 @@ func BenchmarkOps(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: i % docs}}).Err(); err != nil {
+				if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id(i)}}).Err(); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -888,7 +898,7 @@ func BenchmarkOps(b *testing.B) {
 				i := 0
 				for pb.Next() {
 					i++
-					if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: i % docs}}).Err(); err != nil {
+					if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id(i)}}).Err(); err != nil {
 						b.Error(err)
 						return
 					}
@@ -896,12 +906,35 @@ func BenchmarkOps(b *testing.B) {
 			})
 		})
 
+		b.Run(target.name+"/FindOneByFieldScan", func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				if err := coll.FindOne(ctx, bson.D{{Key: "n", Value: i % docs}}).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+
 		b.Run(target.name+"/IncByID", func(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: i % docs}},
-					bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}}); err != nil {
+				if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id(i)}},
+					bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+
+		b.Run(target.name+"/FindAndModifyIDLtIncScan", func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				err := coll.FindOneAndUpdate(ctx,
+					bson.D{{Key: "_id", Value: id(i)}, {Key: "taken", Value: bson.D{{Key: "$lt", Value: 1 << 30}}}},
+					bson.D{{Key: "$inc", Value: bson.D{{Key: "taken", Value: 1}}}}).Err()
+				if err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -1001,4 +1034,179 @@ func TestRSS(t *testing.T) {
 	idle := vmRSS(t)
 
 	t.Logf("VmRSS: test binary before Start %s; after Start %s; idle after 100 inserts + disconnect %s", before, started, idle)
+}
+
+func opMsgBytes(t *testing.T, flags uint32, sections ...[]byte) []byte {
+	t.Helper()
+
+	msg := make([]byte, 16, 256)
+	binary.LittleEndian.PutUint32(msg[12:], opMsg)
+	msg = binary.LittleEndian.AppendUint32(msg, flags)
+	for _, s := range sections {
+		msg = append(msg, s...)
+	}
+	if flags&1 != 0 {
+		msg = append(msg, 0, 0, 0, 0)
+	}
+	binary.LittleEndian.PutUint32(msg, uint32(len(msg)))
+
+	return msg
+}
+
+func bodySection(t *testing.T, d bson.D) []byte {
+	t.Helper()
+
+	b, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return append([]byte{0}, b...)
+}
+
+func seqSection(t *testing.T, id string, docs ...bson.D) []byte {
+	t.Helper()
+
+	var payload []byte
+	payload = append(payload, id...)
+	payload = append(payload, 0)
+	for _, d := range docs {
+		b, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload = append(payload, b...)
+	}
+
+	sec := []byte{1}
+	sec = binary.LittleEndian.AppendUint32(sec, uint32(4+len(payload)))
+
+	return append(sec, payload...)
+}
+
+func TestCommandName(t *testing.T) {
+	t.Parallel()
+
+	find := bodySection(t, bson.D{{Key: "find", Value: "c"}, {Key: "$db", Value: "db"}})
+	insert := bodySection(t, bson.D{{Key: "insert", Value: "c"}, {Key: "$db", Value: "db"}})
+	docs := seqSection(t, "documents", bson.D{{Key: "find", Value: 1}}, bson.D{{Key: "x", Value: 2}})
+
+	for _, tc := range []struct {
+		name      string
+		msg       []byte
+		want      string
+		serialize bool
+	}{
+		{"find", opMsgBytes(t, 0, find), "find", false},
+		{"find with checksum", opMsgBytes(t, 1, find), "find", false},
+		{"insert", opMsgBytes(t, 0, insert), "insert", true},
+		{"sequence before body", opMsgBytes(t, 0, docs, insert), "insert", true},
+		{"body before sequence", opMsgBytes(t, 0, insert, docs), "insert", true},
+		{"findAndModify", opMsgBytes(t, 0, bodySection(t, bson.D{{Key: "findAndModify", Value: "c"}})), "findAndModify", true},
+		{"aggregate", opMsgBytes(t, 0, bodySection(t, bson.D{{Key: "aggregate", Value: "c"}})), "aggregate", false},
+		{"unknown command", opMsgBytes(t, 0, bodySection(t, bson.D{{Key: "frobnicate", Value: 1}})), "frobnicate", true},
+		{"empty body", opMsgBytes(t, 0, bodySection(t, bson.D{})), "", true},
+		{"only sequence", opMsgBytes(t, 0, docs), "", true},
+		{"bad section kind", opMsgBytes(t, 0, []byte{7, 5, 0, 0, 0, 0}), "", true},
+		{"truncated body", opMsgBytes(t, 0, find[:8]), "", true},
+		{"OP_QUERY", func() []byte {
+			m := opMsgBytes(t, 0, find)
+			binary.LittleEndian.PutUint32(m[12:], 2004)
+			return m
+		}(), "", true},
+		{"too short", []byte{1, 2, 3}, "", true},
+	} {
+		got, _ := commandName(tc.msg)
+		if got != tc.want {
+			t.Errorf("%s: commandName = %q, want %q", tc.name, got, tc.want)
+		}
+		if s := mustSerialize(tc.msg); s != tc.serialize {
+			t.Errorf("%s: mustSerialize = %v, want %v", tc.name, s, tc.serialize)
+		}
+	}
+}
+
+// TestReadsBypassWriteSerialization holds the write semaphore, as a long
+// write would, and checks that reads still go through while writes wait.
+func TestReadsBypassWriteSerialization(t *testing.T) {
+	t.Parallel()
+
+	s := startServer(t, Options{Dir: t.TempDir()})
+	ctx := ctxT(t)
+	coll := connect(t, s.URI(), 5*time.Second).Database("db").Collection("c")
+
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	s.sem <- struct{}{} // a "write" in progress
+
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := coll.FindOne(rctx, bson.D{{Key: "_id", Value: "a"}}).Err(); err != nil {
+		t.Fatalf("read blocked by a write in progress: %v", err)
+	}
+	if _, err := coll.CountDocuments(rctx, bson.D{}); err != nil {
+		t.Fatalf("count blocked by a write in progress: %v", err)
+	}
+
+	inserted := make(chan error, 1)
+	go func() {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "b"}})
+		inserted <- err
+	}()
+
+	select {
+	case err := <-inserted:
+		t.Fatalf("write went through while another write held the semaphore: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	<-s.sem // the "write" finishes
+
+	if err := <-inserted; err != nil {
+		t.Fatalf("InsertOne: %v", err)
+	}
+}
+
+// TestCloseLeavesNoGoroutines checks that Close stops everything Start started
+// (not parallel, so that other tests' goroutines do not interfere).
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+
+	ctx := ctxT(t)
+	s, err := Start(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := c.Database("db").Collection("c")
+	for i := range 10 {
+		if _, err = coll.InsertOne(ctx, bson.D{{Key: "i", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Close with the client still connected, then disconnect it.
+	if err = s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Disconnect(ctx)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before Start, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

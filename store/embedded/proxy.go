@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
 )
 
@@ -93,7 +93,7 @@ func (s *Server) untrack(c net.Conn) {
 }
 
 // serveConn forwards messages between one client connection and a new
-// connection to FerretDB, admitting one request at a time server-wide.
+// connection to FerretDB, admitting one writing request at a time server-wide.
 func (s *Server) serveConn(client net.Conn) {
 	defer s.wg.Done()
 
@@ -130,20 +130,15 @@ func (s *Server) serveConn(client net.Conn) {
 	}
 	defer s.untrack(backend)
 
-	// held is true while this connection holds s.sem, i.e. between forwarding
-	// a request and receiving its response.
-	var held atomic.Bool
-
-	release := func() {
-		if held.CompareAndSwap(true, false) {
-			<-s.sem
-		}
-	}
-	defer release()
+	// pending has one entry per request forwarded to FerretDB and not yet
+	// answered, in order; true means the request holds s.sem. FerretDB answers
+	// every request on a connection exactly once and in order, so the response
+	// goroutine can match responses to requests by position.
+	pending := make(chan bool, 64)
 
 	responsesDone := make(chan struct{})
 
-	// FerretDB → client: every received response releases the semaphore.
+	// FerretDB → client.
 	go func() {
 		defer close(responsesDone)
 		defer client.Close()
@@ -158,7 +153,16 @@ func (s *Server) serveConn(client net.Conn) {
 				return
 			}
 
-			release()
+			select {
+			case held := <-pending:
+				if held {
+					<-s.sem
+				}
+			default:
+				// A response to no request: impossible with FerretDB 1.x.
+				s.log.Warn("embedded: unexpected response from FerretDB; dropping connection")
+				return
+			}
 
 			if _, err = client.Write(msg); err != nil {
 				return
@@ -182,12 +186,25 @@ func (s *Server) serveConn(client net.Conn) {
 				return
 			}
 
+			serialize := mustSerialize(msg)
+			if serialize {
+				select {
+				case s.sem <- struct{}{}:
+				case <-s.closing:
+					return
+				case <-responsesDone:
+					return
+				}
+			}
+
+			// Record the request before forwarding it, so that its response
+			// always finds it.
 			select {
-			case s.sem <- struct{}{}:
-				held.Store(true)
-			case <-s.closing:
-				return
+			case pending <- serialize:
 			case <-responsesDone:
+				if serialize {
+					<-s.sem
+				}
 				return
 			}
 
@@ -200,6 +217,100 @@ func (s *Server) serveConn(client net.Conn) {
 	}()
 
 	<-responsesDone
+
+	// Both directions have stopped: release what unanswered requests still hold.
+	for {
+		select {
+		case held := <-pending:
+			if held {
+				<-s.sem
+			}
+		default:
+			return
+		}
+	}
+}
+
+// opMsg is the OP_MSG wire protocol opcode.
+const opMsg = 2013
+
+// readCommands are commands that only read data. Everything else, including
+// unknown commands and non-OP_MSG messages, is serialized. (FerretDB 1.x does
+// not support the writing aggregation stages $out and $merge.)
+var readCommands = map[string]struct{}{
+	"aggregate": {}, "buildInfo": {}, "buildinfo": {}, "collStats": {}, "collstats": {},
+	"connectionStatus": {}, "count": {}, "currentOp": {}, "dataSize": {}, "dbStats": {},
+	"dbstats": {}, "distinct": {}, "endSessions": {}, "explain": {}, "find": {},
+	"getCmdLineOpts": {}, "getFreeMonitoringStatus": {}, "getLog": {}, "getMore": {},
+	"getParameter": {}, "hello": {}, "hostInfo": {}, "isMaster": {}, "ismaster": {},
+	"killCursors": {}, "listCollections": {}, "listCommands": {}, "listDatabases": {},
+	"listIndexes": {}, "ping": {}, "saslContinue": {}, "saslStart": {},
+	"serverStatus": {}, "usersInfo": {}, "validate": {}, "whatsmyuri": {},
+}
+
+// mustSerialize reports whether the request msg may modify data and must
+// therefore wait for other such requests; see the package documentation.
+func mustSerialize(msg []byte) bool {
+	name, ok := commandName(msg)
+	if !ok {
+		return true
+	}
+
+	_, read := readCommands[name]
+
+	return !read
+}
+
+// commandName returns the command name of an OP_MSG request: the first key of
+// its body (kind 0) section.
+func commandName(msg []byte) (string, bool) {
+	if len(msg) < msgHeaderLen+5 || int32(binary.LittleEndian.Uint32(msg[12:])) != opMsg {
+		return "", false
+	}
+
+	end := len(msg)
+	if binary.LittleEndian.Uint32(msg[16:])&1 != 0 { // checksumPresent
+		end -= 4
+	}
+
+	for p := msgHeaderLen + 4; p < end; {
+		kind := msg[p]
+		p++
+
+		if p+4 > end {
+			return "", false
+		}
+
+		size := int(int32(binary.LittleEndian.Uint32(msg[p:])))
+		if size < 5 || p+size > end {
+			return "", false
+		}
+
+		switch kind {
+		case 0:
+			// BSON document: int32 length, then elements (type byte, cstring name, value).
+			doc := msg[p : p+size]
+			if doc[4] == 0 {
+				return "", false // empty document
+			}
+
+			n := bytes.IndexByte(doc[5:], 0)
+			if n <= 0 {
+				return "", false
+			}
+
+			return string(doc[5 : 5+n]), true
+
+		case 1:
+			// Document sequence: int32 size (including itself), identifier, documents.
+			p += size
+
+		default:
+			return "", false
+		}
+	}
+
+	return "", false
 }
 
 // readMsg reads one complete wire protocol message from r into buf (grown as needed).
