@@ -1,0 +1,81 @@
+package eventide
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a machine-readable error class; it becomes extensions.code in a GraphQL error.
+type Code string
+
+// The error codes of API.md. CodeUnavailable is ours: a dependency (the store) is down, so the
+// request may succeed when retried.
+const (
+	CodeUnauthenticated        Code = "UNAUTHENTICATED"
+	CodeForbidden              Code = "FORBIDDEN"
+	CodeBadUserInput           Code = "BAD_USER_INPUT"
+	CodeNotFound               Code = "NOT_FOUND"
+	CodeParseFailed            Code = "GRAPHQL_PARSE_FAILED"
+	CodeValidationFailed       Code = "GRAPHQL_VALIDATION_FAILED"
+	CodePersistedQueryNotFound Code = "PERSISTED_QUERY_NOT_FOUND"
+	CodeRateLimited            Code = "RATE_LIMITED"
+	CodeQueryTooComplex        Code = "QUERY_TOO_COMPLEX"
+	CodeBadRequest             Code = "BAD_REQUEST"
+	CodePayloadTooLarge        Code = "PAYLOAD_TOO_LARGE"
+	CodeInternal               Code = "INTERNAL_SERVER_ERROR"
+	CodeUnavailable            Code = "SERVICE_UNAVAILABLE"
+)
+
+// Error is the one error type of the domain. Message is safe to show to the client; Field names
+// the input field at fault, when there is one; Err is the cause, for the log only.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidField returns a BAD_USER_INPUT error naming field.
+func InvalidField(field, format string, args ...any) *Error {
+	return &Error{Code: CodeBadUserInput, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps err as an INTERNAL_SERVER_ERROR whose message is generic.
+func Internal(err error) *Error {
+	return &Error{Code: CodeInternal, Message: "internal server error", Err: err}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, CodeInternal for any other
+// non-nil error, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// IsCode reports whether err carries code.
+func IsCode(err error, code Code) bool { return ErrorCode(err) == code }
+
+// NotFound returns a NOT_FOUND error for the kind of thing and its id.
+func NotFound(kind, id string) *Error {
+	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("%s %q not found", kind, id)}
+}

@@ -1,0 +1,127 @@
+// Package eventide holds Eventide's domain: users, venues, events and registrations, the error
+// type with its codes, and the small service interfaces the adapters implement. It imports
+// nothing of ours.
+package eventide
+
+import "time"
+
+// Role is what a user may do. Roles are ordered: an ADMIN can do what an ORGANIZER can, and an
+// ORGANIZER what a USER can.
+type Role string
+
+// The roles, from least to most privileged.
+const (
+	RoleUser      Role = "USER"
+	RoleOrganizer Role = "ORGANIZER"
+	RoleAdmin     Role = "ADMIN"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// AtLeast reports whether r grants everything min grants.
+func (r Role) AtLeast(min Role) bool { return r.rank() >= min.rank() && r.rank() > 0 }
+
+func (r Role) rank() int {
+	switch r {
+	case RoleUser:
+		return 1
+	case RoleOrganizer:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// EventStatus is where an event is in its life.
+type EventStatus string
+
+// The event statuses.
+const (
+	EventDraft     EventStatus = "DRAFT"
+	EventPublished EventStatus = "PUBLISHED"
+	EventCancelled EventStatus = "CANCELLED"
+)
+
+// Valid reports whether s is a known status.
+func (s EventStatus) Valid() bool {
+	return s == EventDraft || s == EventPublished || s == EventCancelled
+}
+
+// RegistrationStatus is the state of one user's registration for one event.
+type RegistrationStatus string
+
+// The registration statuses.
+const (
+	RegistrationConfirmed  RegistrationStatus = "CONFIRMED"
+	RegistrationWaitlisted RegistrationStatus = "WAITLISTED"
+	RegistrationCancelled  RegistrationStatus = "CANCELLED"
+)
+
+// Valid reports whether s is a known status.
+func (s RegistrationStatus) Valid() bool {
+	return s == RegistrationConfirmed || s == RegistrationWaitlisted || s == RegistrationCancelled
+}
+
+// User is a person with an account.
+type User struct {
+	ID           string
+	Name         string
+	Email        string // stored lower-cased; unique
+	Role         Role
+	PasswordHash []byte
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Venue is a place events happen at.
+type Venue struct {
+	ID          string
+	Name        string
+	Address     string
+	City        string
+	Capacity    *int // nil when unknown
+	CreatedByID string
+	CreatedAt   time.Time
+}
+
+// Event is something people register for. ConfirmedCount and WaitlistCount are kept exact by the
+// registration service, so reading them costs nothing extra.
+type Event struct {
+	ID             string
+	Title          string
+	Description    string
+	StartsAt       time.Time
+	EndsAt         time.Time
+	Status         EventStatus
+	Capacity       int
+	Tags           []string
+	VenueID        string // empty when the event has no venue
+	City           string // the venue's city, copied so that a city filter is one query
+	OrganizerID    string
+	ConfirmedCount int
+	WaitlistCount  int
+	CancelReason   string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// VisibleTo reports whether viewer (nil for anonymous) may see e: drafts are seen by their
+// organizer and admins only.
+func (e *Event) VisibleTo(viewer *User) bool {
+	if e.Status != EventDraft {
+		return true
+	}
+	return viewer != nil && (viewer.ID == e.OrganizerID || viewer.Role == RoleAdmin)
+}
+
+// Registration is one user's place (confirmed or waitlisted) at one event.
+type Registration struct {
+	ID        string
+	EventID   string
+	UserID    string
+	Status    RegistrationStatus
+	CreatedAt time.Time // arrival time; the waitlist is ordered by it
+	UpdatedAt time.Time
+}

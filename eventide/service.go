@@ -1,0 +1,117 @@
+package eventide
+
+import (
+	"context"
+	"time"
+)
+
+// MaxPageSize caps the first argument of every connection.
+const MaxPageSize = 100
+
+// DefaultPageSize is the page size when a client does not say.
+const DefaultPageSize = 20
+
+// Page asks for one page of a connection: at most First items after the opaque cursor After.
+type Page struct {
+	First int
+	After string
+}
+
+// Conn is one page of items with a cursor for each, in the connection's order.
+type Conn[T any] struct {
+	Items       []T
+	Cursors     []string
+	HasNextPage bool
+}
+
+// EndCursor is the cursor of the last item, or "" for an empty page.
+func (c *Conn[T]) EndCursor() string {
+	if len(c.Cursors) == 0 {
+		return ""
+	}
+	return c.Cursors[len(c.Cursors)-1]
+}
+
+// EventQuery selects events; zero fields do not constrain. Results are ordered by StartsAt, then ID.
+type EventQuery struct {
+	Statuses    []EventStatus
+	StartsFrom  *time.Time // startsAt >= StartsFrom
+	StartsTo    *time.Time // startsAt < StartsTo
+	EndsAfter   *time.Time // endsAt > EndsAfter
+	City        string     // case-insensitive
+	Tag         string
+	OrganizerID string
+	VenueID     string
+	Search      string // case-insensitive substring of title or description
+	// DraftsOf, when set, limits DRAFT events to those organized by this user id; other statuses are
+	// unaffected. Empty with DRAFT in Statuses means every draft (an admin's view).
+	DraftsOf string
+	// NoDrafts excludes every draft whatever Statuses says (an anonymous viewer).
+	NoDrafts bool
+}
+
+// UserStore keeps user accounts.
+type UserStore interface {
+	// CreateUser stores u, setting its ID; a taken email is BAD_USER_INPUT on field "email".
+	CreateUser(ctx context.Context, u *User) error
+	// UserByID returns the user or NOT_FOUND.
+	UserByID(ctx context.Context, id string) (*User, error)
+	// UserByEmail looks the email up case-insensitively; NOT_FOUND when absent.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	// UsersByIDs returns the users that exist among ids, in no particular order.
+	UsersByIDs(ctx context.Context, ids []string) ([]*User, error)
+	// SetUserRole changes a user's role and returns the user; NOT_FOUND when absent.
+	SetUserRole(ctx context.Context, id string, role Role) (*User, error)
+	// SetUserCredentials replaces a user's password hash and role.
+	SetUserCredentials(ctx context.Context, id string, hash []byte, role Role) error
+	// CountUsers counts every user.
+	CountUsers(ctx context.Context) (int, error)
+}
+
+// VenueStore keeps venues.
+type VenueStore interface {
+	CreateVenue(ctx context.Context, v *Venue) error
+	VenueByID(ctx context.Context, id string) (*Venue, error)
+	VenuesByIDs(ctx context.Context, ids []string) ([]*Venue, error)
+	// Venues lists venues (in one city when city is set, case-insensitively) by name, then ID.
+	Venues(ctx context.Context, city string, page Page) (*Conn[*Venue], error)
+	CountVenues(ctx context.Context, city string) (int, error)
+}
+
+// EventStore keeps events.
+type EventStore interface {
+	CreateEvent(ctx context.Context, e *Event) error
+	EventByID(ctx context.Context, id string) (*Event, error)
+	EventsByIDs(ctx context.Context, ids []string) ([]*Event, error)
+	// UpdateEvent applies change to the current event and stores the result, serialised with
+	// registrations for the same event. Raising the capacity promotes waitlisted registrations;
+	// lowering it below the confirmed count is BAD_USER_INPUT on "capacity".
+	UpdateEvent(ctx context.Context, id string, change func(*Event) error) (*Event, error)
+	Events(ctx context.Context, q EventQuery, page Page) (*Conn[*Event], error)
+	CountEvents(ctx context.Context, q EventQuery) (int, error)
+}
+
+// RegistrationStore keeps registrations and the event counters exact under concurrency.
+type RegistrationStore interface {
+	// Register places userID at eventID: CONFIRMED while seats remain, else WAITLISTED. Registering
+	// again returns the active registration unchanged. The event must be PUBLISHED and not ended
+	// at now (BAD_USER_INPUT otherwise). It returns the registration and the event after the change.
+	Register(ctx context.Context, eventID, userID string, now time.Time) (*Registration, *Event, error)
+	// CancelRegistration cancels the user's active registration (NOT_FOUND when there is none) and,
+	// when it held a seat, promotes the oldest waitlisted registration.
+	CancelRegistration(ctx context.Context, eventID, userID string, now time.Time) (*Registration, *Event, error)
+	// RegistrationFor returns the user's registration at the event, or NOT_FOUND.
+	RegistrationFor(ctx context.Context, eventID, userID string) (*Registration, error)
+	// Attendees lists the CONFIRMED registrations of an event in arrival order.
+	Attendees(ctx context.Context, eventID string, page Page) (*Conn[*Registration], error)
+}
+
+// Store is everything the resolvers need from persistence.
+type Store interface {
+	UserStore
+	VenueStore
+	EventStore
+	RegistrationStore
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+}
