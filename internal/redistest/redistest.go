@@ -1,0 +1,124 @@
+// Package redistest starts a real redis-server on a free loopback port for tests, and can stop and
+// restart it on the same port to make the "Redis went away" fault for real.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RequireEnv, when "1", turns a missing redis-server binary into a test failure instead of a skip.
+// .ci/run sets it.
+const RequireEnv = "EVENTIDE_REQUIRE_REDIS"
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	tb   testing.TB
+	port int
+	dir  string
+	bin  string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Start runs redis-server on a free port with no persistence; it is killed at cleanup. Without the
+// binary the test is skipped with a loud message, or fails when EVENTIDE_REQUIRE_REDIS=1.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			tb.Fatalf("redis-server not found and %s=1: install it (apt-get install redis-server)", RequireEnv)
+		}
+		tb.Skip("SKIPPED: redis-server is not installed; these Redis tests did not run (set " + RequireEnv + "=1 to make this a failure)")
+	}
+	s := &Server{tb: tb, port: freePort(tb), dir: tb.TempDir(), bin: bin}
+	s.start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+func (s *Server) start() {
+	s.tb.Helper()
+	cmd := exec.Command(s.bin,
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--protected-mode", "yes", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("redistest: start redis-server: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ping(s.Addr()) == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			s.tb.Fatalf("redistest: redis-server on %s did not answer PING", s.Addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (SIGKILL: the fault of Redis going away) and waits for it to exit.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// Restart starts the server again on the same port (after Stop), empty.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	s.start()
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("redistest: PING answered %q", line)
+	}
+	return nil
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
