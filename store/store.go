@@ -151,11 +151,39 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}},
 	}
 	for _, sp := range specs {
-		if _, err := sp.coll.Indexes().CreateMany(ctx, sp.idx); err != nil {
+		// Create only the missing ones: FerretDB v1.24 panics when createIndexes names several
+		// indexes of which some exist already (it does accept an identical single one).
+		existing, err := sp.coll.Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return fmt.Errorf("store: list indexes on %s: %w", sp.coll.Name(), mapErr(err))
+		}
+		have := make(map[string]bool, len(existing))
+		for _, e := range existing {
+			have[e.Name] = true
+		}
+		var missing []mongo.IndexModel
+		for _, m := range sp.idx {
+			if name := *indexName(m); !have[name] {
+				missing = append(missing, m)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if _, err := sp.coll.Indexes().CreateMany(ctx, missing); err != nil {
 			return fmt.Errorf("store: create indexes on %s: %w", sp.coll.Name(), mapErr(err))
 		}
 	}
 	return nil
+}
+
+// indexName reads the name set on an index model's options.
+func indexName(m mongo.IndexModel) *string {
+	var o options.IndexOptions
+	for _, set := range m.Options.List() {
+		_ = set(&o)
+	}
+	return o.Name
 }
 
 // lockEvent takes the stripe of the in-process lock for one event and returns its unlock.

@@ -1,0 +1,40 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/eventide/server/store/embedded"
+)
+
+func openTestStore(t *testing.T, uri string) *Store {
+	t.Helper()
+	st, err := Open(context.Background(), Options{
+		URI: uri, Database: "storetest", PoolSize: 5, ConnectTimeout: 5 * time.Second,
+		ServerSelectionTimeout: 5 * time.Second, MaxConnIdleTime: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	return st
+}
+
+// TestOpenTwice reopens a store whose indexes exist, as every restart of `go run .` does.
+func TestOpenTwice(t *testing.T) {
+	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	openTestStore(t, srv.URI())
+	st := openTestStore(t, srv.URI())
+	specs, err := st.events.Indexes().ListSpecifications(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 5 { // _id_ + 4
+		t.Fatalf("events has %d indexes, want 5", len(specs))
+	}
+}
