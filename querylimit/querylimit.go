@@ -1,0 +1,271 @@
+// Package querylimit refuses hostile GraphQL documents before they cost anything.
+//
+// Extension plugs into gqlgen (srv.Use) and measures each document before gqlgen parses and
+// validates it: tokens first, on the raw text, then depth, complexity, aliases and repeated
+// fields on a parsed copy. The validator matters as much as the resolvers here: gqlparser's
+// OverlappingFieldsCanBeMerged rule compares every pair of fields that share a response name, so a
+// document repeating `__typename` two thousand times (22 KB, within any sane token limit) holds a
+// core for a third of a second, and one of 260 KB for over a minute. Measuring is linear in the
+// document and stops early, so a refusal costs microseconds.
+//
+// Where each check runs in gqlgen's pipeline (graphql/executor.CreateOperationContext):
+//
+//  1. OperationParameterMutators run first, before the query cache, the parser and the
+//     validator. MutateOperationParameters counts tokens with gqlparser's lexer, stopping at
+//     MaxTokens+1, then parses the text itself and measures the AST. A document that passes is
+//     remembered by a hash of its text (a bounded LRU), so a repeated query skips both.
+//  2. gqlgen then parses again (or hits its query cache) and validates.
+//  3. OperationContextMutators run after validation. MutateOperationContext checks again what was
+//     not checked before: the query an APQ hash stood for when this extension runs before the
+//     APQ one, and the complexity of a passed query under new variables.
+//
+// Use it after extension.AutomaticPersistedQuery, so that a hash-only request is checked before
+// validation too. A refusal is a *gqlerror.Error wrapping an *eventide.Error with code
+// QUERY_TOO_COMPLEX, with extensions {"code", "limit", "measured", "max"}. gqlgen answers it with
+// HTTP 200, as any error it does not know; to answer 422 as for validation failures, the server
+// may register the code once: errcode.RegisterErrorType("QUERY_TOO_COMPLEX", errcode.KindProtocol).
+package querylimit
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/eventide/server/eventide"
+)
+
+// Limits are the configured bounds (QUERY_MAX_DEPTH, QUERY_MAX_COMPLEXITY, QUERY_MAX_ALIASES,
+// QUERY_MAX_TOKENS); each is the largest value accepted, and zero or less turns that check off.
+// See Measurements for what each measures, and CountTokens for tokens.
+type Limits struct {
+	MaxDepth, MaxComplexity, MaxAliases, MaxTokens int
+}
+
+// DefaultLimits are API.md's defaults.
+func DefaultLimits() Limits {
+	return Limits{MaxDepth: 12, MaxComplexity: 1000, MaxAliases: 30, MaxTokens: 2000}
+}
+
+// The limits a refusal names, in extensions.limit and OnReject's what.
+const (
+	LimitTokens     = "tokens"
+	LimitDepth      = "depth"
+	LimitComplexity = "complexity"
+	LimitAliases    = "aliases"
+	LimitRepeats    = "repeats"
+	LimitSelections = "selections"
+)
+
+// DefaultMaxRepeats bounds Measurements.Repeats unless MaxRepeats says otherwise. A real client
+// repeats a field at one place a few times, where its fragments overlap (Apollo adds __typename
+// to each); twenty of them cost the validator about 0.1 ms, two thousand a third of a second.
+const DefaultMaxRepeats = 20
+
+// DefaultCacheSize is how many passed documents a Limiter remembers unless CacheSize says otherwise.
+const DefaultCacheSize = 1000
+
+// Option configures Extension.
+type Option func(*Limiter)
+
+// OnReject has fn called on every refusal, with the limit it broke (one of the Limit constants),
+// the measured value, the limit's value and the operation name; the server logs it as a
+// QUERY_REJECTED security event. fn runs on the request's goroutine and must not block.
+func OnReject(fn func(ctx context.Context, what string, measured, max int, operationName string)) Option {
+	return func(l *Limiter) { l.onReject = fn }
+}
+
+// MaxRepeats sets the most fields that may share one response name at one place of a document
+// (Measurements.Repeats); n <= 0 keeps DefaultMaxRepeats, as this bound may not be turned off.
+func MaxRepeats(n int) Option {
+	return func(l *Limiter) {
+		if n > 0 {
+			l.maxRepeats = n
+		}
+	}
+}
+
+// CacheSize sets how many passed documents are remembered (n <= 0 keeps DefaultCacheSize).
+func CacheSize(n int) Option {
+	return func(l *Limiter) {
+		if n > 0 {
+			l.cacheSize = n
+		}
+	}
+}
+
+// Limiter is the gqlgen extension that Extension returns.
+type Limiter struct {
+	limits     Limits
+	maxRepeats int
+	cacheSize  int
+	onReject   func(ctx context.Context, what string, measured, max int, operationName string)
+	schema     *ast.Schema
+	seed       maphash.Seed
+	passed     *lru.LRU[*passed]
+}
+
+// passed is a document that passed, remembered by a hash of its operation name and text. doc is
+// kept only when its complexity depends on variables, to measure it again under new ones.
+type passed struct {
+	doc *ast.QueryDocument
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+	graphql.OperationContextMutator
+} = (*Limiter)(nil)
+
+// Extension returns a gqlgen extension (srv.Use(querylimit.Extension(limits))) that refuses a
+// document breaking limits, or repeating a field more than DefaultMaxRepeats times at one place,
+// or expanding to more than MaxSelections selections, with QUERY_TOO_COMPLEX.
+func Extension(limits Limits, opts ...Option) *Limiter {
+	l := &Limiter{limits: limits, maxRepeats: DefaultMaxRepeats, cacheSize: DefaultCacheSize, seed: maphash.MakeSeed()}
+	for _, o := range opts {
+		o(l)
+	}
+	l.passed = lru.New[*passed](l.cacheSize)
+	return l
+}
+
+// ExtensionName implements graphql.HandlerExtension.
+func (*Limiter) ExtensionName() string { return "QueryLimit" }
+
+// Validate implements graphql.HandlerExtension; it keeps the schema that complexity is measured
+// against.
+func (l *Limiter) Validate(es graphql.ExecutableSchema) error {
+	l.schema = es.Schema()
+	return nil
+}
+
+// MutateOperationParameters checks the request's document before gqlgen parses and validates it.
+// A document that does not lex or parse is left to gqlgen, which reports it in its own words.
+func (l *Limiter) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if p.Query == "" {
+		return nil // an APQ hash alone: MutateOperationContext checks the query it stands for
+	}
+	vars := p.Variables
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	return l.check(ctx, p.Query, p.OperationName, vars, nil)
+}
+
+// MutateOperationContext checks, after validation, a document that MutateOperationParameters did
+// not see (an APQ hash resolved by a later extension), and the complexity of one that it passed
+// under other variables. A document it passed is found by hash and costs nothing more.
+func (l *Limiter) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	return l.check(ctx, oc.RawQuery, oc.OperationName, oc.Variables, oc.Doc)
+}
+
+// check refuses the document query (parsed as doc, when it already is) when it breaks a limit,
+// and remembers it when it does not.
+func (l *Limiter) check(ctx context.Context, query, op string, vars map[string]any, doc *ast.QueryDocument) *gqlerror.Error {
+	key := l.key(query, op)
+	if p, ok := l.passed.Get(ctx, key); ok {
+		if p.doc == nil {
+			return nil
+		}
+		_, complexity, _, _, _ := measureCost(p.doc, fragmentsByName(p.doc), l.schema, op, variables{known: true, values: vars})
+		if over(complexity, l.limits.MaxComplexity) {
+			return l.refuse(ctx, op, LimitComplexity, complexity, l.limits.MaxComplexity, "")
+		}
+		return nil
+	}
+	p, err := l.inspect(ctx, query, op, vars, doc)
+	if p != nil {
+		l.passed.Add(ctx, key, p)
+	}
+	return err
+}
+
+// inspect measures the document query (parsed as doc, when it already is): a refusal, or what to
+// remember of a document that passed, or neither for one that does not parse.
+func (l *Limiter) inspect(ctx context.Context, query, op string, vars map[string]any, doc *ast.QueryDocument) (*passed, *gqlerror.Error) {
+	if l.limits.MaxTokens > 0 {
+		if n, _ := CountTokens(query, l.limits.MaxTokens); over(n, l.limits.MaxTokens) {
+			return nil, l.refuse(ctx, op, LimitTokens, n, l.limits.MaxTokens, "")
+		}
+	}
+	if doc == nil {
+		var err error
+		if doc, err = parser.ParseQuery(&ast.Source{Input: query}); err != nil {
+			return nil, nil
+		}
+	}
+	m := measure(doc, l.schema, op, variables{known: true, values: vars}, l.maxRepeats+1)
+	for _, c := range [...]struct {
+		what          string
+		measured, max int
+	}{
+		{LimitDepth, m.Depth, l.limits.MaxDepth},
+		{LimitAliases, m.Aliases, l.limits.MaxAliases},
+		{LimitComplexity, m.Complexity, l.limits.MaxComplexity},
+		{LimitRepeats, m.Repeats, l.maxRepeats},
+		{LimitSelections, m.Selections, MaxSelections},
+	} {
+		if over(c.measured, c.max) {
+			return nil, l.refuse(ctx, op, c.what, c.measured, c.max, m.RepeatedField)
+		}
+	}
+	p := &passed{}
+	if m.UsesVariables && l.limits.MaxComplexity > 0 {
+		p.doc = doc
+	}
+	return p, nil
+}
+
+// over reports whether measured breaks the limit max; max <= 0 is no limit.
+func over(measured, max int) bool { return max > 0 && measured > max }
+
+// refuse reports the refusal to OnReject and returns it as gqlgen needs it from a mutator: a
+// *gqlerror.Error with its extensions set, wrapping the *eventide.Error that the server's error
+// presenter recognises. field is the repeated response name, for LimitRepeats.
+func (l *Limiter) refuse(ctx context.Context, op, what string, measured, max int, field string) *gqlerror.Error {
+	if l.onReject != nil {
+		l.onReject(ctx, what, measured, max, op)
+	}
+	var msg string
+	switch what {
+	case LimitTokens:
+		msg = fmt.Sprintf("query is longer than the limit of %d tokens", max)
+	case LimitAliases:
+		msg = fmt.Sprintf("query uses %d aliases, more than the limit of %d", measured, max)
+	case LimitRepeats:
+		msg = fmt.Sprintf("query selects %q %d times at one place, more than the limit of %d", field, measured, max)
+	case LimitSelections:
+		msg = fmt.Sprintf("query expands to more than %d selections once its fragments are spread", max)
+	default:
+		msg = fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)
+	}
+	return &gqlerror.Error{
+		Message: msg,
+		Err:     &eventide.Error{Code: eventide.CodeQueryTooComplex, Message: msg},
+		Extensions: map[string]any{
+			"code":     string(eventide.CodeQueryTooComplex),
+			"limit":    what,
+			"measured": measured,
+			"max":      max,
+		},
+	}
+}
+
+// key identifies a document by its operation name and text without keeping the text, which may
+// be as large as the body limit. The seed is random per process, so no client can aim a collision.
+func (l *Limiter) key(query, op string) string {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(op)
+	h.WriteByte(0)
+	h.WriteString(query)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], h.Sum64())
+	return string(b[:])
+}
