@@ -62,39 +62,50 @@ func TestCapacityExactUnderConcurrency(t *testing.T) {
 			t.Fatalf("round %d: counts %d/%d, want 10/30", round, a, w)
 		}
 
-		// The oldest waitlisted registration is promoted, exactly one.
-		var firstWaiting = -1
-		var arrivals []struct{ i int }
-		_ = arrivals
+		// Before the cancellation: who waits, and since when.
+		type waiting struct {
+			user      int
+			createdAt string
+		}
+		viewerReg := func(i int) (status, createdAt string) {
+			var out struct {
+				Event struct {
+					ViewerRegistration struct{ Status, CreatedAt string }
+				}
+			}
+			ts.mustData(users[i].Token, `query($id: ID!){ event(id: $id){ viewerRegistration { status createdAt } } }`, map[string]any{"id": id}, &out)
+			return out.Event.ViewerRegistration.Status, out.Event.ViewerRegistration.CreatedAt
+		}
+		oldest := waiting{user: -1}
+		for i, s := range statuses {
+			if s != "WAITLISTED" {
+				continue
+			}
+			if _, at := viewerReg(i); oldest.user < 0 || at < oldest.createdAt {
+				oldest = waiting{user: i, createdAt: at}
+			}
+		}
+		// One confirmed attendee cancels.
 		for i, s := range statuses {
 			if s == "CONFIRMED" {
-				var out struct{ CancelRegistration struct{ Status string } }
-				ts.mustData(users[i].Token, `mutation($id: ID!){ cancelRegistration(eventId: $id){ status } }`, map[string]any{"id": id}, &out)
+				ts.mustData(users[i].Token, `mutation($id: ID!){ cancelRegistration(eventId: $id){ status } }`, map[string]any{"id": id}, nil)
 				break
 			}
-			_ = firstWaiting
 		}
 		if a, w, _ := counts(); a != 10 || w != 29 {
 			t.Fatalf("round %d: after one cancellation counts %d/%d, want 10/29", round, a, w)
 		}
 		promoted := 0
-		var oldestWaitlisted string
 		for i, s := range statuses {
 			if s != "WAITLISTED" {
 				continue
 			}
-			var out struct {
-				Event struct {
-					ViewerRegistration struct {
-						Status, CreatedAt string
-					}
-				}
-			}
-			ts.mustData(users[i].Token, `query($id: ID!){ event(id: $id){ viewerRegistration { status createdAt } } }`, map[string]any{"id": id}, &out)
-			if out.Event.ViewerRegistration.Status == "CONFIRMED" {
+			if now, at := viewerReg(i); now == "CONFIRMED" {
 				promoted++
-			} else if oldestWaitlisted == "" || out.Event.ViewerRegistration.CreatedAt < oldestWaitlisted {
-				oldestWaitlisted = out.Event.ViewerRegistration.CreatedAt
+				// Arrival times have millisecond precision; ties are broken by id in the store.
+				if at != oldest.createdAt {
+					t.Fatalf("round %d: user %d (arrived %s) was promoted, but user %d waited longest (%s)", round, i, at, oldest.user, oldest.createdAt)
+				}
 			}
 		}
 		if promoted != 1 {
