@@ -30,7 +30,8 @@ const CgroupSoftLimitFraction = 0.9
 //     CgroupSoftLimitFraction of it, and the cgroup limit is reported;
 //   - otherwise nothing is set and 0 is returned.
 //
-// A nil log discards the one line that says what was chosen.
+// It is meant to be called once, at start-up. A nil log discards the one line that says what was
+// chosen.
 func ApplyMemoryLimit(configured int64, log *slog.Logger) (limitInForce int64) {
 	return ApplyMemoryLimitUnder(DefaultCgroupRoot, configured, log)
 }
@@ -42,6 +43,8 @@ func ApplyMemoryLimitUnder(cgroupRoot string, configured int64, log *slog.Logger
 		log = slog.New(slog.DiscardHandler)
 	}
 	cgroup := CgroupMemoryLimit(cgroupRoot)
+	soft := int64(float64(cgroup) * CgroupSoftLimitFraction)
+	current := debug.SetMemoryLimit(-1)
 	switch {
 	case configured > 0:
 		debug.SetMemoryLimit(configured)
@@ -52,12 +55,10 @@ func ApplyMemoryLimitUnder(cgroupRoot string, configured int64, log *slog.Logger
 			log.Info("memory limit set", "limit_bytes", configured, "source", "MEMORY_LIMIT")
 		}
 		return configured
-	case debug.SetMemoryLimit(-1) != math.MaxInt64:
-		limit := debug.SetMemoryLimit(-1)
-		log.Info("memory limit kept", "limit_bytes", limit, "source", "GOMEMLIMIT")
-		return limit
+	case current != math.MaxInt64 && (cgroup == 0 || current != soft): // not our own earlier call
+		log.Info("memory limit kept", "limit_bytes", current, "source", "GOMEMLIMIT")
+		return current
 	case cgroup > 0:
-		soft := int64(float64(cgroup) * CgroupSoftLimitFraction)
 		debug.SetMemoryLimit(soft)
 		log.Info("memory limit set", "limit_bytes", cgroup, "soft_limit_bytes", soft, "source", "cgroup")
 		return cgroup

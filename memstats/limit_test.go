@@ -66,6 +66,17 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestApplyMemoryLimitTwice(t *testing.T) {
+	prev := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	root := cgroupFS(t, map[string]string{"memory.max": "1073741824"})
+	for i := range 2 { // the second call must not take the first one's soft limit for GOMEMLIMIT
+		if got := ApplyMemoryLimitUnder(root, 0, nil); got != 1<<30 {
+			t.Fatalf("call %d: limit in force %d, want the cgroup's", i+1, got)
+		}
+	}
+}
+
 func TestCgroupMemoryLimit(t *testing.T) {
 	t.Run("SystemdUnitLowestOnPath", func(t *testing.T) {
 		root := cgroupFS(t, map[string]string{

@@ -199,7 +199,7 @@ func (s *Sampler) Subscribe(ctx context.Context, interval time.Duration) (<-chan
 
 // SubscribeAs is Subscribe delivering convert(sample) instead: a GraphQL resolver gets a channel
 // of its model type without a goroutine of its own to convert. convert runs on the sampler's
-// goroutine and must be quick.
+// goroutine, under its lock: it must be quick and must not call the Sampler.
 func SubscribeAs[T any](s *Sampler, ctx context.Context, interval time.Duration, convert func(Sample) T) (<-chan T, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
