@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -303,6 +304,34 @@ func TestVariables(t *testing.T) {
 	post(t, srv, literal, nil, nil)
 	if p, ok := l.passed.Get(context.Background(), l.key(literal, "")); !ok || p.doc != nil {
 		t.Errorf("passed document not remembered, or with an AST it does not need: %v %+v", ok, p)
+	}
+}
+
+// TestStats: what was measured is left in the operation's stats, once per request: the second
+// hook finds it and does not check again.
+func TestStats(t *testing.T) {
+	srv := handler.New(realSchema())
+	srv.AddTransport(transport.POST{})
+	srv.Use(Extension(DefaultLimits()))
+	var got []Stats
+	srv.AroundOperations(func(ctx context.Context, _ graphql.OperationHandler) graphql.ResponseHandler {
+		s, _ := graphql.GetOperationContext(ctx).Stats.GetExtension(StatsName).(*Stats)
+		got = append(got, *s)
+		return graphql.OneShot(&graphql.Response{Data: json.RawMessage(`{"passed":true}`)})
+	})
+	for _, first := range []int{20, 20, 50} {
+		if r := post(t, srv, eventsPage, map[string]any{"first": first}, nil); !r.passed() {
+			t.Fatalf("got %+v", r)
+		}
+	}
+	for i, want := range []struct {
+		remembered         bool
+		tokens, complexity int
+	}{{false, 69, 1 + 20*18 + 4}, {true, 69, 1 + 20*18 + 4}, {true, 69, 1 + 50*18 + 4}} {
+		s := got[i]
+		if s.Remembered != want.remembered || s.Tokens != want.tokens || s.Complexity != want.complexity || s.Depth != 5 {
+			t.Errorf("request %d: got %+v, want %+v", i, s, want)
+		}
 	}
 }
 

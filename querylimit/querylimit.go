@@ -15,9 +15,9 @@
 //     MaxTokens+1, then parses the text itself and measures the AST. A document that passes is
 //     remembered by a hash of its text (a bounded LRU), so a repeated query skips both.
 //  2. gqlgen then parses again (or hits its query cache) and validates.
-//  3. OperationContextMutators run after validation. MutateOperationContext checks again what was
-//     not checked before: the query an APQ hash stood for when this extension runs before the
-//     APQ one, and the complexity of a passed query under new variables.
+//  3. OperationContextMutators run after validation. MutateOperationContext checks what the
+//     first hook did not see: the query an APQ hash stands for, when this extension runs before
+//     the APQ one. What was measured is left in the operation's stats (Stats).
 //
 // Use it after extension.AutomaticPersistedQuery, so that a hash-only request is checked before
 // validation too. A refusal is a *gqlerror.Error wrapping an *eventide.Error with code
@@ -111,10 +111,27 @@ type Limiter struct {
 	passed     *lru.LRU[*passed]
 }
 
+// StatsName is the name of the extension's Stats in gqlgen's operation stats.
+const StatsName = "QueryLimit"
+
+// Stats is what the extension measured of an operation that passed, for other extensions and
+// logs: graphql.GetOperationContext(ctx).Stats.GetExtension(querylimit.StatsName).(*querylimit.Stats).
+type Stats struct {
+	Measurements
+	// Tokens is the token count, or 0 when there is no token limit.
+	Tokens int
+	// Remembered is set when the document had passed before and was not measured again; only
+	// its complexity is, when it depends on variables.
+	Remembered bool
+
+	query, operation string
+}
+
 // passed is a document that passed, remembered by a hash of its operation name and text. doc is
 // kept only when its complexity depends on variables, to measure it again under new ones.
 type passed struct {
-	doc *ast.QueryDocument
+	stats Stats
+	doc   *ast.QueryDocument
 }
 
 var _ interface {
@@ -136,7 +153,7 @@ func Extension(limits Limits, opts ...Option) *Limiter {
 }
 
 // ExtensionName implements graphql.HandlerExtension.
-func (*Limiter) ExtensionName() string { return "QueryLimit" }
+func (*Limiter) ExtensionName() string { return StatsName }
 
 // Validate implements graphql.HandlerExtension; it keeps the schema that complexity is measured
 // against.
@@ -155,42 +172,58 @@ func (l *Limiter) MutateOperationParameters(ctx context.Context, p *graphql.RawP
 	if vars == nil {
 		vars = map[string]any{}
 	}
-	return l.check(ctx, p.Query, p.OperationName, vars, nil)
+	s, err := l.check(ctx, p.Query, p.OperationName, vars, nil)
+	if s != nil && graphql.HasOperationContext(ctx) {
+		graphql.GetOperationContext(ctx).Stats.SetExtension(StatsName, s)
+	}
+	return err
 }
 
 // MutateOperationContext checks, after validation, a document that MutateOperationParameters did
-// not see (an APQ hash resolved by a later extension), and the complexity of one that it passed
-// under other variables. A document it passed is found by hash and costs nothing more.
+// not see: one that a later extension put in place, such as the query an APQ hash stands for.
 func (l *Limiter) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	return l.check(ctx, oc.RawQuery, oc.OperationName, oc.Variables, oc.Doc)
+	if s, ok := oc.Stats.GetExtension(StatsName).(*Stats); ok && s.query == oc.RawQuery && s.operation == oc.OperationName {
+		return nil
+	}
+	s, err := l.check(ctx, oc.RawQuery, oc.OperationName, oc.Variables, oc.Doc)
+	if s != nil {
+		oc.Stats.SetExtension(StatsName, s)
+	}
+	return err
 }
 
 // check refuses the document query (parsed as doc, when it already is) when it breaks a limit,
-// and remembers it when it does not.
-func (l *Limiter) check(ctx context.Context, query, op string, vars map[string]any, doc *ast.QueryDocument) *gqlerror.Error {
+// and remembers it when it does not. Stats are nil for a refused document or one that does not
+// parse.
+func (l *Limiter) check(ctx context.Context, query, op string, vars map[string]any, doc *ast.QueryDocument) (*Stats, *gqlerror.Error) {
 	key := l.key(query, op)
 	if p, ok := l.passed.Get(ctx, key); ok {
-		if p.doc == nil {
-			return nil
+		s := p.stats
+		s.Remembered, s.query = true, query
+		if p.doc != nil {
+			_, s.Complexity, _, _, _ = measureCost(p.doc, fragmentsByName(p.doc), l.schema, op, variables{known: true, values: vars})
+			if over(s.Complexity, l.limits.MaxComplexity) {
+				return nil, l.refuse(ctx, op, LimitComplexity, s.Complexity, l.limits.MaxComplexity, "")
+			}
 		}
-		_, complexity, _, _, _ := measureCost(p.doc, fragmentsByName(p.doc), l.schema, op, variables{known: true, values: vars})
-		if over(complexity, l.limits.MaxComplexity) {
-			return l.refuse(ctx, op, LimitComplexity, complexity, l.limits.MaxComplexity, "")
-		}
-		return nil
+		return &s, nil
 	}
 	p, err := l.inspect(ctx, query, op, vars, doc)
-	if p != nil {
-		l.passed.Add(ctx, key, p)
+	if p == nil {
+		return nil, err
 	}
-	return err
+	l.passed.Add(ctx, key, p)
+	s := p.stats
+	s.query = query
+	return &s, nil
 }
 
 // inspect measures the document query (parsed as doc, when it already is): a refusal, or what to
 // remember of a document that passed, or neither for one that does not parse.
 func (l *Limiter) inspect(ctx context.Context, query, op string, vars map[string]any, doc *ast.QueryDocument) (*passed, *gqlerror.Error) {
+	var n int
 	if l.limits.MaxTokens > 0 {
-		if n, _ := CountTokens(query, l.limits.MaxTokens); over(n, l.limits.MaxTokens) {
+		if n, _ = CountTokens(query, l.limits.MaxTokens); over(n, l.limits.MaxTokens) {
 			return nil, l.refuse(ctx, op, LimitTokens, n, l.limits.MaxTokens, "")
 		}
 	}
@@ -215,7 +248,7 @@ func (l *Limiter) inspect(ctx context.Context, query, op string, vars map[string
 			return nil, l.refuse(ctx, op, c.what, c.measured, c.max, m.RepeatedField)
 		}
 	}
-	p := &passed{}
+	p := &passed{stats: Stats{Measurements: m, Tokens: n, operation: op}}
 	if m.UsesVariables && l.limits.MaxComplexity > 0 {
 		p.doc = doc
 	}
