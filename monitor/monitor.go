@@ -1,0 +1,256 @@
+// Package monitor serves the built-in monitoring page, /monitor, from files embedded in the binary.
+//
+// # The page
+//
+// One page, for an admin to keep open beside the server:
+//
+//   - A sign-in form (input[name=email], input[name=password], a submit
+//     button) that sends the login mutation over HTTP POST /graphql. The
+//     token lives in a variable of the page for as long as the tab is open:
+//     never in localStorage, sessionStorage or a cookie. A non-admin account
+//     is turned away at the form.
+//   - Memory: the current RSS in [data-testid=rss] ("41.2 MiB"), heap, goroutines,
+//     GC and the memory limit, and a chart of RSS, heap in use and goroutines
+//     over the last ten minutes, seeded from the memoryHistory query and then
+//     fed by the memoryStats(intervalMs: 1000) subscription.
+//   - Security events: a table, one row [data-testid=security-event] per
+//     event, newest on top, coloured by severity and filterable by minimum
+//     severity and by type; seeded from securityEvents(last: 200), then fed by
+//     the securityEvents subscription; at most 500 events are kept.
+//   - Server, cache and database panels, refreshed every five seconds by the
+//     serverInfo, cacheStats and databaseStats queries.
+//
+// Both subscriptions share one graphql-transport-ws connection (the graphql-ws
+// reference client; connection_init carries {"Authorization": "Bearer
+// <token>"}), to the /graphql of the page's own origin (ws: or wss: as the page
+// is http: or https:). [data-testid=connection] says "connecting…", "live",
+// "reconnecting…" or "signed out". The client retries for ever, so a restart of
+// the server is a blip: once reconnected it subscribes again and re-seeds the
+// chart and the table over HTTP. When the server no longer accepts the token
+// (UNAUTHENTICATED, e.g. after a restart with a new JWT secret) or the account
+// is no longer an admin (FORBIDDEN), the page goes back to the sign-in form and
+// says why.
+//
+// # Files
+//
+// assets/monitor.js, monitor.css and favicon.svg are hand-written, plain files
+// run as they are (no build step). The libraries come from npm at pinned
+// versions through vendor.sh, with their licences; assets/VERSIONS lists each
+// vendored file with its package, version and sha256, and each tarball with its
+// npm integrity. Nothing is loaded from another origin: the page's
+// Content-Security-Policy allows scripts, styles and images from 'self' only,
+// connections to 'self' and ws:/wss:, and no inline script or style.
+package monitor
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed assets
+var embedded embed.FS
+
+// pageHTML is the page, a html/template; its asset URLs come from Asset.
+//
+//go:embed page.html
+var pageHTML string
+
+// Endpoint is the GraphQL path the page talks to, on its own origin.
+const Endpoint = "/graphql"
+
+// asset is one embedded file, ready to serve.
+type asset struct {
+	name        string
+	body        []byte
+	contentType string
+	version     string // hex prefix of the sha256 of body; used as ?v= and ETag
+}
+
+// assets maps a file name under assets/ to the file.
+var assets = loadAssets()
+
+// pageAssets are the files the page references.
+var pageAssets = []string{
+	"favicon.svg",
+	"uPlot.min.css",
+	"monitor.css",
+	"graphql-ws.min.js",
+	"uPlot.iife.min.js",
+	"monitor.js",
+}
+
+func loadAssets() map[string]*asset {
+	m := map[string]*asset{}
+	entries, err := fs.ReadDir(embedded, "assets")
+	if err != nil {
+		panic("monitor: " + err.Error())
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		body, err := embedded.ReadFile("assets/" + e.Name())
+		if err != nil {
+			panic("monitor: " + err.Error())
+		}
+		sum := sha256.Sum256(body)
+		m[e.Name()] = &asset{
+			name:        e.Name(),
+			body:        body,
+			contentType: contentType(e.Name()),
+			version:     hex.EncodeToString(sum[:8]),
+		}
+	}
+	for _, name := range pageAssets {
+		if m[name] == nil {
+			panic("monitor: missing assets/" + name + "; run monitor/vendor.sh")
+		}
+	}
+	return m
+}
+
+func contentType(name string) string {
+	switch path.Ext(name) {
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".svg":
+		return "image/svg+xml"
+	default: // LICENSE.*, VERSIONS
+		return "text/plain; charset=utf-8"
+	}
+}
+
+// Handler serves the monitoring page at "/monitor" and "/monitor/" and its
+// assets under "/monitor/assets/"; mount it for both forms of the path:
+//
+//	mux.Handle("/monitor", monitor.Handler())
+//	mux.Handle("/monitor/", monitor.Handler())
+//
+// Behind http.StripPrefix("/monitor", ...) it serves the page at "" and "/"
+// instead. Asset URLs in the page are relative to the page and carry a content
+// hash (?v=), so an asset asked for with its current hash is cached for good
+// (immutable) and any other is revalidated by ETag. An unknown asset or any
+// other path is 404; a method other than GET or HEAD is 405.
+func Handler() http.Handler {
+	return handler{}
+}
+
+type handler struct{}
+
+func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	dir, name := path.Split(p)
+	isAsset := strings.HasSuffix(dir, "/assets/") && name != ""
+	isPage := p == "" || p == "/" || p == "/monitor" || p == "/monitor/"
+	if !isAsset && !isPage {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if isAsset {
+		serveAsset(w, r, name)
+		return
+	}
+	servePage(w, r)
+}
+
+func serveAsset(w http.ResponseWriter, r *http.Request, name string) {
+	a := assets[name]
+	if a == nil {
+		http.NotFound(w, r)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", a.contentType)
+	hdr.Set("ETag", `"`+a.version+`"`)
+	if r.URL.Query().Get("v") == a.version {
+		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		hdr.Set("Cache-Control", "no-cache")
+	}
+	if a.contentType == "image/svg+xml" {
+		// An SVG opened on its own is a document: give it no powers.
+		hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	}
+	// ServeContent answers If-None-Match with 304, and handles HEAD and Range.
+	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
+}
+
+var page = template.Must(template.New("page").Parse(pageHTML))
+
+// pageData fills the page template.
+type pageData struct {
+	Endpoint string
+	base     string // relative URL of the assets folder, ending in "/"
+}
+
+// Asset is the URL of the named asset, relative to the page, with its content
+// hash so that it can be cached for good.
+func (d pageData) Asset(name string) string {
+	return d.base + name + "?v=" + assets[name].version
+}
+
+func servePage(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, pageData{Endpoint: Endpoint, base: assetBase(r)}); err != nil {
+		http.Error(w, "monitor: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Security-Policy", csp)
+	hdr.Set("Cache-Control", "no-cache") // asset hashes change with each build
+	hdr.Set("Referrer-Policy", "same-origin")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(buf.Bytes())
+}
+
+// csp is the page's Content-Security-Policy: every script and stylesheet is
+// a file from 'self' (the libraries style elements only through the CSSOM,
+// which style-src does not govern); ws: and wss: are for the subscriptions;
+// the sign-in form is submitted by script, never by the browser.
+var csp = strings.Join([]string{
+	"default-src 'none'",
+	"script-src 'self'",
+	"style-src 'self'",
+	"img-src 'self'",
+	"connect-src 'self' ws: wss:",
+	"base-uri 'none'",
+	"form-action 'none'",
+	"frame-ancestors 'none'",
+}, "; ")
+
+// assetBase is the URL of the assets folder relative to the page as the
+// browser sees it, so the page works at "/monitor" and "/monitor/" alike,
+// behind http.StripPrefix too (RequestURI keeps the unstripped path).
+func assetBase(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if r.RequestURI != "" {
+		if u, err := url.ParseRequestURI(r.RequestURI); err == nil && u.Path != "" {
+			p = u.EscapedPath()
+		}
+	}
+	if p == "" || strings.HasSuffix(p, "/") {
+		return "./assets/"
+	}
+	// "./" keeps a last segment with a colon from reading as a scheme.
+	return "./" + path.Base(p) + "/assets/"
+}
