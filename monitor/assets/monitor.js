@@ -480,7 +480,8 @@
         /* already ended */
       }
     });
-    s.client.dispose();
+    // dispose rejects when the last attempt failed before the ack; it is over either way.
+    Promise.resolve(s.client.dispose()).catch(function () {});
     s.token = '';
     resetData();
     showSignIn(message, kind);
@@ -589,10 +590,10 @@
     setText(el.heapInuse, fmtBytes(m.heapInuseBytes));
     setText(el.heapAlloc, fmtBytes(m.heapAllocBytes));
     setText(el.goroutines, fmtInt(m.goroutines));
-    setText(el.gc, fmtInt(m.gcCycles) + ' · ' + fmtNs(m.lastGcPauseNs));
+    setText(el.gc, fmtNs(m.lastGcPauseNs) + ' · ' + fmtInt(m.gcCycles));
     if (m.memoryLimitBytes) {
       var pct = m.usagePercent != null ? Math.round(m.usagePercent) + '% of ' : '';
-      setText(el.limit, pct + fmtBytes(m.memoryLimitBytes));
+      setText(el.limit, pct + fmtBytesAxis(m.memoryLimitBytes));
       el.limit.className = 'stat-value' + (m.usagePercent >= 90 ? ' bad' : m.usagePercent >= 75 ? ' warn' : '');
     } else {
       setText(el.limit, 'none');
@@ -634,6 +635,17 @@
     });
   }
 
+  // BYTE_STEPS are the byte axis's tick steps: round numbers of KiB, MiB, GiB.
+  var BYTE_STEPS = (function () {
+    var steps = [];
+    for (var unit = 1; unit <= Math.pow(1024, 4); unit *= 1024) {
+      [1, 2, 5, 10, 20, 50, 100, 200, 500].forEach(function (k) {
+        steps.push(k * unit);
+      });
+    }
+    return steps;
+  })();
+
   function css(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
@@ -672,6 +684,7 @@
         axes: [
           Object.assign({}, axis, {
             space: 70,
+            size: 32,
             values: function (u, splits, axisIdx, space, incr) {
               return splits.map(function (s) {
                 return fmtClock(new Date(s * 1000), incr < 60);
@@ -682,6 +695,7 @@
             scale: 'bytes',
             size: 72,
             space: 36,
+            incrs: BYTE_STEPS,
             values: function (u, splits) {
               return splits.map(fmtBytesAxis);
             },
