@@ -29,13 +29,34 @@
 // chart and the table over HTTP. When the server no longer accepts the token
 // (UNAUTHENTICATED, e.g. after a restart with a new JWT secret) or the account
 // is no longer an admin (FORBIDDEN), the page goes back to the sign-in form and
-// says why.
+// says why. It learns that from an error code on any HTTP answer (the panels
+// ask every five seconds), from an error on a subscription, or, when the
+// socket closes before connection_ack (how gqlgen refuses a connection_init),
+// by asking serverInfo over HTTP. Reconnection attempts back off from 0.25 s
+// to 5 s; a live socket silent for 20 s (samples come every second) is
+// dropped and reopened.
+//
+// # Selectors for tests
+//
+// Sign-in: form[data-testid=signin-form] with input[name=email],
+// input[name=password], button[type=submit]; [data-testid=signin-message]
+// (shown when sign-in fails or the session ended). Header:
+// [data-testid=connection] (its text as above; data-state is signed-out,
+// connecting, live or reconnecting), [data-testid=sign-out]. Memory:
+// [data-testid=rss], heap-inuse, heap-alloc, goroutines, gc, memory-limit,
+// memory-chart. Events: tbody[data-testid=security-events] holding
+// tr[data-testid=security-event] rows with data-id, data-severity and
+// data-type; select[data-testid=filter-severity] (minimum severity: INFO,
+// LOW, MEDIUM, HIGH, CRITICAL) and select[data-testid=filter-type] ("" or a
+// SecurityEventType). Panels: [data-testid=server-info], cache-stats and
+// database-stats.
 //
 // # Files
 //
 // assets/monitor.js, monitor.css and favicon.svg are hand-written, plain files
 // run as they are (no build step). The libraries come from npm at pinned
-// versions through vendor.sh, with their licences; assets/VERSIONS lists each
+// versions through vendor.sh (edit the versions there and run
+// bash monitor/vendor.sh), with their licences; assets/VERSIONS lists each
 // vendored file with its package, version and sha256, and each tarball with its
 // npm integrity. Nothing is loaded from another origin: the page's
 // Content-Security-Policy allows scripts, styles and images from 'self' only,
