@@ -172,6 +172,8 @@ func BenchmarkUnprotectedValidate(b *testing.B) {
 		{"Typename1998", repeatN("__typename", 1998)},
 		{"Typename500", repeatN("__typename", 500)},
 		{"Typename20", repeatN("__typename", 20)},
+		{"DistinctSpreads200", spreads(200)},
+		{"DistinctSpreads20", spreads(20)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {

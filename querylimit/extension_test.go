@@ -53,6 +53,20 @@ func aliased(n int) string {
 	return b.String()
 }
 
+// spreads is a valid query spreading n fragments at one place, each selecting its own alias.
+func spreads(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		fmt.Fprintf(&b, " ...F%d", i)
+	}
+	b.WriteString(" }")
+	for i := range n {
+		fmt.Fprintf(&b, " fragment F%d on Query { a%d: __typename }", i, i)
+	}
+	return b.String()
+}
+
 // tokens is a valid query of exactly n tokens (n >= 6): comments count as tokens.
 func tokens(n int) string {
 	return "{ me { id } }\n" + strings.Repeat("#\n", n-6)
@@ -69,19 +83,20 @@ func TestLimits(t *testing.T) {
 	repeats := func(q string) int { return Measure(mustParse(t, q), schema, "").Repeats }
 	count := func(q string) int { n, _ := CountTokens(q, 0); return n }
 	for _, tc := range []struct {
-		limit         string
+		name, limit   string
 		measure       func(string) int
 		at, over      string
 		max, measured int
 		message       string
 	}{
-		{LimitDepth, depth, deep(0), deep(1), 12, 13, "query depth 13 exceeds the limit of 12"},
-		{LimitComplexity, complexity, costly(99), costly(100), 1000, 1010, "query complexity 1010 exceeds the limit of 1000"},
-		{LimitAliases, aliases, aliased(30), aliased(31), 30, 31, "query uses 31 aliases, more than the limit of 30"},
-		{LimitTokens, count, tokens(2000), tokens(2001), 2000, 2001, "query is longer than the limit of 2000 tokens"},
-		{LimitRepeats, repeats, repeatN("__typename", 20), repeatN("__typename", 21), 20, 21, `query selects "__typename" 21 times at one place, more than the limit of 20`},
+		{"Depth", LimitDepth, depth, deep(0), deep(1), 12, 13, "query depth 13 exceeds the limit of 12"},
+		{"Complexity", LimitComplexity, complexity, costly(99), costly(100), 1000, 1010, "query complexity 1010 exceeds the limit of 1000"},
+		{"Aliases", LimitAliases, aliases, aliased(30), aliased(31), 30, 31, "query uses 31 aliases, more than the limit of 30"},
+		{"Tokens", LimitTokens, count, tokens(2000), tokens(2001), 2000, 2001, "query is longer than the limit of 2000 tokens"},
+		{"RepeatedField", LimitRepeats, repeats, repeatN("__typename", 20), repeatN("__typename", 21), 20, 21, `query selects "__typename" 21 times at one place, more than the limit of 20`},
+		{"RepeatedSpread", LimitRepeats, repeats, spreads(20), spreads(21), 20, 21, "query spreads 21 fragments at one place, more than the limit of 20"},
 	} {
-		t.Run(tc.limit, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.measure(tc.at); got != tc.max {
 				t.Fatalf("the document at the limit measures %d, not %d", got, tc.max)
 			}
@@ -144,6 +159,8 @@ func TestHostileDocuments(t *testing.T) {
 		{"AliasedTypename1000", repeatN("a: __typename", 1000)},
 		{"Spread2000", repeatN("...F", 2000) + " fragment F on Query { __typename }"},
 		{"InlineFragments1000", repeatN("... on Query { __typename }", 1000)},
+		// 200 fragments spread side by side: the validator compares each pair.
+		{"DistinctSpreads200", spreads(200)},
 	}
 	for _, limits := range []struct {
 		name   string

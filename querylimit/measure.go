@@ -27,6 +27,9 @@ const maxNesting = 4096
 // complexity instead of overflowing.
 const saturated = math.MaxInt32
 
+// Spreads is Measurements.RepeatedField when fragment spreads are what repeats most.
+const Spreads = "..."
+
 // pageArgs are the arguments that size a list: Relay's first and last.
 var pageArgs = [...]string{"first", "last"}
 
@@ -50,8 +53,9 @@ type Measurements struct {
 	Aliases int
 	// Repeats is the most fields that land on one response name at one place of the merged
 	// selection tree, fragments expanded, in any operation or fragment definition of the
-	// document; RepeatedField is that response name. The validator's OverlappingFieldsCanBeMerged
-	// rule compares every pair of them, so its time grows with the square of this number.
+	// document, or the most named fragments spread at one place if that is more; RepeatedField
+	// is that response name, or Spreads. The validator's OverlappingFieldsCanBeMerged rule
+	// compares every pair of either, so its time grows with the square of this number.
 	Repeats       int
 	RepeatedField string
 	// Selections counts the selections that walk visited (every operation and fragment
@@ -409,8 +413,9 @@ type pathKey struct {
 	name   string
 }
 
-// repeatWalker counts, for every place of the merged selection tree, the fields that land there:
-// the fields that gqlparser's OverlappingFieldsCanBeMerged compares pairwise.
+// repeatWalker counts, for every place of the merged selection tree, the fields that land there
+// under each response name, and the fragments spread there: what gqlparser's
+// OverlappingFieldsCanBeMerged compares pairwise.
 type repeatWalker struct {
 	frags    map[string]*ast.FragmentDefinition
 	ids      map[pathKey]int32
@@ -423,6 +428,22 @@ type repeatWalker struct {
 	best     int
 	bestName string
 	cycle    bool
+}
+
+// count counts one more selection of name at the place parent and returns the place it makes.
+func (r *repeatWalker) count(parent int32, name string) int32 {
+	k := pathKey{parent, name}
+	id, ok := r.ids[k]
+	if !ok {
+		id = r.node()
+		r.ids[k] = id
+	}
+	r.counts[id]++
+	if n := int(r.counts[id]); n > r.best {
+		r.best, r.bestName = n, name
+		r.stopped = r.stopAt > 0 && n >= r.stopAt
+	}
+	return id
 }
 
 // node returns a new place with no parent: the root of an operation or fragment definition.
@@ -452,24 +473,15 @@ func (r *repeatWalker) walk(parent int32, set ast.SelectionSet) {
 			if name == "" {
 				name = s.Name
 			}
-			k := pathKey{parent, name}
-			id, ok := r.ids[k]
-			if !ok {
-				id = r.node()
-				r.ids[k] = id
+			if id := r.count(parent, name); !r.stopped {
+				r.walk(id, s.SelectionSet)
 			}
-			r.counts[id]++
-			if n := int(r.counts[id]); n > r.best {
-				r.best, r.bestName = n, name
-				if r.stopAt > 0 && n >= r.stopAt {
-					r.stopped = true
-					return
-				}
-			}
-			r.walk(id, s.SelectionSet)
 		case *ast.InlineFragment:
 			r.walk(parent, s.SelectionSet)
 		case *ast.FragmentSpread:
+			if r.count(parent, Spreads); r.stopped {
+				return
+			}
 			def := r.frags[s.Name]
 			if def == nil {
 				continue

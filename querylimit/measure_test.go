@@ -36,6 +36,7 @@ func TestMeasure(t *testing.T) {
 		{"RepeatedRoot", `{ events { id } events { id } }`, "", want{2, 2 * 21, 0, 2}},
 		{"RepeatedMerged", `{ me { id } me { id } me { id } }`, "", want{2, 6, 0, 3}},
 		{"RepeatedThroughFragments", `{ me { ...F ...F id ... on User { id } } } fragment F on User { id }`, "", want{2, 5, 0, 4}},
+		{"RepeatedSpreads", `{ me { ...A ...B ... on User { ...A } } } fragment A on User { id } fragment B on User { name }`, "", want{2, 4, 0, 3}},
 		{"OperationByName", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "A", want{2, 2, 0, 1}},
 		{"OperationWorstWhenUnnamed", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "", want{5, 1 + 1 + 20*3, 0, 1}},
 		{"OperationWorstWhenUnknown", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "C", want{5, 1 + 1 + 20*3, 0, 1}},
