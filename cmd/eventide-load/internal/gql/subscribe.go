@@ -201,6 +201,7 @@ func (s *Subscribers) handshake(ctx context.Context) *websocket.Conn {
 		}
 	}
 	s.connected.Add(1)
+	s.open.Add(1)
 	return c
 }
 
@@ -219,7 +220,6 @@ func closeReason(err error) string {
 // hold reads c until ctx ends (then completes the subscriptions and closes it properly) or the
 // server ends it (counted as dropped).
 func (s *Subscribers) hold(ctx context.Context, c *websocket.Conn) {
-	s.open.Add(1)
 	var closing atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		closing.Store(true)
@@ -234,7 +234,12 @@ func (s *Subscribers) hold(ctx context.Context, c *websocket.Conn) {
 		stop()
 		_ = c.CloseNow()
 	}()
-	active := len(s.cfg.Subscriptions)
+	// live holds the ids still running: an "error" or "complete" ends one (gqlgen sends both
+	// for a refused subscription, and the second must not count twice).
+	live := map[string]bool{}
+	for i := range s.cfg.Subscriptions {
+		live[strconv.Itoa(i+1)] = true
+	}
 	for {
 		_, b, err := c.Read(context.Background()) // ends when the AfterFunc closes c
 		if err != nil {
@@ -260,19 +265,21 @@ func (s *Subscribers) hold(ctx context.Context, c *websocket.Conn) {
 			if len(errs) > 0 {
 				code = errs[0].code()
 			}
-			s.count(s.refused, s.name(m.ID)+": "+code)
-			active--
+			if live[m.ID] {
+				s.count(s.refused, s.name(m.ID)+": "+code)
+			}
+			delete(live, m.ID)
 		case "complete":
-			if !closing.Load() {
+			if live[m.ID] && !closing.Load() {
 				s.count(s.completed, s.name(m.ID))
 			}
-			active--
+			delete(live, m.ID)
 		case "ping":
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_ = write(wctx, c, message{Type: "pong"})
 			cancel()
 		}
-		if active == 0 && !closing.Load() {
+		if len(live) == 0 && !closing.Load() {
 			// Nothing left to receive: a connection with no live subscription is not a subscriber.
 			s.open.Add(-1)
 			s.count(s.dropped, "no subscription left")
@@ -305,6 +312,9 @@ func (s *Subscribers) next(m message) {
 		}
 	}
 }
+
+// Connected returns how many connections were acknowledged so far.
+func (s *Subscribers) Connected() int64 { return s.connected.Load() }
 
 // Progress returns the connections open now and the messages received so far.
 func (s *Subscribers) Progress() (open int64, messages uint64) {
