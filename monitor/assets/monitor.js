@@ -315,6 +315,7 @@
       failedAttempts: 0, // consecutive connection attempts that closed before the ack
       lastMessageAt: 0,
       verifying: false,
+      lastClose: '', // how the last socket closed, for the indicator's tooltip
       lastServer: null,
     };
     session = s;
@@ -346,7 +347,7 @@
           if (s !== session) return;
           s.acked = false;
           var n = s.failedAttempts;
-          setConn(s.everLive ? 'reconnecting' : 'connecting', n ? 'attempt ' + (n + 1) : '');
+          setConn(s.everLive ? 'reconnecting' : 'connecting', n ? 'attempt ' + (n + 1) + (s.lastClose ? ' (last ' + s.lastClose + ')' : '') : '');
         },
         connected: function () {
           if (s !== session) return;
@@ -376,7 +377,8 @@
             verifySession(s);
           }
           s.acked = false;
-          setConn(s.everLive ? 'reconnecting' : 'connecting');
+          s.lastClose = event && event.code ? 'closed ' + event.code + (event.reason ? ' ' + event.reason : '') : '';
+          setConn(s.everLive ? 'reconnecting' : 'connecting', s.lastClose);
         },
       },
     });
