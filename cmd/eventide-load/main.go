@@ -3,7 +3,7 @@
 // error, and the server's memory and goroutines before, during and after. It seeds its own data
 // through the public API, holds websocket subscribers open alongside, soaks the server to judge
 // its memory slope, and measures a plain net/http ceiling to compare with. It only ever targets
-// loopback addresses. Run it with -help for the flags; usage.go describes the scenarios.
+// loopback addresses. -help prints the flags and what each scenario does (usageText in options.go).
 package main
 
 import (

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -280,7 +282,8 @@ func writeServer(w io.Writer, s *serverReport) {
 			mib(s.RSSMinBytes), mib(s.RSSMaxBytes), s.GoroutinesMin, s.GoroutinesMax, len(s.During))
 		var parts []string
 		for _, smp := range s.During {
-			parts = append(parts, fmt.Sprintf("%.0fs %.1f/%d", smp.T, float64(smp.RSSBytes)/(1<<20), smp.Goroutines))
+			t := strconv.FormatFloat(math.Round(smp.T*10)/10, 'f', -1, 64)
+			parts = append(parts, fmt.Sprintf("%ss %.1f/%d", t, float64(smp.RSSBytes)/(1<<20), smp.Goroutines))
 		}
 		const maxShown = 24 // a soak has 120; the JSON has them all
 		if len(parts) > maxShown {

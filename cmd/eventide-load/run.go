@@ -256,7 +256,8 @@ func judgeSoak(o *options, res load.Result, s *serverReport) *soakReport {
 	r := &soakReport{FromS: 0.2 * o.duration.Seconds(), ToS: res.Elapsed.Seconds(), MaxSlope: o.maxSlope}
 	var xs, ys []float64
 	for _, smp := range s.During {
-		if smp.T >= r.FromS-0.5 && smp.T <= r.ToS+0.5 {
+		// Samples are taken at whole intervals from the window's start, a little late if anything.
+		if smp.T >= r.FromS-0.001 && smp.T <= r.ToS+o.sampleEvery.Seconds()/2 {
 			xs = append(xs, smp.T/60)
 			ys = append(ys, float64(smp.RSSBytes)/(1<<20))
 		}
