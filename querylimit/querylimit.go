@@ -6,8 +6,9 @@
 // OverlappingFieldsCanBeMerged rule compares every pair of fields that share a response name
 // (and every pair of fragments spread side by side), so a document repeating `__typename` two
 // thousand times (22 KB, within the default token limit) holds a core for a quarter of a second,
-// and one of 260 KB for over a minute. Measuring is linear in the document and the token count
-// stops at the limit, so a refusal costs a fraction of a millisecond whatever the body size.
+// and, as reported, one of 260 KB for over a minute. Measuring is linear in the document and the
+// token count stops at the limit, so a refusal costs a fraction of a millisecond whatever the
+// body size.
 //
 // Where each check runs in gqlgen's pipeline (graphql/executor.CreateOperationContext):
 //
