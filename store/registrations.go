@@ -320,3 +320,17 @@ func (s *Store) Attendees(ctx context.Context, eventID string, page eventide.Pag
 		return cursor{kind: "a", key: timeKey(d.CreatedAt), id: d.ID}
 	}), nil
 }
+
+// RegistrationsOf returns userID's registrations at the events that have one, in no particular
+// order, with one $in query (the viewerRegistration loader's batch).
+func (s *Store) RegistrationsOf(ctx context.Context, userID string, eventIDs []string) ([]*eventide.Registration, error) {
+	uid, err := bson.ObjectIDFromHex(userID)
+	if err != nil {
+		return nil, nil
+	}
+	eids := parseIDs(eventIDs)
+	if len(eids) == 0 {
+		return nil, nil
+	}
+	return findAll(ctx, s.regs, bson.D{{Key: "userId", Value: uid}, {Key: "eventId", Value: bson.D{{Key: "$in", Value: eids}}}}, toRegistration)
+}
