@@ -349,6 +349,10 @@ func notes(o *options, r *report) []string {
 		n = append(n, fmt.Sprintf("%d of %d subscribers did not connect: the server caps websockets per client (WS_MAX_CONNECTIONS_PER_CLIENT) "+
 			"and all of them are the admin from one address", int64(s.Requested)-s.Connected, s.Requested))
 	}
+	if s := r.Subscribers; s != nil && len(s.Refused) > 0 {
+		n = append(n, "the server refused subscriptions (see refused above; GRAPHQL_VALIDATION_FAILED means its schema lacks the "+
+			"memoryStats/securityEvents subscriptions of API.md), so those connections were closed and held nothing")
+	}
 	if r.Baseline != nil {
 		n = append(n, "the baseline handler runs inside this tool and shares its CPU, as the server shares the machine")
 	}

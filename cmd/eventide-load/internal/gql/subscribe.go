@@ -34,6 +34,9 @@ type SubConfig struct {
 	DialConcurrency int
 	// HandshakeTimeout bounds a dial plus connection_init/ack; default 15s.
 	HandshakeTimeout time.Duration
+	// OpenTimeout bounds the opening of all of them; those not open by then are counted as
+	// connect errors. Default 30s.
+	OpenTimeout time.Duration
 }
 
 // Subscribers holds N graphql-transport-ws connections open, each running every Subscription,
@@ -83,7 +86,12 @@ func StartSubscribers(ctx context.Context, cfg SubConfig) *Subscribers {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 15 * time.Second
 	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = 30 * time.Second
+	}
 	ctx, cancel := context.WithCancel(ctx)
+	openCtx, cancelOpen := context.WithTimeout(ctx, cfg.OpenTimeout)
+	defer cancelOpen()
 	s := &Subscribers{
 		cfg:    cfg,
 		cancel: cancel,
@@ -103,11 +111,11 @@ func StartSubscribers(ctx context.Context, cfg SubConfig) *Subscribers {
 			defer once()
 			select {
 			case sem <- struct{}{}:
-			case <-ctx.Done():
-				s.count(s.connectErrors, "not opened: run ended")
+			case <-openCtx.Done():
+				s.count(s.connectErrors, "not opened in time")
 				return
 			}
-			c := s.handshake(ctx)
+			c := s.handshake(openCtx)
 			<-sem
 			once()
 			if c != nil {

@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config, op Op, rec *Recorder) Result {
 	opCtx, cancel := context.WithDeadline(ctx, end.Add(cfg.Drain))
 	defer cancel()
 
-	r := &runner{cfg: cfg, op: op, rec: rec, ctx: opCtx, measure: measure, end: end}
+	r := &runner{cfg: cfg, op: op, rec: rec, parent: ctx, ctx: opCtx, measure: measure, end: end}
 	res := Result{Start: measure}
 	var stopped time.Time
 	if cfg.Rate > 0 {
@@ -108,7 +108,8 @@ type runner struct {
 	cfg          Config
 	op           Op
 	rec          *Recorder
-	ctx          context.Context // the requests'
+	parent       context.Context // Run's: its end is an interrupt
+	ctx          context.Context // the requests': the parent's, ending at the drain deadline
 	measure, end time.Time
 	sent         atomic.Uint64
 }
@@ -125,7 +126,7 @@ func (r *runner) do(w *Worker, t time.Time) {
 		r.sent.Add(1)
 	}
 	o := r.op(r.ctx, w)
-	if w.measuring {
+	if w.measuring && (o.Err == nil || r.parent.Err() == nil) { // not the requests an interrupt cut short
 		r.rec.Record(o, time.Since(t)-o.Untimed)
 	}
 }

@@ -105,7 +105,7 @@ func TestOpenLoopNoCoordinatedOmission(t *testing.T) {
 	Run(context.Background(), Config{Workers: 1, Duration: 300 * time.Millisecond}, httpOp(ts), closed)
 	cp50 := closed.Summary().All.Quantile(0.5)
 	t.Logf("closed loop: p50 %v", cp50)
-	if cp50 > 3*service || p50 < 4*cp50 {
+	if p50 < 4*cp50 {
 		t.Errorf("closed-loop p50 %v vs open-loop %v", cp50, p50)
 	}
 }
