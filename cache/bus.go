@@ -1,0 +1,213 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eventide/server/eventide"
+)
+
+// Channels of the bus, after the key prefix.
+const (
+	channelInvalidate = "bus:invalidate"
+	channelEvents     = "bus:events"
+)
+
+// busQueue bounds the messages waiting to be sent; when it is full a message is dropped and
+// counted (every message is also handled locally first, so a drop only delays other replicas).
+const busQueue = 1024
+
+// Bus carries messages between replicas over Redis pub/sub: one subscription per replica, one
+// sender goroutine fed by a bounded queue, so a write never waits on Redis to broadcast. A message
+// is handled by its sender locally before it is queued; replicas ignore their own messages when
+// they come back. While Redis is not serving, nothing is sent: the other replicas cannot be
+// reached, and the shared tokens are what keep them exact once it returns.
+type Bus struct {
+	sw     *Switch
+	prefix string
+	origin []byte
+	log    *slog.Logger
+
+	handlers map[string]func([]byte) // by channel suffix; set before Start
+	queue    chan busMsg
+	ps       *redis.PubSub
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+
+	sent, received, dropped atomic.Int64
+}
+
+type busMsg struct {
+	channel string
+	payload []byte
+}
+
+// NewBus returns a bus over sw's Redis; without Redis it only handles messages locally. Register
+// handlers (NewStore and NewEventRelay do), then Start.
+func NewBus(sw *Switch, log *slog.Logger) *Bus {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{sw: sw, origin: newToken(), log: log, handlers: map[string]func([]byte){},
+		queue: make(chan busMsg, busQueue), stop: make(chan struct{})}
+	if sw != nil && sw.redis != nil {
+		b.prefix = sw.redis.prefix
+	}
+	return b
+}
+
+// Register adds the bus counters to reg.
+func (b *Bus) Register(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_bus_sent_total", Help: "Messages sent to other replicas over Redis pub/sub."},
+			func() float64 { return float64(b.sent.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_bus_received_total", Help: "Messages received from other replicas."},
+			func() float64 { return float64(b.received.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_bus_dropped_total", Help: "Messages not sent: the queue was full or Redis was not serving."},
+			func() float64 { return float64(b.dropped.Load()) }),
+	)
+}
+
+func (b *Bus) handle(channel string, fn func([]byte)) { b.handlers[channel] = fn }
+
+func (b *Bus) enabled() bool { return b.sw != nil && b.sw.redis != nil }
+
+// Start subscribes to every handled channel and starts the sender. Without Redis it does nothing.
+func (b *Bus) Start() {
+	if !b.enabled() || len(b.handlers) == 0 {
+		return
+	}
+	chans := make([]string, 0, len(b.handlers))
+	for c := range b.handlers {
+		chans = append(chans, b.prefix+c)
+	}
+	// Subscribe does not wait for Redis: go-redis (re)subscribes whenever it can connect.
+	b.ps = b.sw.redis.client.Subscribe(context.Background(), chans...)
+	msgs := b.ps.Channel(redis.WithChannelSize(256))
+	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		for m := range msgs {
+			b.receive(m)
+		}
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.send()
+	}()
+}
+
+// Close stops the sender and the subscription.
+func (b *Bus) Close() {
+	b.once.Do(func() {
+		close(b.stop)
+		if b.ps != nil {
+			_ = b.ps.Close()
+		}
+		b.wg.Wait()
+	})
+}
+
+// publish queues payload for the other replicas; it never blocks.
+func (b *Bus) publish(_ context.Context, channel string, payload []byte) {
+	if !b.enabled() || b.ps == nil {
+		return
+	}
+	select {
+	case b.queue <- busMsg{channel: channel, payload: payload}:
+	default:
+		b.dropped.Add(1)
+	}
+}
+
+func (b *Bus) send() {
+	for {
+		select {
+		case <-b.stop:
+			return
+		case m := <-b.queue:
+			if !b.sw.readsRedis() && b.sw.state.Load() != stateRecovering {
+				b.dropped.Add(1)
+				continue
+			}
+			frame := make([]byte, 0, len(b.origin)+len(m.payload))
+			frame = append(append(frame, b.origin...), m.payload...)
+			ctx, cancel := b.sw.redis.op(context.Background())
+			err := b.sw.redis.client.Publish(ctx, b.prefix+m.channel, frame).Err()
+			cancel()
+			if err != nil {
+				b.dropped.Add(1)
+				_ = b.sw.redisFailed(context.Background(), err)
+				continue
+			}
+			b.sent.Add(1)
+		}
+	}
+}
+
+func (b *Bus) receive(m *redis.Message) {
+	frame := []byte(m.Payload)
+	if len(frame) < len(b.origin) || bytes.Equal(frame[:len(b.origin)], b.origin) {
+		return
+	}
+	fn := b.handlers[strings.TrimPrefix(m.Channel, b.prefix)]
+	if fn == nil {
+		return
+	}
+	b.received.Add(1)
+	fn(frame[len(b.origin):])
+}
+
+// LocalEvents delivers eventUpdated messages within one process (a *pubsub.Broker).
+type LocalEvents interface {
+	Publish(topic string, e *eventide.Event)
+	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error)
+}
+
+// EventRelay carries eventUpdated messages to every replica's subscribers: Publish delivers to
+// this replica's subscribers at once and sends the event over the bus; events from other
+// replicas are delivered here as they arrive.
+type EventRelay struct {
+	bus   *Bus
+	local LocalEvents
+}
+
+// NewEventRelay registers the relay's channel on bus; call it before bus.Start.
+func NewEventRelay(bus *Bus, local LocalEvents) *EventRelay {
+	r := &EventRelay{bus: bus, local: local}
+	bus.handle(channelEvents, r.remote)
+	return r
+}
+
+// Publish implements resolvers.EventBus.
+func (r *EventRelay) Publish(topic string, e *eventide.Event) {
+	r.local.Publish(topic, e)
+	enc := newValue(kindMessage, nil, 256)
+	enc.str(topic)
+	encodeEvent(enc, e)
+	r.bus.publish(context.Background(), channelEvents, enc.b)
+}
+
+// Subscribe implements resolvers.EventBus.
+func (r *EventRelay) Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error) {
+	return r.local.Subscribe(ctx, topic)
+}
+
+func (r *EventRelay) remote(payload []byte) {
+	_, d := openValue(payload, kindMessage)
+	topic := d.str()
+	e := decodeEvent(d)
+	if !d.done() {
+		r.bus.log.Warn("bus: malformed eventUpdated message dropped")
+		return
+	}
+	r.local.Publish(topic, e)
+}

@@ -1,0 +1,84 @@
+// Package cache is Eventide's shared cache: a small byte-value interface with two backends (Redis
+// through go-redis, and an in-process ttlcache), the Switch that falls back from Redis to memory
+// and back, a read-through Store that wraps the domain store (records by id, pages of lists,
+// invalidated on every write), automatic persisted queries, and the pub/sub bus that carries
+// invalidations and eventUpdated messages between replicas.
+//
+// # Exactness
+//
+// Every cached value carries the token of what it depends on: a record its own token, a page of a
+// list the token of its list family. A write replaces the tokens it makes stale with fresh random
+// ones before it returns, so a value read before the write can never match again. A reader
+// observes (or creates) the token before it reads the store and tags the value it writes back with
+// it; a reader that raced with a write therefore writes a value that is already dead. Tokens are
+// random and never reused, and an absent token is never trusted (it is created anew), so expiry or
+// eviction of a token can only cause misses, never stale hits.
+package cache
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// Item is one key and its value.
+type Item struct {
+	Key   string
+	Value []byte
+}
+
+// Cache stores byte values under string keys, each with a time to live. Methods take many keys at
+// once so that a backend can answer in one round trip. A nil value in a result is a miss.
+// Implementations return an error only when they could not do what was asked; the Switch hides
+// backend failures and returns only the caller's own context error.
+type Cache interface {
+	// Get returns the value of each key, in key order (nil when absent).
+	Get(ctx context.Context, keys []string) ([][]byte, error)
+	// Set stores every item for ttl, replacing what was there.
+	Set(ctx context.Context, items []Item, ttl time.Duration) error
+	// AddOrGet stores each item whose key is absent and returns, in item order, the value now
+	// under each key: the existing one, or the one just stored.
+	AddOrGet(ctx context.Context, items []Item, ttl time.Duration) ([][]byte, error)
+	// Delete removes the keys.
+	Delete(ctx context.Context, keys []string) error
+	// Purge removes everything this cache holds and returns how many entries it dropped.
+	Purge(ctx context.Context) (int, error)
+	// Stats reports the backend's state; Hits and Misses are left to the layer that knows what a
+	// hit is (Store).
+	Stats(ctx context.Context) Stats
+}
+
+// Stats describes the cache for admins (the CacheStats type of the schema).
+type Stats struct {
+	// Backend is "redis" or "memory": where reads go now.
+	Backend string
+	// FallbackActive is true while Redis is configured but unreachable and memory serves.
+	FallbackActive bool
+	// Hits and Misses count record and page look-ups since start.
+	Hits, Misses int64
+	// Entries is how many keys the backend holds (for Redis, the whole database: DBSIZE).
+	Entries int64
+	// Capacity is the in-memory backend's entry limit; 0 for Redis, which is bounded by its own
+	// memory limit and the TTL on every key.
+	Capacity int64
+	// Evictions counts entries dropped to make room (capacity or byte budget in memory; Redis's
+	// evicted_keys).
+	Evictions int64
+	// TTLSeconds is the time to live of every entry.
+	TTLSeconds int
+}
+
+// HitRatio is Hits / (Hits + Misses), 0 before any look-up.
+func (s Stats) HitRatio() float64 {
+	if n := s.Hits + s.Misses; n > 0 {
+		return float64(s.Hits) / float64(n)
+	}
+	return 0
+}
+
+// KeyPrefix is the one prefix of every key and channel this server uses in Redis: the database
+// name keeps two deployments sharing a Redis apart, and the codec version keeps two versions of
+// the server from reading each other's values.
+func KeyPrefix(database string) string {
+	return "eventide:" + database + ":v" + strconv.Itoa(codecVersion) + ":"
+}

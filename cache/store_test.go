@@ -1,0 +1,292 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/eventide/server/eventide"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// memoryStore is a Store over fake through a memory-only Switch.
+func memoryStore(t *testing.T, fake *fakeStore, now func() time.Time) *Store {
+	t.Helper()
+	sw := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
+	t.Cleanup(func() { _ = sw.Close() })
+	return NewStore(fake, sw, StoreOptions{TTL: time.Minute, Now: now})
+}
+
+func TestStoreReadsThroughInOneQueryPerBatch(t *testing.T) {
+	fake := newFakeStore()
+	for _, id := range []string{"a", "b", "c"} {
+		fake.addEvent(id, time.Hour)
+	}
+	s := memoryStore(t, fake, nil)
+	ctx := context.Background()
+
+	got, err := s.EventsByIDs(ctx, []string{"a", "b", "a", "missing", "c"})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("got %d events, err %v", len(got), err)
+	}
+	if n := fake.reads.Load(); n != 1 {
+		t.Fatalf("cold batch: %d store reads, want 1", n)
+	}
+	if _, err := s.EventsByIDs(ctx, []string{"c", "b", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := fake.reads.Load(); n != 1 {
+		t.Fatalf("warm batch read the store (%d reads)", n)
+	}
+	_, err = s.EventByID(ctx, "missing")
+	if !eventide.IsCode(err, eventide.CodeNotFound) {
+		t.Fatalf("missing id: %v", err)
+	}
+	st := s.Stats(ctx)
+	if st.Hits != 3 || st.Misses != 5 {
+		t.Fatalf("hits %d misses %d, want 3 and 5", st.Hits, st.Misses)
+	}
+}
+
+func TestStoreWriteInvalidatesBeforeItReturns(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	s := memoryStore(t, fake, nil)
+	ctx := context.Background()
+	if _, err := s.EventByID(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateEvent(ctx, "a", func(e *eventide.Event) error { e.Title = "Renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := s.EventByID(ctx, "a"); e.Title != "Renamed" {
+		t.Fatalf("read after write: %q", e.Title)
+	}
+	if _, _, err := s.Register(ctx, "a", "u9", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := s.EventByID(ctx, "a"); e.ConfirmedCount != 1 {
+		t.Fatalf("count after registering: %d", e.ConfirmedCount)
+	}
+}
+
+// TestStoreStaleWriteBackIsDead interleaves a reader and a writer in the classic cache race: the
+// reader takes its snapshot from the store, the writer writes and invalidates, and only then does
+// the reader write its (old) value back. Later readers must not see it, and a reader that starts
+// after the write must not join the old reader's load.
+func TestStoreStaleWriteBackIsDead(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	s := memoryStore(t, fake, nil)
+	ctx := context.Background()
+	gate := make(chan chan struct{})
+	fake.gate = gate
+
+	old := make(chan string, 1)
+	go func() {
+		e, err := s.EventByID(ctx, "a")
+		if err != nil {
+			old <- err.Error()
+			return
+		}
+		old <- e.Title
+	}()
+	release1 := recvGate(t, gate) // the reader holds the old snapshot
+
+	fake.setTitle("a", "New title")
+	if _, err := s.UpdateEvent(ctx, "a", func(e *eventide.Event) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := make(chan string, 1)
+	go func() {
+		e, _ := s.EventByID(ctx, "a")
+		fresh <- e.Title
+	}()
+	release2 := recvGate(t, gate) // a second load: the later reader did not join the first
+
+	close(release1)
+	if got := <-old; got != "Event a" {
+		t.Fatalf("the reader that began before the write got %q", got)
+	}
+	close(release2)
+	if got := <-fresh; got != "New title" {
+		t.Fatalf("the reader that began after the write got %q", got)
+	}
+	fake.mu.Lock()
+	fake.gate = nil
+	fake.mu.Unlock()
+	reads := fake.reads.Load()
+	if e, _ := s.EventByID(ctx, "a"); e.Title != "New title" {
+		t.Fatalf("after both write-backs the cache serves %q", e.Title)
+	}
+	if fake.reads.Load() != reads {
+		t.Fatal("the fresh value was not cached")
+	}
+}
+
+func recvGate(t *testing.T, gate chan chan struct{}) chan struct{} {
+	t.Helper()
+	select {
+	case r := <-gate:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no store read reached the gate")
+		return nil
+	}
+}
+
+func TestStoreCollapsesConcurrentMisses(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	fake.addEvent("b", time.Hour)
+	s := memoryStore(t, fake, nil)
+	gate := make(chan chan struct{})
+	fake.gate = gate
+
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := range 10 {
+		wg.Go(func() {
+			ids := []string{"a"}
+			if i%2 == 1 {
+				ids = []string{"a", "b"}
+			}
+			if got, err := s.EventsByIDs(context.Background(), ids); err == nil && len(got) == len(ids) {
+				ok.Add(1)
+			}
+		})
+	}
+	// Whatever the interleaving, "a" is read once; "b" at most once.
+	var releases []chan struct{}
+	releases = append(releases, recvGate(t, gate))
+	deadline := time.After(200 * time.Millisecond)
+collect:
+	for {
+		select {
+		case r := <-gate:
+			releases = append(releases, r)
+		case <-deadline:
+			break collect
+		}
+	}
+	for _, r := range releases {
+		close(r)
+	}
+	wg.Wait()
+	if ok.Load() != 10 {
+		t.Fatalf("%d of 10 callers got their events", ok.Load())
+	}
+	if n := fake.reads.Load(); n > 2 {
+		t.Fatalf("10 concurrent callers cost %d store reads, want at most 2", n)
+	}
+}
+
+func TestStoreCachesAbsentRegistration(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	s := memoryStore(t, fake, nil)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := s.RegistrationFor(ctx, "a", "u1"); !eventide.IsCode(err, eventide.CodeNotFound) {
+			t.Fatalf("err %v", err)
+		}
+	}
+	if n := fake.reads.Load(); n != 1 {
+		t.Fatalf("absence read %d times, want once", n)
+	}
+	if _, _, err := s.Register(ctx, "a", "u1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.RegistrationFor(ctx, "a", "u1"); err != nil || r.Status != eventide.RegistrationConfirmed {
+		t.Fatalf("after registering: %v %v", r, err)
+	}
+	// Registrations are per viewer: u2 still has none.
+	if _, err := s.RegistrationFor(ctx, "a", "u2"); !eventide.IsCode(err, eventide.CodeNotFound) {
+		t.Fatalf("u2: %v", err)
+	}
+}
+
+func TestStoreEventsPages(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	fake.addEvent("b", 2*time.Hour)
+	fake.addEvent("c", 3*time.Hour)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixMilli())
+	now := func() time.Time { return time.UnixMilli(clock.Load()) }
+	s := memoryStore(t, fake, now)
+	ctx := context.Background()
+	page := func() []string {
+		t.Helper()
+		n := now()
+		c, err := s.Events(ctx, eventide.EventQuery{Statuses: []eventide.EventStatus{eventide.EventPublished}, EndsAfter: &n}, eventide.Page{First: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range c.Items {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	if got := page(); len(got) != 2 || got[0] != "a" {
+		t.Fatalf("page %v", got)
+	}
+	reads := fake.reads.Load()
+	page()
+	if fake.reads.Load() != reads {
+		t.Fatal("warm page read the store")
+	}
+
+	t.Run("RegistrationKeepsThePage", func(t *testing.T) {
+		if _, _, err := s.Register(ctx, "b", "u1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		before := fake.reads.Load()
+		page()
+		if d := fake.reads.Load() - before; d != 1 {
+			t.Fatalf("page after a registration: %d reads, want 1 (the event record only)", d)
+		}
+	})
+	t.Run("NewEventInvalidatesThePage", func(t *testing.T) {
+		e := &eventide.Event{Status: eventide.EventPublished, StartsAt: now().Add(-time.Minute), EndsAt: now().Add(10 * time.Minute), Tags: []string{}}
+		if err := s.CreateEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if got := page(); got[0] != e.ID {
+			t.Fatalf("page %v does not start with the new event %s", got, e.ID)
+		}
+	})
+	t.Run("PageExpiresWhenAnItemEnds", func(t *testing.T) {
+		first := page()[0]
+		clock.Add((11 * time.Minute).Milliseconds()) // the first event has ended
+		if got := page(); got[0] == first {
+			t.Fatalf("ended event %s still listed: %v", first, got)
+		}
+	})
+}
+
+func TestStoreInitInvalidatesLists(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	s := memoryStore(t, fake, nil)
+	ctx := context.Background()
+	q := eventide.EventQuery{}
+	if _, err := s.Events(ctx, q, eventide.Page{First: 5}); err != nil {
+		t.Fatal(err)
+	}
+	fake.addEvent("b", 2*time.Hour) // behind the cache's back, as a wiped and reseeded store would be
+	s.Init(ctx)
+	c, _ := s.Events(ctx, q, eventide.Page{First: 5})
+	if len(c.Items) != 2 {
+		t.Fatalf("%d events after Init, want 2", len(c.Items))
+	}
+}
