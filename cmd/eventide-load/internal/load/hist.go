@@ -113,7 +113,9 @@ func (h *Hist) Quantile(q float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
-	rank := uint64(math.Ceil(q * float64(h.n)))
+	// q·n is not exact in binary (0.95 × 10000 = 9500.000000000002): round that noise away
+	// before taking the ceiling.
+	rank := uint64(math.Ceil(q*float64(h.n) - 1e-9))
 	rank = min(max(rank, 1), h.n)
 	var cum uint64
 	for i, c := range h.counts {

@@ -68,8 +68,20 @@ func TestQuantiles(t *testing.T) {
 		for _, v := range []int{7, 3, 9, 1, 5} {
 			h.Record(time.Duration(v))
 		}
-		if h.Quantile(0.5) != 5 || h.Quantile(0.2) != 1 || h.Quantile(0.21) != 3 || h.Quantile(1) != 9 {
+		if h.Quantile(0.5) != 5 || h.Quantile(0.2) != 1 || h.Quantile(0.21) != 3 || h.Quantile(1) != 9 || h.Quantile(0.6) != 5 {
 			t.Errorf("p50 %v p20 %v p21 %v p100 %v", h.Quantile(0.5), h.Quantile(0.2), h.Quantile(0.21), h.Quantile(1))
+		}
+	})
+	t.Run("NearestRankExact", func(t *testing.T) {
+		// 100 values 1..100ns: the p-th percentile is exactly p, with no float noise in q·n.
+		h := NewHist()
+		for i := 1; i <= 100; i++ {
+			h.Record(time.Duration(i))
+		}
+		for p := 1; p <= 100; p++ {
+			if got := h.Quantile(float64(p) / 100); got != time.Duration(p) {
+				t.Errorf("p%d = %d", p, got)
+			}
 		}
 	})
 	t.Run("Empty", func(t *testing.T) {
