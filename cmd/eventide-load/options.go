@@ -93,7 +93,8 @@ Scenarios (-scenario):
                     attendees(first: 10) and counts; anonymous
   login             login as a random seeded user
   register-cancel   each worker signs in as its own seeded user and alternately registers for a
-                    random load-test event and cancels that registration
+                    random load-test event and cancels that registration (open loop: 32 users
+                    are signed in and the goroutines share them)
   mixed             the web-app profile, by weight (-mix): ` + defaultMix + `
   subscribers       no HTTP load: only -subscribers websocket subscribers, held for the run
 
