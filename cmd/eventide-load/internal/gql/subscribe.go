@@ -161,7 +161,9 @@ func (s *Subscribers) handshake(ctx context.Context) *websocket.Conn {
 		Subprotocols: []string{"graphql-transport-ws"},
 	})
 	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+		if errors.Is(err, loopback.ErrNotLoopback) {
+			s.count(s.connectErrors, "dial: not a loopback address")
+		} else if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			s.count(s.connectErrors, fmt.Sprintf("http %d", resp.StatusCode))
 		} else {
 			s.count(s.connectErrors, "dial: "+load.ClassifyError(err))
