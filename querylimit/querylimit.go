@@ -15,11 +15,13 @@
 //  1. OperationParameterMutators run first, before the query cache, the parser and the
 //     validator. MutateOperationParameters counts tokens with gqlparser's lexer, stopping at
 //     MaxTokens+1, then parses the text itself and measures the AST. A document that passes is
-//     remembered by a hash of its text (a bounded LRU), so a repeated query skips both.
+//     remembered by a hash of its text (a bounded LRU of small entries), so a repeated query
+//     skips both.
 //  2. gqlgen then parses again (or hits its query cache) and validates.
 //  3. OperationContextMutators run after validation. MutateOperationContext checks what the
-//     first hook did not see: the query an APQ hash stands for, when this extension runs before
-//     the APQ one. What was measured is left in the operation's stats (Stats).
+//     first hook did not see (the query an APQ hash stands for, when this extension runs before
+//     the APQ one) and the complexity of a remembered document under the request's variables,
+//     on the AST gqlgen parsed. What was measured is left in the operation's stats (Stats).
 //
 // Use it after extension.AutomaticPersistedQuery, so that a hash-only request is checked before
 // validation too. A refusal is a *gqlerror.Error wrapping an *eventide.Error with code
@@ -122,22 +124,27 @@ const StatsName = "QueryLimit"
 
 // Stats is what the extension measured of an operation that passed, for other extensions and
 // logs: graphql.GetOperationContext(ctx).Stats.GetExtension(querylimit.StatsName).(*querylimit.Stats).
+// By the time resolvers run, Complexity is measured under this request's variables.
 type Stats struct {
 	Measurements
 	// Tokens is the token count, or 0 when there is no token limit.
 	Tokens int
-	// Remembered is set when the document had passed before and was not measured again; only
-	// its complexity is, when it depends on variables.
+	// Remembered is set when the document had passed before and was not measured again: only
+	// its complexity is, after validation, when it depends on variables.
 	Remembered bool
 
 	query, operation string
+	// complexityDue is set when Complexity is still that of the variables of the request that
+	// was measured first.
+	complexityDue bool
 }
 
-// passed is a document that passed, remembered by a hash of its operation name and text. doc is
-// kept only when its complexity depends on variables, to measure it again under new ones.
+// passed is a document that passed, remembered by a hash of its operation name and text. Its
+// AST is not kept: a document whose complexity depends on variables is measured again on the
+// AST gqlgen parsed (usually from its query cache), after validation, which the document has
+// proved cheap.
 type passed struct {
 	stats Stats
-	doc   *ast.QueryDocument
 }
 
 var _ interface {
@@ -186,32 +193,42 @@ func (l *Limiter) MutateOperationParameters(ctx context.Context, p *graphql.RawP
 }
 
 // MutateOperationContext checks, after validation, a document that MutateOperationParameters did
-// not see: one that a later extension put in place, such as the query an APQ hash stands for.
+// not see (one that a later extension put in place, such as the query an APQ hash stands for),
+// and the complexity of a remembered one under this request's variables.
 func (l *Limiter) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if s, ok := oc.Stats.GetExtension(StatsName).(*Stats); ok && s.query == oc.RawQuery && s.operation == oc.OperationName {
-		return nil
-	}
-	s, err := l.check(ctx, oc.RawQuery, oc.OperationName, oc.Variables, oc.Doc)
-	if s != nil {
+	s, ok := oc.Stats.GetExtension(StatsName).(*Stats)
+	if !ok || s.query != oc.RawQuery || s.operation != oc.OperationName {
+		var err *gqlerror.Error
+		if s, err = l.check(ctx, oc.RawQuery, oc.OperationName, oc.Variables, oc.Doc); s == nil {
+			return err
+		}
 		oc.Stats.SetExtension(StatsName, s)
 	}
-	return err
+	return l.checkComplexity(ctx, s, oc.Doc, oc.Variables)
+}
+
+// checkComplexity measures the complexity of doc under vars when s says it is due.
+func (l *Limiter) checkComplexity(ctx context.Context, s *Stats, doc *ast.QueryDocument, vars map[string]any) *gqlerror.Error {
+	if !s.complexityDue {
+		return nil
+	}
+	s.complexityDue = false
+	_, s.Complexity, _, _, _ = measureCost(doc, fragmentsByName(doc), l.schema, s.operation, variables{known: true, values: vars})
+	if over(s.Complexity, l.limits.MaxComplexity) {
+		return l.refuse(ctx, s.operation, LimitComplexity, s.Complexity, l.limits.MaxComplexity, "")
+	}
+	return nil
 }
 
 // check refuses the document query (parsed as doc, when it already is) when it breaks a limit,
 // and remembers it when it does not. Stats are nil for a refused document or one that does not
-// parse.
+// parse. For a remembered document whose complexity depends on variables, it is left due.
 func (l *Limiter) check(ctx context.Context, query, op string, vars map[string]any, doc *ast.QueryDocument) (*Stats, *gqlerror.Error) {
 	key := l.key(query, op)
 	if p, ok := l.passed.Get(ctx, key); ok {
 		s := p.stats
 		s.Remembered, s.query = true, query
-		if p.doc != nil {
-			_, s.Complexity, _, _, _ = measureCost(p.doc, fragmentsByName(p.doc), l.schema, op, variables{known: true, values: vars})
-			if over(s.Complexity, l.limits.MaxComplexity) {
-				return nil, l.refuse(ctx, op, LimitComplexity, s.Complexity, l.limits.MaxComplexity, "")
-			}
-		}
+		s.complexityDue = s.UsesVariables && l.limits.MaxComplexity > 0
 		return &s, nil
 	}
 	p, err := l.inspect(ctx, query, op, vars, doc)
@@ -254,11 +271,7 @@ func (l *Limiter) inspect(ctx context.Context, query, op string, vars map[string
 			return nil, l.refuse(ctx, op, c.what, c.measured, c.max, m.RepeatedField)
 		}
 	}
-	p := &passed{stats: Stats{Measurements: m, Tokens: n, operation: op}}
-	if m.UsesVariables && l.limits.MaxComplexity > 0 {
-		p.doc = doc
-	}
-	return p, nil
+	return &passed{stats: Stats{Measurements: m, Tokens: n, operation: op}}, nil
 }
 
 // over reports whether measured breaks the limit max; max <= 0 is no limit.
