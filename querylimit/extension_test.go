@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -314,8 +315,30 @@ func TestVariables(t *testing.T) {
 			t.Errorf("n=%d: got %+v", tc.n, r)
 		}
 	}
-	if p, ok := l.passed.Get(context.Background(), l.key(q, "")); !ok || !p.stats.UsesVariables {
-		t.Errorf("passed document not remembered as depending on variables: %v %+v", ok, p)
+	p, ok := l.passed.Get(context.Background(), l.key(q, ""))
+	if !ok || !p.stats.UsesVariables {
+		t.Fatalf("passed document not remembered as depending on variables: %v %+v", ok, p)
+	}
+}
+
+// TestRememberedEntryDoesNotPinQuery: a remembered entry must not keep the request's text, which
+// may be as large as the body limit, alive: the names the AST holds are slices of it.
+func TestRememberedEntryDoesNotPinQuery(t *testing.T) {
+	l := Extension(DefaultLimits())
+	l.schema = realSchema().Schema()
+	q := "query " + "Q" + ` { me { id } }`
+	if _, err := l.check(context.Background(), q, "Q", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := l.passed.Get(context.Background(), l.key(q, "Q"))
+	if !ok {
+		t.Fatal("not remembered")
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(q)))
+	for _, s := range []string{p.stats.RepeatedField, p.stats.operation} {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(s))); at >= start && at < start+uintptr(len(q)) {
+			t.Errorf("%q points into the query text", s)
+		}
 	}
 }
 

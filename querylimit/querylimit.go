@@ -35,6 +35,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -271,7 +272,8 @@ func (l *Limiter) inspect(ctx context.Context, query, op string, vars map[string
 			return nil, l.refuse(ctx, op, c.what, c.measured, c.max, m.RepeatedField)
 		}
 	}
-	return &passed{stats: Stats{Measurements: m, Tokens: n, operation: op}}, nil
+	m.RepeatedField = strings.Clone(m.RepeatedField) // a slice of query, which the cache must not keep
+	return &passed{stats: Stats{Measurements: m, Tokens: n, operation: strings.Clone(op)}}, nil
 }
 
 // over reports whether measured breaks the limit max; max <= 0 is no limit.
