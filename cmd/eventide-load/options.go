@@ -63,6 +63,7 @@ type options struct {
 	setupTimeout time.Duration
 
 	sampleEvery time.Duration
+	settle      time.Duration
 	jsonOut     bool
 	quiet       bool
 	randSeed    uint64
@@ -167,6 +168,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminPass, "admin-password", "eventide-admin", "admin password")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 3*time.Minute, "bound on seeding and sign-ins before the run")
 	fs.DurationVar(&o.sampleEvery, "sample-interval", 5*time.Second, "how often the server's RSS and goroutines are sampled")
+	fs.DurationVar(&o.settle, "settle", time.Second, "pause after the run before the server's last sample, so it sees the connections go")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.Uint64Var(&o.randSeed, "rand-seed", 1, "seed of the workers' random choices")
@@ -235,8 +237,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.rate < 0 || o.workers < 1 || o.maxInFlight < 1:
 		return nil, fmt.Errorf("%w: -workers and -max-inflight must be >= 1 and -rate >= 0", errUsage)
-	case o.duration <= 0 || o.warmup < 0 || o.timeout <= 0 || o.drain <= 0 || o.setupTimeout <= 0:
-		return nil, fmt.Errorf("%w: -duration, -timeout, -drain and -setup-timeout must be > 0, -warmup >= 0", errUsage)
+	case o.duration <= 0 || o.warmup < 0 || o.timeout <= 0 || o.drain <= 0 || o.setupTimeout <= 0 || o.settle < 0:
+		return nil, fmt.Errorf("%w: -duration, -timeout, -drain and -setup-timeout must be > 0, -warmup and -settle >= 0", errUsage)
 	case o.sampleEvery < 100*time.Millisecond:
 		return nil, fmt.Errorf("%w: -sample-interval must be at least 100ms", errUsage)
 	case o.subscribers < 0 || o.subscribers > 100000:

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Subscribers = &s
 	}
 	select { // let the server see the connections go before the last sample
-	case <-time.After(time.Second):
+	case <-time.After(o.settle):
 	case <-ctx.Done():
 	}
 	if s, err := smp.take(context.WithoutCancel(ctx)); err == nil {
