@@ -13,15 +13,20 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/eventide/server/auth"
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/config"
+	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/httpapi"
@@ -47,7 +52,22 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis logs through one process-wide logger (a line per failed dial while Redis is away);
+	// set once here, not in run, which tests call concurrently.
+	redis.SetLogger(redisLogs)
 	os.Exit(exitCode(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
+}
+
+// redisLogs routes go-redis's own log lines to the server's logger at debug level: the cache
+// logs one warning per outage itself. Lines before run has a logger are dropped.
+var redisLogs = &redisLogger{}
+
+type redisLogger struct{ log atomic.Pointer[slog.Logger] }
+
+func (r *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l := r.log.Load(); l != nil {
+		l.DebugContext(ctx, fmt.Sprintf(format, v...))
+	}
 }
 
 // exitCode prints err (one line) and maps it to the process exit status.
@@ -84,6 +104,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer closeLog.Close()
+	redisLogs.log.Store(log.With("component", "redis"))
 	log.Info("configuration", "config", cfg)
 
 	a, err := start(ctx, cfg, log)
@@ -141,6 +162,8 @@ type app struct {
 	addr     string
 	http     *httpapi.Server
 	store    *store.Store
+	cache    *cache.Switch
+	bus      *cache.Bus
 	embedded *embedded.Server
 	serveErr chan error
 }
@@ -178,6 +201,25 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 
+	// The shared cache: Redis when configured (unreachable is a fallback, not a failure), else
+	// memory; everything reads the store through it, so every write invalidates it.
+	cacheLog := log.With("component", "cache")
+	a.cache = cache.Open(ctx, cache.Options{
+		UseRedis: cfg.UseRedis,
+		Redis: cache.RedisOptions{
+			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName,
+			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
+		},
+		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, Logger: cacheLog, Registerer: reg,
+	})
+	a.bus = cache.NewBus(a.cache, cacheLog)
+	a.bus.Register(reg)
+	cached := cache.NewStore(a.store, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg})
+	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, 10_000))
+	a.bus.Start()
+	cached.Init(ctx)
+	log.Info("cache ready", "backend", a.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
+
 	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL)
 	if err != nil {
 		return nil, err
@@ -185,14 +227,14 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 	if cfg.JWTSecretRandom {
 		log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
 	}
-	authn := &auth.Authenticator{Auth: tokens, Users: a.store}
+	authn := &auth.Authenticator{Auth: tokens, Users: cached}
 
 	if cfg.SeedDemo {
 		hash, err := tokens.Hash(seed.DemoPassword)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := seed.Demo(ctx, a.store, hash, time.Now(), log.With("component", "seed")); err != nil {
+		if _, err := seed.Demo(ctx, cached, hash, time.Now(), log.With("component", "seed")); err != nil {
 			return nil, err
 		}
 	}
@@ -205,9 +247,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 	}
 
 	root := &resolvers.Resolver{
-		Store:  a.store,
+		Store:  cached,
 		Auth:   tokens,
-		Events: pubsub.New[*eventide.Event](16, 10_000),
+		Events: events,
+		Cache:  cached,
 		Log:    log,
 	}
 	es := graph.NewExecutableSchema(graph.Config{
@@ -219,6 +262,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 		Authenticator:  authn,
 		Introspection:  !cfg.IsProduction(),
 		AllowedOrigins: cfg.CORSOrigins,
+		APQ:            cache.NewAPQ(a.cache, cfg.CacheTTL, cacheLog),
+		Extensions: []graphql.HandlerExtension{
+			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg)}},
+		},
 	})
 	a.http = httpapi.New(httpapi.Options{
 		Logger:        log,
@@ -238,6 +285,15 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 					return "embedded", nil
 				}
 				return "mongodb", nil
+			},
+		}, {
+			// Not required: with Redis gone the cache serves from memory.
+			Name: "cache", Required: false,
+			Probe: func(context.Context) (string, error) {
+				if a.cache.FallbackActive() {
+					return a.cache.Describe(), errors.New("redis unreachable; serving from memory")
+				}
+				return a.cache.Describe(), nil
 			},
 		}},
 	})
@@ -261,6 +317,12 @@ func (a *app) shutdown(ctx context.Context) error {
 
 func (a *app) closeStore(ctx context.Context) error {
 	var errs []error
+	if a.bus != nil {
+		a.bus.Close()
+	}
+	if a.cache != nil {
+		errs = append(errs, a.cache.Close())
+	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close(ctx))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/relay"
@@ -48,6 +49,18 @@ type ComplexityRoot struct {
 	AuthPayload struct {
 		Token func(childComplexity int) int
 		User  func(childComplexity int) int
+	}
+
+	CacheStats struct {
+		Backend        func(childComplexity int) int
+		Capacity       func(childComplexity int) int
+		Entries        func(childComplexity int) int
+		Evictions      func(childComplexity int) int
+		FallbackActive func(childComplexity int) int
+		HitRatio       func(childComplexity int) int
+		Hits           func(childComplexity int) int
+		Misses         func(childComplexity int) int
+		TTLSeconds     func(childComplexity int) int
 	}
 
 	Event struct {
@@ -88,6 +101,7 @@ type ComplexityRoot struct {
 		CreateVenue        func(childComplexity int, input model.CreateVenueInput) int
 		Login              func(childComplexity int, email string, password string) int
 		PublishEvent       func(childComplexity int, id string) int
+		PurgeCache         func(childComplexity int) int
 		RegisterForEvent   func(childComplexity int, eventID string) int
 		SetUserRole        func(childComplexity int, userID string, role eventide.Role) int
 		SignUp             func(childComplexity int, input model.SignUpInput) int
@@ -100,12 +114,13 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Event  func(childComplexity int, id string) int
-		Events func(childComplexity int, filter *model.EventFilter, first *int, after *string) int
-		Me     func(childComplexity int) int
-		User   func(childComplexity int, id string) int
-		Venue  func(childComplexity int, id string) int
-		Venues func(childComplexity int, city *string, first *int, after *string) int
+		CacheStats func(childComplexity int) int
+		Event      func(childComplexity int, id string) int
+		Events     func(childComplexity int, filter *model.EventFilter, first *int, after *string) int
+		Me         func(childComplexity int) int
+		User       func(childComplexity int, id string) int
+		Venue      func(childComplexity int, id string) int
+		Venues     func(childComplexity int, city *string, first *int, after *string) int
 	}
 
 	Registration struct {
@@ -184,6 +199,7 @@ type MutationResolver interface {
 	RegisterForEvent(ctx context.Context, eventID string) (*eventide.Registration, error)
 	CancelRegistration(ctx context.Context, eventID string) (*eventide.Registration, error)
 	SetUserRole(ctx context.Context, userID string, role eventide.Role) (*eventide.User, error)
+	PurgeCache(ctx context.Context) (int, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*eventide.User, error)
@@ -192,6 +208,7 @@ type QueryResolver interface {
 	Events(ctx context.Context, filter *model.EventFilter, first *int, after *string) (*relay.EventConnection, error)
 	Venue(ctx context.Context, id string) (*eventide.Venue, error)
 	Venues(ctx context.Context, city *string, first *int, after *string) (*relay.VenueConnection, error)
+	CacheStats(ctx context.Context) (*cache.Stats, error)
 }
 type RegistrationResolver interface {
 	Event(ctx context.Context, obj *eventide.Registration) (*eventide.Event, error)
@@ -239,6 +256,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuthPayload.User(childComplexity), true
+
+	case "CacheStats.backend":
+		if e.ComplexityRoot.CacheStats.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.Backend(childComplexity), true
+	case "CacheStats.capacity":
+		if e.ComplexityRoot.CacheStats.Capacity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.Capacity(childComplexity), true
+	case "CacheStats.entries":
+		if e.ComplexityRoot.CacheStats.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.Entries(childComplexity), true
+	case "CacheStats.evictions":
+		if e.ComplexityRoot.CacheStats.Evictions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.Evictions(childComplexity), true
+	case "CacheStats.fallbackActive":
+		if e.ComplexityRoot.CacheStats.FallbackActive == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.FallbackActive(childComplexity), true
+	case "CacheStats.hitRatio":
+		if e.ComplexityRoot.CacheStats.HitRatio == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.HitRatio(childComplexity), true
+	case "CacheStats.hits":
+		if e.ComplexityRoot.CacheStats.Hits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.Hits(childComplexity), true
+	case "CacheStats.misses":
+		if e.ComplexityRoot.CacheStats.Misses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.Misses(childComplexity), true
+	case "CacheStats.ttlSeconds":
+		if e.ComplexityRoot.CacheStats.TTLSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.TTLSeconds(childComplexity), true
 
 	case "Event.attendees":
 		if e.ComplexityRoot.Event.Attendees == nil {
@@ -446,6 +518,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PublishEvent(childComplexity, args["id"].(string)), true
+	case "Mutation.purgeCache":
+		if e.ComplexityRoot.Mutation.PurgeCache == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.PurgeCache(childComplexity), true
 	case "Mutation.registerForEvent":
 		if e.ComplexityRoot.Mutation.RegisterForEvent == nil {
 			break
@@ -504,6 +582,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "Query.cacheStats":
+		if e.ComplexityRoot.Query.CacheStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CacheStats(childComplexity), true
 	case "Query.event":
 		if e.ComplexityRoot.Query.Event == nil {
 			break
@@ -884,6 +968,9 @@ directive @hasRole(role: Role!) on FIELD_DEFINITION
 "An instant, as an RFC 3339 string."
 scalar Time
 
+"A 64-bit integer, serialised as a JSON number (byte counts and counters that outgrow Int)."
+scalar Int64
+
 "What a user may do. Roles are ordered: ADMIN includes ORGANIZER, which includes USER."
 enum Role {
   "Finds events and registers for them."
@@ -1163,6 +1250,28 @@ input UpdateEventInput {
   venueId: ID
 }
 
+"The shared cache: where it lives now and how well it serves. Admins only."
+type CacheStats {
+  "Where reads go now: ` + "`" + `redis` + "`" + `, or ` + "`" + `memory` + "`" + ` (the in-process cache)."
+  backend: String!
+  "True while Redis is configured but unreachable and the in-memory cache serves in its place."
+  fallbackActive: Boolean!
+  "Records and list pages served from the cache since start."
+  hits: Int64!
+  "Records and list pages the cache did not have since start."
+  misses: Int64!
+  "hits / (hits + misses); 0 before any look-up."
+  hitRatio: Float!
+  "Entries the backend holds (for Redis, every key of its database)."
+  entries: Int64!
+  "Most entries the in-memory cache holds (CACHE_MAX_ENTRIES); 0 for Redis, bounded by its own memory limit and the TTL."
+  capacity: Int64!
+  "Entries dropped to make room since start (for Redis, its evicted_keys)."
+  evictions: Int64!
+  "Time to live of every entry, in seconds (CACHE_TTL)."
+  ttlSeconds: Int!
+}
+
 "What anyone may read."
 type Query {
   "The signed-in user, or null when anonymous."
@@ -1191,6 +1300,8 @@ type Query {
     "Cursor of the last item of the previous page."
     after: String
   ): VenueConnection!
+  "The shared cache's state and counters."
+  cacheStats: CacheStats! @hasRole(role: ADMIN)
 }
 
 "What changes data."
@@ -1215,6 +1326,8 @@ type Mutation {
   cancelRegistration(eventId: ID!): Registration! @hasRole(role: USER)
   "Changes a user's role (admins only); takes effect on that user's next request."
   setUserRole(userId: ID!, role: Role!): User! @hasRole(role: ADMIN)
+  "Empties the shared cache (Redis and memory) and returns how many entries were dropped."
+  purgeCache: Int! @hasRole(role: ADMIN)
 }
 
 "Live updates, over websocket (graphql-transport-ws or graphql-ws) or Server-Sent Events."
@@ -1238,6 +1351,30 @@ func (ec *executionContext) childFields_AuthPayload(ctx context.Context, field g
 		return ec.fieldContext_AuthPayload_user(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuthPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CacheStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "backend":
+		return ec.fieldContext_CacheStats_backend(ctx, field)
+	case "fallbackActive":
+		return ec.fieldContext_CacheStats_fallbackActive(ctx, field)
+	case "hits":
+		return ec.fieldContext_CacheStats_hits(ctx, field)
+	case "misses":
+		return ec.fieldContext_CacheStats_misses(ctx, field)
+	case "hitRatio":
+		return ec.fieldContext_CacheStats_hitRatio(ctx, field)
+	case "entries":
+		return ec.fieldContext_CacheStats_entries(ctx, field)
+	case "capacity":
+		return ec.fieldContext_CacheStats_capacity(ctx, field)
+	case "evictions":
+		return ec.fieldContext_CacheStats_evictions(ctx, field)
+	case "ttlSeconds":
+		return ec.fieldContext_CacheStats_ttlSeconds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheStats", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2033,6 +2170,213 @@ func (ec *executionContext) fieldContext_AuthPayload_user(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _CacheStats_backend(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheStats_fallbackActive(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_fallbackActive(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FallbackActive, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_fallbackActive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CacheStats_hits(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_hits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_hits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_misses(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_misses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Misses, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_misses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_hitRatio(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_hitRatio(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HitRatio(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_hitRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, true, false, "Float")
+}
+
+func (ec *executionContext) _CacheStats_entries(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_entries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_capacity(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_capacity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Capacity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_capacity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_evictions(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_evictions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Evictions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_evictions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_ttlSeconds(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_ttlSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TTLSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_ttlSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
@@ -3200,6 +3544,47 @@ func (ec *executionContext) fieldContext_Mutation_setUserRole(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_purgeCache(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_purgeCache(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().PurgeCache(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal int
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal int
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_purgeCache(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Int")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *relay.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3494,6 +3879,56 @@ func (ec *executionContext) fieldContext_Query_venues(ctx context.Context, field
 	if fc.Args, err = ec.field_Query_venues_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_cacheStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cacheStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().CacheStats(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *cache.Stats
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *cache.Stats
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *cache.Stats) graphql.Marshaler {
+			return ec.marshalNCacheStats2ᚖgithubᚗcomᚋeventideᚋserverᚋcacheᚐStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cacheStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheStats(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -5850,6 +6285,79 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var cacheStatsImplementors = []string{"CacheStats"}
+
+func (ec *executionContext) _CacheStats(ctx context.Context, sel ast.SelectionSet, obj *cache.Stats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheStats")
+		case "backend":
+			out.Values[i] = ec._CacheStats_backend(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fallbackActive":
+			out.Values[i] = ec._CacheStats_fallbackActive(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hits":
+			out.Values[i] = ec._CacheStats_hits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "misses":
+			out.Values[i] = ec._CacheStats_misses(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hitRatio":
+			out.Values[i] = ec._CacheStats_hitRatio(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entries":
+			out.Values[i] = ec._CacheStats_entries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "capacity":
+			out.Values[i] = ec._CacheStats_capacity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "evictions":
+			out.Values[i] = ec._CacheStats_evictions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ttlSeconds":
+			out.Values[i] = ec._CacheStats_ttlSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var eventImplementors = []string{"Event"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *eventide.Event) graphql.Marshaler {
@@ -6139,6 +6647,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "purgeCache":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_purgeCache(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6248,6 +6763,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_venues(ctx, field)
+				})
+		case "cacheStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_cacheStats(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -7022,6 +7543,14 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNCacheStats2ᚖgithubᚗcomᚋeventideᚋserverᚋcacheᚐStats(ctx context.Context, sel ast.SelectionSet, v *cache.Stats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CacheStats!")
+		return graphql.Null
+	}
+	return ec._CacheStats(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateEventInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐCreateEventInput(ctx context.Context, v any) (model.CreateEventInput, error) {
 	res, err := ec.unmarshalInputCreateEventInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7087,6 +7616,20 @@ func (ec *executionContext) marshalNEventStatus2githubᚗcomᚋeventideᚋserver
 	return res
 }
 
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7111,6 +7654,20 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	res := graphql.MarshalInt(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNInt642int64(ctx context.Context, v any) (int64, error) {
+	res, err := relay.UnmarshalInt64(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt642int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := relay.MarshalInt64(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int64!")
 	}
 	return res
 }

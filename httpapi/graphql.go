@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
@@ -28,9 +29,17 @@ type GraphQLOptions struct {
 	// AllowedOrigins lists the origins a websocket may be opened from ("*" allows any); the
 	// server's own origin is always allowed.
 	AllowedOrigins []string
-	// QueryCacheSize bounds the parsed-query LRU.
+	// QueryCacheSize bounds the parsed-query LRU (DefaultQueryCacheSize when 0).
 	QueryCacheSize int
+	// APQ, when set, keeps automatic persisted queries (Apollo's protocol): a request may send
+	// only the query's SHA-256, and PERSISTED_QUERY_NOT_FOUND asks it for the full text.
+	APQ graphql.Cache[string]
+	// Extensions are added to the server after the built-in ones (per-response dataloaders...).
+	Extensions []graphql.HandlerExtension
 }
+
+// DefaultQueryCacheSize is how many parsed documents the query LRU keeps by default.
+const DefaultQueryCacheSize = 1000
 
 // NewGraphQL builds the gqlgen server with explicit transports: websocket (graphql-transport-ws
 // and graphql-ws, keepalive and ping/pong dead-peer detection on), Server-Sent Events, GET and POST.
@@ -48,10 +57,16 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	if o.QueryCacheSize <= 0 {
-		o.QueryCacheSize = 1000
+		o.QueryCacheSize = DefaultQueryCacheSize
 	}
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](o.QueryCacheSize))
+	if o.APQ != nil {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
+	}
 	srv.Use(introspection{all: o.Introspection})
+	for _, x := range o.Extensions {
+		srv.Use(x)
+	}
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(o.Logger))
 	srv.SetRecoverFunc(resolvers.Recover)
 	return srv

@@ -1,5 +1,6 @@
 // Package relay holds the types the schema binds to beyond the domain: Relay connections, each
-// built from one page the store returned (totalCount counted only when asked), and the Time scalar.
+// built from one page the store returned (totalCount counted only when asked), and the Time and
+// Int64 scalars.
 package relay
 
 import (

@@ -47,7 +47,7 @@ func page(first *int, after *string) eventide.Page {
 
 // visibleEvent loads an event the viewer may see; a draft of someone else is NOT_FOUND.
 func (r *Resolver) visibleEvent(ctx context.Context, id string) (*eventide.Event, error) {
-	ev, err := r.Store.EventByID(ctx, id)
+	ev, err := r.loaders(ctx).Events.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -165,10 +165,24 @@ func (r *Resolver) applyEventInput(ctx context.Context, ev *eventide.Event, in m
 	return nil
 }
 
-// publish tells subscribers of an event that it changed. It runs after the write returned.
+// publish tells subscribers of an event that it changed. It runs after the write returned (and
+// so after the cache was invalidated).
 func (r *Resolver) publish(ev *eventide.Event) {
 	if r.Events != nil && ev != nil {
 		r.Events.Publish(ev.ID, ev)
+	}
+}
+
+// wrote makes the rest of the response read what a write left: the loaders forget what they
+// read before it (a mutation document may hold several writes, run one after the other), and
+// the objects the write returned are remembered.
+func (r *Resolver) wrote(ctx context.Context, evs ...*eventide.Event) {
+	l := r.loaders(ctx)
+	l.Clear()
+	for _, ev := range evs {
+		if ev != nil {
+			l.Events.Prime(ev.ID, ev)
+		}
 	}
 }
 
@@ -234,5 +248,6 @@ func (r *Resolver) eventConnection(ctx context.Context, q eventide.EventQuery, p
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchEvents(ctx, conn.Items, "edges", "node")
 	return relay.Events(conn, func(ctx context.Context) (int, error) { return r.Store.CountEvents(ctx, q) }), nil
 }

@@ -8,21 +8,40 @@ import (
 	"time"
 
 	"github.com/eventide/server/auth"
+	"github.com/eventide/server/cache"
+	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
 )
 
 // EventBus carries eventUpdated messages; the topic is the event id. A *pubsub.Broker serves
-// in one process.
+// in one process, a *cache.EventRelay across replicas.
 type EventBus interface {
 	Publish(topic string, e *eventide.Event)
 	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error)
 }
 
+// Store is what the resolvers read and write: the domain store (the cached one, in the server)
+// plus the batched registration look-up the loaders use.
+type Store interface {
+	eventide.Store
+	dataloader.Source
+}
+
+// CacheAdmin is the shared cache as admins see it.
+type CacheAdmin interface {
+	Stats(ctx context.Context) cache.Stats
+	Purge(ctx context.Context) (int, error)
+}
+
 // Resolver is the resolver root: the injection point for every service the resolvers use.
 type Resolver struct {
-	Store  eventide.Store
+	Store  Store
 	Auth   *auth.Auth
 	Events EventBus
+	Cache  CacheAdmin
 	Log    *slog.Logger
 	Now    func() time.Time
+	// Loaders configures the loaders made when a resolver runs outside dataloader.Middleware
+	// (tests that call the executor directly).
+	Loaders dataloader.Options
 }

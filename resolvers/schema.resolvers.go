@@ -8,6 +8,7 @@ package resolvers
 import (
 	"context"
 
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
@@ -19,12 +20,12 @@ func (r *eventResolver) Venue(ctx context.Context, obj *eventide.Event) (*eventi
 	if obj.VenueID == "" {
 		return nil, nil
 	}
-	return r.Store.VenueByID(ctx, obj.VenueID)
+	return r.loaders(ctx).Venues.Load(ctx, obj.VenueID)
 }
 
 // Organizer is the resolver for the organizer field.
 func (r *eventResolver) Organizer(ctx context.Context, obj *eventide.Event) (*eventide.User, error) {
-	return r.Store.UserByID(ctx, obj.OrganizerID)
+	return r.loaders(ctx).Users.Load(ctx, obj.OrganizerID)
 }
 
 // Attendees is the resolver for the attendees field.
@@ -37,18 +38,10 @@ func (r *eventResolver) Attendees(ctx context.Context, obj *eventide.Event, firs
 	for i, reg := range conn.Items {
 		ids[i] = reg.UserID
 	}
-	found, err := r.Store.UsersByIDs(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[string]*eventide.User, len(found))
-	for _, u := range found {
-		byID[u.ID] = u
-	}
-	users := make([]*eventide.User, len(ids))
-	for i, id := range ids {
-		if users[i] = byID[id]; users[i] == nil {
-			return nil, eventide.NotFound("user", id)
+	users, errs := r.loaders(ctx).Users.LoadMany(ctx, ids)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
 	count := obj.ConfirmedCount
@@ -57,15 +50,10 @@ func (r *eventResolver) Attendees(ctx context.Context, obj *eventide.Event, firs
 
 // ViewerRegistration is the resolver for the viewerRegistration field.
 func (r *eventResolver) ViewerRegistration(ctx context.Context, obj *eventide.Event) (*eventide.Registration, error) {
-	v := eventide.ViewerFrom(ctx)
-	if v == nil {
+	if eventide.ViewerFrom(ctx) == nil {
 		return nil, nil
 	}
-	reg, err := r.Store.RegistrationFor(ctx, obj.ID, v.ID)
-	if eventide.IsCode(err, eventide.CodeNotFound) {
-		return nil, nil
-	}
-	return reg, err
+	return r.loaders(ctx).Registrations.Load(ctx, obj.ID)
 }
 
 // CancelReason is the resolver for the cancelReason field.
@@ -137,6 +125,7 @@ func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVe
 	if err := r.Store.CreateVenue(ctx, v); err != nil {
 		return nil, err
 	}
+	r.wrote(ctx)
 	return v, nil
 }
 
@@ -157,6 +146,7 @@ func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEv
 	if err := r.Store.CreateEvent(ctx, ev); err != nil {
 		return nil, err
 	}
+	r.wrote(ctx, ev)
 	return ev, nil
 }
 
@@ -175,6 +165,7 @@ func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input mod
 	if err != nil {
 		return nil, err
 	}
+	r.wrote(ctx, ev)
 	r.publish(ev)
 	return ev, nil
 }
@@ -195,6 +186,7 @@ func (r *mutationResolver) PublishEvent(ctx context.Context, id string) (*eventi
 	if err != nil {
 		return nil, err
 	}
+	r.wrote(ctx, ev)
 	r.publish(ev)
 	return ev, nil
 }
@@ -219,6 +211,7 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 	if err != nil {
 		return nil, err
 	}
+	r.wrote(ctx, ev)
 	r.publish(ev)
 	return ev, nil
 }
@@ -229,6 +222,7 @@ func (r *mutationResolver) RegisterForEvent(ctx context.Context, eventID string)
 	if err != nil {
 		return nil, err
 	}
+	r.wrote(ctx, ev)
 	r.publish(ev)
 	return reg, nil
 }
@@ -239,6 +233,7 @@ func (r *mutationResolver) CancelRegistration(ctx context.Context, eventID strin
 	if err != nil {
 		return nil, err
 	}
+	r.wrote(ctx, ev)
 	r.publish(ev)
 	return reg, nil
 }
@@ -248,7 +243,23 @@ func (r *mutationResolver) SetUserRole(ctx context.Context, userID string, role 
 	if !role.Valid() {
 		return nil, eventide.InvalidField("role", "unknown role %q", role)
 	}
-	return r.Store.SetUserRole(ctx, userID, role)
+	u, err := r.Store.SetUserRole(ctx, userID, role)
+	if err != nil {
+		return nil, err
+	}
+	r.wrote(ctx)
+	return u, nil
+}
+
+// PurgeCache is the resolver for the purgeCache field.
+func (r *mutationResolver) PurgeCache(ctx context.Context) (int, error) {
+	n, err := r.Cache.Purge(ctx)
+	if err != nil {
+		return 0, eventide.Internal(err)
+	}
+	r.wrote(ctx)
+	r.Log.InfoContext(ctx, "cache purged", "entries", n, "by", eventide.ViewerFrom(ctx).ID)
+	return n, nil
 }
 
 // Me is the resolver for the me field.
@@ -258,12 +269,17 @@ func (r *queryResolver) Me(ctx context.Context) (*eventide.User, error) {
 
 // User is the resolver for the user field.
 func (r *queryResolver) User(ctx context.Context, id string) (*eventide.User, error) {
-	return r.Store.UserByID(ctx, id)
+	return r.loaders(ctx).Users.Load(ctx, id)
 }
 
 // Event is the resolver for the event field.
 func (r *queryResolver) Event(ctx context.Context, id string) (*eventide.Event, error) {
-	return r.visibleEvent(ctx, id)
+	ev, err := r.visibleEvent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.prefetchEvents(ctx, []*eventide.Event{ev})
+	return ev, nil
 }
 
 // Events is the resolver for the events field.
@@ -277,7 +293,7 @@ func (r *queryResolver) Events(ctx context.Context, filter *model.EventFilter, f
 
 // Venue is the resolver for the venue field.
 func (r *queryResolver) Venue(ctx context.Context, id string) (*eventide.Venue, error) {
-	return r.Store.VenueByID(ctx, id)
+	return r.loaders(ctx).Venues.Load(ctx, id)
 }
 
 // Venues is the resolver for the venues field.
@@ -290,17 +306,27 @@ func (r *queryResolver) Venues(ctx context.Context, city *string, first *int, af
 	if err != nil {
 		return nil, err
 	}
+	l := r.loaders(ctx)
+	for _, v := range conn.Items {
+		l.Venues.Prime(v.ID, v)
+	}
 	return relay.Venues(conn, func(ctx context.Context) (int, error) { return r.Store.CountVenues(ctx, c) }), nil
+}
+
+// CacheStats is the resolver for the cacheStats field.
+func (r *queryResolver) CacheStats(ctx context.Context) (*cache.Stats, error) {
+	st := r.Cache.Stats(ctx)
+	return &st, nil
 }
 
 // Event is the resolver for the event field.
 func (r *registrationResolver) Event(ctx context.Context, obj *eventide.Registration) (*eventide.Event, error) {
-	return r.Store.EventByID(ctx, obj.EventID)
+	return r.loaders(ctx).Events.Load(ctx, obj.EventID)
 }
 
 // User is the resolver for the user field.
 func (r *registrationResolver) User(ctx context.Context, obj *eventide.Registration) (*eventide.User, error) {
-	return r.Store.UserByID(ctx, obj.UserID)
+	return r.loaders(ctx).Users.Load(ctx, obj.UserID)
 }
 
 // EventUpdated is the resolver for the eventUpdated field.
