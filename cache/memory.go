@@ -17,7 +17,6 @@ type Memory struct {
 	capacity  int
 	ttl       time.Duration
 	evictions atomic.Int64
-	expired   atomic.Int64
 	stopEvict func()
 	stopOnce  sync.Once
 	done      chan struct{}
@@ -60,11 +59,8 @@ func NewMemory(o MemoryOptions) *Memory {
 	)
 	m := &Memory{c: c, capacity: o.MaxEntries, ttl: o.TTL, done: make(chan struct{})}
 	m.stopEvict = c.OnEviction(func(_ context.Context, r ttlcache.EvictionReason, _ *ttlcache.Item[string, []byte]) {
-		switch r {
-		case ttlcache.EvictionReasonCapacityReached, ttlcache.EvictionReasonMaxCostExceeded:
+		if r == ttlcache.EvictionReasonCapacityReached || r == ttlcache.EvictionReasonMaxCostExceeded {
 			m.evictions.Add(1)
-		case ttlcache.EvictionReasonExpired:
-			m.expired.Add(1)
 		}
 	})
 	go func() {

@@ -315,6 +315,9 @@ type Options struct {
 // Open builds the memory backend, Redis when asked, and the Switch over them. Redis unreachable
 // is not an error: the Switch starts on memory and probes.
 func Open(ctx context.Context, o Options) *Switch {
+	if o.TTL <= 0 {
+		o.TTL = 5 * time.Minute // every key has a TTL, whatever the caller forgot
+	}
 	mem := NewMemory(MemoryOptions{MaxEntries: o.MaxEntries, MaxBytes: o.MaxBytes, TTL: o.TTL})
 	var r *Redis
 	if o.UseRedis {
