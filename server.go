@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,13 +31,19 @@ import (
 	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
+	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/memstats"
+	"github.com/eventide/server/monitor"
 	"github.com/eventide/server/playground"
 	"github.com/eventide/server/pubsub"
+	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/resolvers"
+	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
 	"github.com/eventide/server/store"
 	"github.com/eventide/server/store/embedded"
+	"github.com/eventide/server/supervisor"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -77,9 +85,16 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	if errors.Is(err, config.ErrHelp) {
 		fmt.Fprintln(stderr, "usage: eventide [flags]\n"+config.Usage())
-		return exitConfig
+		return exitOK
 	}
 	fmt.Fprintln(stderr, "eventide:", err)
+	if errors.Is(err, errRestart) {
+		return memstats.ExitRestart
+	}
+	var se *supervisor.ExitError
+	if errors.As(err, &se) {
+		return se.ExitCode()
+	}
 	var ce *config.Error
 	if errors.As(err, &ce) || errors.Is(err, errBadFlags) {
 		return exitConfig
@@ -99,6 +114,15 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return fmt.Errorf("%w: %v", errBadFlags, err)
 	}
+	if cfg.Supervise {
+		// The parent only supervises: it logs to stderr (the child owns LOG_FILE's rotation).
+		plog := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "supervisor")
+		return supervisor.Run(ctx, supervisor.Options{
+			Args: args, Env: environ, Stdout: stdout, Stderr: stderr, Logger: plog,
+			StopTimeout: cfg.ShutdownTimeout + 5*time.Second,
+		})
+	}
+	cfg.SupervisorRestarts = supervisor.RestartsFromEnv(environ)
 	log, closeLog, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
@@ -112,20 +136,29 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		log.Error("start-up failed", "error", err)
 		return err
 	}
+	var result error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", context.Cause(ctx))
 	case err := <-a.serveErr:
 		log.Error("server stopped", "error", err)
+	case <-a.restart:
+		log.Error("memory stayed over MEMORY_RESTART_THRESHOLD: draining, then exiting to be restarted",
+			"exit_code", memstats.ExitRestart)
+		result = errRestart
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := a.shutdown(sctx); err != nil {
-		return err
+		return errors.Join(result, err)
 	}
 	log.Info("stopped cleanly")
-	return nil
+	return result
 }
+
+// errRestart asks for a restart: the process exits with memstats.ExitRestart (75, EX_TEMPFAIL),
+// which the -supervise parent, systemd (RestartForceExitStatus=75) or Kubernetes restart on.
+var errRestart = errors.New("memory stayed over MEMORY_RESTART_THRESHOLD; exiting to be restarted")
 
 // newLogger builds the slog logger the configuration asks for, to stderr or a rotated file.
 func newLogger(cfg *config.Config, stderr io.Writer) (*slog.Logger, io.Closer, error) {
@@ -166,14 +199,23 @@ type app struct {
 	bus      *cache.Bus
 	embedded *embedded.Server
 	serveErr chan error
+	// restart is closed when the memory watchdog asks for a restart.
+	restart     chan struct{}
+	restartOnce sync.Once
+	// stop ends the background loops (sampler, security sweep, Redis bridges) at shutdown.
+	stop context.CancelFunc
+	bg   sync.WaitGroup
 }
 
 // start builds every part and starts serving; it returns once the listener is open.
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 	began := time.Now()
-	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1), restart: make(chan struct{})}
+	bgctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
 	defer func() {
 		if err != nil {
+			a.stopBackground()
 			_ = a.closeStore(context.Background())
 		}
 	}()
@@ -220,6 +262,47 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 	cached.Init(ctx)
 	log.Info("cache ready", "backend", a.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
 
+	// Security: the bounded event log (shared between replicas over Redis when it is on), the
+	// brute-force detector and the throttle (its budgets in Redis, or in memory as a fallback).
+	secLog := log.With("component", "security")
+	secEvents := security.NewLog(security.LogConfig{MaxEvents: cfg.SecurityMaxEvents, MaxAge: cfg.SecurityEventMaxAge})
+	a.goBackground(func() { secEvents.Run(bgctx) })
+	reg.MustRegister(secEvents.Collectors()...)
+	memLimiter := security.NewMemoryLimiter(security.MemoryLimiterConfig{})
+	var limiter security.Limiter = memLimiter
+	if r := a.cache.Redis(); r != nil {
+		bridge := security.NewBridge(secEvents, r.Client(), security.BridgeConfig{Logger: secLog})
+		a.goBackground(func() { bridge.Run(bgctx) })
+		reg.MustRegister(bridge.Collectors()...)
+		rl := security.NewRedisLimiter(r.Client(), memLimiter, security.RedisLimiterConfig{Prefix: cache.KeyPrefix(cfg.MongoDatabase) + "rl:", Logger: secLog})
+		a.goBackground(func() { rl.Run(bgctx) })
+		reg.MustRegister(rl.Collectors()...)
+		limiter = rl
+	}
+	brute := security.NewBruteForce(security.BruteForceConfig{Threshold: cfg.BruteForceThreshold, Window: cfg.BruteForceWindow, Log: secEvents})
+	throttle := security.NewThrottle(limiter, security.ThrottleConfig{
+		Window: cfg.ThrottleTTL, Limit: cfg.ThrottleLimit, LoginLimit: cfg.LoginThrottleLimit,
+		BruteForce: brute, Log: secEvents, Logger: secLog,
+	})
+	reg.MustRegister(throttle.Collectors()...)
+
+	// Memory: one sampler for the process (history, subscriptions, the periodic log line) and
+	// the watchdog that empties the memory cache, then asks for a restart, when RSS stays high.
+	limit := memstats.ApplyMemoryLimit(cfg.MemoryLimit, log)
+	sampler := memstats.New(memstats.Options{
+		LimitBytes: limit, LogInterval: cfg.MemoryLogInterval, Logger: log.With("component", "memory"),
+		Watchdog: memstats.WatchdogOptions{
+			Threshold: cfg.MemoryRestartThreshold, After: cfg.MemoryRestartAfter, Interval: cfg.MemoryCheckInterval,
+			OnPressure: func() {
+				n, _ := a.cache.Memory().Purge(context.Background())
+				log.Warn("memory pressure: emptied the in-memory cache", "entries", n)
+			},
+			OnRestart: func() { a.restartOnce.Do(func() { close(a.restart) }) },
+		},
+	})
+	a.goBackground(func() { _ = sampler.Run(bgctx) })
+	reg.MustRegister(sampler.Collectors()...)
+
 	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL)
 	if err != nil {
 		return nil, err
@@ -252,10 +335,20 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 		Events: events,
 		Cache:  cached,
 		Log:    log,
+
+		Security:   secEvents,
+		Throttle:   throttle,
+		BruteForce: brute,
+		Memory:     sampler,
+		Pool:       a.store.Stats,
+		Server: model.ServerInfo{
+			Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
+			Environment: cfg.AppEnv, Restarts: cfg.SupervisorRestarts,
+		},
 	}
 	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  root,
-		Directives: graph.DirectiveRoot{HasRole: resolvers.HasRole},
+		Directives: graph.DirectiveRoot{HasRole: root.HasRole},
 	})
 	gql := httpapi.NewGraphQL(es, httpapi.GraphQLOptions{
 		Logger:         log,
@@ -263,18 +356,41 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 		Introspection:  !cfg.IsProduction(),
 		AllowedOrigins: cfg.CORSOrigins,
 		APQ:            cache.NewAPQ(a.cache, cfg.CacheTTL, cacheLog),
+		Limits: querylimit.Limits{
+			MaxDepth: cfg.QueryMaxDepth, MaxComplexity: cfg.QueryMaxComplexity,
+			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,
+		},
+		OnReject: func(ctx context.Context, what string, measured, max int, op string) {
+			c := eventide.ClientFrom(ctx)
+			e := security.Event{Type: security.QueryRejected, IP: c.IP, UserAgent: c.UserAgent, Operation: op,
+				Message: fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)}
+			if v := eventide.ViewerFrom(ctx); v != nil {
+				e.UserID, e.Email = v.ID, v.Email
+			}
+			secEvents.Log(e)
+		},
+		DisableSuggestions:            cfg.IsProduction(),
+		Security:                      secEvents,
+		Throttle:                      throttle,
+		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
 		Extensions: []graphql.HandlerExtension{
 			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg)}},
 		},
 	})
 	a.http = httpapi.New(httpapi.Options{
-		Logger:        log,
-		GraphQL:       gql,
-		Playground:    playground.Handler("Eventide", "/graphql"),
-		Authenticator: authn,
-		Registry:      reg,
-		MaxBodyBytes:  cfg.HTTPMaxBodyBytes,
-		CORSOrigins:   cfg.CORSOrigins,
+		Logger:     log,
+		GraphQL:    gql,
+		Playground: playground.Handler("Eventide", "/graphql"),
+		Monitor:    monitor.Handler(),
+
+		TrustedProxies:      cfg.TrustedProxies,
+		Throttle:            throttle,
+		Security:            secEvents,
+		MaxSocketsPerClient: cfg.WSMaxConnectionsPerClient,
+		Authenticator:       authn,
+		Registry:            reg,
+		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
+		CORSOrigins:         cfg.CORSOrigins,
 		Checks: []httpapi.Check{{
 			Name: "store", Required: true,
 			Probe: func(ctx context.Context) (string, error) {
@@ -312,7 +428,20 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 // shutdown completes subscriptions, drains requests, then closes the store.
 func (a *app) shutdown(ctx context.Context) error {
 	err := a.http.Shutdown(ctx)
+	a.stopBackground()
 	return errors.Join(err, a.closeStore(ctx))
+}
+
+// goBackground runs fn until stopBackground, which waits for it.
+func (a *app) goBackground(fn func()) {
+	a.bg.Go(fn)
+}
+
+func (a *app) stopBackground() {
+	if a.stop != nil {
+		a.stop()
+	}
+	a.bg.Wait()
 }
 
 func (a *app) closeStore(ctx context.Context) error {

@@ -17,7 +17,9 @@ import (
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph/model"
+	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/relay"
+	"github.com/eventide/server/security"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -33,9 +35,11 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Event() EventResolver
+	MemoryStats() MemoryStatsResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Registration() RegistrationResolver
+	SecurityEvent() SecurityEventResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
 	Venue() VenueResolver
@@ -61,6 +65,15 @@ type ComplexityRoot struct {
 		Hits           func(childComplexity int) int
 		Misses         func(childComplexity int) int
 		TTLSeconds     func(childComplexity int) int
+	}
+
+	DatabaseStats struct {
+		Connected        func(childComplexity int) int
+		ConnectionsInUse func(childComplexity int) int
+		ConnectionsOpen  func(childComplexity int) int
+		LastEvent        func(childComplexity int) int
+		LastEventAt      func(childComplexity int) int
+		MaxPoolSize      func(childComplexity int) int
 	}
 
 	Event struct {
@@ -94,6 +107,21 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	MemoryStats struct {
+		At               func(childComplexity int) int
+		GCCycles         func(childComplexity int) int
+		Goroutines       func(childComplexity int) int
+		HeapAllocBytes   func(childComplexity int) int
+		HeapInuseBytes   func(childComplexity int) int
+		HeapSysBytes     func(childComplexity int) int
+		LastGCPauseNs    func(childComplexity int) int
+		MemoryLimitBytes func(childComplexity int) int
+		RSSBytes         func(childComplexity int) int
+		StackInuseBytes  func(childComplexity int) int
+		TotalBytes       func(childComplexity int) int
+		UsagePercent     func(childComplexity int) int
+	}
+
 	Mutation struct {
 		CancelEvent        func(childComplexity int, id string, reason *string) int
 		CancelRegistration func(childComplexity int, eventID string) int
@@ -114,13 +142,18 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		CacheStats func(childComplexity int) int
-		Event      func(childComplexity int, id string) int
-		Events     func(childComplexity int, filter *model.EventFilter, first *int, after *string) int
-		Me         func(childComplexity int) int
-		User       func(childComplexity int, id string) int
-		Venue      func(childComplexity int, id string) int
-		Venues     func(childComplexity int, city *string, first *int, after *string) int
+		CacheStats     func(childComplexity int) int
+		DatabaseStats  func(childComplexity int) int
+		Event          func(childComplexity int, id string) int
+		Events         func(childComplexity int, filter *model.EventFilter, first *int, after *string) int
+		Me             func(childComplexity int) int
+		MemoryHistory  func(childComplexity int, last *int) int
+		MemoryStats    func(childComplexity int) int
+		SecurityEvents func(childComplexity int, filter *model.SecurityEventFilter, last *int) int
+		ServerInfo     func(childComplexity int) int
+		User           func(childComplexity int, id string) int
+		Venue          func(childComplexity int, id string) int
+		Venues         func(childComplexity int, city *string, first *int, after *string) int
 	}
 
 	Registration struct {
@@ -131,8 +164,32 @@ type ComplexityRoot struct {
 		User      func(childComplexity int) int
 	}
 
+	SecurityEvent struct {
+		At        func(childComplexity int) int
+		Email     func(childComplexity int) int
+		ID        func(childComplexity int) int
+		IP        func(childComplexity int) int
+		Message   func(childComplexity int) int
+		Operation func(childComplexity int) int
+		Severity  func(childComplexity int) int
+		Type      func(childComplexity int) int
+		UserAgent func(childComplexity int) int
+		UserID    func(childComplexity int) int
+	}
+
+	ServerInfo struct {
+		Environment func(childComplexity int) int
+		GoVersion   func(childComplexity int) int
+		Pid         func(childComplexity int) int
+		Restarts    func(childComplexity int) int
+		StartedAt   func(childComplexity int) int
+		Version     func(childComplexity int) int
+	}
+
 	Subscription struct {
-		EventUpdated func(childComplexity int, id string) int
+		EventUpdated   func(childComplexity int, id string) int
+		MemoryStats    func(childComplexity int, intervalMs *int) int
+		SecurityEvents func(childComplexity int, minSeverity *security.Severity) int
 	}
 
 	User struct {
@@ -188,6 +245,10 @@ type EventResolver interface {
 	ViewerRegistration(ctx context.Context, obj *eventide.Event) (*eventide.Registration, error)
 	CancelReason(ctx context.Context, obj *eventide.Event) (*string, error)
 }
+type MemoryStatsResolver interface {
+	MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error)
+	UsagePercent(ctx context.Context, obj *memstats.Sample) (*float64, error)
+}
 type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
@@ -209,13 +270,27 @@ type QueryResolver interface {
 	Venue(ctx context.Context, id string) (*eventide.Venue, error)
 	Venues(ctx context.Context, city *string, first *int, after *string) (*relay.VenueConnection, error)
 	CacheStats(ctx context.Context) (*cache.Stats, error)
+	SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*security.Event, error)
+	MemoryStats(ctx context.Context) (*memstats.Sample, error)
+	MemoryHistory(ctx context.Context, last *int) ([]*memstats.Sample, error)
+	DatabaseStats(ctx context.Context) (*model.DatabaseStats, error)
+	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 }
 type RegistrationResolver interface {
 	Event(ctx context.Context, obj *eventide.Registration) (*eventide.Event, error)
 	User(ctx context.Context, obj *eventide.Registration) (*eventide.User, error)
 }
+type SecurityEventResolver interface {
+	IP(ctx context.Context, obj *security.Event) (*string, error)
+	UserID(ctx context.Context, obj *security.Event) (*string, error)
+	Email(ctx context.Context, obj *security.Event) (*string, error)
+	UserAgent(ctx context.Context, obj *security.Event) (*string, error)
+	Operation(ctx context.Context, obj *security.Event) (*string, error)
+}
 type SubscriptionResolver interface {
 	EventUpdated(ctx context.Context, id string) (<-chan *eventide.Event, error)
+	MemoryStats(ctx context.Context, intervalMs *int) (<-chan *memstats.Sample, error)
+	SecurityEvents(ctx context.Context, minSeverity *security.Severity) (<-chan *security.Event, error)
 }
 type UserResolver interface {
 	Email(ctx context.Context, obj *eventide.User) (*string, error)
@@ -311,6 +386,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CacheStats.TTLSeconds(childComplexity), true
+
+	case "DatabaseStats.connected":
+		if e.ComplexityRoot.DatabaseStats.Connected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseStats.Connected(childComplexity), true
+	case "DatabaseStats.connectionsInUse":
+		if e.ComplexityRoot.DatabaseStats.ConnectionsInUse == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseStats.ConnectionsInUse(childComplexity), true
+	case "DatabaseStats.connectionsOpen":
+		if e.ComplexityRoot.DatabaseStats.ConnectionsOpen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseStats.ConnectionsOpen(childComplexity), true
+	case "DatabaseStats.lastEvent":
+		if e.ComplexityRoot.DatabaseStats.LastEvent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseStats.LastEvent(childComplexity), true
+	case "DatabaseStats.lastEventAt":
+		if e.ComplexityRoot.DatabaseStats.LastEventAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseStats.LastEventAt(childComplexity), true
+	case "DatabaseStats.maxPoolSize":
+		if e.ComplexityRoot.DatabaseStats.MaxPoolSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseStats.MaxPoolSize(childComplexity), true
 
 	case "Event.attendees":
 		if e.ComplexityRoot.Event.Attendees == nil {
@@ -452,6 +564,79 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
 
+	case "MemoryStats.at":
+		if e.ComplexityRoot.MemoryStats.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.At(childComplexity), true
+	case "MemoryStats.gcCycles":
+		if e.ComplexityRoot.MemoryStats.GCCycles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.GCCycles(childComplexity), true
+	case "MemoryStats.goroutines":
+		if e.ComplexityRoot.MemoryStats.Goroutines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.Goroutines(childComplexity), true
+	case "MemoryStats.heapAllocBytes":
+		if e.ComplexityRoot.MemoryStats.HeapAllocBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.HeapAllocBytes(childComplexity), true
+	case "MemoryStats.heapInuseBytes":
+		if e.ComplexityRoot.MemoryStats.HeapInuseBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.HeapInuseBytes(childComplexity), true
+	case "MemoryStats.heapSysBytes":
+		if e.ComplexityRoot.MemoryStats.HeapSysBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.HeapSysBytes(childComplexity), true
+	case "MemoryStats.lastGcPauseNs":
+		if e.ComplexityRoot.MemoryStats.LastGCPauseNs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.LastGCPauseNs(childComplexity), true
+	case "MemoryStats.memoryLimitBytes":
+		if e.ComplexityRoot.MemoryStats.MemoryLimitBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.MemoryLimitBytes(childComplexity), true
+	case "MemoryStats.rssBytes":
+		if e.ComplexityRoot.MemoryStats.RSSBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.RSSBytes(childComplexity), true
+	case "MemoryStats.stackInuseBytes":
+		if e.ComplexityRoot.MemoryStats.StackInuseBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.StackInuseBytes(childComplexity), true
+	case "MemoryStats.totalBytes":
+		if e.ComplexityRoot.MemoryStats.TotalBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.TotalBytes(childComplexity), true
+	case "MemoryStats.usagePercent":
+		if e.ComplexityRoot.MemoryStats.UsagePercent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemoryStats.UsagePercent(childComplexity), true
+
 	case "Mutation.cancelEvent":
 		if e.ComplexityRoot.Mutation.CancelEvent == nil {
 			break
@@ -588,6 +773,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CacheStats(childComplexity), true
+	case "Query.databaseStats":
+		if e.ComplexityRoot.Query.DatabaseStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.DatabaseStats(childComplexity), true
 	case "Query.event":
 		if e.ComplexityRoot.Query.Event == nil {
 			break
@@ -617,6 +808,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.memoryHistory":
+		if e.ComplexityRoot.Query.MemoryHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Query_memoryHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.MemoryHistory(childComplexity, args["last"].(*int)), true
+	case "Query.memoryStats":
+		if e.ComplexityRoot.Query.MemoryStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.MemoryStats(childComplexity), true
+	case "Query.securityEvents":
+		if e.ComplexityRoot.Query.SecurityEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_securityEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SecurityEvents(childComplexity, args["filter"].(*model.SecurityEventFilter), args["last"].(*int)), true
+	case "Query.serverInfo":
+		if e.ComplexityRoot.Query.ServerInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ServerInfo(childComplexity), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -682,6 +907,104 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Registration.User(childComplexity), true
 
+	case "SecurityEvent.at":
+		if e.ComplexityRoot.SecurityEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.At(childComplexity), true
+	case "SecurityEvent.email":
+		if e.ComplexityRoot.SecurityEvent.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Email(childComplexity), true
+	case "SecurityEvent.id":
+		if e.ComplexityRoot.SecurityEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.ID(childComplexity), true
+	case "SecurityEvent.ip":
+		if e.ComplexityRoot.SecurityEvent.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.IP(childComplexity), true
+	case "SecurityEvent.message":
+		if e.ComplexityRoot.SecurityEvent.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Message(childComplexity), true
+	case "SecurityEvent.operation":
+		if e.ComplexityRoot.SecurityEvent.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Operation(childComplexity), true
+	case "SecurityEvent.severity":
+		if e.ComplexityRoot.SecurityEvent.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Severity(childComplexity), true
+	case "SecurityEvent.type":
+		if e.ComplexityRoot.SecurityEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Type(childComplexity), true
+	case "SecurityEvent.userAgent":
+		if e.ComplexityRoot.SecurityEvent.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.UserAgent(childComplexity), true
+	case "SecurityEvent.userId":
+		if e.ComplexityRoot.SecurityEvent.UserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.UserID(childComplexity), true
+
+	case "ServerInfo.environment":
+		if e.ComplexityRoot.ServerInfo.Environment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.Environment(childComplexity), true
+	case "ServerInfo.goVersion":
+		if e.ComplexityRoot.ServerInfo.GoVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.GoVersion(childComplexity), true
+	case "ServerInfo.pid":
+		if e.ComplexityRoot.ServerInfo.Pid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.Pid(childComplexity), true
+	case "ServerInfo.restarts":
+		if e.ComplexityRoot.ServerInfo.Restarts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.Restarts(childComplexity), true
+	case "ServerInfo.startedAt":
+		if e.ComplexityRoot.ServerInfo.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.StartedAt(childComplexity), true
+	case "ServerInfo.version":
+		if e.ComplexityRoot.ServerInfo.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.Version(childComplexity), true
+
 	case "Subscription.eventUpdated":
 		if e.ComplexityRoot.Subscription.EventUpdated == nil {
 			break
@@ -693,6 +1016,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.EventUpdated(childComplexity, args["id"].(string)), true
+	case "Subscription.memoryStats":
+		if e.ComplexityRoot.Subscription.MemoryStats == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_memoryStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.MemoryStats(childComplexity, args["intervalMs"].(*int)), true
+	case "Subscription.securityEvents":
+		if e.ComplexityRoot.Subscription.SecurityEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_securityEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SecurityEvents(childComplexity, args["minSeverity"].(*security.Severity)), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -854,6 +1199,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateEventInput", ec.unmarshalInputCreateEventInput),
 			graphql.NewInputUnmarshaler("CreateVenueInput", ec.unmarshalInputCreateVenueInput),
 			graphql.NewInputUnmarshaler("EventFilter", ec.unmarshalInputEventFilter),
+			graphql.NewInputUnmarshaler("SecurityEventFilter", ec.unmarshalInputSecurityEventFilter),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("UpdateEventInput", ec.unmarshalInputUpdateEventInput),
 		)
@@ -1272,6 +1618,138 @@ type CacheStats {
   ttlSeconds: Int!
 }
 
+"What kind of security event happened."
+enum SecurityEventType {
+  "A sign-in succeeded."
+  LOGIN_SUCCEEDED
+  "A sign-in failed (wrong password or unknown email)."
+  LOGIN_FAILED
+  "An account was created."
+  SIGNED_UP
+  "A request carried a token that is malformed, badly signed, expired, or names no user."
+  TOKEN_INVALID
+  "A signed-in or anonymous caller asked for something its role does not allow."
+  ACCESS_DENIED
+  "A client was throttled."
+  RATE_LIMITED
+  "Too many failed sign-ins for one email or from one client within the window."
+  BRUTE_FORCE_SUSPECTED
+  "A query was refused before it ran (depth, complexity, aliases, tokens, repeats)."
+  QUERY_REJECTED
+}
+
+"How much a security event matters, from least to most."
+enum Severity {
+  "Routine."
+  INFO
+  "Worth a look."
+  LOW
+  "Likely a mistake or probing."
+  MEDIUM
+  "Likely an attack."
+  HIGH
+  "Act now."
+  CRITICAL
+}
+
+"Something security-relevant that happened on this server (or another replica, with Redis). Admins only."
+type SecurityEvent {
+  "Unique id; ids from one replica sort in order."
+  id: ID!
+  "What happened."
+  type: SecurityEventType!
+  "How much it matters."
+  severity: Severity!
+  "When it happened."
+  at: Time!
+  "The client address (X-Forwarded-For only from TRUSTED_PROXIES)."
+  ip: String
+  "The signed-in user, if any."
+  userId: ID
+  "The email involved (a sign-in attempt), if any."
+  email: String
+  "The client's User-Agent, if any."
+  userAgent: String
+  "The GraphQL operation name, if any."
+  operation: String
+  "What happened, in words."
+  message: String!
+}
+
+"Narrows securityEvents; absent fields do not constrain."
+input SecurityEventFilter {
+  "Only these types."
+  types: [SecurityEventType!]
+  "Only this severity or higher."
+  minSeverity: Severity
+  "Only from this client address."
+  ip: String
+  "Only involving this user."
+  userId: ID
+  "Only at or after this instant."
+  since: Time
+}
+
+"One sample of the process's memory, from runtime/metrics and /proc (no stop-the-world). Admins only."
+type MemoryStats {
+  "When the sample was taken."
+  at: Time!
+  "Resident set size of the process, from /proc."
+  rssBytes: Int64!
+  "Bytes of live and not-yet-swept heap objects."
+  heapAllocBytes: Int64!
+  "Bytes in heap spans in use."
+  heapInuseBytes: Int64!
+  "Heap bytes obtained from the OS."
+  heapSysBytes: Int64!
+  "Bytes of goroutine stacks in use."
+  stackInuseBytes: Int64!
+  "All memory mapped by the Go runtime."
+  totalBytes: Int64!
+  "Live goroutines."
+  goroutines: Int!
+  "Completed GC cycles since start."
+  gcCycles: Int!
+  "Approximate duration of the latest GC pause, in nanoseconds."
+  lastGcPauseNs: Int64!
+  "The memory limit in force (MEMORY_LIMIT, or the container's cgroup limit), null when none."
+  memoryLimitBytes: Int64
+  "rssBytes as a percentage of memoryLimitBytes, null when there is no limit."
+  usagePercent: Float
+}
+
+"The store's connection pool as the driver's monitors see it. Admins only."
+type DatabaseStats {
+  "Whether the server is reachable now."
+  connected: Boolean!
+  "MONGO_POOL_SIZE."
+  maxPoolSize: Int!
+  "Connections open in the pool."
+  connectionsOpen: Int!
+  "Connections checked out right now."
+  connectionsInUse: Int!
+  "The latest lifecycle event (connected, disconnected, heartbeat failed, pool cleared)."
+  lastEvent: String
+  "When that event happened."
+  lastEventAt: Time
+}
+
+"This server process. Admins only."
+type ServerInfo {
+  "Process id."
+  pid: Int!
+  "When this process started."
+  startedAt: Time!
+  "Eventide's version."
+  version: String!
+  "The Go version it was built with."
+  goVersion: String!
+  "APP_ENV."
+  environment: String!
+  "How many times the supervisor (-supervise) has restarted the server; 0 without a supervisor."
+  restarts: Int!
+}
+
 "What anyone may read."
 type Query {
   "The signed-in user, or null when anonymous."
@@ -1302,6 +1780,24 @@ type Query {
   ): VenueConnection!
   "The shared cache's state and counters."
   cacheStats: CacheStats! @hasRole(role: ADMIN)
+  "Recent security events, newest first (at most SECURITY_MAX_EVENTS are kept)."
+  securityEvents(
+    "Narrows the list."
+    filter: SecurityEventFilter
+    "How many, at most (1-1000)."
+    last: Int = 100
+  ): [SecurityEvent!]! @hasRole(role: ADMIN)
+  "The latest memory sample."
+  memoryStats: MemoryStats! @hasRole(role: ADMIN)
+  "Recent memory samples, oldest first."
+  memoryHistory(
+    "How many, at most."
+    last: Int = 120
+  ): [MemoryStats!]! @hasRole(role: ADMIN)
+  "The store's connection pool."
+  databaseStats: DatabaseStats! @hasRole(role: ADMIN)
+  "This server process."
+  serverInfo: ServerInfo! @hasRole(role: ADMIN)
 }
 
 "What changes data."
@@ -1334,6 +1830,16 @@ type Mutation {
 type Subscription {
   "Fires on every change to the event, its counts included."
   eventUpdated(id: ID!): Event!
+  "Memory samples: the current one at once, then one per interval (clamped to 250-60000 ms). Admins only."
+  memoryStats(
+    "Milliseconds between samples."
+    intervalMs: Int = 1000
+  ): MemoryStats! @hasRole(role: ADMIN)
+  "Security events as they happen, from this replica and (with Redis) every other. Admins only."
+  securityEvents(
+    "Only this severity or higher."
+    minSeverity: Severity = INFO
+  ): SecurityEvent! @hasRole(role: ADMIN)
 }
 `, BuiltIn: false},
 }
@@ -1375,6 +1881,24 @@ func (ec *executionContext) childFields_CacheStats(ctx context.Context, field gr
 		return ec.fieldContext_CacheStats_ttlSeconds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CacheStats", field.Name)
+}
+
+func (ec *executionContext) childFields_DatabaseStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connected":
+		return ec.fieldContext_DatabaseStats_connected(ctx, field)
+	case "maxPoolSize":
+		return ec.fieldContext_DatabaseStats_maxPoolSize(ctx, field)
+	case "connectionsOpen":
+		return ec.fieldContext_DatabaseStats_connectionsOpen(ctx, field)
+	case "connectionsInUse":
+		return ec.fieldContext_DatabaseStats_connectionsInUse(ctx, field)
+	case "lastEvent":
+		return ec.fieldContext_DatabaseStats_lastEvent(ctx, field)
+	case "lastEventAt":
+		return ec.fieldContext_DatabaseStats_lastEventAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DatabaseStats", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1439,6 +1963,36 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_MemoryStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_MemoryStats_at(ctx, field)
+	case "rssBytes":
+		return ec.fieldContext_MemoryStats_rssBytes(ctx, field)
+	case "heapAllocBytes":
+		return ec.fieldContext_MemoryStats_heapAllocBytes(ctx, field)
+	case "heapInuseBytes":
+		return ec.fieldContext_MemoryStats_heapInuseBytes(ctx, field)
+	case "heapSysBytes":
+		return ec.fieldContext_MemoryStats_heapSysBytes(ctx, field)
+	case "stackInuseBytes":
+		return ec.fieldContext_MemoryStats_stackInuseBytes(ctx, field)
+	case "totalBytes":
+		return ec.fieldContext_MemoryStats_totalBytes(ctx, field)
+	case "goroutines":
+		return ec.fieldContext_MemoryStats_goroutines(ctx, field)
+	case "gcCycles":
+		return ec.fieldContext_MemoryStats_gcCycles(ctx, field)
+	case "lastGcPauseNs":
+		return ec.fieldContext_MemoryStats_lastGcPauseNs(ctx, field)
+	case "memoryLimitBytes":
+		return ec.fieldContext_MemoryStats_memoryLimitBytes(ctx, field)
+	case "usagePercent":
+		return ec.fieldContext_MemoryStats_usagePercent(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MemoryStats", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -1463,6 +2017,50 @@ func (ec *executionContext) childFields_Registration(ctx context.Context, field 
 		return ec.fieldContext_Registration_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Registration", field.Name)
+}
+
+func (ec *executionContext) childFields_SecurityEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SecurityEvent_id(ctx, field)
+	case "type":
+		return ec.fieldContext_SecurityEvent_type(ctx, field)
+	case "severity":
+		return ec.fieldContext_SecurityEvent_severity(ctx, field)
+	case "at":
+		return ec.fieldContext_SecurityEvent_at(ctx, field)
+	case "ip":
+		return ec.fieldContext_SecurityEvent_ip(ctx, field)
+	case "userId":
+		return ec.fieldContext_SecurityEvent_userId(ctx, field)
+	case "email":
+		return ec.fieldContext_SecurityEvent_email(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
+	case "operation":
+		return ec.fieldContext_SecurityEvent_operation(ctx, field)
+	case "message":
+		return ec.fieldContext_SecurityEvent_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecurityEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "pid":
+		return ec.fieldContext_ServerInfo_pid(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_ServerInfo_startedAt(ctx, field)
+	case "version":
+		return ec.fieldContext_ServerInfo_version(ctx, field)
+	case "goVersion":
+		return ec.fieldContext_ServerInfo_goVersion(ctx, field)
+	case "environment":
+		return ec.fieldContext_ServerInfo_environment(ctx, field)
+	case "restarts":
+		return ec.fieldContext_ServerInfo_restarts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServerInfo", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1927,6 +2525,42 @@ func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_memoryHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_securityEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SecurityEventFilter, error) {
+			return ec.unmarshalOSecurityEventFilter2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_user_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1996,6 +2630,34 @@ func (ec *executionContext) field_Subscription_eventUpdated_args(ctx context.Con
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_memoryStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "intervalMs",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["intervalMs"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_securityEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "minSeverity",
+		func(ctx context.Context, v any) (*security.Severity, error) {
+			return ec.unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["minSeverity"] = arg0
 	return args, nil
 }
 
@@ -2377,6 +3039,144 @@ func (ec *executionContext) _CacheStats_ttlSeconds(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_CacheStats_ttlSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DatabaseStats_connected(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseStats_connected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseStats_connected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseStats", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DatabaseStats_maxPoolSize(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseStats_maxPoolSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxPoolSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseStats_maxPoolSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DatabaseStats_connectionsOpen(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseStats_connectionsOpen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConnectionsOpen, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseStats_connectionsOpen(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DatabaseStats_connectionsInUse(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseStats_connectionsInUse(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConnectionsInUse, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseStats_connectionsInUse(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DatabaseStats_lastEvent(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseStats_lastEvent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastEvent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseStats_lastEvent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseStats", field, false, false, "String")
+}
+
+func (ec *executionContext) _DatabaseStats_lastEventAt(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseStats_lastEventAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastEventAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseStats_lastEventAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseStats", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
@@ -2958,6 +3758,282 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _MemoryStats_at(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Time")
+}
+
+func (ec *executionContext) _MemoryStats_rssBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_rssBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RSSBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_rssBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_heapAllocBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_heapAllocBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeapAllocBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_heapAllocBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_heapInuseBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_heapInuseBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeapInuseBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_heapInuseBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_heapSysBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_heapSysBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeapSysBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_heapSysBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_stackInuseBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_stackInuseBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StackInuseBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_stackInuseBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_totalBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_totalBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_totalBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_goroutines(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_goroutines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Goroutines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_goroutines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MemoryStats_gcCycles(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_gcCycles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GCCycles, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_gcCycles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MemoryStats_lastGcPauseNs(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_lastGcPauseNs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastGCPauseNs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_lastGcPauseNs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_memoryLimitBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_memoryLimitBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.MemoryStats().MemoryLimitBytes(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt642ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_memoryLimitBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, true, true, "Int64")
+}
+
+func (ec *executionContext) _MemoryStats_usagePercent(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MemoryStats_usagePercent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.MemoryStats().UsagePercent(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MemoryStats_usagePercent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MemoryStats", field, true, true, "Float")
 }
 
 func (ec *executionContext) _Mutation_signUp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -3933,6 +5009,280 @@ func (ec *executionContext) fieldContext_Query_cacheStats(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_securityEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_securityEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SecurityEvents(ctx, fc.Args["filter"].(*model.SecurityEventFilter), fc.Args["last"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []*security.Event
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*security.Event
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*security.Event) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_securityEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_securityEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_memoryStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_memoryStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().MemoryStats(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *memstats.Sample
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *memstats.Sample
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *memstats.Sample) graphql.Marshaler {
+			return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_memoryStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MemoryStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_memoryHistory(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_memoryHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().MemoryHistory(ctx, fc.Args["last"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []*memstats.Sample
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*memstats.Sample
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*memstats.Sample) graphql.Marshaler {
+			return ec.marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSampleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_memoryHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MemoryStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_memoryHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_databaseStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_databaseStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().DatabaseStats(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.DatabaseStats
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.DatabaseStats
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DatabaseStats) graphql.Marshaler {
+			return ec.marshalNDatabaseStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐDatabaseStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_databaseStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DatabaseStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_serverInfo(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_serverInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ServerInfo(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.ServerInfo
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.ServerInfo
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ServerInfo) graphql.Marshaler {
+			return ec.marshalNServerInfo2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐServerInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_serverInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServerInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4142,6 +5492,374 @@ func (ec *executionContext) fieldContext_Registration_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Registration", field, false, false, "Time")
 }
 
+func (ec *executionContext) _SecurityEvent_id(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _SecurityEvent_type(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v security.EventType) graphql.Marshaler {
+			return ec.marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "SecurityEventType")
+}
+
+func (ec *executionContext) _SecurityEvent_severity(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_severity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Severity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v security.Severity) graphql.Marshaler {
+			return ec.marshalNSeverity2githubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_severity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Severity")
+}
+
+func (ec *executionContext) _SecurityEvent_at(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_ip(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SecurityEvent().IP(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_userId(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_userId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SecurityEvent().UserID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "ID")
+}
+
+func (ec *executionContext) _SecurityEvent_email(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SecurityEvent().Email(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SecurityEvent().UserAgent(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_operation(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_operation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SecurityEvent().Operation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_message(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ServerInfo_pid(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_pid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_pid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ServerInfo_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ServerInfo_version(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _ServerInfo_goVersion(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_goVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GoVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_goVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _ServerInfo_environment(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_environment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Environment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_environment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _ServerInfo_restarts(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_restarts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Restarts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_restarts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServerInfo", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Subscription_eventUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -4180,6 +5898,130 @@ func (ec *executionContext) fieldContext_Subscription_eventUpdated(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_eventUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_memoryStats(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_memoryStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().MemoryStats(ctx, fc.Args["intervalMs"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *memstats.Sample
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *memstats.Sample
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *memstats.Sample) graphql.Marshaler {
+			return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_memoryStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MemoryStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_memoryStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_securityEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_securityEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().SecurityEvents(ctx, fc.Args["minSeverity"].(*security.Severity))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *security.Event
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *security.Event
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *security.Event) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_securityEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_securityEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6099,6 +7941,76 @@ func UnmarshalEventFilter(ctx context.Context, raw any) (model.EventFilter, erro
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSecurityEventFilter(ctx context.Context, obj any) (model.SecurityEventFilter, error) {
+	var it model.SecurityEventFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"types", "minSeverity", "ip", "userId", "since"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventTypeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "minSeverity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minSeverity"))
+			data, err := ec.unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinSeverity = data
+		case "ip":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ip"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IP = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "since":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("since"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Since = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSecurityEventFilter unmarshals raw into the SecurityEventFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSecurityEventFilter(ctx context.Context, raw any) (model.SecurityEventFilter, error) {
+	var out model.SecurityEventFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SecurityEventFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSignUpInput(ctx context.Context, obj any) (model.SignUpInput, error) {
 	var it model.SignUpInput
 	if obj == nil {
@@ -6358,6 +8270,64 @@ func (ec *executionContext) _CacheStats(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var databaseStatsImplementors = []string{"DatabaseStats"}
+
+func (ec *executionContext) _DatabaseStats(ctx context.Context, sel ast.SelectionSet, obj *model.DatabaseStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, databaseStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DatabaseStats")
+		case "connected":
+			out.Values[i] = ec._DatabaseStats_connected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxPoolSize":
+			out.Values[i] = ec._DatabaseStats_maxPoolSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connectionsOpen":
+			out.Values[i] = ec._DatabaseStats_connectionsOpen(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connectionsInUse":
+			out.Values[i] = ec._DatabaseStats_connectionsInUse(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastEvent":
+			out.Values[i] = ec._DatabaseStats_lastEvent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastEventAt":
+			out.Values[i] = ec._DatabaseStats_lastEventAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var eventImplementors = []string{"Event"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *eventide.Event) graphql.Marshaler {
@@ -6541,6 +8511,96 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var memoryStatsImplementors = []string{"MemoryStats"}
+
+func (ec *executionContext) _MemoryStats(ctx context.Context, sel ast.SelectionSet, obj *memstats.Sample) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, memoryStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MemoryStats")
+		case "at":
+			out.Values[i] = ec._MemoryStats_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rssBytes":
+			out.Values[i] = ec._MemoryStats_rssBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "heapAllocBytes":
+			out.Values[i] = ec._MemoryStats_heapAllocBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "heapInuseBytes":
+			out.Values[i] = ec._MemoryStats_heapInuseBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "heapSysBytes":
+			out.Values[i] = ec._MemoryStats_heapSysBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "stackInuseBytes":
+			out.Values[i] = ec._MemoryStats_stackInuseBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "totalBytes":
+			out.Values[i] = ec._MemoryStats_totalBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "goroutines":
+			out.Values[i] = ec._MemoryStats_goroutines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "gcCycles":
+			out.Values[i] = ec._MemoryStats_gcCycles(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastGcPauseNs":
+			out.Values[i] = ec._MemoryStats_lastGcPauseNs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "memoryLimitBytes":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._MemoryStats_memoryLimitBytes(ctx, field, obj)
+				})
+		case "usagePercent":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._MemoryStats_usagePercent(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6770,6 +8830,36 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cacheStats(ctx, field)
 				})
+		case "securityEvents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_securityEvents(ctx, field)
+				})
+		case "memoryStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_memoryStats(ctx, field)
+				})
+		case "memoryHistory":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_memoryHistory(ctx, field)
+				})
+		case "databaseStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_databaseStats(ctx, field)
+				})
+		case "serverInfo":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_serverInfo(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -6856,6 +8946,147 @@ func (ec *executionContext) _Registration(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var securityEventImplementors = []string{"SecurityEvent"}
+
+func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.SelectionSet, obj *security.Event) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, securityEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SecurityEvent")
+		case "id":
+			out.Values[i] = ec._SecurityEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "type":
+			out.Values[i] = ec._SecurityEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "severity":
+			out.Values[i] = ec._SecurityEvent_severity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._SecurityEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ip":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SecurityEvent_ip(ctx, field, obj)
+				})
+		case "userId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SecurityEvent_userId(ctx, field, obj)
+				})
+		case "email":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SecurityEvent_email(ctx, field, obj)
+				})
+		case "userAgent":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SecurityEvent_userAgent(ctx, field, obj)
+				})
+		case "operation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SecurityEvent_operation(ctx, field, obj)
+				})
+		case "message":
+			out.Values[i] = ec._SecurityEvent_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var serverInfoImplementors = []string{"ServerInfo"}
+
+func (ec *executionContext) _ServerInfo(ctx context.Context, sel ast.SelectionSet, obj *model.ServerInfo) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, serverInfoImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ServerInfo")
+		case "pid":
+			out.Values[i] = ec._ServerInfo_pid(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._ServerInfo_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._ServerInfo_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "goVersion":
+			out.Values[i] = ec._ServerInfo_goVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "environment":
+			out.Values[i] = ec._ServerInfo_environment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restarts":
+			out.Values[i] = ec._ServerInfo_restarts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -6871,6 +9102,10 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "eventUpdated":
 		return ec._Subscription_eventUpdated(ctx, fields[0])
+	case "memoryStats":
+		return ec._Subscription_memoryStats(ctx, fields[0])
+	case "securityEvents":
+		return ec._Subscription_securityEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -7561,6 +9796,14 @@ func (ec *executionContext) unmarshalNCreateVenueInput2githubᚗcomᚋeventide�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNDatabaseStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐDatabaseStats(ctx context.Context, sel ast.SelectionSet, v *model.DatabaseStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DatabaseStats!")
+		return graphql.Null
+	}
+	return ec._DatabaseStats(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐEvent(ctx context.Context, sel ast.SelectionSet, v *eventide.Event) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Event!")
@@ -7672,6 +9915,30 @@ func (ec *executionContext) marshalNInt642int64(ctx context.Context, sel ast.Sel
 	return res
 }
 
+func (ec *executionContext) marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSampleᚄ(ctx context.Context, sel ast.SelectionSet, v []*memstats.Sample) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx context.Context, sel ast.SelectionSet, v *memstats.Sample) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MemoryStats!")
+		return graphql.Null
+	}
+	return ec._MemoryStats(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *relay.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -7714,6 +9981,68 @@ func (ec *executionContext) marshalNRole2githubᚗcomᚋeventideᚋserverᚋeven
 	res := graphql.MarshalString(string(v))
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*security.Event) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEvent(ctx context.Context, sel ast.SelectionSet, v *security.Event) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SecurityEvent!")
+		return graphql.Null
+	}
+	return ec._SecurityEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx context.Context, v any) (security.EventType, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := security.EventType(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx context.Context, sel ast.SelectionSet, v security.EventType) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SecurityEventType!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNServerInfo2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐServerInfo(ctx context.Context, sel ast.SelectionSet, v *model.ServerInfo) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ServerInfo!")
+		return graphql.Null
+	}
+	return ec._ServerInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSeverity2githubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, v any) (security.Severity, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := security.Severity(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSeverity2githubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, sel ast.SelectionSet, v security.Severity) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Severity!")
 	}
 	return res
 }
@@ -8071,6 +10400,23 @@ func (ec *executionContext) marshalOEventStatus2ᚖgithubᚗcomᚋeventideᚋser
 	return res
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -8107,11 +10453,92 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt642ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := relay.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt642ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := relay.MarshalInt64(*v)
+	return res
+}
+
 func (ec *executionContext) marshalORegistration2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistration(ctx context.Context, sel ast.SelectionSet, v *eventide.Registration) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Registration(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOSecurityEventFilter2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventFilter(ctx context.Context, v any) (*model.SecurityEventFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSecurityEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventTypeᚄ(ctx context.Context, v any) ([]security.EventType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]security.EventType, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []security.EventType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, v any) (*security.Severity, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := security.Severity(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, sel ast.SelectionSet, v *security.Severity) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

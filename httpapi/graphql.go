@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/resolvers"
+	"github.com/eventide/server/security"
 )
 
 // GraphQLOptions configures NewGraphQL.
@@ -36,7 +39,23 @@ type GraphQLOptions struct {
 	APQ graphql.Cache[string]
 	// Extensions are added to the server after the built-in ones (per-response dataloaders...).
 	Extensions []graphql.HandlerExtension
+	// Limits refuse hostile documents before validation (QUERY_TOO_COMPLEX); OnReject hears of
+	// each refusal.
+	Limits   querylimit.Limits
+	OnReject func(ctx context.Context, what string, measured, max int, operationName string)
+	// DisableSuggestions drops "Did you mean" hints from validation errors (production).
+	DisableSuggestions bool
+	// Security, when set, hears of invalid tokens in websocket init payloads (TOKEN_INVALID).
+	Security *security.Log
+	// Throttle, when set, counts each websocket operation against its client's budget.
+	Throttle *security.Throttle
+	// MaxSubscriptionsPerConnection caps concurrent subscriptions on one websocket (0: no cap).
+	MaxSubscriptionsPerConnection int
 }
+
+// maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
+// only ones that could make 1000 entries weigh much) are parsed every time instead.
+const maxCachedQueryBytes = 16 << 10
 
 // DefaultQueryCacheSize is how many parsed documents the query LRU keeps by default.
 const DefaultQueryCacheSize = 1000
@@ -47,7 +66,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv := handler.New(es)
 	srv.AddTransport(transport.Websocket{
 		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
-		InitFunc:              wsInit(o.Authenticator),
+		InitFunc:              wsInit(o.Authenticator, o.Security),
 		InitTimeout:           10 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
@@ -59,10 +78,21 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	if o.QueryCacheSize <= 0 {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](o.QueryCacheSize))
+	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
 	if o.APQ != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
 	}
+	// After APQ, so a persisted query's text is checked too.
+	var qlOpts []querylimit.Option
+	if o.OnReject != nil {
+		qlOpts = append(qlOpts, querylimit.OnReject(o.OnReject))
+	}
+	srv.Use(querylimit.Extension(o.Limits, qlOpts...))
+	if o.DisableSuggestions {
+		querylimit.DisableSuggestions(srv)
+	}
+	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
+	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection})
 	for _, x := range o.Extensions {
 		srv.Use(x)
@@ -91,8 +121,9 @@ func acceptOptions(origins []string) coderws.AcceptOptions {
 // wsInit authenticates a websocket once, from connection_init's payload: "Authorization" or
 // "authorization" ("Bearer <token>") or "authToken" (the bare token). Without a token the
 // viewer from the upgrade request's header (or anonymous) stays.
-func wsInit(a *auth.Authenticator) transport.WebsocketInitFunc {
+func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		ctx = context.WithValue(ctx, wsConnKey{}, &wsConn{})
 		tok := p.Authorization()
 		if tok == "" {
 			tok = p.GetString("authToken")
@@ -102,9 +133,37 @@ func wsInit(a *auth.Authenticator) transport.WebsocketInitFunc {
 		}
 		u, err := a.Viewer(ctx, tok)
 		if err != nil {
+			if eventide.IsCode(err, eventide.CodeUnauthenticated) {
+				logTokenInvalid(ctx, events, "websocket connection_init")
+			}
 			return ctx, nil, err
 		}
-		return eventide.WithViewer(ctx, u), nil, nil
+		ctx = eventide.WithViewer(ctx, u)
+		c := eventide.ClientFrom(ctx)
+		c.Key = security.ClientKey(u.ID, netip.Addr{})
+		return eventide.WithClient(ctx, c), nil, nil
+	}
+}
+
+// logTokenInvalid records a TOKEN_INVALID security event for the request in ctx.
+func logTokenInvalid(ctx context.Context, events *security.Log, where string) {
+	if events == nil {
+		return
+	}
+	c := eventide.ClientFrom(ctx)
+	events.Log(security.Event{Type: security.TokenInvalid, IP: c.IP, UserAgent: c.UserAgent,
+		Message: "invalid or expired token in " + where})
+}
+
+// boundedQueryCache keeps parsed documents of ordinary size only: its LRU has a fixed number of
+// entries, and skipping the rare huge document bounds it in bytes too.
+type boundedQueryCache struct {
+	graphql.Cache[*ast.QueryDocument]
+}
+
+func (c boundedQueryCache) Add(ctx context.Context, key string, doc *ast.QueryDocument) {
+	if len(key) <= maxCachedQueryBytes {
+		c.Cache.Add(ctx, key, doc)
 	}
 }
 

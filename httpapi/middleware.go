@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/security"
 )
 
 // requestID gives every request an id: a sane incoming X-Request-ID is kept, else a random one.
@@ -114,6 +116,7 @@ func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &statusRecorder{ResponseWriter: w}
+			r = r.WithContext(context.WithValue(r.Context(), opNameKey{}, &opName{}))
 			next.ServeHTTP(rec, r)
 			d := time.Since(start)
 			if rec.status == 0 {
@@ -126,7 +129,7 @@ func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				level = slog.LevelDebug
 			}
 			log.Log(r.Context(), level, "request",
-				"method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"method", r.Method, "path", r.URL.Path, "operation", opNameFrom(r.Context()), "status", rec.status,
 				"duration_ms", float64(d.Microseconds())/1000, "request_id", eventide.RequestIDFrom(r.Context()),
 				"client", clientAddr(r))
 		})
@@ -215,7 +218,7 @@ func checkRequestJSON(body []byte) string {
 
 // authenticate puts the viewer named by the Authorization header in the context. A present but
 // invalid token fails the request with 401 UNAUTHENTICATED.
-func authenticate(a *auth.Authenticator, log *slog.Logger) func(http.Handler) http.Handler {
+func authenticate(a *auth.Authenticator, events *security.Log, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := r.Header.Get("Authorization")
@@ -227,6 +230,9 @@ func authenticate(a *auth.Authenticator, log *slog.Logger) func(http.Handler) ht
 			if err != nil {
 				code := eventide.ErrorCode(err)
 				msg := "invalid or expired token"
+				if code == eventide.CodeUnauthenticated {
+					logTokenInvalid(r.Context(), events, "the Authorization header")
+				}
 				if code != eventide.CodeUnauthenticated {
 					log.WarnContext(r.Context(), "authentication failed", "request_id", eventide.RequestIDFrom(r.Context()), "error", err)
 					msg = "could not check the token; try again shortly"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/security"
 )
 
 // Check reports whether one dependency works; Detail adds what a reader of /readyz wants to know
@@ -40,6 +42,16 @@ type Options struct {
 	CORSOrigins    []string
 	ReadyTimeout   time.Duration
 	RequestTimeout time.Duration // header read timeout and idle timeout base
+	Monitor        http.Handler  // served at /monitor and below
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// Throttle, when set, limits requests per client (429 with Retry-After).
+	Throttle *security.Throttle
+	// Security, when set, hears of invalid tokens (TOKEN_INVALID).
+	Security *security.Log
+	// MaxSocketsPerClient caps open websockets per client address (0: no cap).
+	MaxSocketsPerClient int
 }
 
 // Server is the HTTP server. Shutdown closes websocket subscriptions with a close frame, then
@@ -65,12 +77,23 @@ func New(o Options) *Server {
 
 	m := newMetrics(o.Registry)
 	mux := http.NewServeMux()
+	// Innermost first: the last one wraps all the others.
 	gql := chain(o.GraphQL,
-		graphQLBody(o.MaxBodyBytes),
-		authenticate(o.Authenticator, o.Logger),
+		responseHints,
 		s.trackStreams,
+		limitSockets(o.MaxSocketsPerClient),
+		throttle(o.Throttle),
+		keyByViewer,
+		authenticate(o.Authenticator, o.Security, o.Logger),
+		identify(o.TrustedProxies),
+		preventCSRF,
+		graphQLBody(o.MaxBodyBytes),
 	)
 	mux.Handle("/graphql", gql)
+	if o.Monitor != nil {
+		mux.Handle("/monitor", o.Monitor)
+		mux.Handle("/monitor/", o.Monitor)
+	}
 	if o.Playground != nil {
 		mux.Handle("/playground", o.Playground)
 		mux.Handle("/playground/", o.Playground)

@@ -6,12 +6,25 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/security"
 )
 
+// HasRole implements @hasRole without a security log (tests that need no events).
+func HasRole(ctx context.Context, obj any, next graphql.Resolver, role eventide.Role) (any, error) {
+	return (&Resolver{}).HasRole(ctx, obj, next, role)
+}
+
 // HasRole implements @hasRole: anonymous callers get UNAUTHENTICATED, signed-in ones without the
-// role FORBIDDEN.
-func HasRole(ctx context.Context, _ any, next graphql.Resolver, role eventide.Role) (any, error) {
+// role FORBIDDEN, and every refusal is an ACCESS_DENIED security event.
+func (r *Resolver) HasRole(ctx context.Context, _ any, next graphql.Resolver, role eventide.Role) (any, error) {
 	if err := requireRole(ctx, role); err != nil {
+		if r.Security != nil {
+			field := ""
+			if fc := graphql.GetFieldContext(ctx); fc != nil {
+				field = fc.Object + "." + fc.Field.Name
+			}
+			r.logSecurity(ctx, security.Event{Type: security.AccessDenied, Message: field + " needs the " + string(role) + " role"})
+		}
 		return nil, err
 	}
 	return next(ctx)
@@ -26,4 +39,29 @@ func requireRole(ctx context.Context, role eventide.Role) error {
 		return eventide.Errorf(eventide.CodeForbidden, "this needs the %s role", role)
 	}
 	return nil
+}
+
+// logSecurity logs e with what the request knows: client address, user agent, viewer and
+// operation name, where e does not say.
+func (r *Resolver) logSecurity(ctx context.Context, e security.Event) {
+	if r.Security == nil {
+		return
+	}
+	c := eventide.ClientFrom(ctx)
+	if e.IP == "" {
+		e.IP = c.IP
+	}
+	if e.UserAgent == "" {
+		e.UserAgent = c.UserAgent
+	}
+	if v := eventide.ViewerFrom(ctx); v != nil && e.UserID == "" {
+		e.UserID = v.ID
+		if e.Email == "" {
+			e.Email = v.Email
+		}
+	}
+	if e.Operation == "" && graphql.HasOperationContext(ctx) {
+		e.Operation = graphql.GetOperationContext(ctx).OperationName
+	}
+	r.Security.Log(e)
 }

@@ -251,3 +251,11 @@ func (r *Resolver) eventConnection(ctx context.Context, q eventide.EventQuery, p
 	r.prefetchEvents(ctx, conn.Items, "edges", "node")
 	return relay.Events(conn, func(ctx context.Context) (int, error) { return r.Store.CountEvents(ctx, q) }), nil
 }
+
+// optional is nil for an empty string, else a pointer to it.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -11,6 +11,10 @@ import (
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/graph/model"
+	"github.com/eventide/server/memstats"
+	"github.com/eventide/server/security"
+	"github.com/eventide/server/store"
 )
 
 // EventBus carries eventUpdated messages; the topic is the event id. A *pubsub.Broker serves
@@ -40,6 +44,16 @@ type Resolver struct {
 	Events EventBus
 	Cache  CacheAdmin
 	Log    *slog.Logger
+	// Security is the security event log; Throttle and BruteForce guard login. All optional.
+	Security   *security.Log
+	Throttle   *security.Throttle
+	BruteForce *security.BruteForce
+	// Memory samples the process for memoryStats and memoryHistory.
+	Memory *memstats.Sampler
+	// Pool reports the store's connection pool for databaseStats.
+	Pool func() store.PoolStats
+	// Server describes this process for serverInfo.
+	Server model.ServerInfo
 	Now    func() time.Time
 	// Loaders configures the loaders made when a resolver runs outside dataloader.Middleware
 	// (tests that call the executor directly).

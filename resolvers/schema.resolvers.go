@@ -7,12 +7,17 @@ package resolvers
 
 import (
 	"context"
+	"net/http"
+	"strings"
+	"time"
 
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
+	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/relay"
+	"github.com/eventide/server/security"
 )
 
 // Venue is the resolver for the venue field.
@@ -65,6 +70,22 @@ func (r *eventResolver) CancelReason(ctx context.Context, obj *eventide.Event) (
 	return &reason, nil
 }
 
+func (r *memoryStatsResolver) MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error) {
+	if obj.MemoryLimitBytes <= 0 {
+		return nil, nil
+	}
+	v := obj.MemoryLimitBytes
+	return &v, nil
+}
+
+func (r *memoryStatsResolver) UsagePercent(ctx context.Context, obj *memstats.Sample) (*float64, error) {
+	if obj.MemoryLimitBytes <= 0 {
+		return nil, nil
+	}
+	v := obj.UsagePercent
+	return &v, nil
+}
+
 // SignUp is the resolver for the signUp field.
 func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error) {
 	email, err := cleanEmail(input.Email)
@@ -86,11 +107,24 @@ func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) 
 	if err := r.Store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
+	r.logSecurity(ctx, security.Event{Type: security.SignedUp, UserID: u.ID, Email: u.Email, Message: "new account"})
 	return r.session(u)
 }
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, email string, password string) (*model.AuthPayload, error) {
+	c := eventide.ClientFrom(ctx)
+	email = strings.ToLower(strings.TrimSpace(email))
+	if r.Throttle != nil {
+		if d := r.Throttle.Login(ctx, c.AddrKey, email); !d.Allowed {
+			if h := eventide.ResponseHintsFrom(ctx); h != nil {
+				hdr := http.Header{}
+				d.SetHeaders(hdr)
+				h.Set(http.StatusTooManyRequests, hdr)
+			}
+			return nil, d.Err()
+		}
+	}
 	u, err := r.Store.UserByEmail(ctx, email)
 	if err != nil && !eventide.IsCode(err, eventide.CodeNotFound) {
 		return nil, err
@@ -99,10 +133,19 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 	if u != nil {
 		hash = u.PasswordHash
 	}
+	attempt := security.Attempt{Email: email, Client: c.AddrKey, IP: c.IP, UserAgent: c.UserAgent}
 	// An unknown email is checked against a dummy hash: both failures take as long and read alike.
 	if !r.Auth.Verify(hash, password) {
+		r.logSecurity(ctx, security.Event{Type: security.LoginFailed, Email: email, Message: "wrong email or password"})
+		if r.BruteForce != nil {
+			r.BruteForce.LoginFailed(attempt)
+		}
 		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "invalid email or password")
 	}
+	if r.BruteForce != nil {
+		r.BruteForce.LoginSucceeded(attempt)
+	}
+	r.logSecurity(ctx, security.Event{Type: security.LoginSucceeded, UserID: u.ID, Email: u.Email, Message: "signed in as " + string(u.Role)})
 	return r.session(u)
 }
 
@@ -319,6 +362,77 @@ func (r *queryResolver) CacheStats(ctx context.Context) (*cache.Stats, error) {
 	return &st, nil
 }
 
+func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*security.Event, error) {
+	n := 100
+	if last != nil {
+		n = *last
+	}
+	if n < 1 || n > 1000 {
+		return nil, eventide.InvalidField("last", "must be between 1 and 1000")
+	}
+	var f security.Filter
+	if filter != nil {
+		f.Types = filter.Types
+		if filter.MinSeverity != nil {
+			f.MinSeverity = *filter.MinSeverity
+		}
+		if filter.IP != nil {
+			f.IP = *filter.IP
+		}
+		if filter.UserID != nil {
+			f.UserID = *filter.UserID
+		}
+		if filter.Since != nil {
+			f.Since = *filter.Since
+		}
+	}
+	events := r.Security.Query(f, n)
+	out := make([]*security.Event, len(events))
+	for i := range events {
+		out[i] = &events[i]
+	}
+	return out, nil
+}
+
+func (r *queryResolver) MemoryStats(ctx context.Context) (*memstats.Sample, error) {
+	s := r.Memory.Current()
+	return &s, nil
+}
+
+func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*memstats.Sample, error) {
+	n := 120
+	if last != nil {
+		n = *last
+	}
+	if n < 1 {
+		return nil, eventide.InvalidField("last", "must be at least 1")
+	}
+	h := r.Memory.History(n)
+	out := make([]*memstats.Sample, len(h))
+	for i := range h {
+		out[i] = &h[i]
+	}
+	return out, nil
+}
+
+func (r *queryResolver) DatabaseStats(ctx context.Context) (*model.DatabaseStats, error) {
+	p := r.Pool()
+	d := &model.DatabaseStats{
+		Connected: p.Connected, MaxPoolSize: p.MaxPoolSize,
+		ConnectionsOpen: p.ConnectionsOpen, ConnectionsInUse: p.ConnectionsUsed,
+	}
+	if p.LastEvent != "" {
+		ev, at := p.LastEvent, p.LastEventAt
+		d.LastEvent, d.LastEventAt = &ev, &at
+	}
+	return d, nil
+}
+
+func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, error) {
+	info := r.Server
+	return &info, nil
+}
+
 // Event is the resolver for the event field.
 func (r *registrationResolver) Event(ctx context.Context, obj *eventide.Registration) (*eventide.Event, error) {
 	return r.loaders(ctx).Events.Load(ctx, obj.EventID)
@@ -327,6 +441,26 @@ func (r *registrationResolver) Event(ctx context.Context, obj *eventide.Registra
 // User is the resolver for the user field.
 func (r *registrationResolver) User(ctx context.Context, obj *eventide.Registration) (*eventide.User, error) {
 	return r.loaders(ctx).Users.Load(ctx, obj.UserID)
+}
+
+func (r *securityEventResolver) IP(ctx context.Context, obj *security.Event) (*string, error) {
+	return optional(obj.IP), nil
+}
+
+func (r *securityEventResolver) UserID(ctx context.Context, obj *security.Event) (*string, error) {
+	return optional(obj.UserID), nil
+}
+
+func (r *securityEventResolver) Email(ctx context.Context, obj *security.Event) (*string, error) {
+	return optional(obj.Email), nil
+}
+
+func (r *securityEventResolver) UserAgent(ctx context.Context, obj *security.Event) (*string, error) {
+	return optional(obj.UserAgent), nil
+}
+
+func (r *securityEventResolver) Operation(ctx context.Context, obj *security.Event) (*string, error) {
+	return optional(obj.Operation), nil
 }
 
 // EventUpdated is the resolver for the eventUpdated field.
@@ -339,6 +473,44 @@ func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-c
 		return nil, eventide.Errorf(eventide.CodeUnavailable, "too many subscriptions; try again later")
 	}
 	return ch, nil
+}
+
+func (r *subscriptionResolver) MemoryStats(ctx context.Context, intervalMs *int) (<-chan *memstats.Sample, error) {
+	ms := 1000
+	if intervalMs != nil {
+		ms = *intervalMs
+	}
+	ms = min(max(ms, 250), 60_000)
+	ch, err := memstats.SubscribeAs(r.Memory, ctx, time.Duration(ms)*time.Millisecond, func(s memstats.Sample) *memstats.Sample { return &s })
+	if err != nil {
+		return nil, eventide.Errorf(eventide.CodeRateLimited, "too many memory subscribers; try again later")
+	}
+	return ch, nil
+}
+
+func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *security.Severity) (<-chan *security.Event, error) {
+	sev := security.SeverityInfo
+	if minSeverity != nil {
+		sev = *minSeverity
+	}
+	in, err := r.Security.Subscribe(ctx, sev)
+	if err != nil {
+		return nil, err
+	}
+	// The log's channel carries values; gqlgen wants pointers. Converting needs one goroutine,
+	// which ends when the log closes the channel (ctx done, or the subscriber fell behind).
+	out := make(chan *security.Event, 1)
+	go func() {
+		defer close(out)
+		for e := range in {
+			select {
+			case out <- &e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 // Email is the resolver for the email field.
@@ -370,11 +542,15 @@ func (r *venueResolver) Events(ctx context.Context, obj *eventide.Venue, first *
 
 func (r *Resolver) Event() graph.EventResolver { return &eventResolver{r} }
 
+func (r *Resolver) MemoryStats() graph.MemoryStatsResolver { return &memoryStatsResolver{r} }
+
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) Registration() graph.RegistrationResolver { return &registrationResolver{r} }
+
+func (r *Resolver) SecurityEvent() graph.SecurityEventResolver { return &securityEventResolver{r} }
 
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
@@ -383,11 +559,13 @@ func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
 func (r *Resolver) Venue() graph.VenueResolver { return &venueResolver{r} }
 
 type (
-	eventResolver        struct{ *Resolver }
-	mutationResolver     struct{ *Resolver }
-	queryResolver        struct{ *Resolver }
-	registrationResolver struct{ *Resolver }
-	subscriptionResolver struct{ *Resolver }
-	userResolver         struct{ *Resolver }
-	venueResolver        struct{ *Resolver }
+	eventResolver         struct{ *Resolver }
+	memoryStatsResolver   struct{ *Resolver }
+	mutationResolver      struct{ *Resolver }
+	queryResolver         struct{ *Resolver }
+	registrationResolver  struct{ *Resolver }
+	securityEventResolver struct{ *Resolver }
+	subscriptionResolver  struct{ *Resolver }
+	userResolver          struct{ *Resolver }
+	venueResolver         struct{ *Resolver }
 )

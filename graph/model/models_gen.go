@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/security"
 )
 
 // A signed-in session.
@@ -46,6 +47,22 @@ type CreateVenueInput struct {
 	Capacity *int `json:"capacity,omitempty"`
 }
 
+// The store's connection pool as the driver's monitors see it. Admins only.
+type DatabaseStats struct {
+	// Whether the server is reachable now.
+	Connected bool `json:"connected"`
+	// MONGO_POOL_SIZE.
+	MaxPoolSize int `json:"maxPoolSize"`
+	// Connections open in the pool.
+	ConnectionsOpen int `json:"connectionsOpen"`
+	// Connections checked out right now.
+	ConnectionsInUse int `json:"connectionsInUse"`
+	// The latest lifecycle event (connected, disconnected, heartbeat failed, pool cleared).
+	LastEvent *string `json:"lastEvent,omitempty"`
+	// When that event happened.
+	LastEventAt *time.Time `json:"lastEventAt,omitempty"`
+}
+
 // Narrows `events`. Without a filter: published events that have not ended, by start time.
 type EventFilter struct {
 	// Only events with this status (DRAFT shows only your own drafts, or all for admins).
@@ -72,6 +89,36 @@ type Mutation struct {
 
 // What anyone may read.
 type Query struct {
+}
+
+// Narrows securityEvents; absent fields do not constrain.
+type SecurityEventFilter struct {
+	// Only these types.
+	Types []security.EventType `json:"types,omitempty"`
+	// Only this severity or higher.
+	MinSeverity *security.Severity `json:"minSeverity,omitempty"`
+	// Only from this client address.
+	IP *string `json:"ip,omitempty"`
+	// Only involving this user.
+	UserID *string `json:"userId,omitempty"`
+	// Only at or after this instant.
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// This server process. Admins only.
+type ServerInfo struct {
+	// Process id.
+	Pid int `json:"pid"`
+	// When this process started.
+	StartedAt time.Time `json:"startedAt"`
+	// Eventide's version.
+	Version string `json:"version"`
+	// The Go version it was built with.
+	GoVersion string `json:"goVersion"`
+	// APP_ENV.
+	Environment string `json:"environment"`
+	// How many times the supervisor (-supervise) has restarted the server; 0 without a supervisor.
+	Restarts int `json:"restarts"`
 }
 
 // Credentials and name for a new account.

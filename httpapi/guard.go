@@ -1,0 +1,287 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/security"
+)
+
+// identify puts the client (address, throttling key, user agent) in the context. X-Forwarded-For
+// is believed only from trusted proxies.
+func identify(trusted []netip.Prefix) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ip := security.ClientIP(r, trusted)
+			key := security.ClientKey("", ip)
+			ua := r.UserAgent()
+			if len(ua) > 256 {
+				ua = ua[:256]
+			}
+			c := eventide.Client{IP: ip.String(), Key: key, AddrKey: key, UserAgent: ua}
+			if !ip.IsValid() {
+				c.IP = ""
+			}
+			next.ServeHTTP(w, r.WithContext(eventide.WithClient(r.Context(), c)))
+		})
+	}
+}
+
+// keyByViewer makes a signed-in viewer's own budget the throttling key.
+func keyByViewer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := eventide.ViewerFrom(r.Context()); v != nil {
+			c := eventide.ClientFrom(r.Context())
+			c.Key = security.ClientKey(v.ID, netip.Addr{})
+			r = r.WithContext(eventide.WithClient(r.Context(), c))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// throttle counts every request against its client's budget: 429 RATE_LIMITED with Retry-After
+// when spent, and the RateLimit-* headers on every answer.
+func throttle(t *security.Throttle) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if t == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			d := t.Request(r.Context(), eventide.ClientFrom(r.Context()).Key)
+			d.SetHeaders(w.Header())
+			if !d.Allowed {
+				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
+					fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// simpleContentTypes are those a browser sends cross-site without a preflight.
+var simpleContentTypes = map[string]bool{
+	"text/plain": true, "application/x-www-form-urlencoded": true, "multipart/form-data": true,
+}
+
+// preventCSRF refuses, as Apollo Server does, a POST whose content type a cross-site form could
+// send without a CORS preflight, unless it carries a header no simple request can
+// (Apollo-Require-Preflight or X-Apollo-Operation-Name). Eventide's JSON POST always preflights;
+// GET runs queries only, never mutations, so a forged GET changes nothing.
+func preventCSRF(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			simple := r.Header.Get("Content-Type") == "" || (err == nil && simpleContentTypes[mt])
+			if simple && r.Header.Get("Apollo-Require-Preflight") == "" && r.Header.Get("X-Apollo-Operation-Name") == "" {
+				writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest,
+					"this request has been blocked as a potential cross-site request forgery: send Content-Type: application/json")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hintWriter applies what resolvers asked for in eventide.ResponseHints (a 429 and its headers
+// from the login throttle) when the transport writes a 200.
+type hintWriter struct {
+	http.ResponseWriter
+	hints *eventide.ResponseHints
+	wrote bool
+}
+
+func (h *hintWriter) WriteHeader(code int) {
+	if !h.wrote {
+		h.wrote = true
+		if status, hdr := h.hints.Get(); status != 0 {
+			for k, v := range hdr {
+				h.ResponseWriter.Header()[k] = v
+			}
+			if code == http.StatusOK {
+				code = status
+			}
+		}
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *hintWriter) Write(b []byte) (int, error) {
+	if !h.wrote {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+func (h *hintWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+func (h *hintWriter) Flush() {
+	if f, ok := h.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func responseHints(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isStream(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := &eventide.ResponseHints{}
+		next.ServeHTTP(&hintWriter{ResponseWriter: w, hints: h}, r.WithContext(eventide.WithResponseHints(r.Context(), h)))
+	})
+}
+
+// wsLimiter caps open websockets per client address. Its map holds only clients with an open
+// socket, so it is bounded by the sockets themselves.
+type wsLimiter struct {
+	max  int
+	mu   sync.Mutex
+	open map[string]int
+}
+
+func (l *wsLimiter) acquire(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key] >= l.max {
+		return false
+	}
+	l.open[key]++
+	return true
+}
+
+func (l *wsLimiter) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key]--; l.open[key] <= 0 {
+		delete(l.open, key)
+	}
+}
+
+// limitSockets refuses a websocket upgrade beyond max open sockets per client address with 429.
+func limitSockets(max int) func(http.Handler) http.Handler {
+	l := &wsLimiter{max: max, open: map[string]int{}}
+	return func(next http.Handler) http.Handler {
+		if max <= 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			key := eventide.ClientFrom(r.Context()).AddrKey
+			if !l.acquire(key) {
+				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
+					fmt.Sprintf("too many open websockets from this client (at most %d)", max))
+				return
+			}
+			defer l.release(key)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// wsConn is one websocket's state, put in its context by the init function.
+type wsConn struct {
+	subscriptions atomic.Int64
+}
+
+type wsConnKey struct{}
+
+// socketGuard is a gqlgen extension for operations over a websocket: each one is throttled like
+// an HTTP request (RATE_LIMITED as a GraphQL error, since there is no status to send), and a
+// connection holds at most maxSubs subscriptions at once.
+type socketGuard struct {
+	throttle *security.Throttle
+	maxSubs  int
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationInterceptor
+} = socketGuard{}
+
+func (socketGuard) ExtensionName() string                   { return "SocketGuard" }
+func (socketGuard) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (g socketGuard) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	conn, _ := ctx.Value(wsConnKey{}).(*wsConn)
+	if conn == nil {
+		return next(ctx)
+	}
+	if g.throttle != nil {
+		if d := g.throttle.Request(ctx, eventide.ClientFrom(ctx).Key); !d.Allowed {
+			return oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
+		}
+	}
+	oc := graphql.GetOperationContext(ctx)
+	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription || g.maxSubs <= 0 {
+		return next(ctx)
+	}
+	if conn.subscriptions.Add(1) > int64(g.maxSubs) {
+		conn.subscriptions.Add(-1)
+		return oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many subscriptions on this connection (at most %d)", g.maxSubs))
+	}
+	var once sync.Once
+	done := func() { once.Do(func() { conn.subscriptions.Add(-1) }) }
+	context.AfterFunc(ctx, done)
+	h := next(ctx)
+	return func(ctx context.Context) *graphql.Response {
+		resp := h(ctx)
+		if resp == nil {
+			done()
+		}
+		return resp
+	}
+}
+
+func oneError(ctx context.Context, code eventide.Code, msg string) graphql.ResponseHandler {
+	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+		Message:    msg,
+		Extensions: map[string]any{"code": string(code), "requestId": eventide.RequestIDFrom(ctx)},
+	}}})
+}
+
+// opName records the GraphQL operation name of a request for its access-log line.
+type opName struct{ name atomic.Pointer[string] }
+
+type opNameKey struct{}
+
+func opNameFrom(ctx context.Context) string {
+	if o, _ := ctx.Value(opNameKey{}).(*opName); o != nil {
+		if p := o.name.Load(); p != nil {
+			return *p
+		}
+	}
+	return ""
+}
+
+// recordOpName is the gqlgen side of withOpName.
+type recordOpName struct{}
+
+func (recordOpName) ExtensionName() string                   { return "OperationName" }
+func (recordOpName) Validate(graphql.ExecutableSchema) error { return nil }
+func (recordOpName) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if o, _ := ctx.Value(opNameKey{}).(*opName); o != nil {
+		if oc := graphql.GetOperationContext(ctx); oc != nil {
+			name := oc.OperationName
+			if name == "" && oc.Operation != nil {
+				name = oc.Operation.Name
+			}
+			o.name.Store(&name)
+		}
+	}
+	return next(ctx)
+}
