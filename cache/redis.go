@@ -66,7 +66,7 @@ func NewRedis(o RedisOptions) *Redis {
 		DB:                    o.DB,
 		ClientName:            "eventide",
 		PoolSize:              o.PoolSize,
-		MinIdleConns:          1,
+		MinIdleConns:          0, // no background dialling while Redis is away: the probe does that
 		MaxIdleConns:          o.PoolSize,
 		PoolTimeout:           o.OpTimeout,
 		DialTimeout:           o.DialTimeout,
