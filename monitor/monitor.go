@@ -11,12 +11,16 @@
 //     is turned away at the form.
 //   - Memory: the current RSS in [data-testid=rss] ("41.2 MiB"), heap, goroutines,
 //     GC and the memory limit, and a chart of RSS, heap in use and goroutines
-//     over the last ten minutes, seeded from the memoryHistory query and then
+//     over the last ten minutes (its time axis spans a minute at least),
+//     seeded from the memoryHistory query (the chart's fields only) and then
 //     fed by the memoryStats(intervalMs: 1000) subscription.
 //   - Security events: a table, one row [data-testid=security-event] per
 //     event, newest on top, coloured by severity and filterable by minimum
-//     severity and by type; seeded from securityEvents(last: 200), then fed by
-//     the securityEvents subscription; at most 500 events are kept.
+//     severity and by type; seeded from securityEvents(last: 90), then fed by
+//     the securityEvents subscription; at most 500 events are kept. Both seed
+//     queries stay within the server's default QUERY_MAX_COMPLEXITY (1000); a
+//     refused seed marks its panel "incomplete", with the reason in the
+//     badge's tooltip.
 //   - Server, cache and database panels, refreshed every five seconds by the
 //     serverInfo, cacheStats and databaseStats queries.
 //

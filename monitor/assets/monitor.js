@@ -12,7 +12,12 @@
   var WINDOW_S = 10 * 60; // the chart shows the last ten minutes
   var HISTORY_SAMPLES = 120; // memoryHistory keeps one sample per 5 s: ten minutes
   var GAP_S = 12; // a longer pause between samples is drawn as a gap
-  var SEED_EVENTS = 200;
+  var MIN_SPAN_S = 60; // the time axis spans at least this, so a fresh page's ticks are whole seconds apart
+  // The server refuses a query whose estimated cost passes QUERY_MAX_COMPLEXITY (1000 by
+  // default): a list field costs its page size, counted as at most 100, times its fields. So the
+  // history asks for the chart's 4 fields only (401), and the events seed for 90 events of 10
+  // fields (901); the subscription brings the rest.
+  var SEED_EVENTS = 90;
   var MAX_EVENTS = 500; // rows kept in the page
   var PANEL_REFRESH_MS = 5000;
   var STALL_MS = 20000; // no message for this long on a live socket: reconnect
@@ -25,6 +30,7 @@
   var MEMORY_FIELDS =
     'fragment MemoryFields on MemoryStats { at rssBytes heapAllocBytes heapInuseBytes heapSysBytes ' +
     'stackInuseBytes totalBytes goroutines gcCycles lastGcPauseNs memoryLimitBytes usagePercent }';
+  var HISTORY_FIELDS = 'fragment HistoryFields on MemoryStats { at rssBytes heapInuseBytes goroutines }';
   var EVENT_FIELDS =
     'fragment SecurityEventFields on SecurityEvent { id type severity at ip userId email userAgent operation message }';
 
@@ -33,7 +39,7 @@
       'mutation MonitorLogin($email: String!, $password: String!) { ' +
       'login(email: $email, password: $password) { token user { id name email role } } }',
     memoryHistory:
-      'query MonitorMemoryHistory($last: Int!) { memoryHistory(last: $last) { ...MemoryFields } } ' + MEMORY_FIELDS,
+      'query MonitorMemoryHistory($last: Int!) { memoryHistory(last: $last) { ...HistoryFields } } ' + HISTORY_FIELDS,
     memoryStream:
       'subscription MonitorMemoryStats { memoryStats(intervalMs: 1000) { ...MemoryFields } } ' + MEMORY_FIELDS,
     eventsSeed:
@@ -98,6 +104,8 @@
     eventsCount: $('events-count'),
     filterSeverity: $('filter-severity'),
     filterType: $('filter-type'),
+    memoryPanel: $('memory-panel'),
+    eventsPanel: $('events-panel'),
     serverPanel: $('server-panel'),
     cachePanel: $('cache-panel'),
     databasePanel: $('database-panel'),
@@ -384,7 +392,7 @@
     });
 
     subscribe(s, 'memory', DOC.memoryStream, function (data) {
-      if (data.memoryStats) addSamples([data.memoryStats]);
+      if (data.memoryStats) addSamples([data.memoryStats], true);
     });
     subscribe(s, 'events', DOC.eventsStream, function (data) {
       if (data.securityEvents) addEvents([data.securityEvents], true);
@@ -489,15 +497,22 @@
     showSignIn(message, kind);
   }
 
+  // seed fills the chart and the table with what happened before the subscriptions started. A
+  // refused query marks its panel incomplete, with the server's message in the badge's tooltip;
+  // a network failure is left to the reconnecting client, which seeds again once it is back.
   function seed(s) {
     request(s, DOC.memoryHistory, { last: HISTORY_SAMPLES })
       .then(function (r) {
-        if (s === session && r.data && r.data.memoryHistory) addSamples(r.data.memoryHistory);
+        if (s !== session) return;
+        if (r.data && r.data.memoryHistory) addSamples(r.data.memoryHistory, false);
+        setStale(el.memoryPanel, !r.data, r.data ? '' : 'history unavailable: ' + errorMessage(r.errors));
       })
       .catch(function () {});
     request(s, DOC.eventsSeed, { last: SEED_EVENTS })
       .then(function (r) {
-        if (s === session && r.data && r.data.securityEvents) addEvents(r.data.securityEvents, false);
+        if (s !== session) return;
+        if (r.data && r.data.securityEvents) addEvents(r.data.securityEvents, false);
+        setStale(el.eventsPanel, !r.data, r.data ? '' : 'earlier events unavailable: ' + errorMessage(r.errors));
       })
       .catch(function () {});
   }
@@ -548,14 +563,16 @@
   var chart = null;
   var chartDirty = false;
 
-  function addSamples(list) {
+  // addSamples adds samples to the chart; withStats: they have every field, and the newest is
+  // shown in the figures (the history has the chart's fields only).
+  function addSamples(list, withStats) {
     for (var i = 0; i < list.length; i++) {
       var m = list[i];
       var at = parseTime(m.at);
       if (at == null) continue;
       var p = { t: at / 1000, rss: m.rssBytes, heap: m.heapInuseBytes, goroutines: m.goroutines };
       insertSample(p);
-      if (at >= latestAt) {
+      if (withStats && at >= latestAt) {
         latestAt = at;
         renderStats(m);
       }
@@ -671,7 +688,16 @@
           points: { size: 6 },
         },
         scales: {
-          x: { time: true },
+          x: {
+            time: true,
+            range: function (u, min, max) {
+              if (min == null || max == null) {
+                var now = Date.now() / 1000;
+                return [now - MIN_SPAN_S, now];
+              }
+              return [Math.min(min, max - MIN_SPAN_S), max];
+            },
+          },
           bytes: {
             range: function (u, min, max) {
               return [0, max > 0 ? max * 1.15 : 1024 * 1024];
@@ -1013,6 +1039,8 @@
       p.querySelectorAll('[data-meter]').forEach(function (n) {
         n.style.width = '0';
       });
+    });
+    [el.memoryPanel, el.eventsPanel, el.serverPanel, el.cachePanel, el.databasePanel].forEach(function (p) {
       setStale(p, false);
     });
     setText(el.readout, 'last 10 minutes');
