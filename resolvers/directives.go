@@ -61,7 +61,19 @@ func (r *Resolver) logSecurity(ctx context.Context, e security.Event) {
 		}
 	}
 	if e.Operation == "" && graphql.HasOperationContext(ctx) {
-		e.Operation = graphql.GetOperationContext(ctx).OperationName
+		e.Operation = operationName(graphql.GetOperationContext(ctx))
 	}
 	r.Security.Log(e)
+}
+
+// operationName is the name of the operation being run: the request's operationName, or the name
+// the document gives it (clients often send a single named operation without operationName).
+func operationName(oc *graphql.OperationContext) string {
+	if oc.OperationName != "" {
+		return oc.OperationName
+	}
+	if oc.Operation != nil {
+		return oc.Operation.Name
+	}
+	return ""
 }
