@@ -135,14 +135,29 @@ func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInit
 		if err != nil {
 			if eventide.IsCode(err, eventide.CodeUnauthenticated) {
 				logTokenInvalid(ctx, events, "websocket connection_init")
+				// graphql-transport-ws: a refused connection_init closes with 4403 Forbidden, which
+				// clients (graphql-ws) take as final instead of reconnecting at once.
+				return refuseSocket(ctx, closeForbidden, "Forbidden: invalid or expired token"), nil, err
 			}
-			return ctx, nil, err
+			return refuseSocket(ctx, closeInternalError, "could not check the token; try again shortly"), nil, err
 		}
 		ctx = eventide.WithViewer(ctx, u)
 		c := eventide.ClientFrom(ctx)
 		c.Key = security.ClientKey(u.ID, netip.Addr{})
 		return eventide.WithClient(ctx, c), nil, nil
 	}
+}
+
+// graphql-transport-ws close codes (github.com/enisdenjo/graphql-ws PROTOCOL.md).
+const (
+	closeInternalError = 4500
+	closeForbidden     = 4403
+	closeInitTimeout   = 4408
+)
+
+// refuseSocket makes gqlgen close a socket whose init failed with code and reason.
+func refuseSocket(ctx context.Context, code int, reason string) context.Context {
+	return transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, reason), code)
 }
 
 // logTokenInvalid records a TOKEN_INVALID security event for the request in ctx.
