@@ -323,10 +323,17 @@ func TestBruteForce(t *testing.T) {
 			}
 			d.LoginFailed(Attempt{Email: "victim@example.com", Client: "ip:6.6.6.6"})
 		}
-		// Under suspicion the email gets one attempt per window, from any client.
+		// Under suspicion the email gets one attempt per window, from any client, and the
+		// attempts that raised the alarm are still counted: the next one must wait for them,
+		// at 6 s each (10 per minute).
 		dec := th.Login(ctx(), "ip:7.7.7.7", "victim@example.com")
+		if dec.Allowed || dec.Limit != 1 || dec.RetryAfter != threshold*6*time.Second {
+			t.Fatalf("attempt right after the alarm: %+v", dec)
+		}
+		clock.Advance(threshold * 6 * time.Second)
+		dec = th.Login(ctx(), "ip:7.7.7.7", "victim@example.com")
 		if !dec.Allowed || dec.Limit != 1 || dec.Remaining != 0 {
-			t.Fatalf("first attempt under suspicion: %+v", dec)
+			t.Fatalf("first attempt once the alarm's attempts are paid for: %+v", dec)
 		}
 		dec = th.Login(ctx(), "ip:8.8.8.8", "victim@example.com")
 		if dec.Allowed || dec.Limit != 1 || dec.RetryAfter != time.Minute {

@@ -90,26 +90,29 @@ func (t *Throttle) Request(ctx context.Context, client string) Decision {
 
 // Login counts one login attempt against client and against email (either may be empty and is
 // then not counted), and returns the stricter decision. Each has LoginLimit attempts per Window,
-// or SuspectLoginLimit while the BruteForce detector suspects it. The email is counted only when
-// the client is allowed, so a refused client does not spend the email's budget.
+// or SuspectLoginLimit while the BruteForce detector suspects it. A suspected key keeps its
+// budget, only at the lower rate: the attempts that raised the alarm are still counted in it, so
+// the alarm hands no fresh attempt to the guesser, and the next one waits (Retry-After) until
+// the lower rate allows it. The email is counted only when the client is allowed, so a refused
+// client does not spend the email's budget.
 func (t *Throttle) Login(ctx context.Context, client, email string) Decision {
 	d := Decision{Allowed: true}
 	if client != "" {
-		key, limit := "login:"+client, t.cfg.LoginLimit
+		limit := t.cfg.LoginLimit
 		if t.cfg.BruteForce != nil && t.cfg.BruteForce.suspectedKey(clientKey(client)) > 0 {
-			key, limit = "login-suspect:"+client, t.cfg.SuspectLoginLimit
+			limit = t.cfg.SuspectLoginLimit
 		}
-		d = t.check(ctx, scopeLoginClient, key, limit, client, email)
+		d = t.check(ctx, scopeLoginClient, "login:"+client, limit, client, email)
 		if !d.Allowed {
 			return d
 		}
 	}
 	if ek := emailKey(email); ek != "" {
-		key, limit := "login:"+ek, t.cfg.LoginLimit
+		limit := t.cfg.LoginLimit
 		if t.cfg.BruteForce != nil && t.cfg.BruteForce.suspectedKey(ek) > 0 {
-			key, limit = "login-suspect:"+ek, t.cfg.SuspectLoginLimit
+			limit = t.cfg.SuspectLoginLimit
 		}
-		de := t.check(ctx, scopeLoginEmail, key, limit, client, email)
+		de := t.check(ctx, scopeLoginEmail, "login:"+ek, limit, client, email)
 		if !de.Allowed || client == "" {
 			return de
 		}
