@@ -288,14 +288,18 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 
 	// Memory: one sampler for the process (history, subscriptions, the periodic log line) and
 	// the watchdog that empties the memory cache, then asks for a restart, when RSS stays high.
-	limit := memstats.ApplyMemoryLimit(cfg.MemoryLimit, log)
+	memLog := log.With("component", "memory")
+	limit := memstats.ApplyMemoryLimit(cfg.MemoryLimit, memLog)
 	sampler := memstats.New(memstats.Options{
-		LimitBytes: limit, LogInterval: cfg.MemoryLogInterval, Logger: log.With("component", "memory"),
+		LimitBytes: limit, LogInterval: cfg.MemoryLogInterval, Logger: memLog,
+		// Subscribers are admins' websockets, already capped per client (sockets x subscriptions):
+		// the sampler must not refuse one that those caps allow.
+		MaxSubscribers: max(memstats.DefaultMaxSubscribers, cfg.WSMaxConnectionsPerClient*cfg.WSMaxSubscriptionsPerConnection),
 		Watchdog: memstats.WatchdogOptions{
 			Threshold: cfg.MemoryRestartThreshold, After: cfg.MemoryRestartAfter, Interval: cfg.MemoryCheckInterval,
 			OnPressure: func() {
 				n, _ := a.cache.Memory().Purge(context.Background())
-				log.Warn("memory pressure: emptied the in-memory cache", "entries", n)
+				memLog.Warn("memory pressure: emptied the in-memory cache", "entries", n)
 			},
 			OnRestart: func() { a.restartOnce.Do(func() { close(a.restart) }) },
 		},
