@@ -128,8 +128,9 @@ func (e *ExitError) ExitCode() int { return e.Code }
 //     supervisor did not send.
 //
 // When ctx ends (the parent got SIGINT or SIGTERM), Run sends SIGTERM to the child, waits up to
-// StopTimeout, then kills it; it returns nil if the child then exits with status 0 (or of the
-// SIGTERM), and an *ExitError otherwise. Run also returns nil when the child exits 0 on its own,
+// StopTimeout, then kills it; it returns nil if the child then exits with status 0, of the
+// SIGTERM, or with memstats.ExitRestart (it was already draining for a restart), and an
+// *ExitError otherwise. Run also returns nil when the child exits 0 on its own,
 // and an *ExitError with Code 2 when it exits with ExitConfig within ConfigErrorWithin of starting,
 // or with the last status after MaxRestarts restarts. Any other error means a child could not be
 // started.
@@ -245,6 +246,11 @@ func stopResult(ex exit, restarts int, log *slog.Logger) error {
 	switch {
 	case ex.killed:
 		return &ExitError{Code: ex.code, Restarts: restarts, Reason: "child killed: it did not stop in time"}
+	case ex.code == memstats.ExitRestart:
+		// The stop came while the child was draining for a restart it had asked for: it drained
+		// and exited as planned, and no restart is wanted any more.
+		log.Info("child stopped while restarting", "pid", ex.pid, "status", ex.code)
+		return nil
 	case ex.code != 0:
 		log.Error("child stopped with an error", "pid", ex.pid, "status", ex.code)
 		return &ExitError{Code: ex.code, Restarts: restarts, Reason: "child stopped with an error"}

@@ -246,6 +246,34 @@ func TestRun(t *testing.T) {
 		}
 		assertGone(t, h.stdout.starts()[0].pid)
 	})
+	// A stop that finds the child draining for the restart it asked for: it exits with
+	// ExitRestart as planned, which is a clean end now, not a failure nor a reason to restart.
+	t.Run("StoppedWhileRestartingIsClean", func(t *testing.T) {
+		h := newHarness(fmt.Sprintf("stop:%d", memstats.ExitRestart))
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- Run(ctx, h.opts) }()
+		waitFor(t, "the child", func() bool { return len(h.stdout.starts()) == 1 })
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		if n := len(h.stdout.starts()); n != 1 {
+			t.Fatalf("%d starts after a stop, want 1", n)
+		}
+	})
+	t.Run("ErrChildFailsAfterStop", func(t *testing.T) {
+		h := newHarness("stop:1")
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- Run(ctx, h.opts) }()
+		waitFor(t, "the child", func() bool { return len(h.stdout.starts()) == 1 })
+		stop()
+		var ee *ExitError
+		if err := <-done; !errors.As(err, &ee) || ee.Code != 1 {
+			t.Fatalf("err = %v, want an *ExitError with code 1", err)
+		}
+	})
 	t.Run("KilledAfterStopTimeout", func(t *testing.T) {
 		h := newHarness("hang")
 		h.opts.StopTimeout = 200 * time.Millisecond

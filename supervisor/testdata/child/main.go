@@ -5,6 +5,7 @@
 //
 //	exit:N  exit with status N
 //	sleep   wait for SIGTERM or SIGINT, then exit 0
+//	stop:N  wait for SIGTERM or SIGINT, then exit with status N
 //	hang    ignore SIGTERM and SIGINT and wait to be killed
 //	kill    kill itself with SIGKILL
 package main
@@ -48,6 +49,11 @@ func main() {
 	case action == "sleep":
 		<-ctx.Done()
 		fmt.Println("child stopping on a signal")
+	case strings.HasPrefix(action, "stop:"):
+		code, _ := strconv.Atoi(strings.TrimPrefix(action, "stop:"))
+		<-ctx.Done()
+		fmt.Println("child stopping on a signal")
+		os.Exit(code)
 	case action == "hang":
 		time.Sleep(time.Hour)
 	case action == "kill":
