@@ -133,6 +133,12 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 	a, err := start(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped (SIGTERM, SIGINT) while starting: a clean stop, not a failure, or a
+			// supervisor stopping a child it has just started would report an error.
+			log.Info("stopped during start-up", "reason", context.Cause(ctx), "error", err)
+			return nil
+		}
 		log.Error("start-up failed", "error", err)
 		return err
 	}
