@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -110,8 +111,10 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.Hijack()
 }
 
-// accessLog writes one line per request, at debug for health checks and metrics scrapes.
-func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
+// accessLog writes one line per request, at debug for health checks and metrics scrapes. The
+// client is the one security events and the throttle name: X-Forwarded-For is believed from
+// trusted proxies only.
+func accessLog(log *slog.Logger, m *metrics, trusted []netip.Prefix) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -131,7 +134,7 @@ func accessLog(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 			log.Log(r.Context(), level, "request",
 				"method", r.Method, "path", r.URL.Path, "operation", opNameFrom(r.Context()), "status", rec.status,
 				"duration_ms", float64(d.Microseconds())/1000, "request_id", eventide.RequestIDFrom(r.Context()),
-				"client", clientAddr(r))
+				"client", clientAddr(r, trusted))
 		})
 	}
 }
@@ -149,7 +152,10 @@ func routeOf(path string) string {
 	return "other"
 }
 
-func clientAddr(r *http.Request) string {
+func clientAddr(r *http.Request, trusted []netip.Prefix) string {
+	if ip := security.ClientIP(r, trusted); ip.IsValid() {
+		return ip.String()
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

@@ -119,7 +119,7 @@ func New(o Options) *Server {
 		AllowCredentials: false,
 		MaxAge:           600,
 	})
-	root := chain(mux, c.Handler, accessLog(o.Logger, m), recoverer(o.Logger), requestID)
+	root := chain(mux, c.Handler, accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID)
 	s.http = &http.Server{
 		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
