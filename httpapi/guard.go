@@ -79,16 +79,32 @@ var simpleContentTypes = map[string]bool{
 // send without a CORS preflight, unless it carries a header no simple request can
 // (Apollo-Require-Preflight or X-Apollo-Operation-Name). Eventide's JSON POST always preflights;
 // GET runs queries only, never mutations, so a forged GET changes nothing.
+//
+// A POST that passes is a JSON GraphQL request: a preflighted one sent as text/plain or without a
+// content type is read as JSON (the header proves it is not a forged form), and any other
+// content type is refused with 415 BAD_REQUEST instead of reaching gqlgen, which has no
+// transport for it and would answer without an error code.
 func preventCSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-			simple := r.Header.Get("Content-Type") == "" || (err == nil && simpleContentTypes[mt])
-			if simple && r.Header.Get("Apollo-Require-Preflight") == "" && r.Header.Get("X-Apollo-Operation-Name") == "" {
-				writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest,
-					"this request has been blocked as a potential cross-site request forgery: send Content-Type: application/json")
-				return
-			}
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ct := r.Header.Get("Content-Type")
+		mt, _, err := mime.ParseMediaType(ct)
+		simple := ct == "" || (err == nil && simpleContentTypes[mt])
+		preflighted := r.Header.Get("Apollo-Require-Preflight") != "" || r.Header.Get("X-Apollo-Operation-Name") != ""
+		switch {
+		case simple && !preflighted:
+			writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest,
+				"this request has been blocked as a potential cross-site request forgery: send Content-Type: application/json")
+			return
+		case ct == "" || mt == "text/plain":
+			r.Header.Set("Content-Type", "application/json")
+		case mt != "application/json":
+			writeError(w, r, http.StatusUnsupportedMediaType, eventide.CodeBadRequest,
+				"unsupported content type: send the GraphQL request as Content-Type: application/json")
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

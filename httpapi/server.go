@@ -86,8 +86,8 @@ func New(o Options) *Server {
 		keyByViewer,
 		authenticate(o.Authenticator, o.Security, o.Logger),
 		identify(o.TrustedProxies),
-		preventCSRF,
 		graphQLBody(o.MaxBodyBytes),
+		preventCSRF, // before the body is read
 	)
 	mux.Handle("/graphql", gql)
 	if o.Monitor != nil {
