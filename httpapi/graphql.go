@@ -93,7 +93,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	}
 	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
 	srv.Use(recordOpName{})
-	srv.Use(introspection{all: o.Introspection})
+	srv.Use(introspection{all: o.Introspection, events: o.Security})
 	for _, x := range o.Extensions {
 		srv.Use(x)
 	}
@@ -183,7 +183,14 @@ func (c boundedQueryCache) Add(ctx context.Context, key string, doc *ast.QueryDo
 }
 
 // introspection allows schema introspection to everyone when all is set, else to admins only.
-type introspection struct{ all bool }
+// Anyone else who selects __schema or __type is refused before execution, as @hasRole refuses an
+// admin field (UNAUTHENTICATED when anonymous, else FORBIDDEN), and the attempt is an
+// ACCESS_DENIED security event. gqlgen's own DisableIntrospection stays set as a backstop; alone,
+// it fails the field with an uncoded error that would reach the client as an internal one.
+type introspection struct {
+	all    bool
+	events *security.Log
+}
 
 var _ interface {
 	graphql.HandlerExtension
@@ -195,5 +202,53 @@ func (introspection) Validate(graphql.ExecutableSchema) error { return nil }
 func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	v := eventide.ViewerFrom(ctx)
 	oc.DisableIntrospection = !i.all && (v == nil || v.Role != eventide.RoleAdmin)
-	return nil
+	if !oc.DisableIntrospection || oc.Operation == nil || oc.Operation.Operation != ast.Query ||
+		!introspects(oc.Operation.SelectionSet, oc.Doc, map[string]bool{}) {
+		return nil
+	}
+	code, msg := eventide.CodeForbidden, "introspection needs the ADMIN role"
+	if v == nil {
+		code, msg = eventide.CodeUnauthenticated, "sign in first: introspection needs the ADMIN role"
+	}
+	if i.events != nil {
+		c := eventide.ClientFrom(ctx)
+		e := security.Event{Type: security.AccessDenied, IP: c.IP, UserAgent: c.UserAgent,
+			Operation: oc.Operation.Name, Message: "schema introspection needs the ADMIN role"}
+		if v != nil {
+			e.UserID, e.Email = v.ID, v.Email
+		}
+		i.events.Log(e)
+	}
+	return &gqlerror.Error{
+		Message:    msg,
+		Err:        &eventide.Error{Code: code, Message: msg},
+		Extensions: map[string]any{"code": string(code)},
+	}
+}
+
+// introspects reports whether a root selection set selects __schema or __type, directly or
+// through fragments (each looked at once; validation has refused cycles). Those fields exist on
+// the query root only, so fields' own selections need no look.
+func introspects(set ast.SelectionSet, doc *ast.QueryDocument, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" {
+				return true
+			}
+		case *ast.InlineFragment:
+			if introspects(s.SelectionSet, doc, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if seen[s.Name] {
+				continue
+			}
+			seen[s.Name] = true
+			if f := doc.Fragments.ForName(s.Name); f != nil && introspects(f.SelectionSet, doc, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
