@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"net/url"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -12,7 +11,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -51,6 +49,9 @@ type GraphQLOptions struct {
 	Throttle *security.Throttle
 	// MaxSubscriptionsPerConnection caps concurrent subscriptions on one websocket (0: no cap).
 	MaxSubscriptionsPerConnection int
+	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
+	// with 4408 (DefaultInitTimeout when 0).
+	InitTimeout time.Duration
 }
 
 // maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
@@ -64,10 +65,15 @@ const DefaultQueryCacheSize = 1000
 // and graphql-ws, keepalive and ping/pong dead-peer detection on), Server-Sent Events, GET and POST.
 func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv := handler.New(es)
+	if o.InitTimeout <= 0 {
+		o.InitTimeout = DefaultInitTimeout
+	}
 	srv.AddTransport(transport.Websocket{
-		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
+		Implementation: socketImplementation{
+			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
+			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
+		},
 		InitFunc:              wsInit(o.Authenticator, o.Security),
-		InitTimeout:           10 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
 	})
@@ -100,22 +106,6 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(o.Logger))
 	srv.SetRecoverFunc(resolvers.Recover)
 	return srv
-}
-
-func acceptOptions(origins []string) coderws.AcceptOptions {
-	var opts coderws.AcceptOptions
-	for _, o := range origins {
-		if o == "*" {
-			opts.InsecureSkipVerify = true // any origin: development only, by configuration
-			return opts
-		}
-		if u, err := url.Parse(o); err == nil && u.Host != "" {
-			opts.OriginPatterns = append(opts.OriginPatterns, u.Host)
-		} else {
-			opts.OriginPatterns = append(opts.OriginPatterns, o)
-		}
-	}
-	return opts
 }
 
 // wsInit authenticates a websocket once, from connection_init's payload: "Authorization" or

@@ -82,6 +82,7 @@ func New(o Options) *Server {
 		responseHints,
 		s.trackStreams,
 		limitSockets(o.MaxSocketsPerClient),
+		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
 		keyByViewer,
 		authenticate(o.Authenticator, o.Security, o.Logger),
