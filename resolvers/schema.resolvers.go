@@ -483,7 +483,7 @@ func (r *subscriptionResolver) MemoryStats(ctx context.Context, intervalMs *int)
 	ms = min(max(ms, 250), 60_000)
 	ch, err := memstats.SubscribeAs(r.Memory, ctx, time.Duration(ms)*time.Millisecond, func(s memstats.Sample) *memstats.Sample { return &s })
 	if err != nil {
-		return nil, eventide.Errorf(eventide.CodeRateLimited, "too many memory subscribers; try again later")
+		return nil, memorySubscribeError(err)
 	}
 	return ch, nil
 }
