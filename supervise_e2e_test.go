@@ -254,8 +254,9 @@ func TestSuperviseRestartsOnMemory(t *testing.T) {
 	if n := len(logs.rawLines("child asked for a restart")); n < len(seen)-1 {
 		t.Fatalf("the supervisor saw %d restart requests", n)
 	}
-	if s := logs.rawLines("child stopped"); len(s) != 1 {
-		t.Fatalf("want one child stopped line at the end, got %q", s)
+	// None when the stop came between two children.
+	if s := logs.rawLines("child stopped"); len(s) > 1 {
+		t.Fatalf("want at most one child stopped line, at the end, got %q", s)
 	}
 }
 
