@@ -100,6 +100,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
 	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection, events: o.Security})
+	srv.Use(resolvers.AccessDenials{})
 	for _, x := range o.Extensions {
 		srv.Use(x)
 	}

@@ -2,8 +2,10 @@ package resolvers
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/security"
@@ -18,7 +20,7 @@ func HasRole(ctx context.Context, obj any, next graphql.Resolver, role eventide.
 // role FORBIDDEN, and every refusal is an ACCESS_DENIED security event.
 func (r *Resolver) HasRole(ctx context.Context, _ any, next graphql.Resolver, role eventide.Role) (any, error) {
 	if err := requireRole(ctx, role); err != nil {
-		if r.Security != nil {
+		if r.Security != nil && firstDenial(ctx) {
 			field := ""
 			if fc := graphql.GetFieldContext(ctx); fc != nil {
 				field = fc.Object + "." + fc.Field.Name
@@ -28,6 +30,39 @@ func (r *Resolver) HasRole(ctx context.Context, _ any, next graphql.Resolver, ro
 		return nil, err
 	}
 	return next(ctx)
+}
+
+// AccessDenials is a gqlgen extension (srv.Use) that makes HasRole log one ACCESS_DENIED per
+// operation: a document asking for thirty admin fields is one attempt, not thirty events that
+// push older ones out of the log's ring (a USER could otherwise empty it in seconds). Without it,
+// every refusal is logged.
+type AccessDenials struct{}
+
+const accessDenialsStats = "AccessDenials"
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = AccessDenials{}
+
+func (AccessDenials) ExtensionName() string                   { return accessDenialsStats }
+func (AccessDenials) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext gives the operation its flag before execution, when nothing else
+// touches its stats; resolvers then only read the map.
+func (AccessDenials) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	oc.Stats.SetExtension(accessDenialsStats, new(atomic.Bool))
+	return nil
+}
+
+// firstDenial reports whether this is the first refusal of the operation in ctx (always, without
+// AccessDenials).
+func firstDenial(ctx context.Context) bool {
+	if !graphql.HasOperationContext(ctx) {
+		return true
+	}
+	done, ok := graphql.GetOperationContext(ctx).Stats.GetExtension(accessDenialsStats).(*atomic.Bool)
+	return !ok || !done.Swap(true)
 }
 
 func requireRole(ctx context.Context, role eventide.Role) error {
