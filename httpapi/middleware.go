@@ -223,8 +223,10 @@ func checkRequestJSON(body []byte) string {
 }
 
 // authenticate puts the viewer named by the Authorization header in the context. A present but
-// invalid token fails the request with 401 UNAUTHENTICATED.
-func authenticate(a *auth.Authenticator, events *security.Log, log *slog.Logger) func(http.Handler) http.Handler {
+// invalid token fails the request with 401 UNAUTHENTICATED, after counting it against its
+// address's budget (t, when set): such a request never reaches the throttle behind, and unlimited
+// ones would flood the security log with TOKEN_INVALID.
+func authenticate(a *auth.Authenticator, t *security.Throttle, events *security.Log, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := r.Header.Get("Authorization")
@@ -237,6 +239,15 @@ func authenticate(a *auth.Authenticator, events *security.Log, log *slog.Logger)
 				code := eventide.ErrorCode(err)
 				msg := "invalid or expired token"
 				if code == eventide.CodeUnauthenticated {
+					if t != nil {
+						d := t.Request(r.Context(), eventide.ClientFrom(r.Context()).AddrKey)
+						d.SetHeaders(w.Header())
+						if !d.Allowed {
+							writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
+								fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
+							return
+						}
+					}
 					logTokenInvalid(r.Context(), events, "the Authorization header")
 				}
 				if code != eventide.CodeUnauthenticated {

@@ -85,7 +85,7 @@ func New(o Options) *Server {
 		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
 		keyByViewer,
-		authenticate(o.Authenticator, o.Security, o.Logger),
+		authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger),
 		identify(o.TrustedProxies),
 		graphQLBody(o.MaxBodyBytes),
 		preventCSRF, // before the body is read
