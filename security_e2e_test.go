@@ -449,6 +449,28 @@ func TestSecurityEvents(t *testing.T) {
 		}
 	})
 
+	t.Run("AccessDeniedOncePerOperation", func(t *testing.T) {
+		ts := ts.in(t)
+		c := from("192.0.2.45")
+		r := ts.gql(c, user.Token, "", `query Many { a: serverInfo { pid } b: memoryStats { rssBytes } c: cacheStats { hits } d: serverInfo { version } }`, nil)
+		if len(r.Errors) != 4 || r.code() != "FORBIDDEN" {
+			t.Fatalf("four admin fields: %s", r)
+		}
+		e := one(t, ts.securityEvents(admin, map[string]any{"ip": "192.0.2.45"}, 10), "for one operation", func(secEvent) bool { return true })
+		if e.Type != "ACCESS_DENIED" || str(e.Operation) != "Many" || str(e.UserID) != user.ID {
+			t.Fatalf("event = %v", e)
+		}
+		// Each operation is an attempt of its own, over a websocket too.
+		ws := ts.wsOpen(c, map[string]any{"Authorization": "Bearer " + user.Token})
+		for _, id := range []string{"1", "2"} {
+			ws.subscribe(id, `query Twice { serverInfo { pid } cacheStats { hits } }`, nil)
+			ws.refusedWith(id, "FORBIDDEN")
+		}
+		if got := ts.securityEvents(admin, map[string]any{"ip": "192.0.2.45", "types": []string{"ACCESS_DENIED"}}, 10); len(got) != 3 || str(got[0].Operation) != "Twice" {
+			t.Fatalf("events = %v", got)
+		}
+	})
+
 	t.Run("Filter", func(t *testing.T) {
 		ts := ts.in(t)
 		since := map[string]any{"since": began.UTC().Format(time.RFC3339Nano)}
@@ -726,6 +748,24 @@ func TestThrottle(t *testing.T) {
 			}
 		}
 		refused(t, ts.login(c, "spray-x@example.com", "nope"), cfg.LoginThrottleLimit)
+	})
+
+	t.Run("InvalidTokensSpendTheAddressBudget", func(t *testing.T) {
+		ts := ts.in(t)
+		c := from("192.0.2.50")
+		for i := range cfg.ThrottleLimit {
+			r := ts.gql(c, "forged-token", "", q, nil)
+			if r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" {
+				t.Fatalf("bad token %d: %s", i+1, r)
+			}
+			rateHeaders(t, r, cfg.ThrottleLimit, cfg.ThrottleLimit-1-i)
+		}
+		refused(t, ts.gql(c, "forged-token", "", q, nil), cfg.ThrottleLimit)
+		refused(t, ts.gql(c, "", "", q, nil), cfg.ThrottleLimit)
+		// Only the requests let through were checked, so only they are logged.
+		if got := ts.securityEvents(admin, map[string]any{"types": []string{"TOKEN_INVALID"}, "ip": "192.0.2.50"}, 20); len(got) != cfg.ThrottleLimit {
+			t.Fatalf("%d TOKEN_INVALID events, want %d: %v", len(got), cfg.ThrottleLimit, got)
+		}
 	})
 
 	t.Run("Websocket", func(t *testing.T) {
