@@ -557,3 +557,69 @@ func TestSecuritySubscriberThatNeverReads(t *testing.T) {
 	}
 	accepted(t, ts.gql(nil, admin.Token, "", `{ serverInfo { pid } }`, nil))
 }
+
+// TestCORSOrigins: HTTP and websockets agree on the origins allowed: CORS_ORIGINS, and none
+// but the server's own when it is not set (production's default).
+func TestCORSOrigins(t *testing.T) {
+	preflight := func(t *testing.T, ts *testServer, origin string) http.Header {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodOptions, ts.base+"/graphql", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "apollo-require-preflight,authorization,content-type") // sorted, as browsers send it
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Header
+	}
+	wsStatus := func(t *testing.T, ts *testServer, origin string) int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, res, err := ts.wsDial(ctx, hdr("Origin", origin))
+		if err == nil {
+			conn.CloseNow()
+			return http.StatusSwitchingProtocols
+		}
+		if res == nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+
+	t.Run("UnsetMeansNoOtherOrigin", func(t *testing.T) {
+		cfg := productionConfig(t)
+		if len(cfg.CORSOrigins) != 0 {
+			t.Fatalf("production's default CORS_ORIGINS = %v", cfg.CORSOrigins)
+		}
+		ts := startServer(t, cfg).in(t)
+		if h := preflight(t, ts, "https://elsewhere.example"); h.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("another origin allowed over HTTP: %v", h)
+		}
+		if s := wsStatus(t, ts, "https://elsewhere.example"); s != http.StatusForbidden {
+			t.Fatalf("another origin's websocket: %d", s)
+		}
+	})
+	t.Run("Listed", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.CORSOrigins = []string{"https://app.example"}
+		ts := startServer(t, cfg).in(t)
+		h := preflight(t, ts, "https://app.example")
+		if h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+			!strings.Contains(strings.ToLower(h.Get("Access-Control-Allow-Headers")), "apollo-require-preflight") {
+			t.Fatalf("the listed origin's preflight: %v", h)
+		}
+		if h := preflight(t, ts, "https://evil.example"); h.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("an unlisted origin allowed: %v", h)
+		}
+		r := ts.gql(hdr("Origin", "https://app.example"), "", "", `{ me { id } }`, nil)
+		if exposed := r.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(exposed, "Ratelimit-Remaining") && !strings.Contains(exposed, "RateLimit-Remaining") {
+			t.Fatalf("the rate-limit headers are not exposed to the page: %v", r.Header)
+		}
+		if s := wsStatus(t, ts, "https://app.example"); s != http.StatusSwitchingProtocols {
+			t.Fatalf("the listed origin's websocket: %d", s)
+		}
+	})
+}

@@ -112,14 +112,22 @@ func New(o Options) *Server {
 		writeError(w, r, http.StatusNotFound, eventide.CodeNotFound, "no such path: "+r.URL.Path)
 	})
 
-	c := cors.New(cors.Options{
-		AllowedOrigins:   o.CORSOrigins,
-		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept", "X-Request-ID", "Apollo-Require-Preflight"},
-		ExposedHeaders:   []string{"X-Request-ID", "Retry-After"},
+	corsOpts := cors.Options{
+		AllowedOrigins: o.CORSOrigins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-ID",
+			"Apollo-Require-Preflight", "X-Apollo-Operation-Name"},
+		ExposedHeaders: []string{"X-Request-ID", "Retry-After",
+			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
 		AllowCredentials: false,
 		MaxAge:           600,
-	})
+	}
+	if len(o.CORSOrigins) == 0 {
+		// rs/cors takes an empty list for "*"; no CORS_ORIGINS means no other origin, as for
+		// websockets (development configures "*").
+		corsOpts.AllowOriginFunc = func(string) bool { return false }
+	}
+	c := cors.New(corsOpts)
 	root := chain(mux, c.Handler, accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID)
 	s.http = &http.Server{
 		Handler:           root,
