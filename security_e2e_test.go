@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/eventide/server/auth"
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/internal/redistest"
 	"github.com/eventide/server/store/embedded"
@@ -446,6 +447,25 @@ func TestSecurityEvents(t *testing.T) {
 		if len(u) != 2 || str(u[0].UserID) != user.ID || str(u[0].Operation) != "Watch" || str(u[1].Operation) != "Mem" ||
 			!strings.Contains(u[1].Message, "memoryStats") {
 			t.Fatalf("USER refusals = %v", u)
+		}
+	})
+
+	t.Run("TokenExpired", func(t *testing.T) {
+		ts := ts.in(t)
+		signer, err := auth.New(4, cfg.JWTSecret, -time.Minute) // the server's secret, expired at issue
+		if err != nil {
+			t.Fatal(err)
+		}
+		expired, err := signer.Issue(user.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := ts.gql(from("192.0.2.46"), expired, "", `{ me { id } }`, nil); r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" {
+			t.Fatalf("expired token: %s", r)
+		}
+		e := one(t, ts.securityEvents(admin, map[string]any{"ip": "192.0.2.46"}, 10), "for the expired token", func(secEvent) bool { return true })
+		if e.Type != "TOKEN_INVALID" || e.UserID != nil {
+			t.Fatalf("event = %v", e)
 		}
 	})
 
