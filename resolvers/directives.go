@@ -17,7 +17,8 @@ func HasRole(ctx context.Context, obj any, next graphql.Resolver, role eventide.
 }
 
 // HasRole implements @hasRole: anonymous callers get UNAUTHENTICATED, signed-in ones without the
-// role FORBIDDEN, and every refusal is an ACCESS_DENIED security event.
+// role FORBIDDEN, and a refusal is an ACCESS_DENIED security event (the first of its operation
+// only, with AccessDenials in use).
 func (r *Resolver) HasRole(ctx context.Context, _ any, next graphql.Resolver, role eventide.Role) (any, error) {
 	if err := requireRole(ctx, role); err != nil {
 		if r.Security != nil && firstDenial(ctx) {
