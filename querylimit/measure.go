@@ -159,7 +159,7 @@ func measureCost(doc *ast.QueryDocument, frags map[string]*ast.FragmentDefinitio
 		}
 		c := w.selectionSet(o.SelectionSet, w.rootType(o.Operation))
 		depth = max(depth, c.depth)
-		complexity = max(complexity, add(c.list, c.once))
+		complexity = max(complexity, add(add(c.list, c.once), c.leaves))
 		aliases = max(aliases, c.aliases)
 		usesVars = usesVars || w.usesVars
 		cycle = cycle || w.cycle
@@ -170,9 +170,15 @@ func measureCost(doc *ast.QueryDocument, frags map[string]*ast.FragmentDefinitio
 // cost is what a selection set costs. Complexity is kept in two parts so that a field with a
 // page argument can multiply only what repeats per item: list is the cost of the fields that
 // return lists (or whose type is unknown), once that of the others.
+//
+// leaves is the cost of scalar and enum fields not yet inside an object field. An object field
+// folds its leaves into once, so they repeat with the object (per node of a connection); a field
+// that returns a plain list of records (securityEvents, memoryHistory) charges the leaves selected
+// on its items once, not per item: they are read from records the list already paid for, so 100
+// events cost the same with 3 fields or 10.
 type cost struct {
-	depth, aliases int
-	list, once     int
+	depth, aliases     int
+	list, once, leaves int
 }
 
 func (c *cost) merge(d cost) {
@@ -180,6 +186,7 @@ func (c *cost) merge(d cost) {
 	c.aliases = add(c.aliases, d.aliases)
 	c.list = add(c.list, d.list)
 	c.once = add(c.once, d.once)
+	c.leaves = add(c.leaves, d.leaves)
 }
 
 // typeRef is the type a selection set selects from: def is nil when the schema does not know it.
@@ -296,15 +303,19 @@ func (w *costWalker) field(f *ast.Field, parent typeRef) cost {
 	c.aliases = add(c.aliases, sub.aliases)
 	if introspection {
 		c.depth = sub.depth
-		c.once = add(1, add(sub.list, sub.once))
+		c.once = add(1, add(add(sub.list, sub.once), sub.leaves))
 		return c
 	}
 	c.depth = sub.depth + 1
+	if def != nil && len(f.SelectionSet) == 0 && def.Type.Elem == nil {
+		c.leaves = 1
+		return c
+	}
 	n := w.multiplier(f, def)
 	if def == nil || def.Type.Elem != nil {
-		c.list = add(1, mul(n, add(sub.list, sub.once)))
+		c.list = add(add(1, mul(n, add(sub.list, sub.once))), sub.leaves)
 	} else {
-		c.once = add(1, add(mul(n, sub.list), sub.once))
+		c.once = add(add(1, add(mul(n, sub.list), sub.once)), sub.leaves)
 	}
 	return c
 }

@@ -186,3 +186,23 @@ func TestMeasureNil(t *testing.T) {
 		t.Errorf("got %+v", m)
 	}
 }
+
+// TestAdminListDefaultsFit: the admin lists at their schema defaults, every field selected, fit
+// the default complexity limit — the scalars of a plain list of records are charged once.
+func TestAdminListDefaultsFit(t *testing.T) {
+	schema := realSchema().Schema()
+	for q, want := range map[string]int{
+		`{ securityEvents { id type severity at ip userId email userAgent operation message } }`: 11,
+		`{ memoryHistory { at rssBytes heapAllocBytes heapInuseBytes heapSysBytes stackInuseBytes totalBytes goroutines gcCycles lastGcPauseNs memoryLimitBytes usagePercent } }`: 13,
+	} {
+		m := Measure(mustParse(t, q), schema, "")
+		if m.Complexity != want || m.Complexity > DefaultLimits().MaxComplexity {
+			t.Errorf("%s: complexity %d, want %d", q[:20], m.Complexity, want)
+		}
+	}
+	// A list of records that resolve more records still multiplies those.
+	m := Measure(mustParse(t, `{ events(first: 100) { edges { node { venue { id } } } } }`), schema, "")
+	if m.Complexity < 300 {
+		t.Errorf("nested records not multiplied: %d", m.Complexity)
+	}
+}
