@@ -192,7 +192,7 @@ func TestMeasureNil(t *testing.T) {
 func TestAdminListDefaultsFit(t *testing.T) {
 	schema := realSchema().Schema()
 	for q, want := range map[string]int{
-		`{ securityEvents { id type severity at ip userId email userAgent operation message } }`: 11,
+		`{ securityEvents { id type severity at ip userId email userAgent operation message } }`:                                                                                  11,
 		`{ memoryHistory { at rssBytes heapAllocBytes heapInuseBytes heapSysBytes stackInuseBytes totalBytes goroutines gcCycles lastGcPauseNs memoryLimitBytes usagePercent } }`: 13,
 	} {
 		m := Measure(mustParse(t, q), schema, "")
