@@ -122,7 +122,6 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			StopTimeout: cfg.ShutdownTimeout + 5*time.Second,
 		})
 	}
-	cfg.SupervisorRestarts = supervisor.RestartsFromEnv(environ)
 	log, closeLog, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
@@ -131,7 +130,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	redisLogs.log.Store(log.With("component", "redis"))
 	log.Info("configuration", "config", cfg)
 
-	a, err := start(ctx, cfg, log)
+	a, err := startWith(ctx, cfg, log, startOptions{restarts: supervisor.RestartsFromEnv(environ)})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped (SIGTERM, SIGINT) while starting: a clean stop, not a failure, or a
@@ -214,7 +213,16 @@ type app struct {
 }
 
 // start builds every part and starts serving; it returns once the listener is open.
-func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, err error) {
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	return startWith(ctx, cfg, log, startOptions{})
+}
+
+// startOptions is what start needs beyond the configuration.
+type startOptions struct {
+	restarts int // how often the -supervise parent restarted this process (EVENTIDE_RESTARTS)
+}
+
+func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o startOptions) (_ *app, err error) {
 	began := time.Now()
 	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1), restart: make(chan struct{})}
 	bgctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -353,7 +361,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, e
 		Pool:       a.store.Stats,
 		Server: model.ServerInfo{
 			Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
-			Environment: cfg.AppEnv, Restarts: cfg.SupervisorRestarts,
+			Environment: cfg.AppEnv, Restarts: o.restarts,
 		},
 	}
 	es := graph.NewExecutableSchema(graph.Config{

@@ -66,10 +66,7 @@ type Config struct {
 	AdminPassword    string        // ADMIN_PASSWORD (secret)
 	CORSOrigins      []string      // CORS_ORIGINS: comma-separated
 
-	Supervise bool // SUPERVISE or -supervise
-	// SupervisorRestarts is how often the supervisor restarted this process (EVENTIDE_RESTARTS,
-	// set by the -supervise parent); not a configuration key.
-	SupervisorRestarts     int
+	Supervise              bool          // SUPERVISE or -supervise
 	MemoryRestartThreshold int64         // MEMORY_RESTART_THRESHOLD: a size; 0 disables
 	MemoryRestartAfter     int           // MEMORY_RESTART_AFTER
 	MemoryCheckInterval    time.Duration // MEMORY_CHECK_INTERVAL
