@@ -69,16 +69,13 @@ package monitor
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"html/template"
-	"io/fs"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
-	"time"
+
+	"github.com/eventide/server/internal/webassets"
 )
 
 //go:embed assets
@@ -92,16 +89,8 @@ var pageHTML string
 // Endpoint is the GraphQL path the page talks to, on its own origin.
 const Endpoint = "/graphql"
 
-// asset is one embedded file, ready to serve.
-type asset struct {
-	name        string
-	body        []byte
-	contentType string
-	version     string // hex prefix of the sha256 of body; used as ?v= and ETag
-}
-
-// assets maps a file name under assets/ to the file.
-var assets = loadAssets()
+// assets are the files under assets/.
+var assets = webassets.MustLoad(embedded, "assets", "monitor", "monitor/vendor.sh", pageAssets)
 
 // pageAssets are the files the page references.
 var pageAssets = []string{
@@ -111,49 +100,6 @@ var pageAssets = []string{
 	"graphql-ws.min.js",
 	"uPlot.iife.min.js",
 	"monitor.js",
-}
-
-func loadAssets() map[string]*asset {
-	m := map[string]*asset{}
-	entries, err := fs.ReadDir(embedded, "assets")
-	if err != nil {
-		panic("monitor: " + err.Error())
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		body, err := embedded.ReadFile("assets/" + e.Name())
-		if err != nil {
-			panic("monitor: " + err.Error())
-		}
-		sum := sha256.Sum256(body)
-		m[e.Name()] = &asset{
-			name:        e.Name(),
-			body:        body,
-			contentType: contentType(e.Name()),
-			version:     hex.EncodeToString(sum[:8]),
-		}
-	}
-	for _, name := range pageAssets {
-		if m[name] == nil {
-			panic("monitor: missing assets/" + name + "; run monitor/vendor.sh")
-		}
-	}
-	return m
-}
-
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".js":
-		return "text/javascript; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".svg":
-		return "image/svg+xml"
-	default: // LICENSE.*, VERSIONS
-		return "text/plain; charset=utf-8"
-	}
 }
 
 // Handler serves the monitoring page at "/monitor" and "/monitor/" and its
@@ -189,32 +135,10 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if isAsset {
-		serveAsset(w, r, name)
+		assets.Serve(w, r, name)
 		return
 	}
 	servePage(w, r)
-}
-
-func serveAsset(w http.ResponseWriter, r *http.Request, name string) {
-	a := assets[name]
-	if a == nil {
-		http.NotFound(w, r)
-		return
-	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", a.contentType)
-	hdr.Set("ETag", `"`+a.version+`"`)
-	if r.URL.Query().Get("v") == a.version {
-		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		hdr.Set("Cache-Control", "no-cache")
-	}
-	if a.contentType == "image/svg+xml" {
-		// An SVG opened on its own is a document: give it no powers.
-		hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	}
-	// ServeContent answers If-None-Match with 304, and handles HEAD and Range.
-	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
 }
 
 var page = template.Must(template.New("page").Parse(pageHTML))
@@ -228,12 +152,12 @@ type pageData struct {
 // Asset is the URL of the named asset, relative to the page, with its content
 // hash so that it can be cached for good.
 func (d pageData) Asset(name string) string {
-	return d.base + name + "?v=" + assets[name].version
+	return assets.URL(d.base, name)
 }
 
 func servePage(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, pageData{Endpoint: Endpoint, base: assetBase(r)}); err != nil {
+	if err := page.Execute(&buf, pageData{Endpoint: Endpoint, base: webassets.Base(r)}); err != nil {
 		http.Error(w, "monitor: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -262,20 +186,3 @@ var csp = strings.Join([]string{
 	"form-action 'none'",
 	"frame-ancestors 'none'",
 }, "; ")
-
-// assetBase is the URL of the assets folder relative to the page as the
-// browser sees it, so the page works at "/monitor" and "/monitor/" alike,
-// behind http.StripPrefix too (RequestURI keeps the unstripped path).
-func assetBase(r *http.Request) string {
-	p := r.URL.EscapedPath()
-	if r.RequestURI != "" {
-		if u, err := url.ParseRequestURI(r.RequestURI); err == nil && u.Path != "" {
-			p = u.EscapedPath()
-		}
-	}
-	if p == "" || strings.HasSuffix(p, "/") {
-		return "./assets/"
-	}
-	// "./" keeps a last segment with a colon from reading as a scheme.
-	return "./" + path.Base(p) + "/assets/"
-}

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/eventide/server/internal/webassets"
 )
 
 func newServer(t *testing.T) *httptest.Server {
@@ -132,12 +134,12 @@ func TestPage(t *testing.T) {
 					continue
 				}
 				name := abs.Path[strings.LastIndex(abs.Path, "/")+1:]
-				a := assets[name]
+				a := assets.Get(name)
 				if a == nil {
 					t.Errorf("%s: not an asset", abs)
 					continue
 				}
-				if string(body) != string(a.body) {
+				if string(body) != string(a.Body) {
 					t.Errorf("%s: body differs from the embedded file", abs)
 				}
 				want := map[string]string{
@@ -216,7 +218,7 @@ func TestNoExternalURLs(t *testing.T) {
 	_, body := get(t, srv.URL+"/monitor")
 	files := map[string]string{"page": string(body)}
 	for _, name := range []string{"monitor.js", "monitor.css", "favicon.svg"} {
-		files[name] = string(assets[name].body)
+		files[name] = string(assets.Get(name).Body)
 	}
 	// An SVG must name its XML namespace; that is an identifier, never fetched.
 	files["favicon.svg"] = strings.Replace(files["favicon.svg"], `xmlns="http://www.w3.org/2000/svg"`, "", 1)
@@ -252,21 +254,21 @@ func TestAssetErrors(t *testing.T) {
 
 func TestAssetCaching(t *testing.T) {
 	srv := newServer(t)
-	a := assets["monitor.js"]
+	a := assets.Get("monitor.js")
 	u := srv.URL + "/monitor/assets/monitor.js"
 
 	resp, body := get(t, u)
-	if resp.StatusCode != http.StatusOK || len(body) != len(a.body) {
+	if resp.StatusCode != http.StatusOK || len(body) != len(a.Body) {
 		t.Fatalf("unversioned URL: status %d, %d bytes", resp.StatusCode, len(body))
 	}
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
 		t.Errorf("unversioned URL: Cache-Control %q, want no-cache", cc)
 	}
 	etag := resp.Header.Get("ETag")
-	if etag != `"`+a.version+`"` {
+	if etag != `"`+a.Version+`"` {
 		t.Errorf("ETag %q", etag)
 	}
-	resp, body = do(t, http.MethodGet, u+"?v="+a.version, map[string]string{"If-None-Match": etag})
+	resp, body = do(t, http.MethodGet, u+"?v="+a.Version, map[string]string{"If-None-Match": etag})
 	if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
 		t.Errorf("If-None-Match: status %d, %d bytes, want 304", resp.StatusCode, len(body))
 	}
@@ -280,7 +282,7 @@ func TestAssetCaching(t *testing.T) {
 // the issue: the graphql-ws client with the token in connection_init, endless
 // retries, the connection indicator, and the documents API.md names.
 func TestScriptUsesPinnedClient(t *testing.T) {
-	js := string(assets["monitor.js"].body)
+	js := string(assets.Get("monitor.js").Body)
 	for _, want := range []string{
 		"graphqlWs.createClient(",
 		"Authorization: 'Bearer ' + s.token",
@@ -339,12 +341,12 @@ func TestVersions(t *testing.T) {
 			t.Errorf("VERSIONS: %q is not package@version", spec)
 		}
 		pkgs[pkg] = spec
-		a := assets[name]
+		a := assets.Get(name)
 		if a == nil {
 			t.Errorf("VERSIONS lists %s, which is not embedded", name)
 			continue
 		}
-		got := sha256.Sum256(a.body)
+		got := sha256.Sum256(a.Body)
 		if hex.EncodeToString(got[:]) != sum {
 			t.Errorf("%s: sha256 %x, VERSIONS says %s (re-run vendor.sh)", name, got, sum)
 		}
@@ -359,7 +361,7 @@ func TestVersions(t *testing.T) {
 		}
 	}
 	handWritten := map[string]bool{"VERSIONS": true, "monitor.js": true, "monitor.css": true, "favicon.svg": true}
-	for name := range assets {
+	for _, name := range assets.Names() {
 		if !listed[name] && !handWritten[name] {
 			t.Errorf("assets/%s is embedded but not listed in VERSIONS", name)
 		}
@@ -374,8 +376,8 @@ func TestAssetBase(t *testing.T) {
 		{"/", "./assets/"},
 	} {
 		r := httptest.NewRequest(http.MethodGet, tc.requestURI, nil)
-		if got := assetBase(r); got != tc.want {
-			t.Errorf("assetBase(%q) = %q, want %q", tc.requestURI, got, tc.want)
+		if got := webassets.Base(r); got != tc.want {
+			t.Errorf("webassets.Base(%q) = %q, want %q", tc.requestURI, got, tc.want)
 		}
 	}
 }

@@ -19,16 +19,13 @@ package playground
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"html/template"
-	"io/fs"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
-	"time"
+
+	"github.com/eventide/server/internal/webassets"
 )
 
 //go:embed assets
@@ -62,46 +59,8 @@ const DefaultQuery = `# Eventide GraphQL playground.
 }
 `
 
-// asset is one embedded file, ready to serve.
-type asset struct {
-	name        string
-	body        []byte
-	contentType string
-	version     string // hex prefix of the sha256 of body; used as ?v= and ETag
-}
-
-// assets maps a file name under assets/ to the file.
-var assets = loadAssets()
-
-func loadAssets() map[string]*asset {
-	m := map[string]*asset{}
-	entries, err := fs.ReadDir(embedded, "assets")
-	if err != nil {
-		panic("playground: " + err.Error())
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		body, err := embedded.ReadFile("assets/" + e.Name())
-		if err != nil {
-			panic("playground: " + err.Error())
-		}
-		sum := sha256.Sum256(body)
-		m[e.Name()] = &asset{
-			name:        e.Name(),
-			body:        body,
-			contentType: contentType(e.Name()),
-			version:     hex.EncodeToString(sum[:8]),
-		}
-	}
-	for _, name := range pageAssets {
-		if m[name] == nil {
-			panic("playground: missing assets/" + name + "; run playground/vendor.sh")
-		}
-	}
-	return m
-}
+// assets are the files under assets/.
+var assets = webassets.MustLoad(embedded, "assets", "playground", "playground/vendor.sh", pageAssets)
 
 // pageAssets are the files the page references, in load order.
 var pageAssets = []string{
@@ -111,17 +70,6 @@ var pageAssets = []string{
 	"react-dom.production.min.js",
 	"graphiql.min.js",
 	"playground.js",
-}
-
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".js":
-		return "text/javascript; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	default: // LICENSE.*, VERSIONS
-		return "text/plain; charset=utf-8"
-	}
 }
 
 var page = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -155,7 +103,7 @@ type pageData struct {
 // Asset is the URL of the named asset, relative to the page, with its
 // content hash so that it can be cached for good.
 func (d pageData) Asset(name string) string {
-	return d.base + name + "?v=" + assets[name].version
+	return assets.URL(d.base, name)
 }
 
 // Handler serves the GraphiQL page at prefix (e.g. "/playground") and its assets under prefix+"/assets/".
@@ -197,30 +145,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dir, name := path.Split(p)
 	switch {
 	case strings.HasSuffix(dir, "/assets/"):
-		h.serveAsset(w, r, name)
+		assets.Serve(w, r, name)
 	case name == "assets":
 		http.NotFound(w, r)
 	default:
 		h.servePage(w, r)
 	}
-}
-
-func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
-	a := assets[name]
-	if a == nil {
-		http.NotFound(w, r)
-		return
-	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", a.contentType)
-	hdr.Set("ETag", `"`+a.version+`"`)
-	if r.URL.Query().Get("v") == a.version {
-		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		hdr.Set("Cache-Control", "no-cache")
-	}
-	// ServeContent answers If-None-Match with 304, and handles HEAD and Range.
-	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.body))
 }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +161,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		Endpoint:     h.endpoint,
 		DefaultQuery: DefaultQuery,
 		Nonce:        nonce,
-		base:         assetBase(r),
+		base:         webassets.Base(r),
 	})
 	if err != nil {
 		http.Error(w, "playground: "+err.Error(), http.StatusInternalServerError)
@@ -264,21 +194,4 @@ func csp(nonce string) string {
 		"form-action 'none'",
 		"frame-ancestors 'none'",
 	}, "; ")
-}
-
-// assetBase is the URL of the assets folder relative to the page as the
-// browser sees it, so the page works at "/playground" and "/playground/"
-// alike, behind http.StripPrefix too (RequestURI keeps the unstripped path).
-func assetBase(r *http.Request) string {
-	p := r.URL.EscapedPath()
-	if r.RequestURI != "" {
-		if u, err := url.ParseRequestURI(r.RequestURI); err == nil && u.Path != "" {
-			p = u.EscapedPath()
-		}
-	}
-	if p == "" || strings.HasSuffix(p, "/") {
-		return "./assets/"
-	}
-	// "./" keeps a last segment with a colon from reading as a scheme.
-	return "./" + path.Base(p) + "/assets/"
 }

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/eventide/server/internal/webassets"
 )
 
 func newServer(t *testing.T) *httptest.Server {
@@ -213,21 +215,21 @@ func TestAssetErrors(t *testing.T) {
 
 func TestAssetCaching(t *testing.T) {
 	srv := newServer(t)
-	a := assets["graphiql.min.js"]
+	a := assets.Get("graphiql.min.js")
 	u := srv.URL + "/playground/assets/graphiql.min.js"
 
 	resp, body := get(t, u, nil)
-	if resp.StatusCode != http.StatusOK || len(body) != len(a.body) {
+	if resp.StatusCode != http.StatusOK || len(body) != len(a.Body) {
 		t.Fatalf("unversioned URL: status %d, %d bytes", resp.StatusCode, len(body))
 	}
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
 		t.Errorf("unversioned URL: Cache-Control %q, want no-cache", cc)
 	}
 	etag := resp.Header.Get("ETag")
-	if etag != `"`+a.version+`"` {
+	if etag != `"`+a.Version+`"` {
 		t.Errorf("ETag %q", etag)
 	}
-	resp, body = get(t, u+"?v="+a.version, map[string]string{"If-None-Match": etag})
+	resp, body = get(t, u+"?v="+a.Version, map[string]string{"If-None-Match": etag})
 	if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
 		t.Errorf("If-None-Match: status %d, %d bytes, want 304", resp.StatusCode, len(body))
 	}
@@ -259,12 +261,12 @@ func TestVersions(t *testing.T) {
 			t.Errorf("VERSIONS: %q is not package@version", spec)
 		}
 		pkgs[pkg] = true
-		a := assets[name]
+		a := assets.Get(name)
 		if a == nil {
 			t.Errorf("VERSIONS lists %s, which is not embedded", name)
 			continue
 		}
-		got := sha256.Sum256(a.body)
+		got := sha256.Sum256(a.Body)
 		if hex.EncodeToString(got[:]) != sum {
 			t.Errorf("%s: sha256 %x, VERSIONS says %s (re-run vendor.sh)", name, got, sum)
 		}
@@ -278,7 +280,7 @@ func TestVersions(t *testing.T) {
 			t.Errorf("VERSIONS lacks %s or its LICENSE", want)
 		}
 	}
-	for name := range assets {
+	for _, name := range assets.Names() {
 		if !listed[name] && name != "VERSIONS" && !strings.HasPrefix(name, "playground.") {
 			t.Errorf("assets/%s is embedded but not listed in VERSIONS", name)
 		}
@@ -294,8 +296,8 @@ func TestAssetBase(t *testing.T) {
 		{"/x:y", "./x:y/assets/"},
 	} {
 		r := httptest.NewRequest(http.MethodGet, tc.requestURI, nil)
-		if got := assetBase(r); got != tc.want {
-			t.Errorf("assetBase(%q) = %q, want %q", tc.requestURI, got, tc.want)
+		if got := webassets.Base(r); got != tc.want {
+			t.Errorf("webassets.Base(%q) = %q, want %q", tc.requestURI, got, tc.want)
 		}
 	}
 }
