@@ -274,7 +274,10 @@ func TestCacheBoundedByMaxEntries(t *testing.T) {
 // loaders, cache, store): warm, and cold (cache purged before each request, so every page pays
 // its 4 store commands on the embedded store). BENCHMARKS.md.
 func BenchmarkEventsPage(b *testing.B) {
-	ts := startServer(b, nil)
+	cfg := testConfig(b)
+	cfg.ThrottleLimit = 1 << 30 // one client asks for everything here
+	cfg.LogLevel = "warn"       // an access line per request is not what this measures
+	ts := startServer(b, cfg)
 	admin := ts.admin()
 	org := ts.organizer("Org")
 	var v struct{ CreateVenue struct{ ID string } }
