@@ -12,8 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/eventide/server/internal/webassets"
 )
 
 func newServer(t *testing.T) *httptest.Server {
@@ -364,20 +362,6 @@ func TestVersions(t *testing.T) {
 	for _, name := range assets.Names() {
 		if !listed[name] && !handWritten[name] {
 			t.Errorf("assets/%s is embedded but not listed in VERSIONS", name)
-		}
-	}
-}
-
-func TestAssetBase(t *testing.T) {
-	for _, tc := range []struct{ requestURI, want string }{
-		{"/monitor", "./monitor/assets/"},
-		{"/monitor/", "./assets/"},
-		{"/monitor?x=1", "./monitor/assets/"},
-		{"/", "./assets/"},
-	} {
-		r := httptest.NewRequest(http.MethodGet, tc.requestURI, nil)
-		if got := webassets.Base(r); got != tc.want {
-			t.Errorf("webassets.Base(%q) = %q, want %q", tc.requestURI, got, tc.want)
 		}
 	}
 }

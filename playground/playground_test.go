@@ -12,8 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/eventide/server/internal/webassets"
 )
 
 func newServer(t *testing.T) *httptest.Server {
@@ -283,21 +281,6 @@ func TestVersions(t *testing.T) {
 	for _, name := range assets.Names() {
 		if !listed[name] && name != "VERSIONS" && !strings.HasPrefix(name, "playground.") {
 			t.Errorf("assets/%s is embedded but not listed in VERSIONS", name)
-		}
-	}
-}
-
-func TestAssetBase(t *testing.T) {
-	for _, tc := range []struct{ requestURI, want string }{
-		{"/playground", "./playground/assets/"},
-		{"/playground/", "./assets/"},
-		{"/a/b/play?x=1", "./play/assets/"},
-		{"/", "./assets/"},
-		{"/x:y", "./x:y/assets/"},
-	} {
-		r := httptest.NewRequest(http.MethodGet, tc.requestURI, nil)
-		if got := webassets.Base(r); got != tc.want {
-			t.Errorf("webassets.Base(%q) = %q, want %q", tc.requestURI, got, tc.want)
 		}
 	}
 }
