@@ -21,6 +21,27 @@ import (
 )
 
 // withRedis points cfg at srv.
+// startReplicas starts two servers on one embedded store and one real redis-server, as two
+// replicas behind a load balancer; tweak, when set, adjusts both configurations.
+func startReplicas(t *testing.T, tweak func(*config.Config)) (a, b *testServer) {
+	t.Helper()
+	redis := redistest.Start(t)
+	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	replica := func() *testServer {
+		cfg := withRedis(t, testConfig(t), redis)
+		cfg.MongoURI = db.URI()
+		if tweak != nil {
+			tweak(cfg)
+		}
+		return startServer(t, cfg)
+	}
+	return replica(), replica()
+}
+
 func withRedis(t *testing.T, cfg *config.Config, srv *redistest.Server) *config.Config {
 	t.Helper()
 	host, port, err := net.SplitHostPort(srv.Addr())
@@ -205,18 +226,7 @@ func TestRedisDownAtStartUp(t *testing.T) {
 // writes at once, receives its invalidations over pub/sub, and delivers its eventUpdated messages
 // to its own subscribers.
 func TestTwoServersOneRedis(t *testing.T) {
-	redis := redistest.Start(t)
-	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
-	replica := func() *testServer {
-		cfg := withRedis(t, testConfig(t), redis)
-		cfg.MongoURI = db.URI()
-		return startServer(t, cfg)
-	}
-	a, b := replica(), replica()
+	a, b := startReplicas(t, nil)
 	org := a.organizer("Org")
 	id := a.publishedEvent(org, "Shared", 10, 24*time.Hour)
 	q := `query($id: ID!){ event(id: $id){ attendeeCount title } }`

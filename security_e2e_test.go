@@ -19,8 +19,6 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/config"
-	"github.com/eventide/server/internal/redistest"
-	"github.com/eventide/server/store/embedded"
 )
 
 // End-to-end proof of the security work through the real server: real HTTP on loopback, real
@@ -811,21 +809,11 @@ func TestThrottle(t *testing.T) {
 // TestTwoReplicasShareSecurity runs two servers on one store and one real Redis: the throttle
 // budget is one for both, and a security event logged on one reaches a subscriber on the other.
 func TestTwoReplicasShareSecurity(t *testing.T) {
-	redis := redistest.Start(t)
-	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
-	replica := func() *testServer {
-		cfg := withRedis(t, testConfig(t), redis)
-		cfg.MongoURI = db.URI()
+	a, b := startReplicas(t, func(cfg *config.Config) {
 		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		cfg.ThrottleLimit = 6
 		cfg.ThrottleTTL = time.Hour
-		return startServer(t, cfg)
-	}
-	a, b := replica(), replica()
+	})
 
 	t.Run("ThrottleShared", func(t *testing.T) {
 		a, b := a.in(t), b.in(t)
