@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/config"
 )
 
 // storeCommands sums eventide_mongo_commands_total from /metrics. Scraping sends no command to the
@@ -271,12 +273,46 @@ func TestCacheBoundedByMaxEntries(t *testing.T) {
 }
 
 // BenchmarkEventsPage is the web app's events page through the whole server (HTTP, gqlgen,
-// loaders, cache, store): warm, and cold (cache purged before each request, so every page pays
-// its 4 store commands on the embedded store). BENCHMARKS.md.
+// loaders, cache, store): "responses" answered from the response cache; "warm" built anew each
+// time (response cache off) from a warm data cache; "cold" with the cache purged before each
+// request, so every page pays its 4 store commands on the embedded store. BENCHMARKS.md.
 func BenchmarkEventsPage(b *testing.B) {
-	cfg := testConfig(b)
-	cfg.ThrottleLimit = 1 << 30 // one client asks for everything here
-	cfg.LogLevel = "warn"       // an access line per request is not what this measures
+	for _, bc := range []struct {
+		name      string
+		responses bool
+		purge     bool
+	}{{"responses", true, false}, {"warm", false, false}, {"cold", false, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := testConfig(b)
+			cfg.ThrottleLimit = 1 << 30 // one client asks for everything here
+			cfg.LogLevel = "warn"       // an access line per request is not what this measures
+			if !bc.responses {
+				cfg.ResponseCacheMaxBytes = 0
+			}
+			ts, admin := eventsPageServer(b, cfg)
+			vars := map[string]any{"first": 20}
+			page := func() {
+				r := ts.do("", eventsPageQuery, vars)
+				if len(r.Errors) > 0 {
+					b.Fatal(r.Errors)
+				}
+			}
+			page()
+			b.ReportAllocs()
+			for b.Loop() {
+				if bc.purge {
+					b.StopTimer()
+					ts.purgeCache(admin)
+					b.StartTimer()
+				}
+				page()
+			}
+		})
+	}
+}
+
+// eventsPageServer starts a server holding 24 published events at one venue.
+func eventsPageServer(b *testing.B, cfg *config.Config) (*testServer, session) {
 	ts := startServer(b, cfg)
 	admin := ts.admin()
 	org := ts.organizer("Org")
@@ -287,26 +323,5 @@ func BenchmarkEventsPage(b *testing.B) {
 		ts.mustData(org.Token, `mutation($id: ID!, $v: ID!){ updateEvent(id: $id, input: {venueId: $v}){ id } }`,
 			map[string]any{"id": id, "v": v.CreateVenue.ID}, nil)
 	}
-	vars := map[string]any{"first": 20}
-	page := func() {
-		r := ts.do("", eventsPageQuery, vars)
-		if len(r.Errors) > 0 {
-			b.Fatal(r.Errors)
-		}
-	}
-	b.Run("warm", func(b *testing.B) {
-		page()
-		b.ReportAllocs()
-		for b.Loop() {
-			page()
-		}
-	})
-	b.Run("cold", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			ts.purgeCache(admin)
-			b.StartTimer()
-			page()
-		}
-	})
+	return ts, admin
 }

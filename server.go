@@ -39,6 +39,7 @@ import (
 	"github.com/eventide/server/pubsub"
 	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/resolvers"
+	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
 	"github.com/eventide/server/store"
@@ -347,11 +348,18 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		log.Info("admin account ready", "email", cfg.AdminEmail, "created", created, "password", "from ADMIN_PASSWORD")
 	}
 
+	var responses *respcache.Cache
+	var cacheAdmin resolvers.CacheAdmin = cached
+	if cfg.ResponseCacheMaxBytes > 0 {
+		responses = respcache.New(a.cache, respcache.Options{MaxBytes: cfg.ResponseCacheMaxBytes, TTL: cfg.CacheTTL})
+		reg.MustRegister(responses.Collectors()...)
+		cacheAdmin = purgeResponses{cached, responses}
+	}
 	root := &resolvers.Resolver{
 		Store:  cached,
 		Auth:   tokens,
 		Events: events,
-		Cache:  cached,
+		Cache:  cacheAdmin,
 		Log:    log,
 
 		Security:   secEvents,
@@ -391,6 +399,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Security:                      secEvents,
 		Throttle:                      throttle,
 		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
+		ResponseCache:                 responses,
 		Extensions: []graphql.HandlerExtension{
 			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg)}},
 		},
@@ -405,6 +414,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Throttle:            throttle,
 		Security:            secEvents,
 		MaxSocketsPerClient: cfg.WSMaxConnectionsPerClient,
+		ResponseCache:       responses,
 		Authenticator:       authn,
 		Registry:            reg,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
@@ -477,4 +487,16 @@ func (a *app) closeStore(ctx context.Context) error {
 		errs = append(errs, a.embedded.Close(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// purgeResponses makes purgeCache drop the kept responses too: they would never be served again
+// (their tokens are gone), but they would hold memory until evicted.
+type purgeResponses struct {
+	*cache.Store
+	responses *respcache.Cache
+}
+
+func (p purgeResponses) Purge(ctx context.Context) (int, error) {
+	n, err := p.Store.Purge(ctx)
+	return n + p.responses.Purge(), err
 }

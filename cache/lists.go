@@ -99,6 +99,7 @@ func eventsValidUntil(c *eventide.Conn[*eventide.Event]) time.Time {
 func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide.Page) (*eventide.Conn[*eventide.Event], error) {
 	args, timed, ok := s.eventsArgs(q)
 	if !ok || page.First < 0 || len(page.After) > maxCachedCursor {
+		taint(ctx)
 		return s.inner.Events(ctx, q, page)
 	}
 	pageArgs(args, page)
@@ -128,6 +129,11 @@ func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide
 		return nil, err
 	}
 	p := pgs[0]
+	if p.ValidUntil != 0 {
+		if d := depsFrom(ctx); d != nil {
+			d.expireAt(p.ValidUntil)
+		}
+	}
 	m, err := s.eventsMap(ctx, p.IDs)
 	if err != nil {
 		return nil, err
@@ -154,6 +160,7 @@ func pageConn[T any](p *idPage, m map[string]T) *eventide.Conn[T] {
 func (s *Store) CountEvents(ctx context.Context, q eventide.EventQuery) (int, error) {
 	args, timed, ok := s.eventsArgs(q)
 	if !ok || timed {
+		taint(ctx)
 		return s.inner.CountEvents(ctx, q)
 	}
 	return s.count(ctx, lookup{key: argsKey("ce:", args), token: tokenEventList}, func(ctx context.Context) (int, error) {
@@ -184,6 +191,7 @@ func venuesArgs(city string) *encoder {
 // Venues implements eventide.VenueStore through the cache.
 func (s *Store) Venues(ctx context.Context, city string, page eventide.Page) (*eventide.Conn[*eventide.Venue], error) {
 	if page.First < 0 || len(page.After) > maxCachedCursor {
+		taint(ctx)
 		return s.inner.Venues(ctx, city, page)
 	}
 	args := venuesArgs(city)
@@ -221,6 +229,7 @@ func (s *Store) CountVenues(ctx context.Context, city string) (int, error) {
 // confirmed registrations, tagged with the event's token (every registration change replaces it).
 func (s *Store) Attendees(ctx context.Context, eventID string, page eventide.Page) (*eventide.Conn[*eventide.Registration], error) {
 	if page.First < 0 || len(page.After) > maxCachedCursor || len(eventID) > maxCachedID {
+		taint(ctx)
 		return s.inner.Attendees(ctx, eventID, page)
 	}
 	args := &encoder{}

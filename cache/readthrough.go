@@ -31,6 +31,16 @@ type loadFunc[T any] func(ctx context.Context, idx []int) (map[int]T, error)
 // newToken is a fresh random token: 8 bytes, never reused in practice.
 func newToken() []byte { return binary.LittleEndian.AppendUint64(make([]byte, 0, 8), rand.Uint64()) }
 
+// recordDeps tells deps, when the response collects them, the token of every value read.
+func recordDeps(deps *Deps, keys []string, raw [][]byte, tokIdx []int) {
+	if deps == nil {
+		return
+	}
+	for _, j := range tokIdx {
+		deps.add(keys[j], raw[j])
+	}
+}
+
 // readThrough returns the value of every lookup and whether it exists. It reads all values and
 // their tokens in one call; for the misses it makes sure a token exists, joins or starts one
 // flight per key (the key and the token together), loads the flights it owns with one call of
@@ -74,7 +84,9 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 	}
 	s.hits.Add(int64(n - len(miss)))
 	s.misses.Add(int64(len(miss)))
+	deps := depsFrom(ctx)
 	if len(miss) == 0 {
+		recordDeps(deps, keys, raw, tokIdx)
 		return vals, found, nil
 	}
 
@@ -100,6 +112,8 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 			raw[j] = got[k]
 		}
 	}
+	// Every value returned below is tagged with (or read after) these tokens.
+	recordDeps(deps, keys, raw, tokIdx)
 
 	fkeys := make([]string, len(miss))
 	for k, i := range miss {

@@ -223,6 +223,7 @@ func records[T any](ctx context.Context, s *Store, sp spec[T], ids []string, key
 		}
 	}
 	if len(direct) > 0 {
+		taint(ctx)
 		got, err := load(ctx, direct)
 		if err != nil {
 			return nil, err
@@ -351,6 +352,7 @@ func registrationKey(eventID, userID string) lookup {
 // event is cached too.
 func (s *Store) RegistrationsOf(ctx context.Context, userID string, eventIDs []string) ([]*eventide.Registration, error) {
 	if len(userID) > maxCachedID {
+		taint(ctx)
 		return s.inner.RegistrationsOf(ctx, userID, eventIDs)
 	}
 	var ids []string
@@ -415,11 +417,15 @@ func (s *Store) RegistrationFor(ctx context.Context, eventID, userID string) (*e
 // UserByEmail implements eventide.UserStore from the store: sign-in needs the password hash,
 // which the cache does not keep.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*eventide.User, error) {
+	taint(ctx)
 	return s.inner.UserByEmail(ctx, email)
 }
 
 // CountUsers implements eventide.UserStore from the store.
-func (s *Store) CountUsers(ctx context.Context) (int, error) { return s.inner.CountUsers(ctx) }
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	taint(ctx)
+	return s.inner.CountUsers(ctx)
+}
 
 // Ping implements eventide.Store.
 func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }

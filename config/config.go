@@ -35,6 +35,8 @@ type Config struct {
 
 	CacheTTL        time.Duration // CACHE_TTL: given in seconds
 	CacheMaxEntries int           // CACHE_MAX_ENTRIES
+	// RESPONSE_CACHE_MAX_BYTES: a size; the whole-response cache of anonymous queries, 0 disables
+	ResponseCacheMaxBytes int64
 
 	SeedDemo bool // SEED_DEMO
 

@@ -37,8 +37,9 @@ func productionDefaults() *Config {
 		RedisPort: 6379,
 		RedisDB:   0,
 
-		CacheTTL:        300 * time.Second,
-		CacheMaxEntries: 10000,
+		CacheTTL:              300 * time.Second,
+		CacheMaxEntries:       10000,
+		ResponseCacheMaxBytes: 8 << 20,
 
 		SeedDemo: false,
 

@@ -18,6 +18,7 @@ import (
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/resolvers"
+	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 )
 
@@ -49,6 +50,9 @@ type GraphQLOptions struct {
 	Throttle *security.Throttle
 	// MaxSubscriptionsPerConnection caps concurrent subscriptions on one websocket (0: no cap).
 	MaxSubscriptionsPerConnection int
+	// ResponseCache, when set, lets the HTTP middleware keep the responses this server marks as
+	// cacheable (see CacheableRoots).
+	ResponseCache *respcache.Cache
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
@@ -103,6 +107,9 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.Use(resolvers.AccessDenials{})
 	for _, x := range o.Extensions {
 		srv.Use(x)
+	}
+	if o.ResponseCache != nil {
+		srv.Use(keepResponses{}) // last, so outermost: it sees every error the others add
 	}
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(o.Logger))
 	srv.SetRecoverFunc(resolvers.Recover)

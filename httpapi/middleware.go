@@ -194,7 +194,7 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 					return
 				}
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = memBody{Reader: bytes.NewReader(body), b: body}
 			next.ServeHTTP(w, r)
 		})
 	}

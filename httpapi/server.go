@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 )
 
@@ -52,6 +53,9 @@ type Options struct {
 	Security *security.Log
 	// MaxSocketsPerClient caps open websockets per client address (0: no cap).
 	MaxSocketsPerClient int
+	// ResponseCache, when set, answers anonymous queries with kept responses; GraphQL must be
+	// built with the same cache (GraphQLOptions.ResponseCache) for it to keep any.
+	ResponseCache *respcache.Cache
 }
 
 // Server is the HTTP server. Shutdown closes websocket subscriptions with a close frame, then
@@ -80,6 +84,7 @@ func New(o Options) *Server {
 	// Innermost first: the last one wraps all the others.
 	gql := chain(o.GraphQL,
 		responseHints,
+		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
 		s.trackStreams,
 		limitSockets(o.MaxSocketsPerClient),
 		checkOrigin(o.CORSOrigins),

@@ -1,0 +1,236 @@
+// Package respcache keeps whole GraphQL responses to anonymous queries, so that the page every
+// visitor loads is answered without parsing, validating or executing anything: Apollo's
+// full-response cache and Hasura's @cached, with one difference that matters for an events
+// platform where counts change with every registration: an entry is never served stale.
+//
+// # Exactness
+//
+// A response is kept with the tokens of every cached value it was built from (cache.Deps), as
+// the cache saw them before reading, and the instant its clock-bound pages stop being right. A
+// hit reads those tokens again, in one call to the shared cache (one MGET on Redis, so every
+// replica sees every other's writes), and is served only when each is unchanged and the instant
+// has not passed. A write replaces the tokens of what it changes before it returns, so no
+// response built before the write can match after it, on any replica. A response that read
+// anything the cache does not cover is never kept (cache.Deps is tainted).
+//
+// # Bounds
+//
+// Entries live in one LRU bounded in bytes (each entry's key, body and tokens are counted, with
+// a fixed overhead), with at most MaxEntryFraction of the budget per entry, and a TTL.
+package respcache
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Tokens reads the current value of token keys: the shared cache (cache.Cache).
+type Tokens interface {
+	Get(ctx context.Context, keys []string) ([][]byte, error)
+}
+
+// Entry is one kept response.
+type Entry struct {
+	Body        []byte
+	ContentType string
+	// Operation is the operation's name, for the access log of a hit.
+	Operation string
+
+	key     string
+	tokKeys []string
+	tokVals [][]byte
+	expires int64 // unix ms
+	size    int64
+}
+
+// entryOverhead approximates what an entry costs beyond its bytes: the struct, its list element
+// and map slot.
+const (
+	entryOverhead = 256
+	tokenOverhead = 48
+)
+
+// MaxEntryFraction is the largest share of the budget one entry may take.
+const MaxEntryFraction = 16
+
+// Cache is the bounded response cache. The zero value is not usable; use New.
+type Cache struct {
+	tokens Tokens
+	max    int64
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu    sync.Mutex
+	ll    *list.List // front: most recently used; values are *Entry
+	items map[string]*list.Element
+	bytes int64
+
+	hits, misses, stored, evicted, stale atomic.Int64
+}
+
+// Options configures New.
+type Options struct {
+	// MaxBytes bounds everything kept (keys, bodies, tokens, overhead).
+	MaxBytes int64
+	// TTL bounds how long an entry is kept even while its tokens hold (the cache's own TTL: a
+	// token that outlives its values must not keep a response forever).
+	TTL time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// New returns a cache checking its entries against tokens.
+func New(tokens Tokens, o Options) *Cache {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TTL <= 0 {
+		o.TTL = 5 * time.Minute
+	}
+	return &Cache{tokens: tokens, max: o.MaxBytes, ttl: o.TTL, now: o.Now,
+		ll: list.New(), items: make(map[string]*list.Element)}
+}
+
+// Get returns the response kept under key if it is still exactly right, or nil. A token read that
+// fails is a miss: the caller builds the response as if nothing were kept.
+func (c *Cache) Get(ctx context.Context, key string) *Entry {
+	c.mu.Lock()
+	el, ok := c.items[key]
+	var e *Entry
+	if ok {
+		e = el.Value.(*Entry)
+		if c.now().UnixMilli() >= e.expires {
+			c.removeLocked(el)
+			e = nil
+			c.stale.Add(1)
+		} else {
+			c.ll.MoveToFront(el)
+		}
+	}
+	c.mu.Unlock()
+	if e == nil {
+		c.misses.Add(1)
+		return nil
+	}
+	if len(e.tokKeys) > 0 {
+		got, err := c.tokens.Get(ctx, e.tokKeys)
+		if err != nil || len(got) != len(e.tokVals) {
+			c.misses.Add(1)
+			return nil
+		}
+		for i, v := range got {
+			if v == nil || !bytes.Equal(v, e.tokVals[i]) {
+				c.drop(key, e)
+				c.stale.Add(1)
+				c.misses.Add(1)
+				return nil
+			}
+		}
+	}
+	c.hits.Add(1)
+	return e
+}
+
+// drop removes key if it still holds e (a newer entry may have replaced it meanwhile).
+func (c *Cache) drop(key string, e *Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok && el.Value.(*Entry) == e {
+		c.removeLocked(el)
+	}
+}
+
+// Put keeps body under key, depending on the token keys and values (as cache.Deps.Result gives
+// them) until untilMs (unix ms; 0: no bound but the TTL). It reports whether it kept it: an entry
+// larger than the budget allows is not.
+func (c *Cache) Put(key string, body []byte, contentType, operation string, tokKeys []string, tokVals [][]byte, untilMs int64) bool {
+	size := int64(entryOverhead + 2*len(key) + len(body) + len(contentType) + len(operation))
+	for i, k := range tokKeys {
+		size += int64(tokenOverhead + len(k) + len(tokVals[i]))
+	}
+	if c.max <= 0 || size > c.max/MaxEntryFraction {
+		return false
+	}
+	now := c.now()
+	expires := now.Add(c.ttl).UnixMilli()
+	if untilMs > 0 && untilMs < expires {
+		expires = untilMs
+	}
+	if expires <= now.UnixMilli() {
+		return false
+	}
+	e := &Entry{Body: body, ContentType: contentType, Operation: operation, key: key,
+		tokKeys: tokKeys, tokVals: tokVals, expires: expires, size: size}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.removeLocked(el)
+	}
+	c.items[key] = c.ll.PushFront(e)
+	c.bytes += size
+	for c.bytes > c.max {
+		c.removeLocked(c.ll.Back())
+		c.evicted.Add(1)
+	}
+	c.stored.Add(1)
+	return true
+}
+
+func (c *Cache) removeLocked(el *list.Element) {
+	e := c.ll.Remove(el).(*Entry)
+	delete(c.items, e.key)
+	c.bytes -= e.size
+}
+
+// Purge drops every entry and returns how many there were.
+func (c *Cache) Purge() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.ll.Len()
+	c.ll.Init()
+	clear(c.items)
+	c.bytes = 0
+	return n
+}
+
+// Stats is what the cache has done since start and what it holds.
+type Stats struct {
+	Hits, Misses, Stored, Evicted, Stale int64
+	Entries                              int
+	Bytes, MaxBytes                      int64
+}
+
+// Stats reports the counters and the current size.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	n, b := c.ll.Len(), c.bytes
+	c.mu.Unlock()
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stored: c.stored.Load(),
+		Evicted: c.evicted.Load(), Stale: c.stale.Load(), Entries: n, Bytes: b, MaxBytes: c.max}
+}
+
+// Collectors are the cache's Prometheus metrics: eventide_response_cache_{hits,misses,stored,
+// evicted,stale}_total and eventide_response_cache_{entries,bytes}.
+func (c *Cache) Collectors() []prometheus.Collector {
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_response_cache_" + name + "_total", Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	return []prometheus.Collector{
+		counter("hits", "Anonymous queries answered with a kept response.", &c.hits),
+		counter("misses", "Look-ups of the response cache that found nothing, or nothing still exact.", &c.misses),
+		counter("stored", "Responses kept.", &c.stored),
+		counter("evicted", "Responses dropped to stay within RESPONSE_CACHE_MAX_BYTES.", &c.evicted),
+		counter("stale", "Kept responses found stale (a write changed what they were built from, or they expired).", &c.stale),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventide_response_cache_entries", Help: "Responses kept now."},
+			func() float64 { return float64(c.Stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventide_response_cache_bytes", Help: "Bytes the kept responses take, overhead included."},
+			func() float64 { return float64(c.Stats().Bytes) }),
+	}
+}
