@@ -597,3 +597,47 @@ func BenchmarkSample(b *testing.B) {
 		s.sample(time.Now())
 	}
 }
+
+// BenchmarkFanOut1000 is one sampler tick with 1 000 memoryStats subscribers due, each draining
+// its channel in a goroutine of its own as a subscription does: one sample taken, converted and
+// offered to all 1 000, and the op ends when every one has it.
+func BenchmarkFanOut1000(b *testing.B) {
+	const n = 1000
+	s := New(Options{LimitBytes: 1 << 30, MaxSubscribers: n})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var left atomic.Int64
+	left.Store(n) // each subscriber gets the current sample at once
+	done := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for range n {
+		ch, err := s.Subscribe(ctx, MinInterval)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range ch {
+				if left.Add(-1) == 0 {
+					done <- struct{}{}
+				}
+			}
+		}()
+	}
+	<-done
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		left.Store(n)
+		now = now.Add(MinInterval)
+		s.tick(now)
+		<-done
+	}
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	if st := s.dropped.Load(); st != 0 {
+		b.Fatalf("%d subscribers dropped", st)
+	}
+}

@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -93,5 +94,45 @@ func waitClosed[T any](t *testing.T, ch <-chan T) <-chan T {
 		case <-deadline:
 			t.Fatal("channel not closed")
 		}
+	}
+}
+
+// BenchmarkFanOut1000 publishes one value to 1 000 subscribers, each draining its channel in a
+// goroutine of its own as a subscription does, and waits until every one has it: one op is one
+// eventUpdated reaching 1 000 listeners.
+func BenchmarkFanOut1000(b *testing.B) {
+	const n = 1000
+	br := New[int](16, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var left atomic.Int64
+	done := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for range n {
+		ch, err := br.Subscribe(ctx, "event:1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range ch {
+				if left.Add(-1) == 0 {
+					done <- struct{}{}
+				}
+			}
+		}()
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		left.Store(n)
+		br.Publish("event:1", i)
+		<-done
+	}
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	if _, _, dropped := br.Stats(); dropped != 0 {
+		b.Fatalf("%d subscribers dropped", dropped)
 	}
 }
