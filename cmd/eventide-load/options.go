@@ -124,9 +124,10 @@ Soak (-soak): the mixed profile at a steady open-loop rate (-rate, default 50/s)
 (default 5s); reports the RSS slope over the last 80% of the run by least squares, in MiB/min, and
 exits 1 when |slope| > -max-slope.
 
-Baseline (-baseline, events-page only): fetches one real events-page answer, serves those exact
-bytes from a plain net/http handler on a loopback port inside this tool, runs the same load
-against it, and prints the server/baseline ratios: the ceiling of this machine and this tool.
+Baseline (-baseline, events-page and event-detail): fetches one real answer of the scenario (the
+events page; the first event's detail page), serves those exact bytes from a plain net/http
+handler on a loopback port inside this tool, runs the same load against it, and prints the
+server/baseline ratios: the ceiling of this machine and this tool.
 
 Flags:
 `
@@ -231,8 +232,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("%w: -mix: %v", errUsage, err)
 		}
 	}
-	if o.baseline && o.scenario != scEventsPage {
-		return nil, fmt.Errorf("%w: -baseline compares the events-page scenario (its baseline serves one fixed answer)", errUsage)
+	if o.baseline && o.scenario != scEventsPage && o.scenario != scEventDetail {
+		return nil, fmt.Errorf("%w: -baseline compares the events-page and event-detail scenarios (its baseline serves one fixed answer)", errUsage)
 	}
 	switch {
 	case o.rate < 0 || o.workers < 1 || o.maxInFlight < 1:

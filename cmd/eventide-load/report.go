@@ -103,7 +103,9 @@ type soakReport struct {
 }
 
 type baselineReport struct {
-	URL       string    `json:"url"`
+	URL string `json:"url"`
+	// Request names the request whose answer the handler serves (events-page or event-detail).
+	Request   string    `json:"request"`
 	BodyBytes int       `json:"body_bytes"`
 	Run       *runStats `json:"run"`
 	// Server over baseline: requests/s (how much of the ceiling the server reaches) and p50.
@@ -212,7 +214,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if b := r.Baseline; b != nil {
-		fmt.Fprintf(w, "baseline      plain net/http serving the same %d bytes at %s (inside this tool)\n", b.BodyBytes, b.URL)
+		fmt.Fprintf(w, "baseline      plain net/http serving the %s answer (%d bytes) at %s (inside this tool)\n", b.Request, b.BodyBytes, b.URL)
 		fmt.Fprintf(w, "              %.1f req/s, p50 %s, p99 %s, %d errors\n", b.Run.RPS, fmtMs(b.Run.Latency.P50), fmtMs(b.Run.Latency.P99), b.Run.Errors)
 		fmt.Fprintf(w, "              server/baseline: %.3f of the requests/s, %.2f× the p50\n", b.RatioRPS, b.RatioP50)
 	}

@@ -125,7 +125,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Soak = judgeSoak(o, res, &rep.Server)
 	}
 	if o.baseline && ctx.Err() == nil {
-		b, err := runBaseline(ctx, o, client, sc.page, cfg, logf)
+		name, body := sc.baselineRequest(o.scenario)
+		b, err := runBaseline(ctx, o, client, body, cfg, logf)
+		if b != nil {
+			b.Request = name
+		}
 		if err != nil {
 			rep.Notes = append(rep.Notes, "baseline not run: "+err.Error())
 		} else {
@@ -289,7 +293,7 @@ func runBaseline(ctx context.Context, o *options, c *gql.Client, page []byte, cf
 		return nil, err
 	}
 	if codes := gql.Codes(status, body); status != http.StatusOK || len(codes) > 0 {
-		return nil, fmt.Errorf("the events page answered HTTP %d %v: nothing clean to serve", status, codes)
+		return nil, fmt.Errorf("the baseline's request answered HTTP %d %v: nothing clean to serve", status, codes)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -62,6 +62,16 @@ func newScenarios(c *gql.Client, f *fixture, o *options) *scenarios {
 	return s
 }
 
+// baselineRequest is the request whose answer the plain-handler baseline serves for scenario: the
+// scenario's own read where it has one (the events page; the first event's detail page), else the
+// events page, the web app's main read.
+func (s *scenarios) baselineRequest(scenario string) (name string, body []byte) {
+	if scenario == scEventDetail && len(s.detail) > 0 {
+		return scEventDetail, s.detail[0]
+	}
+	return scEventsPage, s.page
+}
+
 // op returns the operation of scenario (nil for subscribers, which sends no requests).
 func (s *scenarios) op(scenario string) load.Op { return s.byScenario[scenario] }
 
