@@ -104,7 +104,7 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 		}
 	}
 	if len(absent) > 0 {
-		got, err := s.c.AddOrGet(ctx, absent, s.ttl)
+		got, err := s.c.AddOrGet(ctx, absent, s.tokenTTL())
 		if err != nil {
 			return nil, nil, err
 		}

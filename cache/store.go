@@ -139,6 +139,16 @@ func eventToken(id string) string {
 // the store, which finds nothing, so a client cannot make us store huge keys.
 const maxCachedID = 64
 
+// minTokenTTL is the least a token lives. Values live CACHE_TTL, which bounds how long a change
+// made behind the server's back (no token replaced) can be served; a token carries no data, so
+// it may outlive them: a value reloaded under the same token is the same value. Tokens that
+// expired with their values would make every response built from them stale at once, and a
+// popular page would be rebuilt as often as any of its 40-odd tokens expired. Tokens are still
+// bounded: by this TTL in Redis, by the capacity and byte budget in memory.
+const minTokenTTL = 24 * time.Hour
+
+func (s *Store) tokenTTL() time.Duration { return max(s.ttl, minTokenTTL) }
+
 // invalidate replaces tokens with fresh ones and deletes values. It runs after the store write and
 // before the write returns, apart from the request's cancellation: a client that hangs up right
 // after its write must not leave a stale value behind.
@@ -149,7 +159,7 @@ func (s *Store) invalidate(ctx context.Context, tokens, values []string) {
 		items[i] = Item{Key: t, Value: newToken()}
 	}
 	// The Switch answers a Redis failure from memory; an error here is only ever a closed cache.
-	if err := s.c.Set(ctx, items, s.ttl); err != nil {
+	if err := s.c.Set(ctx, items, s.tokenTTL()); err != nil {
 		s.log.Warn("cache: invalidation failed", "error", err)
 	}
 	if len(values) > 0 {
@@ -179,7 +189,7 @@ func (s *Store) remoteInvalidate(payload []byte) {
 		items[i] = Item{Key: t, Value: newToken()}
 	}
 	ctx := context.Background()
-	_ = sw.mem.Set(ctx, items, s.ttl)
+	_ = sw.mem.Set(ctx, items, s.tokenTTL())
 	_ = sw.mem.Delete(ctx, values)
 }
 

@@ -60,15 +60,17 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 				return
 			}
 			if e := rc.Get(r.Context(), key); e != nil {
-				if o, _ := r.Context().Value(opNameKey{}).(*opName); o != nil {
-					o.name.Store(&e.Operation)
-				}
-				h := w.Header()
-				h["Content-Type"] = []string{e.ContentType}
-				h["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
-				w.WriteHeader(http.StatusOK)
-				_, _ = w.Write(e.Body)
+				serveKept(w, r, e)
 				return
+			}
+			release, waited := rc.Begin(r.Context(), key)
+			if waited {
+				if e := rc.Get(r.Context(), key); e != nil {
+					serveKept(w, r, e)
+					return
+				}
+			} else {
+				defer release() // after the Put below: those waiting look the key up again
 			}
 			p := &pendingResponse{}
 			ctx := cache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)
@@ -88,6 +90,18 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 			rc.Put(key, rec.buf, rec.Header().Get("Content-Type"), op, keys, vals, until)
 		})
 	}
+}
+
+// serveKept answers with a kept response.
+func serveKept(w http.ResponseWriter, r *http.Request, e *respcache.Entry) {
+	if o, _ := r.Context().Value(opNameKey{}).(*opName); o != nil {
+		o.name.Store(&e.Operation)
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{e.ContentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(e.Body)
 }
 
 // responseKey is the key of r's response, and whether it may be answered from the cache at all:

@@ -45,7 +45,8 @@ type Entry struct {
 	key     string
 	tokKeys []string
 	tokVals [][]byte
-	expires int64 // unix ms
+	expires int64 // unix ms: past it, the entry is refreshed (Get)
+	until   int64 // unix ms: past it, never served; 0: no such instant
 	size    int64
 }
 
@@ -70,8 +71,11 @@ type Cache struct {
 	ll    *list.List // front: most recently used; values are *Entry
 	items map[string]*list.Element
 	bytes int64
+	// building holds the keys whose response a request is building now, for Begin: at most one
+	// entry per request in flight.
+	building map[string]chan struct{}
 
-	hits, misses, stored, evicted, stale atomic.Int64
+	hits, misses, stored, evicted, stale, coalesced atomic.Int64
 }
 
 // Options configures New.
@@ -94,22 +98,65 @@ func New(tokens Tokens, o Options) *Cache {
 		o.TTL = 5 * time.Minute
 	}
 	return &Cache{tokens: tokens, max: o.MaxBytes, ttl: o.TTL, now: o.Now,
-		ll: list.New(), items: make(map[string]*list.Element)}
+		ll: list.New(), items: make(map[string]*list.Element), building: make(map[string]chan struct{})}
+}
+
+// Begin is called after a miss on key. When another request is already building key's response,
+// Begin waits for it to finish (or for ctx to end) and reports waited: the caller then looks the
+// key up again, and builds the response itself only if that misses too (the one built meanwhile
+// could not be kept, or a write has already made it stale). Otherwise the caller is the builder:
+// it must call release once it has kept the response or given up.
+//
+// This is what keeps a popular page's expiry from becoming a stampede: when its tokens expire or
+// a write changes it, the requests arriving in the next milliseconds wait for one execution
+// instead of each running their own.
+func (c *Cache) Begin(ctx context.Context, key string) (release func(), waited bool) {
+	c.mu.Lock()
+	if ch, ok := c.building[key]; ok {
+		c.mu.Unlock()
+		c.coalesced.Add(1)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return nil, true
+	}
+	ch := make(chan struct{})
+	c.building[key] = ch
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		delete(c.building, key)
+		c.mu.Unlock()
+		close(ch)
+	}, false
 }
 
 // Get returns the response kept under key if it is still exactly right, or nil. A token read that
 // fails is a miss: the caller builds the response as if nothing were kept.
+//
+// An entry past its TTL is refreshed without a stall: the first request to find it so gets nil
+// and builds the response anew (through Begin), while the requests arriving meanwhile are still
+// served the old one once its tokens check out: exact, since no write has touched what it was
+// built from. The TTL only bounds what no token can see (a change made to the store behind the
+// server's back); past twice the TTL an entry is never served. The instant a clock-bound page
+// stops being right is never passed.
 func (c *Cache) Get(ctx context.Context, key string) *Entry {
 	c.mu.Lock()
 	el, ok := c.items[key]
 	var e *Entry
 	if ok {
 		e = el.Value.(*Entry)
-		if c.now().UnixMilli() >= e.expires {
+		now := c.now().UnixMilli()
+		_, building := c.building[key]
+		switch {
+		case e.until > 0 && now >= e.until, now >= e.expires+c.ttl.Milliseconds():
 			c.removeLocked(el)
 			e = nil
 			c.stale.Add(1)
-		} else {
+		case now >= e.expires && !building:
+			e = nil // this caller refreshes it; the entry stays for the others meanwhile
+		default:
 			c.ll.MoveToFront(el)
 		}
 	}
@@ -157,16 +204,12 @@ func (c *Cache) Put(key string, body []byte, contentType, operation string, tokK
 	if c.max <= 0 || size > c.max/MaxEntryFraction {
 		return false
 	}
-	now := c.now()
-	expires := now.Add(c.ttl).UnixMilli()
-	if untilMs > 0 && untilMs < expires {
-		expires = untilMs
-	}
-	if expires <= now.UnixMilli() {
+	now := c.now().UnixMilli()
+	if untilMs > 0 && untilMs <= now {
 		return false
 	}
 	e := &Entry{Body: body, ContentType: contentType, Operation: operation, key: key,
-		tokKeys: tokKeys, tokVals: tokVals, expires: expires, size: size}
+		tokKeys: tokKeys, tokVals: tokVals, expires: now + c.ttl.Milliseconds(), until: untilMs, size: size}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
@@ -201,22 +244,23 @@ func (c *Cache) Purge() int {
 
 // Stats is what the cache has done since start and what it holds.
 type Stats struct {
-	Hits, Misses, Stored, Evicted, Stale int64
-	Entries                              int
-	Bytes, MaxBytes                      int64
+	Hits, Misses, Stored, Evicted, Stale, Coalesced int64
+	Entries, Building                               int
+	Bytes, MaxBytes                                 int64
 }
 
 // Stats reports the counters and the current size.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
-	n, b := c.ll.Len(), c.bytes
+	n, b, building := c.ll.Len(), c.bytes, len(c.building)
 	c.mu.Unlock()
 	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stored: c.stored.Load(),
-		Evicted: c.evicted.Load(), Stale: c.stale.Load(), Entries: n, Bytes: b, MaxBytes: c.max}
+		Evicted: c.evicted.Load(), Stale: c.stale.Load(), Coalesced: c.coalesced.Load(),
+		Entries: n, Building: building, Bytes: b, MaxBytes: c.max}
 }
 
 // Collectors are the cache's Prometheus metrics: eventide_response_cache_{hits,misses,stored,
-// evicted,stale}_total and eventide_response_cache_{entries,bytes}.
+// evicted,stale,coalesced}_total and eventide_response_cache_{entries,bytes}.
 func (c *Cache) Collectors() []prometheus.Collector {
 	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_response_cache_" + name + "_total", Help: help},
@@ -228,6 +272,7 @@ func (c *Cache) Collectors() []prometheus.Collector {
 		counter("stored", "Responses kept.", &c.stored),
 		counter("evicted", "Responses dropped to stay within RESPONSE_CACHE_MAX_BYTES.", &c.evicted),
 		counter("stale", "Kept responses found stale (a write changed what they were built from, or they expired).", &c.stale),
+		counter("coalesced", "Requests that waited for another's build of the same response instead of building it too.", &c.coalesced),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventide_response_cache_entries", Help: "Responses kept now."},
 			func() float64 { return float64(c.Stats().Entries) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventide_response_cache_bytes", Help: "Bytes the kept responses take, overhead included."},

@@ -113,11 +113,11 @@ func TestTokenReadFailureIsAMiss(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	c, _, clk := newCache(t, 1<<20)
+	c, tk, clk := newCache(t, 1<<20)
 	ctx := context.Background()
 	until := clk.t.Add(10 * time.Second).UnixMilli()
 	c.Put("timed", []byte("x"), "application/json", "", nil, nil, until)
-	put(c, "ttl", "y")
+	put(c, "ttl", "y", "te:a", "1")
 	clk.t = clk.t.Add(9 * time.Second)
 	if c.Get(ctx, "timed") == nil || c.Get(ctx, "ttl") == nil {
 		t.Fatal("entries expired early")
@@ -129,9 +129,35 @@ func TestExpiry(t *testing.T) {
 	if c.Get(ctx, "ttl") == nil {
 		t.Fatal("the TTL entry expired at the other's instant")
 	}
+
+	// Past the TTL: the first request refreshes it, the others are served meanwhile.
 	clk.t = clk.t.Add(time.Minute)
 	if c.Get(ctx, "ttl") != nil {
-		t.Fatal("served a response past the TTL")
+		t.Fatal("the first request past the TTL was served instead of refreshing the entry")
+	}
+	release, waited := c.Begin(ctx, "ttl")
+	if waited {
+		t.Fatal("the refreshing request waited on itself")
+	}
+	if e := c.Get(ctx, "ttl"); e == nil || string(e.Body) != "y" {
+		t.Fatal("a request during the refresh was not served the still exact entry")
+	}
+	tk.set("te:a", "2") // a write while refreshing: the old entry is dead at once
+	if c.Get(ctx, "ttl") != nil {
+		t.Fatal("served an expired entry whose token changed")
+	}
+	put(c, "ttl", "z", "te:a", "2")
+	release()
+	if e := c.Get(ctx, "ttl"); e == nil || string(e.Body) != "z" {
+		t.Fatal("the refreshed entry is not served")
+	}
+
+	// Never served past twice the TTL, refreshing or not.
+	release, _ = c.Begin(ctx, "ttl")
+	defer release()
+	clk.t = clk.t.Add(2 * time.Minute)
+	if c.Get(ctx, "ttl") != nil {
+		t.Fatal("served an entry past twice its TTL")
 	}
 	if c.Put("past", []byte("z"), "", "", nil, nil, clk.t.UnixMilli()-1) {
 		t.Fatal("kept a response already past its instant")
@@ -209,5 +235,65 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	if st := c.Stats(); st.Bytes > 16<<10 {
 		t.Fatalf("holds %d bytes over its budget", st.Bytes)
+	}
+}
+
+// TestBeginCoalesces: of many requests missing the same key at once, one builds and the others
+// wait for it; none is left registered afterwards, and a waiter whose context ends stops waiting.
+func TestBeginCoalesces(t *testing.T) {
+	c, _, _ := newCache(t, 1<<20)
+	ctx := context.Background()
+	release, waited := c.Begin(ctx, "q")
+	if waited || release == nil {
+		t.Fatal("the first request to miss did not become the builder")
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	results := make(chan *Entry, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rel, waited := c.Begin(ctx, "q")
+			if !waited || rel != nil {
+				t.Error("a second request became a builder while the first was building")
+				return
+			}
+			results <- c.Get(ctx, "q")
+		}()
+	}
+	for c.Stats().Coalesced < n { // every one is waiting
+		time.Sleep(time.Millisecond)
+	}
+	if len(results) != 0 {
+		t.Fatal("a waiter went on before the builder released")
+	}
+	put(c, "q", "built", "te:a", "1")
+	release()
+	wg.Wait()
+	close(results)
+	for e := range results {
+		if e == nil || string(e.Body) != "built" {
+			t.Fatalf("a waiter found %v, want the built response", e)
+		}
+	}
+	if st := c.Stats(); st.Building != 0 {
+		t.Fatalf("%d keys still registered as building", st.Building)
+	}
+
+	// A waiter whose request ends stops waiting.
+	release, _ = c.Begin(ctx, "slow")
+	defer release()
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Begin(cctx, "slow")
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled waiter kept waiting")
 	}
 }
