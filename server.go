@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -447,6 +449,12 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		return nil, &config.Error{Key: "PORT", Value: strconv.Itoa(cfg.Port), Allowed: "must be a free port: " + err.Error()}
 	}
 	a.addr = l.Addr().String()
+	if cfg.PprofAddr != "" {
+		if err := a.servePprof(bgctx, cfg.PprofAddr); err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+	}
 	go func() { a.serveErr <- a.http.Serve(l) }()
 	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
 		"startup_ms", time.Since(began).Milliseconds())
@@ -499,4 +507,26 @@ type purgeResponses struct {
 func (p purgeResponses) Purge(ctx context.Context) (int, error) {
 	n, err := p.Store.Purge(ctx)
 	return n + p.responses.Purge(), err
+}
+
+// servePprof serves Go's profiler on addr (a loopback address, checked by config) until ctx ends.
+func (a *app) servePprof(ctx context.Context, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return &config.Error{Key: "PPROF_ADDR", Value: addr, Allowed: "must be a free port: " + err.Error()}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.goBackground(func() { _ = srv.Serve(l) })
+	a.goBackground(func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	})
+	a.log.Info("profiler listening", "addr", "http://"+l.Addr().String()+"/debug/pprof/")
+	return nil
 }

@@ -81,6 +81,8 @@ type Config struct {
 	LogMaxSizeMB  int    // LOG_MAX_SIZE_MB
 	LogMaxBackups int    // LOG_MAX_BACKUPS
 	LogMaxAgeDays int    // LOG_MAX_AGE_DAYS
+
+	PprofAddr string // PPROF_ADDR: loopback host:port for net/http/pprof; empty: off
 }
 
 // Environments Eventide knows.

@@ -49,6 +49,8 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrRedisPortTooLarge", environ: []string{"REDIS_PORT=70000"}, key: "REDIS_PORT", value: "70000"},
 		{name: "ErrRedisDBNegative", environ: []string{"REDIS_DB=-1"}, key: "REDIS_DB", value: "-1"},
 		{name: "ErrRedisAddrsNoPort", environ: []string{"REDIS_ADDRS=a:1, b"}, key: "REDIS_ADDRS", value: "a:1,b"},
+		{name: "ErrPprofNotLoopback", environ: []string{"PPROF_ADDR=0.0.0.0:6060"}, key: "PPROF_ADDR", value: "0.0.0.0:6060"},
+		{name: "ErrPprofNoPort", environ: []string{"PPROF_ADDR=localhost"}, key: "PPROF_ADDR", value: "localhost"},
 		{name: "ErrCacheTTLNegative", environ: []string{"CACHE_TTL=-5"}, key: "CACHE_TTL", value: "-5"},
 		{name: "ErrCacheTTLZero", environ: []string{"CACHE_TTL=0"}, key: "CACHE_TTL", value: "0"},
 		{name: "ErrCacheTTLNotNumber", environ: []string{"CACHE_TTL=1.5"}, key: "CACHE_TTL", value: "1.5"},

@@ -167,6 +167,21 @@ var fields = []field{
 	integer("LOG_MAX_SIZE_MB", "log file size before rotation, in MB", 1, math.MaxInt, func(c *Config) *int { return &c.LogMaxSizeMB }),
 	integer("LOG_MAX_BACKUPS", "rotated log files kept", 0, math.MaxInt, func(c *Config) *int { return &c.LogMaxBackups }),
 	integer("LOG_MAX_AGE_DAYS", "days rotated log files are kept", 0, math.MaxInt, func(c *Config) *int { return &c.LogMaxAgeDays }),
+
+	text("PPROF_ADDR", "loopback host:port serving Go's profiler (/debug/pprof/); empty: off", func(c *Config) *string { return &c.PprofAddr }).
+		withCheck(func(c *Config) string {
+			if c.PprofAddr == "" {
+				return ""
+			}
+			host, port, err := net.SplitHostPort(c.PprofAddr)
+			if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+				return "must be host:port on a loopback address, such as 127.0.0.1:6060"
+			}
+			if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+				return "must be on a loopback address (127.0.0.1, ::1 or localhost): the profiler is not for the network"
+			}
+			return ""
+		}),
 }
 
 const (
