@@ -146,6 +146,22 @@ func TestResponseCache(t *testing.T) {
 		}
 	})
 
+	t.Run("CacheStatsReportThem", func(t *testing.T) {
+		var out struct {
+			CacheStats struct {
+				ResponseHits, ResponseMisses, ResponseBytes int64
+				ResponseEntries                             int
+			}
+		}
+		ts.mustData(ts.admin().Token, `{ cacheStats { responseHits responseMisses responseEntries responseBytes } }`, nil, &out)
+		st := out.CacheStats
+		hits := ts.metric("eventide_response_cache_hits_total")
+		if st.ResponseHits == 0 || float64(st.ResponseHits) != hits || st.ResponseMisses == 0 ||
+			st.ResponseEntries == 0 || float64(st.ResponseBytes) != ts.metric("eventide_response_cache_bytes") {
+			t.Fatalf("cacheStats %+v, metrics: %v hits", st, hits)
+		}
+	})
+
 	t.Run("PurgeDropsThem", func(t *testing.T) {
 		ts.rawPost("", "", page)
 		if ts.metric("eventide_response_cache_entries") == 0 {

@@ -497,11 +497,19 @@ func (a *app) closeStore(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// purgeResponses makes purgeCache drop the kept responses too: they would never be served again
-// (their tokens are gone), but they would hold memory until evicted.
+// purgeResponses makes purgeCache drop the kept responses too (they would never be served again,
+// their tokens being gone, but they would hold memory until evicted), and cacheStats report them.
 type purgeResponses struct {
 	*cache.Store
 	responses *respcache.Cache
+}
+
+// Stats adds the response cache's figures to the shared cache's.
+func (p purgeResponses) Stats(ctx context.Context) cache.Stats {
+	st := p.Store.Stats(ctx)
+	r := p.responses.Stats()
+	st.ResponseHits, st.ResponseMisses, st.ResponseEntries, st.ResponseBytes = r.Hits, r.Misses, r.Entries, r.Bytes
+	return st
 }
 
 func (p purgeResponses) Purge(ctx context.Context) (int, error) {

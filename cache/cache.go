@@ -66,6 +66,11 @@ type Stats struct {
 	Evictions int64
 	// TTLSeconds is the time to live of every entry.
 	TTLSeconds int
+	// ResponseHits, ResponseMisses, ResponseEntries and ResponseBytes describe the whole-response
+	// cache (package respcache) when one is in front of this cache; the server fills them in.
+	ResponseHits, ResponseMisses int64
+	ResponseEntries              int
+	ResponseBytes                int64
 }
 
 // HitRatio is Hits / (Hits + Misses), 0 before any look-up.

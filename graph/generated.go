@@ -56,15 +56,19 @@ type ComplexityRoot struct {
 	}
 
 	CacheStats struct {
-		Backend        func(childComplexity int) int
-		Capacity       func(childComplexity int) int
-		Entries        func(childComplexity int) int
-		Evictions      func(childComplexity int) int
-		FallbackActive func(childComplexity int) int
-		HitRatio       func(childComplexity int) int
-		Hits           func(childComplexity int) int
-		Misses         func(childComplexity int) int
-		TTLSeconds     func(childComplexity int) int
+		Backend         func(childComplexity int) int
+		Capacity        func(childComplexity int) int
+		Entries         func(childComplexity int) int
+		Evictions       func(childComplexity int) int
+		FallbackActive  func(childComplexity int) int
+		HitRatio        func(childComplexity int) int
+		Hits            func(childComplexity int) int
+		Misses          func(childComplexity int) int
+		ResponseBytes   func(childComplexity int) int
+		ResponseEntries func(childComplexity int) int
+		ResponseHits    func(childComplexity int) int
+		ResponseMisses  func(childComplexity int) int
+		TTLSeconds      func(childComplexity int) int
 	}
 
 	DatabaseStats struct {
@@ -380,6 +384,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CacheStats.Misses(childComplexity), true
+	case "CacheStats.responseBytes":
+		if e.ComplexityRoot.CacheStats.ResponseBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.ResponseBytes(childComplexity), true
+	case "CacheStats.responseEntries":
+		if e.ComplexityRoot.CacheStats.ResponseEntries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.ResponseEntries(childComplexity), true
+	case "CacheStats.responseHits":
+		if e.ComplexityRoot.CacheStats.ResponseHits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.ResponseHits(childComplexity), true
+	case "CacheStats.responseMisses":
+		if e.ComplexityRoot.CacheStats.ResponseMisses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheStats.ResponseMisses(childComplexity), true
 	case "CacheStats.ttlSeconds":
 		if e.ComplexityRoot.CacheStats.TTLSeconds == nil {
 			break
@@ -1616,6 +1644,14 @@ type CacheStats {
   evictions: Int64!
   "Time to live of every entry, in seconds (CACHE_TTL)."
   ttlSeconds: Int!
+  "Anonymous queries answered with a kept whole response since start (RESPONSE_CACHE_MAX_BYTES; those requests read no record or page, so they are not in hits)."
+  responseHits: Int64!
+  "Look-ups of the response cache that found no response still exact, since start."
+  responseMisses: Int64!
+  "Whole responses kept now."
+  responseEntries: Int!
+  "Bytes the kept responses take, overhead included; at most RESPONSE_CACHE_MAX_BYTES."
+  responseBytes: Int64!
 }
 
 "What kind of security event happened."
@@ -1879,6 +1915,14 @@ func (ec *executionContext) childFields_CacheStats(ctx context.Context, field gr
 		return ec.fieldContext_CacheStats_evictions(ctx, field)
 	case "ttlSeconds":
 		return ec.fieldContext_CacheStats_ttlSeconds(ctx, field)
+	case "responseHits":
+		return ec.fieldContext_CacheStats_responseHits(ctx, field)
+	case "responseMisses":
+		return ec.fieldContext_CacheStats_responseMisses(ctx, field)
+	case "responseEntries":
+		return ec.fieldContext_CacheStats_responseEntries(ctx, field)
+	case "responseBytes":
+		return ec.fieldContext_CacheStats_responseBytes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CacheStats", field.Name)
 }
@@ -3039,6 +3083,98 @@ func (ec *executionContext) _CacheStats_ttlSeconds(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_CacheStats_ttlSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CacheStats_responseHits(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_responseHits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResponseHits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_responseHits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_responseMisses(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_responseMisses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResponseMisses, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_responseMisses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheStats_responseEntries(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_responseEntries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResponseEntries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_responseEntries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CacheStats_responseBytes(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheStats_responseBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResponseBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheStats_responseBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _DatabaseStats_connected(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseStats) (ret graphql.Marshaler) {
@@ -8250,6 +8386,26 @@ func (ec *executionContext) _CacheStats(ctx context.Context, sel ast.SelectionSe
 			}
 		case "ttlSeconds":
 			out.Values[i] = ec._CacheStats_ttlSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "responseHits":
+			out.Values[i] = ec._CacheStats_responseHits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "responseMisses":
+			out.Values[i] = ec._CacheStats_responseMisses(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "responseEntries":
+			out.Values[i] = ec._CacheStats_responseEntries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "responseBytes":
+			out.Values[i] = ec._CacheStats_responseBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
