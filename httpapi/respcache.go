@@ -59,18 +59,23 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			if e := rc.Get(r.Context(), key); e != nil {
+			e, known := rc.Lookup(r.Context(), key)
+			if e != nil {
 				serveKept(w, r, e)
 				return
 			}
-			release, waited := rc.Begin(r.Context(), key)
-			if waited {
-				if e := rc.Get(r.Context(), key); e != nil {
-					serveKept(w, r, e)
-					return
+			// A response that was kept before (a popular page gone stale) is rebuilt once while
+			// the others wait; one never kept (a clock-bound count, say) is built by each.
+			if known {
+				release, waited := rc.Begin(r.Context(), key)
+				if waited {
+					if e := rc.Get(r.Context(), key); e != nil {
+						serveKept(w, r, e)
+						return
+					}
+				} else {
+					defer release() // after the Put below: those waiting look the key up again
 				}
-			} else {
-				defer release() // after the Put below: those waiting look the key up again
 			}
 			p := &pendingResponse{}
 			ctx := cache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)

@@ -47,6 +47,7 @@ type Entry struct {
 	tokVals [][]byte
 	expires int64 // unix ms: past it, the entry is refreshed (Get)
 	until   int64 // unix ms: past it, never served; 0: no such instant
+	dead    bool  // found stale: never served again (under Cache.mu)
 	size    int64
 }
 
@@ -142,55 +143,61 @@ func (c *Cache) Begin(ctx context.Context, key string) (release func(), waited b
 // server's back); past twice the TTL an entry is never served. The instant a clock-bound page
 // stops being right is never passed.
 func (c *Cache) Get(ctx context.Context, key string) *Entry {
+	e, _ := c.Lookup(ctx, key)
+	return e
+}
+
+// Lookup is Get that also reports whether key has an entry at all, live or not: a response that
+// was worth keeping, whose rebuild is worth coalescing (Begin). An entry found stale is marked
+// dead rather than dropped, so that the requests arriving while it is rebuilt still know to wait
+// for one build; the rebuilt response replaces it, and the LRU bounds what is never rebuilt.
+func (c *Cache) Lookup(ctx context.Context, key string) (_ *Entry, known bool) {
 	c.mu.Lock()
 	el, ok := c.items[key]
-	var e *Entry
-	if ok {
-		e = el.Value.(*Entry)
-		now := c.now().UnixMilli()
-		_, building := c.building[key]
-		switch {
-		case e.until > 0 && now >= e.until, now >= e.expires+c.ttl.Milliseconds():
-			c.removeLocked(el)
-			e = nil
-			c.stale.Add(1)
-		case now >= e.expires && !building:
-			e = nil // this caller refreshes it; the entry stays for the others meanwhile
-		default:
-			c.ll.MoveToFront(el)
-		}
+	if !ok {
+		c.mu.Unlock()
+		c.misses.Add(1)
+		return nil, false
+	}
+	e := el.Value.(*Entry)
+	now := c.now().UnixMilli()
+	_, building := c.building[key]
+	switch {
+	case e.dead:
+		e = nil
+	case e.until > 0 && now >= e.until, now >= e.expires+c.ttl.Milliseconds():
+		e.dead = true
+		e = nil
+		c.stale.Add(1)
+	case now >= e.expires && !building:
+		e = nil // this caller refreshes it; the entry stays for the others meanwhile
+	default:
+		c.ll.MoveToFront(el)
 	}
 	c.mu.Unlock()
 	if e == nil {
 		c.misses.Add(1)
-		return nil
+		return nil, true
 	}
 	if len(e.tokKeys) > 0 {
 		got, err := c.tokens.Get(ctx, e.tokKeys)
 		if err != nil || len(got) != len(e.tokVals) {
 			c.misses.Add(1)
-			return nil
+			return nil, true
 		}
 		for i, v := range got {
 			if v == nil || !bytes.Equal(v, e.tokVals[i]) {
-				c.drop(key, e)
+				c.mu.Lock()
+				e.dead = true
+				c.mu.Unlock()
 				c.stale.Add(1)
 				c.misses.Add(1)
-				return nil
+				return nil, true
 			}
 		}
 	}
 	c.hits.Add(1)
-	return e
-}
-
-// drop removes key if it still holds e (a newer entry may have replaced it meanwhile).
-func (c *Cache) drop(key string, e *Entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok && el.Value.(*Entry) == e {
-		c.removeLocked(el)
-	}
+	return e, true
 }
 
 // Put keeps body under key, depending on the token keys and values (as cache.Deps.Result gives
