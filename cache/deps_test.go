@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,14 +36,7 @@ func stillHolds(t *testing.T, s *Store, d *Deps) bool {
 // a registration (which changes one event's counts) and a new event (which changes the list)
 // each break what was recorded, and a clock-bound page records when it stops being right.
 func TestDepsOfAPage(t *testing.T) {
-	fake := newFakeStore()
-	fake.addEvent("a", time.Hour)
-	fake.addEvent("b", 2*time.Hour)
-	fake.addEvent("c", 3*time.Hour)
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixMilli())
-	now := func() time.Time { return time.UnixMilli(clock.Load()) }
-	s := memoryStore(t, fake, now)
+	fake, _, now, s := threeEvents(t)
 
 	read := func() *Deps {
 		t.Helper()

@@ -214,15 +214,22 @@ func TestStoreCachesAbsentRegistration(t *testing.T) {
 	}
 }
 
-func TestStoreEventsPages(t *testing.T) {
+// threeEvents is a memory Store over a fake holding events a, b and c, starting in 1, 2 and 3
+// hours, with a clock the test moves (unix ms).
+func threeEvents(t *testing.T) (*fakeStore, *atomic.Int64, func() time.Time, *Store) {
+	t.Helper()
 	fake := newFakeStore()
 	fake.addEvent("a", time.Hour)
 	fake.addEvent("b", 2*time.Hour)
 	fake.addEvent("c", 3*time.Hour)
-	var clock atomic.Int64
+	clock := &atomic.Int64{}
 	clock.Store(time.Now().UnixMilli())
 	now := func() time.Time { return time.UnixMilli(clock.Load()) }
-	s := memoryStore(t, fake, now)
+	return fake, clock, now, memoryStore(t, fake, now)
+}
+
+func TestStoreEventsPages(t *testing.T) {
+	fake, clock, now, s := threeEvents(t)
 	ctx := context.Background()
 	page := func() []string {
 		t.Helper()
