@@ -286,6 +286,19 @@ func TestWebsocketGuards(t *testing.T) {
 		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.code() != "RATE_LIMITED" {
 			t.Fatalf("the extra upgrade's body: %+v %v", body, err)
 		}
+		// The refusal is a security event, once per client and window however often it repeats.
+		for range 3 {
+			if conn, _, err := ts.wsDial(ctx, c); err == nil {
+				conn.CloseNow()
+				t.Fatal("one websocket too many was opened")
+			}
+		}
+		refusals := only(ts.securityEvents(admin, map[string]any{"types": []string{"RATE_LIMITED"}, "ip": "192.0.2.20"}, 100), func(e secEvent) bool {
+			return str(e.Operation) == "websockets" && str(e.IP) == "192.0.2.20"
+		})
+		if len(refusals) != 1 || !strings.Contains(refusals[0].Message, "3 open websockets") {
+			t.Fatalf("RATE_LIMITED events for the websocket cap: %v", refusals)
+		}
 		// Another client is not counted with this one.
 		ts.wsOpen(from("192.0.2.21"), nil)
 		// Closing one frees its place.

@@ -185,8 +185,9 @@ func (l *wsLimiter) release(key string) {
 	}
 }
 
-// limitSockets refuses a websocket upgrade beyond max open sockets per client address with 429.
-func limitSockets(max int) func(http.Handler) http.Handler {
+// limitSockets refuses a websocket upgrade beyond max open sockets per client address with 429,
+// and reports it through t (a RATE_LIMITED security event per client and window) when set.
+func limitSockets(max int, t *security.Throttle) func(http.Handler) http.Handler {
 	l := &wsLimiter{max: max, open: map[string]int{}}
 	return func(next http.Handler) http.Handler {
 		if max <= 0 {
@@ -199,6 +200,9 @@ func limitSockets(max int) func(http.Handler) http.Handler {
 			}
 			key := eventide.ClientFrom(r.Context()).AddrKey
 			if !l.acquire(key) {
+				if t != nil {
+					t.Refused(security.ScopeWebsockets, key, max)
+				}
 				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
 					fmt.Sprintf("too many open websockets from this client (at most %d)", max))
 				return

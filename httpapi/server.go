@@ -86,7 +86,7 @@ func New(o Options) *Server {
 		responseHints,
 		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
 		s.trackStreams,
-		limitSockets(o.MaxSocketsPerClient),
+		limitSockets(o.MaxSocketsPerClient, o.Throttle),
 		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
 		keyByViewer,

@@ -42,6 +42,9 @@ const (
 	scopeRequest     = "request"
 	scopeLoginClient = "login_client"
 	scopeLoginEmail  = "login_email"
+	// ScopeWebsockets is the scope of the cap on open websockets per client address
+	// (WS_MAX_CONNECTIONS_PER_CLIENT), enforced by the HTTP layer and reported through Refused.
+	ScopeWebsockets = "websockets"
 )
 
 // NewThrottle returns the policy cfg on lim.
@@ -145,6 +148,19 @@ func (t *Throttle) check(ctx context.Context, scope, key string, limit int, clie
 	return d
 }
 
+// Refused records that another guard refused client for going over its limit in scope (the
+// websocket cap): the throttled counter, and one RATE_LIMITED event per client and scope per
+// window, deduplicated like the throttle's own refusals.
+func (t *Throttle) Refused(scope, client string, limit int) {
+	t.throttled.WithLabelValues(scope).Inc()
+	if t.cfg.Log == nil {
+		return
+	}
+	if _, seen := t.reported.GetOrSet(scope+"|"+client, struct{}{}); !seen {
+		t.cfg.Log.Log(rateLimitedEvent(scope, client, "", limit, t.cfg.Window))
+	}
+}
+
 // rateLimitedEvent describes a refusal; client is a ClientKey, which names a user or an address.
 func rateLimitedEvent(scope, client, email string, limit int, window time.Duration) Event {
 	e := Event{Type: RateLimited, Severity: SeverityLow, Operation: scope}
@@ -164,6 +180,8 @@ func rateLimitedEvent(scope, client, email string, limit int, window time.Durati
 		e.Severity = SeverityMedium
 		e.Email = email
 		e.Message = fmt.Sprintf("email over %d login attempts per %s", limit, window)
+	case ScopeWebsockets:
+		e.Message = fmt.Sprintf("client over %d open websockets", limit)
 	}
 	return e
 }
