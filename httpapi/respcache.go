@@ -79,7 +79,7 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 			}
 			p := &pendingResponse{}
 			ctx := cache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)
-			rec := &captureWriter{ResponseWriter: w, limit: maxCapturedBytes}
+			rec := &captureWriter{statusRecorder: statusRecorder{ResponseWriter: w}, limit: maxCapturedBytes}
 			next.ServeHTTP(rec, r.WithContext(ctx))
 			if rec.status != http.StatusOK || rec.over || !p.keep.Load() {
 				return
@@ -137,26 +137,16 @@ func responseKey(r *http.Request) (string, bool) {
 // and are not kept.
 const maxCapturedBytes = 512 << 10
 
-// captureWriter passes a response through and keeps a copy of its body, up to limit.
+// captureWriter passes a response through, recording its status, and keeps a copy of its body,
+// up to limit.
 type captureWriter struct {
-	http.ResponseWriter
-	status int
-	buf    []byte
-	limit  int
-	over   bool
-}
-
-func (c *captureWriter) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-	c.ResponseWriter.WriteHeader(code)
+	statusRecorder
+	buf   []byte
+	limit int
+	over  bool
 }
 
 func (c *captureWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
 	if !c.over {
 		if len(c.buf)+len(b) > c.limit {
 			c.over, c.buf = true, nil
@@ -164,10 +154,8 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 			c.buf = append(c.buf, b...)
 		}
 	}
-	return c.ResponseWriter.Write(b)
+	return c.statusRecorder.Write(b)
 }
-
-func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // keepResponses is the gqlgen side of cacheResponses: it marks a response that may be kept, one
 // to a query selecting only CacheableRoots that ended without an error or extension.
