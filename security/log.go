@@ -137,23 +137,10 @@ func (l *Log) Origin() string { return l.cfg.Origin }
 // event as stored. An event of unknown type is not recorded: it is counted and the zero Event is
 // returned.
 func (l *Log) Log(e Event) Event {
-	i := e.Type.index()
+	e, i := l.store(e, false)
 	if i < 0 {
-		l.invalid.Inc()
 		return Event{}
 	}
-	if !e.Severity.Valid() {
-		e.Severity = e.Type.DefaultSeverity()
-	}
-	e = e.bounded()
-	l.mu.Lock()
-	if e.At.IsZero() {
-		e.At = l.cfg.Now()
-	}
-	l.seq++
-	e.ID = l.formatID(l.seq)
-	l.appendLocked(e)
-	l.mu.Unlock()
 	l.loggedN.Add(1)
 	l.logged[i].Inc()
 	if f := l.forward.Load(); f != nil {
@@ -165,9 +152,22 @@ func (l *Log) Log(e Event) Event {
 // receive records an event that another replica logged, keeping its ID, and fans it out here.
 // It is not forwarded again.
 func (l *Log) receive(e Event) bool {
-	if !e.Type.Valid() {
-		l.invalid.Inc()
+	if _, i := l.store(e, true); i < 0 {
 		return false
+	}
+	l.received.Add(1)
+	l.receivedCtr.Inc()
+	return true
+}
+
+// store completes e as Log describes (a new ID unless keepID and e has one) and appends it; it
+// returns the event as stored and the index of its type, or -1, counted as invalid, for an
+// unknown type, which is not stored.
+func (l *Log) store(e Event, keepID bool) (Event, int) {
+	i := e.Type.index()
+	if i < 0 {
+		l.invalid.Inc()
+		return Event{}, -1
 	}
 	if !e.Severity.Valid() {
 		e.Severity = e.Type.DefaultSeverity()
@@ -177,15 +177,13 @@ func (l *Log) receive(e Event) bool {
 	if e.At.IsZero() {
 		e.At = l.cfg.Now()
 	}
-	if e.ID == "" {
+	if !keepID || e.ID == "" {
 		l.seq++
 		e.ID = l.formatID(l.seq)
 	}
 	l.appendLocked(e)
 	l.mu.Unlock()
-	l.received.Add(1)
-	l.receivedCtr.Inc()
-	return true
+	return e, i
 }
 
 // formatID renders seq as 16 hex digits (so IDs sort as they were given) and the origin, which
