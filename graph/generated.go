@@ -1672,6 +1672,12 @@ enum SecurityEventType {
   BRUTE_FORCE_SUSPECTED
   "A query was refused before it ran (depth, complexity, aliases, tokens, repeats)."
   QUERY_REJECTED
+  "An admin changed a user's role."
+  ROLE_CHANGED
+  "An admin did something that changes the server's state (purgeCache and other admin writes)."
+  ADMIN_ACTION
+  "A long-lived connection's session ended: its token expired, or its user's role no longer allows what it was watching."
+  SESSION_ENDED
 }
 
 "How much a security event matters, from least to most."

@@ -23,11 +23,15 @@ const (
 	RateLimited         EventType = "RATE_LIMITED"
 	BruteForceSuspected EventType = "BRUTE_FORCE_SUSPECTED"
 	QueryRejected       EventType = "QUERY_REJECTED"
+	RoleChanged         EventType = "ROLE_CHANGED"
+	AdminAction         EventType = "ADMIN_ACTION"
+	SessionEnded        EventType = "SESSION_ENDED"
 )
 
 var eventTypes = [...]EventType{
 	LoginSucceeded, LoginFailed, SignedUp, TokenInvalid,
 	AccessDenied, RateLimited, BruteForceSuspected, QueryRejected,
+	RoleChanged, AdminAction, SessionEnded,
 }
 
 // EventTypes returns every event type, in API.md's order.
@@ -49,11 +53,11 @@ func (t EventType) Valid() bool { return t.index() >= 0 }
 // DefaultSeverity is the severity an event of type t gets when it is logged without one.
 func (t EventType) DefaultSeverity() Severity {
 	switch t {
-	case LoginSucceeded, SignedUp:
+	case LoginSucceeded, SignedUp, SessionEnded:
 		return SeverityInfo
 	case LoginFailed, TokenInvalid, RateLimited, QueryRejected:
 		return SeverityLow
-	case AccessDenied:
+	case AccessDenied, RoleChanged, AdminAction:
 		return SeverityMedium
 	case BruteForceSuspected:
 		return SeverityHigh
