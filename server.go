@@ -206,6 +206,7 @@ type app struct {
 	cache    *cache.Switch
 	bus      *cache.Bus
 	embedded *embedded.Server
+	sessions *httpapi.Sessions
 	serveErr chan error
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
@@ -273,7 +274,11 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	})
 	a.bus = cache.NewBus(a.cache, cacheLog)
 	a.bus.Register(reg)
-	cached := cache.NewStore(a.store, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg})
+	// Long-lived connections re-check their viewer whenever a user is written, here or on
+	// another replica; the registry is filled once the authenticator exists, below.
+	var sessionsReady atomic.Pointer[httpapi.Sessions]
+	cached := cache.NewStore(a.store, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg,
+		OnUserChanged: func(id string) { sessionsReady.Load().UserChanged(id) }})
 	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, 10_000))
 	a.bus.Start()
 	cached.Init(ctx)
@@ -332,6 +337,10 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
 	}
 	authn := &auth.Authenticator{Auth: tokens, Users: cached}
+	sessions := httpapi.NewSessions(httpapi.SessionsOptions{Authenticator: authn, Security: secEvents, Logger: log.With("component", "sessions")})
+	sessionsReady.Store(sessions)
+	a.goBackground(func() { sessions.Run(bgctx) })
+	a.sessions = sessions
 
 	if cfg.SeedDemo {
 		hash, err := tokens.Hash(seed.DemoPassword)
@@ -417,6 +426,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Security:            secEvents,
 		MaxSocketsPerClient: cfg.WSMaxConnectionsPerClient,
 		ResponseCache:       responses,
+		Sessions:            sessions,
 		Authenticator:       authn,
 		Registry:            reg,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,

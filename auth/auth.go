@@ -97,6 +97,13 @@ func (a *Auth) Issue(userID string) (string, error) {
 
 // Parse verifies a token and returns its user id; any failure is ErrInvalidToken.
 func (a *Auth) Parse(token string) (string, error) {
+	id, _, err := a.ParseExpiry(token)
+	return id, err
+}
+
+// ParseExpiry verifies a token and returns its user id and the instant it expires; any failure
+// is ErrInvalidToken. Long-lived connections end their session at that instant.
+func (a *Auth) ParseExpiry(token string) (string, time.Time, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -104,8 +111,8 @@ func (a *Auth) Parse(token string) (string, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(a.now),
 	)
-	if err != nil || claims.Subject == "" {
-		return "", ErrInvalidToken
+	if err != nil || claims.Subject == "" || claims.ExpiresAt == nil {
+		return "", time.Time{}, ErrInvalidToken
 	}
-	return claims.Subject, nil
+	return claims.Subject, claims.ExpiresAt.Time, nil
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/eventide/server/eventide"
 )
@@ -18,23 +19,33 @@ type Authenticator struct {
 // An empty value is anonymous (nil, nil). A present but invalid or expired token, or one whose
 // user no longer exists, is UNAUTHENTICATED; a store failure keeps its own code.
 func (a *Authenticator) Viewer(ctx context.Context, authorization string) (*eventide.User, error) {
+	u, _, err := a.Session(ctx, authorization)
+	return u, err
+}
+
+// Session is Viewer with the instant the token expires (zero when anonymous), for connections
+// that outlive one request and must end when their token does.
+func (a *Authenticator) Session(ctx context.Context, authorization string) (*eventide.User, time.Time, error) {
 	tok := strings.TrimSpace(authorization)
 	if tok == "" {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	if scheme, rest, ok := strings.Cut(tok, " "); ok {
 		if !strings.EqualFold(scheme, "Bearer") {
-			return nil, eventide.Errorf(eventide.CodeUnauthenticated, "unsupported authorization scheme")
+			return nil, time.Time{}, eventide.Errorf(eventide.CodeUnauthenticated, "unsupported authorization scheme")
 		}
 		tok = strings.TrimSpace(rest)
 	}
-	id, err := a.Auth.Parse(tok)
+	id, exp, err := a.Auth.ParseExpiry(tok)
 	if err != nil {
-		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "invalid or expired token")
+		return nil, time.Time{}, eventide.Errorf(eventide.CodeUnauthenticated, "invalid or expired token")
 	}
 	u, err := a.Users.UserByID(ctx, id)
 	if eventide.IsCode(err, eventide.CodeNotFound) {
-		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "invalid or expired token")
+		return nil, time.Time{}, eventide.Errorf(eventide.CodeUnauthenticated, "invalid or expired token")
 	}
-	return u, err
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return u, exp, nil
 }

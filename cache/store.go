@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,10 @@ type StoreOptions struct {
 	LoadTimeout time.Duration
 	// Registerer receives the hit, miss and invalidation counters; nil registers nothing.
 	Registerer prometheus.Registerer
+	// OnUserChanged, when set, hears of every write to a user (its role, its credentials), made
+	// here or, over the bus, by another replica: sessions open on this replica re-check their
+	// viewer at once. It must not block.
+	OnUserChanged func(id string)
 }
 
 // Store wraps the domain store with the shared cache: records by id (users, venues, events), the
@@ -60,6 +65,7 @@ type Store struct {
 	now         func() time.Time
 	loadTimeout time.Duration
 	flights     flights
+	userChanged func(id string)
 
 	hits, misses, invalidations, remote atomic.Int64
 }
@@ -78,7 +84,8 @@ func NewStore(inner Backing, c Cache, o StoreOptions) *Store {
 	if o.LoadTimeout <= 0 {
 		o.LoadTimeout = 15 * time.Second
 	}
-	s := &Store{inner: inner, c: c, ttl: o.TTL, log: o.Logger, bus: o.Bus, now: o.Now, loadTimeout: o.LoadTimeout}
+	s := &Store{inner: inner, c: c, ttl: o.TTL, log: o.Logger, bus: o.Bus, now: o.Now, loadTimeout: o.LoadTimeout,
+		userChanged: o.OnUserChanged}
 	if s.bus != nil {
 		s.bus.handle(channelInvalidate, s.remoteInvalidate)
 	}
@@ -169,6 +176,19 @@ func (s *Store) invalidate(ctx context.Context, tokens, values []string) {
 	if s.bus != nil {
 		s.bus.publish(ctx, channelInvalidate, encodeInvalidation(tokens, values))
 	}
+	s.usersChanged(tokens)
+}
+
+// usersChanged tells OnUserChanged of every user whose token is in tokens.
+func (s *Store) usersChanged(tokens []string) {
+	if s.userChanged == nil {
+		return
+	}
+	for _, t := range tokens {
+		if id, ok := strings.CutPrefix(t, "tu:"); ok {
+			s.userChanged(id)
+		}
+	}
 }
 
 // remoteInvalidate applies another replica's invalidation to what this replica holds locally:
@@ -180,6 +200,9 @@ func (s *Store) remoteInvalidate(payload []byte) {
 		return
 	}
 	s.remote.Add(1)
+	// After the deletes below: a session re-checking its viewer must not read the old value
+	// from memory. While Redis serves, the writer has deleted it there already.
+	defer s.usersChanged(tokens)
 	sw, isSwitch := s.c.(*Switch)
 	if !isSwitch || sw.readsRedis() {
 		return

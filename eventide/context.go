@@ -14,10 +14,44 @@ func WithViewer(ctx context.Context, u *User) context.Context {
 	return context.WithValue(ctx, viewerKey{}, u)
 }
 
-// ViewerFrom returns the signed-in user, or nil when the request is anonymous.
+// ViewerFrom returns the signed-in user, or nil when the request is anonymous. Under a
+// ViewerCell it is the cell's current user.
 func ViewerFrom(ctx context.Context) *User {
-	u, _ := ctx.Value(viewerKey{}).(*User)
-	return u
+	switch v := ctx.Value(viewerKey{}).(type) {
+	case *User:
+		return v
+	case *ViewerCell:
+		return v.Load()
+	}
+	return nil
+}
+
+// ViewerCell holds the viewer of a connection that outlives one request (a websocket, an SSE
+// stream): its user is replaced when the session learns of a new role, and everything that asks
+// ViewerFrom under it — the next operation, a subscription already running — sees the new one.
+// A copy of the user frozen at connect time was a privilege escalation.
+type ViewerCell struct {
+	mu sync.RWMutex
+	u  *User
+}
+
+// Load returns the current viewer (nil when anonymous).
+func (c *ViewerCell) Load() *User {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.u
+}
+
+// Store replaces the viewer.
+func (c *ViewerCell) Store(u *User) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.u = u
+}
+
+// WithViewerCell returns a context whose viewer is whatever c holds when asked.
+func WithViewerCell(ctx context.Context, c *ViewerCell) context.Context {
+	return context.WithValue(ctx, viewerKey{}, c)
 }
 
 // WithRequestID returns a context carrying the request id that logs and internal errors name.

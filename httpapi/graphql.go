@@ -101,6 +101,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	if o.DisableSuggestions {
 		querylimit.DisableSuggestions(srv)
 	}
+	srv.Use(sessionGuard{})
 	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
 	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection, events: o.Security})
@@ -116,9 +117,11 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	return srv
 }
 
-// wsInit authenticates a websocket once, from connection_init's payload: "Authorization" or
+// wsInit authenticates a websocket from connection_init's payload: "Authorization" or
 // "authorization" ("Bearer <token>") or "authToken" (the bare token). Without a token the
-// viewer from the upgrade request's header (or anonymous) stays.
+// viewer from the upgrade request's header (or anonymous) stays. The token binds the socket's
+// session (Sessions), which re-checks it before every operation and closes the socket at its
+// expiry.
 func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		ctx = context.WithValue(ctx, wsConnKey{}, &wsConn{})
@@ -129,7 +132,7 @@ func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInit
 		if tok == "" {
 			return ctx, nil, nil
 		}
-		u, err := a.Viewer(ctx, tok)
+		u, exp, err := a.Session(ctx, tok)
 		if err != nil {
 			if eventide.IsCode(err, eventide.CodeUnauthenticated) {
 				logTokenInvalid(ctx, events, "websocket connection_init")
@@ -139,7 +142,12 @@ func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInit
 			}
 			return refuseSocket(ctx, closeInternalError, "could not check the token; try again shortly"), nil, err
 		}
-		ctx = eventide.WithViewer(ctx, u)
+		if ss := sessionFrom(ctx); ss != nil {
+			// The session's viewer, re-checked before every operation and at every role change.
+			ss.bind(tok, u, exp)
+		} else {
+			ctx = eventide.WithViewer(ctx, u)
+		}
 		c := eventide.ClientFrom(ctx)
 		c.Key = security.ClientKey(u.ID, netip.Addr{})
 		return eventide.WithClient(ctx, c), nil, nil

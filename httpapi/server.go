@@ -56,6 +56,9 @@ type Options struct {
 	// ResponseCache, when set, answers anonymous queries with kept responses; GraphQL must be
 	// built with the same cache (GraphQLOptions.ResponseCache) for it to keep any.
 	ResponseCache *respcache.Cache
+	// Sessions, when set, makes websockets and SSE streams follow their token and their user's
+	// current role (see Sessions).
+	Sessions *Sessions
 }
 
 // Server is the HTTP server. Shutdown closes websocket subscriptions with a close frame, then
@@ -90,6 +93,7 @@ func New(o Options) *Server {
 		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
 		keyByViewer,
+		o.Sessions.track, // inside authenticate: it binds the viewer the header named
 		authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger),
 		identify(o.TrustedProxies),
 		graphQLBody(o.MaxBodyBytes),

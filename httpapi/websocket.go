@@ -106,6 +106,9 @@ func (s socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		return nil, err
 	}
 	g := &guardedConn{WebsocketConn: c, writeTimeout: s.writeTimeout}
+	if ss := sessionFrom(r.Context()); ss != nil {
+		ss.setSocket(func(code int, reason string) { _ = c.WriteClose(code, reason) })
+	}
 	if s.initTimeout > 0 {
 		g.initTimer = time.AfterFunc(s.initTimeout, func() {
 			_ = g.WriteClose(closeInitTimeout, "Connection initialisation timeout")
