@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/httpapi"
 )
 
 // Long-lived connections follow their token and their user's current role (issue: an open
@@ -279,5 +281,26 @@ func TestSessionsEndAtExpiry(t *testing.T) {
 		func(e secEvent) bool { return strings.Contains(e.Message, "expired") })
 	if len(ended) != 3 {
 		t.Fatalf("%d SESSION_ENDED events for an expired token, want 3 (one per connection): %v", len(ended), ended)
+	}
+}
+
+// TestSessionsFollowRoleAcrossReplicas: the admin demotes a user on replica a; the user's socket
+// on replica b hears of it over Redis and ends its admin subscription at once, long before the
+// backstop re-check would.
+func TestSessionsFollowRoleAcrossReplicas(t *testing.T) {
+	a, b := startReplicas(t, nil)
+	admin := a.admin()
+	user := a.signUp("Replica Mallory")
+	setRole := `mutation($u: ID!, $r: Role!){ setUserRole(userId: $u, role: $r){ role } }`
+	a.mustData(admin.Token, setRole, map[string]any{"u": user.ID, "r": "ADMIN"}, nil)
+	s := &wsStream{c: b.dialWS("graphql-transport-ws", map[string]any{"Authorization": "Bearer " + user.Token})}
+	s.subscribe("mem", memoryStatsSub)
+	firstData(t, s, "mem")
+	demoted := time.Now()
+	a.mustData(admin.Token, setRole, map[string]any{"u": user.ID, "r": "USER"}, nil)
+	endsWith(t, s, "FORBIDDEN", "mem")
+	// A count of intervals, not a timing: the backstop runs every DefaultSessionRecheck.
+	if waited := time.Since(demoted); waited >= httpapi.DefaultSessionRecheck {
+		t.Fatalf("the subscription ended after %s: by the backstop, not by the invalidation", waited)
 	}
 }

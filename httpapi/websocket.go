@@ -106,7 +106,7 @@ func (s socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		return nil, err
 	}
 	g := &guardedConn{WebsocketConn: c, writeTimeout: s.writeTimeout}
-	if ss := sessionFrom(r.Context()); ss != nil {
+	if ss := sessionOf(r); ss != nil {
 		ss.setSocket(func(code int, reason string) { _ = c.WriteClose(code, reason) })
 	}
 	if s.initTimeout > 0 {
@@ -115,6 +115,14 @@ func (s socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		})
 	}
 	return g, nil
+}
+
+// sessionOf is the session of an upgrade request (nil without one, or without a request).
+func sessionOf(r *http.Request) *session {
+	if r == nil {
+		return nil
+	}
+	return sessionFrom(r.Context())
 }
 
 // guardedConn is a websocket as gqlgen sees it, with the timeouts of socketImplementation. It
