@@ -206,6 +206,7 @@ type app struct {
 	cache    *cache.Switch
 	bus      *cache.Bus
 	embedded *embedded.Server
+	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
 	serveErr chan error
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
@@ -328,6 +329,8 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	if err != nil {
 		return nil, err
 	}
+	a.auth = tokens
+	reg.MustRegister(tokens.Collectors()...)
 	if cfg.JWTSecretRandom {
 		log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
 	}
