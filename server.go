@@ -299,7 +299,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	}
 	brute := security.NewBruteForce(security.BruteForceConfig{Threshold: cfg.BruteForceThreshold, Window: cfg.BruteForceWindow, Log: secEvents})
 	throttle := security.NewThrottle(limiter, security.ThrottleConfig{
-		Window: cfg.ThrottleTTL, Limit: cfg.ThrottleLimit, LoginLimit: cfg.LoginThrottleLimit,
+		Window: cfg.ThrottleTTL, Limit: cfg.ThrottleLimit, LoginLimit: cfg.LoginThrottleLimit, SignupLimit: cfg.SignupThrottleLimit,
 		BruteForce: brute, Log: secEvents, Logger: secLog,
 	})
 	reg.MustRegister(throttle.Collectors()...)
@@ -325,7 +325,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	a.goBackground(func() { _ = sampler.Run(bgctx) })
 	reg.MustRegister(sampler.Collectors()...)
 
-	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL)
+	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL, auth.HashConcurrency(cfg.PasswordHashConcurrency))
 	if err != nil {
 		return nil, err
 	}
