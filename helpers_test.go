@@ -48,6 +48,8 @@ func testConfig(t testing.TB) *config.Config {
 	cfg.PasswordHashCost = 4
 	cfg.AdminEmail, cfg.AdminPassword = testAdminEmail, testAdminPassword
 	cfg.SeedDemo = false
+	// Tests sign up many users from one loopback address; the sign-up budget has its own tests.
+	cfg.SignupThrottleLimit = 1 << 20
 	cfg.LogLevel = "info"
 	cfg.ShutdownTimeout = 10 * time.Second
 	return cfg

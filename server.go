@@ -207,6 +207,7 @@ type app struct {
 	bus      *cache.Bus
 	embedded *embedded.Server
 	sessions *httpapi.Sessions
+	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
 	serveErr chan error
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
@@ -303,7 +304,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	}
 	brute := security.NewBruteForce(security.BruteForceConfig{Threshold: cfg.BruteForceThreshold, Window: cfg.BruteForceWindow, Log: secEvents})
 	throttle := security.NewThrottle(limiter, security.ThrottleConfig{
-		Window: cfg.ThrottleTTL, Limit: cfg.ThrottleLimit, LoginLimit: cfg.LoginThrottleLimit,
+		Window: cfg.ThrottleTTL, Limit: cfg.ThrottleLimit, LoginLimit: cfg.LoginThrottleLimit, SignupLimit: cfg.SignupThrottleLimit,
 		BruteForce: brute, Log: secEvents, Logger: secLog,
 	})
 	reg.MustRegister(throttle.Collectors()...)
@@ -329,10 +330,12 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	a.goBackground(func() { _ = sampler.Run(bgctx) })
 	reg.MustRegister(sampler.Collectors()...)
 
-	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL)
+	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL, auth.HashConcurrency(cfg.PasswordHashConcurrency))
 	if err != nil {
 		return nil, err
 	}
+	a.auth = tokens
+	reg.MustRegister(tokens.Collectors()...)
 	if cfg.JWTSecretRandom {
 		log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
 	}

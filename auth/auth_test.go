@@ -59,7 +59,7 @@ func TestTokens(t *testing.T) {
 		}
 	})
 	t.Run("ErrExpired", func(t *testing.T) {
-		later := *a
+		later := newAuth(t) // the same secret
 		later.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 		if _, err := later.Parse(tok); err != ErrInvalidToken {
 			t.Fatalf("expired token: err = %v", err)

@@ -46,6 +46,7 @@ type Config struct {
 	ThrottleTTL         time.Duration  // THROTTLE_TTL: given in seconds
 	ThrottleLimit       int            // THROTTLE_LIMIT
 	LoginThrottleLimit  int            // LOGIN_THROTTLE_LIMIT
+	SignupThrottleLimit int            // SIGNUP_THROTTLE_LIMIT
 	TrustedProxies      []netip.Prefix // TRUSTED_PROXIES: comma-separated CIDRs (a bare IP is a /32 or /128)
 	BruteForceThreshold int            // BRUTE_FORCE_THRESHOLD
 	BruteForceWindow    time.Duration  // BRUTE_FORCE_WINDOW
@@ -64,9 +65,12 @@ type Config struct {
 	JWTSecretRandom  bool          // true when JWTSecret was generated at start-up
 	JWTTTL           time.Duration // JWT_TTL
 	PasswordHashCost int           // PASSWORD_HASH_COST: bcrypt cost
-	AdminEmail       string        // ADMIN_EMAIL
-	AdminPassword    string        // ADMIN_PASSWORD (secret)
-	CORSOrigins      []string      // CORS_ORIGINS: comma-separated
+	// PasswordHashConcurrency is PASSWORD_HASH_CONCURRENCY: password hashes running at once
+	// (default: the number of CPUs).
+	PasswordHashConcurrency int
+	AdminEmail              string   // ADMIN_EMAIL
+	AdminPassword           string   // ADMIN_PASSWORD (secret)
+	CORSOrigins             []string // CORS_ORIGINS: comma-separated
 
 	Supervise              bool          // SUPERVISE or -supervise
 	MemoryRestartThreshold int64         // MEMORY_RESTART_THRESHOLD: a size; 0 disables

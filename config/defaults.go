@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Defaults returns the built-in configuration of appEnv (development, test or production), before
 // any file, environment variable or flag is applied. An unknown appEnv is an *Error for APP_ENV.
@@ -49,6 +52,7 @@ func productionDefaults() *Config {
 		ThrottleTTL:         60 * time.Second,
 		ThrottleLimit:       300,
 		LoginThrottleLimit:  10,
+		SignupThrottleLimit: 5,
 		BruteForceThreshold: 5,
 		BruteForceWindow:    15 * time.Minute,
 
@@ -62,8 +66,9 @@ func productionDefaults() *Config {
 		WSMaxSubscriptionsPerConnection: 20,
 		ShutdownTimeout:                 15 * time.Second,
 
-		JWTTTL:           24 * time.Hour,
-		PasswordHashCost: 12,
+		JWTTTL:                  24 * time.Hour,
+		PasswordHashCost:        12,
+		PasswordHashConcurrency: runtime.NumCPU(),
 
 		MemoryRestartAfter:  3,
 		MemoryCheckInterval: 5 * time.Second,

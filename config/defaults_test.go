@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -57,11 +58,11 @@ func TestDefaults(t *testing.T) {
 			RedisHost: "localhost", RedisPort: 6379, RedisDB: 0,
 			CacheMaxEntries: 10000, ResponseCacheMaxBytes: 8 << 20,
 			SecurityMaxEvents: 1000, SecurityEventMaxAge: 24 * time.Hour,
-			ThrottleTTL: 60 * time.Second, ThrottleLimit: 300, LoginThrottleLimit: 10,
+			ThrottleTTL: 60 * time.Second, ThrottleLimit: 300, LoginThrottleLimit: 10, SignupThrottleLimit: 5,
 			BruteForceThreshold: 5, BruteForceWindow: 15 * time.Minute,
 			QueryMaxDepth: 12, QueryMaxComplexity: 1000, QueryMaxAliases: 30, QueryMaxTokens: 2000,
 			HTTPMaxBodyBytes: 1048576, WSMaxConnectionsPerClient: 50, WSMaxSubscriptionsPerConnection: 20,
-			ShutdownTimeout: 15 * time.Second, JWTTTL: 24 * time.Hour,
+			ShutdownTimeout: 15 * time.Second, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
 			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second,
 			LogMaxSizeMB: 10, LogMaxBackups: 5, LogMaxAgeDays: 14,
 		}

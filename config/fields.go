@@ -106,6 +106,7 @@ var fields = []field{
 	seconds("THROTTLE_TTL", "throttle window in seconds", func(c *Config) *time.Duration { return &c.ThrottleTTL }),
 	integer("THROTTLE_LIMIT", "requests per client per window", 1, math.MaxInt, func(c *Config) *int { return &c.ThrottleLimit }),
 	integer("LOGIN_THROTTLE_LIMIT", "login attempts per client and per email per window", 1, math.MaxInt, func(c *Config) *int { return &c.LoginThrottleLimit }),
+	integer("SIGNUP_THROTTLE_LIMIT", "sign-ups per client per window", 1, math.MaxInt, func(c *Config) *int { return &c.SignupThrottleLimit }),
 	prefixes("TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed", func(c *Config) *[]netip.Prefix { return &c.TrustedProxies }),
 	integer("BRUTE_FORCE_THRESHOLD", "failed logins within the window that raise BRUTE_FORCE_SUSPECTED", 1, math.MaxInt, func(c *Config) *int { return &c.BruteForceThreshold }),
 	duration("BRUTE_FORCE_WINDOW", "window for counting failed logins", func(c *Config) *time.Duration { return &c.BruteForceWindow }),
@@ -132,6 +133,7 @@ var fields = []field{
 	}),
 	duration("JWT_TTL", "token lifetime", func(c *Config) *time.Duration { return &c.JWTTTL }),
 	integer("PASSWORD_HASH_COST", "bcrypt cost", 4, 31, func(c *Config) *int { return &c.PasswordHashCost }),
+	integer("PASSWORD_HASH_CONCURRENCY", "password hashes running at once (default: the number of CPUs)", 1, math.MaxInt, func(c *Config) *int { return &c.PasswordHashConcurrency }),
 	text("ADMIN_EMAIL", "admin account ensured at start-up", func(c *Config) *string { return &c.AdminEmail }).
 		withCheck(func(c *Config) string {
 			switch {

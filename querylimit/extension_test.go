@@ -37,10 +37,13 @@ func deep(extra int) string {
 		organizedEvents(first: 1) { edges { node { ` + leaf + ` } } } } } } } } } } } }`
 }
 
-// costly is a valid query whose complexity is 1 + first×10 + 9: 1000 with first 99.
+// costly is a valid query whose complexity is 928 + 12 + first: 1000 with first 60. A page of 100
+// events with their venue, organizer and count costs 11 + 100×5 + 100 + 4 = 615; the viewer's
+// 100 organized events with their count 1 + 11 + 100×2 + 100 + 1 = 313; a page of venues'
+// cursors 11 + first×1 + 1.
 func costly(first int) string {
-	const event = `id title description startsAt endsAt status capacity attendeeCount`
-	return fmt.Sprintf(`{ events(first: %d) { edges { node { %s } } } event(id: "x") { %s } }`, first, event, event)
+	return fmt.Sprintf(`{ events(first: 100) { totalCount edges { node { id venue { id } organizer { id } viewerRegistration { id } } } }
+		me { organizedEvents(first: 100) { totalCount edges { node { id } } } } venues(first: %d) { edges { cursor } } }`, first)
 }
 
 // aliased is a valid query with n aliases.
@@ -91,7 +94,7 @@ func TestLimits(t *testing.T) {
 		message       string
 	}{
 		{"Depth", LimitDepth, depth, deep(0), deep(1), 12, 13, "query depth 13 exceeds the limit of 12"},
-		{"Complexity", LimitComplexity, complexity, costly(99), costly(100), 1000, 1010, "query complexity 1010 exceeds the limit of 1000"},
+		{"Complexity", LimitComplexity, complexity, costly(60), costly(61), 1000, 1001, "query complexity 1001 exceeds the limit of 1000"},
 		{"Aliases", LimitAliases, aliases, aliased(30), aliased(31), 30, 31, "query uses 31 aliases, more than the limit of 30"},
 		{"Tokens", LimitTokens, count, tokens(2000), tokens(2001), 2000, 2001, "query is longer than the limit of 2000 tokens"},
 		{"RepeatedField", LimitRepeats, repeats, repeatN("__typename", 20), repeatN("__typename", 21), 20, 21, `query selects "__typename" 21 times at one place, more than the limit of 20`},
@@ -305,13 +308,14 @@ func TestVariables(t *testing.T) {
 	srv.AddTransport(transport.POST{})
 	srv.Use(l)
 	stopAfterValidation(srv)
-	q := `query Q($n: Int) { events(first: $n) { edges { node { id title description startsAt endsAt status capacity attendeeCount } } } }`
+	// 11 + n × (edges 1 + node 1 + attendees 11 + 3×2 + 2) + 1: 500 at n = 23.
+	q := `query Q($n: Int) { events(first: $n) { edges { node { id attendees(first: 3) { edges { node { id name } } } } } } }`
 	for _, tc := range []struct {
 		n    int
 		pass bool
-	}{{10, true}, {60, false}, {49, true}, {50, false}} {
+	}{{10, true}, {60, false}, {23, true}, {24, false}} {
 		r := post(t, srv, q, map[string]any{"n": tc.n}, nil)
-		if r.passed() != tc.pass || !tc.pass && r.Errors[0].Extensions["measured"] != float64(1+10*tc.n) {
+		if r.passed() != tc.pass || !tc.pass && r.Errors[0].Extensions["measured"] != float64(12+21*tc.n) {
 			t.Errorf("n=%d: got %+v", tc.n, r)
 		}
 	}
@@ -362,7 +366,7 @@ func TestStats(t *testing.T) {
 	for i, want := range []struct {
 		remembered         bool
 		tokens, complexity int
-	}{{false, 69, 1 + 20*18 + 4}, {true, 69, 1 + 20*18 + 4}, {true, 69, 1 + 50*18 + 4}} {
+	}{{false, 69, 11 + 20*4 + 1 + CountCost + 16}, {true, 69, 11 + 20*4 + 1 + CountCost + 16}, {true, 69, 11 + 50*4 + 1 + CountCost + 16}} {
 		s := got[i]
 		if s.Remembered != want.remembered || s.Tokens != want.tokens || s.Complexity != want.complexity || s.Depth != 5 {
 			t.Errorf("request %d: got %+v, want %+v", i, s, want)
@@ -374,7 +378,7 @@ func TestStats(t *testing.T) {
 // checked too, whichever extension comes first; with this one after APQ (the order to use), it
 // is checked before validation.
 func TestPersistedQueries(t *testing.T) {
-	q := `query Q($n: Int) { events(first: $n) { edges { node { id title description startsAt endsAt status capacity attendeeCount } } } }`
+	q := `query Q($n: Int) { events(first: $n) { edges { node { id attendees(first: 3) { edges { node { id name } } } } } } }`
 	sum := sha256.Sum256([]byte(q))
 	persisted := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
 	for _, order := range []string{"AfterAPQ", "BeforeAPQ"} {

@@ -30,6 +30,16 @@ const saturated = math.MaxInt32
 // Spreads is Measurements.RepeatedField when fragment spreads are what repeats most.
 const Spreads = "..."
 
+// StoreQueryCost is what a field that returns a connection adds to its own cost of 1 each time
+// it resolves: one store query for its page, about the work of resolving ten records.
+const StoreQueryCost = 10
+
+// CountCost is what totalCount on a connection costs each time it resolves. A count reads every
+// match, where a page stops after it: on the reported store, thirty aliased counts of all events
+// cost 480 ms of CPU, 16 ms each, as much as a page of a hundred events with their venues and
+// organizers. So ten counts in one document already reach the default limit of 1000.
+const CountCost = 100
+
 // pageArgs are the arguments that size a list: Relay's first and last.
 var pageArgs = [...]string{"first", "last"}
 
@@ -40,13 +50,26 @@ type Measurements struct {
 	// fields inside introspection (__schema, __type) add none; gqlparser's MaxIntrospectionDepth
 	// validation rule bounds those.
 	Depth int
-	// Complexity estimates what the operation costs to resolve: each field costs 1 plus its
-	// children; a field with a page argument (first or last, the schema's default when absent,
-	// at most MaxPageSize) multiplies its list-typed children (a connection's edges) or, when it
-	// returns a list itself, all of them. __typename costs 0; an introspection field costs 1
-	// with no multiplier (it reads the in-memory schema). Fields are charged at each place they
-	// are written, even where the executor would merge them, so this is an upper bound. It
-	// saturates at math.MaxInt32.
+	// Complexity estimates what the operation costs to resolve, charging the store's work
+	// above all:
+	//
+	//   - a field that returns a connection (a type with edges and pageInfo) runs a store query
+	//     for its page each time it resolves: 1 + StoreQueryCost;
+	//   - totalCount on a connection runs a count over every match each time: CountCost;
+	//   - any other field that returns an object or a list costs 1 each time it resolves;
+	//   - a scalar or enum field (or a list of them) costs 1 where it is written: it is read off a
+	//     record that its object already paid for, so it is not multiplied by the page it is
+	//     read from (100 events cost the same with 3 fields or 15), only by the pages around
+	//     that one.
+	//
+	// A field with a page argument (first or last, the schema's default when absent, at most
+	// MaxPageSize) multiplies what each item of its page resolves: its list-typed children (a
+	// connection's edges) or, when it returns a list itself, all of them. So thirty aliased
+	// `events(first: 1) { totalCount }` cost 30 × (1 + StoreQueryCost + CountCost), where one
+	// page of 100 events with their venue and organizer costs about 600. __typename costs 0; an
+	// introspection field costs 1 with no multiplier (it reads the in-memory schema). Fields are
+	// charged at each place they are written, even where the executor would merge them, so this
+	// is an upper bound. It saturates at math.MaxInt32.
 	Complexity int
 	// Aliases counts the aliased fields of the operation, fragments expanded (`a: id` counts,
 	// `id` and `id: id` do not).
@@ -171,11 +194,11 @@ func measureCost(doc *ast.QueryDocument, frags map[string]*ast.FragmentDefinitio
 // page argument can multiply only what repeats per item: list is the cost of the fields that
 // return lists (or whose type is unknown), once that of the others.
 //
-// leaves is the cost of scalar and enum fields not yet inside an object field. An object field
-// folds its leaves into once, so they repeat with the object (per node of a connection); a field
-// that returns a plain list of records (securityEvents, memoryHistory) charges the leaves selected
-// on its items once, not per item: they are read from records the list already paid for, so 100
-// events cost the same with 3 fields or 10.
+// leaves is the cost of scalar and enum fields not yet under a field with a page argument. Object
+// and list fields without one pass their leaves up; the field with the page argument charges the
+// leaves selected on its items once, not per item: they are read from records the page already
+// paid for, so 100 events cost the same with 3 fields or 10, and a plain list of records
+// (securityEvents, memoryHistory) likewise.
 type cost struct {
 	depth, aliases     int
 	list, once, leaves int
@@ -307,23 +330,43 @@ func (w *costWalker) field(f *ast.Field, parent typeRef) cost {
 		return c
 	}
 	c.depth = sub.depth + 1
-	if def != nil && len(f.SelectionSet) == 0 && def.Type.Elem == nil {
-		c.leaves = 1
+	if def != nil && len(f.SelectionSet) == 0 {
+		if f.Name == "totalCount" && isConnection(parent) {
+			c.once = CountCost
+		} else {
+			c.leaves = 1
+		}
 		return c
 	}
-	n := w.multiplier(f, def)
-	if def == nil || def.Type.Elem != nil {
-		c.list = add(add(1, mul(n, add(sub.list, sub.once))), sub.leaves)
-	} else {
-		c.once = add(add(1, add(mul(n, sub.list), sub.once)), sub.leaves)
+	self := 1
+	if isConnection(child) {
+		self = add(self, StoreQueryCost)
+	}
+	n, paged := w.multiplier(f, def)
+	list := def == nil || def.Type.Elem != nil
+	switch {
+	case paged && list:
+		c.list = add(add(self, mul(n, add(sub.list, sub.once))), sub.leaves)
+	case paged:
+		c.once = add(add(self, add(mul(n, sub.list), sub.once)), sub.leaves)
+	case list:
+		c.list, c.leaves = add(self, add(sub.list, sub.once)), sub.leaves
+	default:
+		c.once, c.leaves = add(self, add(sub.list, sub.once)), sub.leaves
 	}
 	return c
 }
 
+// isConnection reports whether t is a Relay connection (an object with edges and pageInfo): the
+// field that returns one runs a store query, and its totalCount a count.
+func isConnection(t typeRef) bool {
+	return t.def != nil && t.def.Kind == ast.Object && t.def.Fields.ForName("edges") != nil && t.def.Fields.ForName("pageInfo") != nil
+}
+
 // multiplier is how many items the field's page arguments ask for: the larger of first and last
-// when the field has them, else 1.
-func (w *costWalker) multiplier(f *ast.Field, def *ast.FieldDefinition) int {
-	n := 1
+// when the field has them (paged), else 1.
+func (w *costWalker) multiplier(f *ast.Field, def *ast.FieldDefinition) (n int, paged bool) {
+	n = 1
 	for _, name := range pageArgs {
 		var argDef *ast.ArgumentDefinition
 		if def != nil {
@@ -335,9 +378,9 @@ func (w *costWalker) multiplier(f *ast.Field, def *ast.FieldDefinition) int {
 		if arg == nil && argDef == nil {
 			continue
 		}
-		n = max(n, w.pageSize(arg, argDef))
+		n, paged = max(n, w.pageSize(arg, argDef)), true
 	}
-	return n
+	return n, paged
 }
 
 // pageSize is the value of a page argument, clamped to 1..MaxPageSize; an absent, null or

@@ -20,26 +20,28 @@ func TestMeasure(t *testing.T) {
 	}{
 		{"Scalar", `{ me { id } }`, "", want{2, 2, 0, 1}},
 		{"Typename", `{ __typename }`, "", want{0, 0, 0, 1}},
-		// The issue's example: 50 events × (edges 1 + node 1 + 41 for ten attendees).
-		{"Multiplied", `{ events(first: 50) { edges { node { attendees(first: 10) { edges { node { id name } } } } } } }`, "", want{7, 2151, 0, 1}},
+		// The issue's example: the page's query 11, and 50 events × (edges 1 + node 1 + attendees:
+		// its query 11, ten attendees × (edges 1 + node 1), their two fields once).
+		{"Multiplied", `{ events(first: 50) { edges { node { attendees(first: 10) { edges { node { id name } } } } } } }`, "", want{7, 11 + 50*(2+11+10*2+2), 0, 1}},
 		{"FragmentsMultiplied", `{ events(first: 50) { ... on EventConnection { edges { node { ...A } } } } }
 			fragment A on Event { attendees(first: 10) { edges { node { ...U } } } }
-			fragment U on User { id name }`, "", want{7, 2151, 0, 1}},
-		// edges, the list, is multiplied by the page size; pageInfo and totalCount are not.
-		{"EventsPageDefaults", `{ events { edges { cursor node { id title venue { name } } } pageInfo { hasNextPage } totalCount } }`, "", want{5, 1 + 20*(1+1+1+2+2) + 2 + 1, 0, 1}},
-		{"PageCapped", `{ events(first: 1000) { edges { node { id } } } }`, "", want{4, 1 + 100*3, 0, 1}},
-		{"PageFloor", `{ events(first: 0) { edges { node { id } } } }`, "", want{4, 1 + 3, 0, 1}},
+			fragment U on User { id name }`, "", want{7, 11 + 50*(2+11+10*2+2), 0, 1}},
+		// edges, the list, is multiplied by the page size: each edge resolves an edge, a node and a
+		// venue; pageInfo and totalCount (a count) are not, nor the five scalars (once each).
+		{"EventsPageDefaults", `{ events { edges { cursor node { id title venue { name } } } pageInfo { hasNextPage } totalCount } }`, "", want{5, 11 + 20*3 + 1 + CountCost + 5, 0, 1}},
+		{"PageCapped", `{ events(first: 1000) { edges { node { id } } } }`, "", want{4, 11 + 100*2 + 1, 0, 1}},
+		{"PageFloor", `{ events(first: 0) { edges { node { id } } } }`, "", want{4, 11 + 2 + 1, 0, 1}},
 		{"ListField", `{ event(id: "1") { tags } }`, "", want{2, 2, 0, 1}},
 		{"AliasesThroughFragments", `{ a: me { ...F } b: me { ...F } } fragment F on User { x: id y: name id: id }`, "", want{2, 8, 6, 1}},
 		{"Introspection", `{ __schema { types { name fields { name } } } }`, "", want{0, 5, 0, 1}},
 		{"IntrospectionType", `{ __type(name: "Event") { name } me { id } }`, "", want{2, 4, 0, 1}},
-		{"RepeatedRoot", `{ events { id } events { id } }`, "", want{2, 2 * 21, 0, 2}},
+		{"RepeatedRoot", `{ events { id } events { id } }`, "", want{2, 2 * (11 + 20), 0, 2}},
 		{"RepeatedMerged", `{ me { id } me { id } me { id } }`, "", want{2, 6, 0, 3}},
 		{"RepeatedThroughFragments", `{ me { ...F ...F id ... on User { id } } } fragment F on User { id }`, "", want{2, 5, 0, 4}},
 		{"RepeatedSpreads", `{ me { ...A ...B ... on User { ...A } } } fragment A on User { id } fragment B on User { name }`, "", want{2, 4, 0, 3}},
 		{"OperationByName", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "A", want{2, 2, 0, 1}},
-		{"OperationWorstWhenUnnamed", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "", want{5, 1 + 1 + 20*3, 0, 1}},
-		{"OperationWorstWhenUnknown", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "C", want{5, 1 + 1 + 20*3, 0, 1}},
+		{"OperationWorstWhenUnnamed", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "", want{5, 1 + 11 + 20*2 + 1, 0, 1}},
+		{"OperationWorstWhenUnknown", `query A { me { id } } query B { me { organizedEvents { edges { node { id } } } } }`, "C", want{5, 1 + 11 + 20*2 + 1, 0, 1}},
 		{"Mutation", `mutation { login(email: "a", password: "b") { token user { id } } }`, "", want{3, 4, 0, 1}},
 		{"UnknownFields", `{ nope { deeper { id } } }`, "", want{3, 3, 0, 1}},
 	} {
@@ -59,23 +61,25 @@ func TestMeasure(t *testing.T) {
 func TestMeasureVariables(t *testing.T) {
 	schema := realSchema().Schema()
 	doc := mustParse(t, `query Q($n: Int, $m: Int = 7) { events(first: $n) { edges { node { id } } } me { organizedEvents(first: $m) { totalCount } } }`)
-	// events costs 1 + n×3; me costs 1 + (1 + 1×1): organizedEvents multiplies only its lists.
-	const me = 3
+	// events costs 11 + n×2 + 1; me costs 1 + (11 + CountCost): organizedEvents multiplies only
+	// its lists, and there are none.
+	const me = 1 + 11 + CountCost
+	ev := func(n int) int { return 11 + n*2 + 1 }
 	for _, tc := range []struct {
 		name string
 		vars map[string]any
 		want int
 	}{
-		{"Given", map[string]any{"n": 5}, 1 + 5*3 + me},
-		{"JSONNumber", map[string]any{"n": json.Number("7")}, 1 + 7*3 + me},
-		{"Float", map[string]any{"n": 9.0}, 1 + 9*3 + me},
-		{"AbsentTakesSchemaDefault", map[string]any{}, 1 + 20*3 + me},
-		{"NilMapIsNone", nil, 1 + 20*3 + me},
-		{"NullTakesSchemaDefault", map[string]any{"n": nil}, 1 + 20*3 + me},
-		{"Capped", map[string]any{"n": 1000}, 1 + 100*3 + me},
-		{"Negative", map[string]any{"n": -5}, 1 + 1*3 + me},
-		{"NotAnInt", map[string]any{"n": "many"}, 1 + 100*3 + me},
-		{"Fraction", map[string]any{"n": 2.5}, 1 + 100*3 + me},
+		{"Given", map[string]any{"n": 5}, ev(5) + me},
+		{"JSONNumber", map[string]any{"n": json.Number("7")}, ev(7) + me},
+		{"Float", map[string]any{"n": 9.0}, ev(9) + me},
+		{"AbsentTakesSchemaDefault", map[string]any{}, ev(20) + me},
+		{"NilMapIsNone", nil, ev(20) + me},
+		{"NullTakesSchemaDefault", map[string]any{"n": nil}, ev(20) + me},
+		{"Capped", map[string]any{"n": 1000}, ev(100) + me},
+		{"Negative", map[string]any{"n": -5}, ev(1) + me},
+		{"NotAnInt", map[string]any{"n": "many"}, ev(100) + me},
+		{"Fraction", map[string]any{"n": 2.5}, ev(100) + me},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := MeasureVariables(doc, schema, "Q", tc.vars)
@@ -85,8 +89,8 @@ func TestMeasureVariables(t *testing.T) {
 		})
 	}
 	t.Run("UnknownCountAtMaxPageSize", func(t *testing.T) {
-		if m := Measure(doc, schema, "Q"); m.Complexity != 1+100*3+me {
-			t.Errorf("complexity %d, want %d", m.Complexity, 1+100*3+me)
+		if m := Measure(doc, schema, "Q"); m.Complexity != ev(100)+me {
+			t.Errorf("complexity %d, want %d", m.Complexity, ev(100)+me)
 		}
 	})
 	t.Run("LiteralsDoNotUseVariables", func(t *testing.T) {
@@ -205,4 +209,125 @@ func TestAdminListDefaultsFit(t *testing.T) {
 	if m.Complexity < 300 {
 		t.Errorf("nested records not multiplied: %d", m.Complexity)
 	}
+}
+
+// webAppPages are the documents the web app sends (API.md's domain queries) at page sizes up to
+// the cap of 100: every one must fit the default complexity limit. The one exception to the cap
+// is EventCards, which previews five attendees of each event: each preview is a store query of
+// its own (attendees are not batched), so 30 cards fit and 100 (100 queries, 500 attendees) do
+// not; the event's own page lists its attendees 100 at a time.
+var webAppPages = map[string]string{
+	"EventsPage": `query EventsPage($filter: EventFilter, $first: Int = 100, $after: String) {
+  events(filter: $filter, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id title description startsAt endsAt status capacity tags attendeeCount waitlistCount cancelReason createdAt updatedAt
+      viewerRegistration { id status createdAt }
+      venue { id name address city capacity }
+      organizer { id name }
+    } }
+  }
+}`,
+	"EventCards": `query EventCards {
+  events(first: 30) {
+    totalCount
+    edges { node { id title startsAt attendeeCount capacity venue { name city } organizer { name }
+      attendees(first: 5) { edges { node { id name } } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`,
+	"EventDetail": `query EventDetail($id: ID!) {
+  event(id: $id) {
+    id title description startsAt endsAt status capacity tags attendeeCount waitlistCount cancelReason createdAt updatedAt
+    venue { id name address city capacity events(first: 5) { edges { node { id title startsAt } } } }
+    organizer { id name organizedEvents(first: 5) { totalCount edges { node { id title startsAt } } } }
+    viewerRegistration { id status createdAt }
+    attendees(first: 100) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id name } } }
+  }
+}`,
+	"VenuePage": `query VenuePage($id: ID!) {
+  venue(id: $id) {
+    id name address city capacity
+    events(first: 100) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { cursor node { id title startsAt endsAt status capacity attendeeCount waitlistCount organizer { id name } } }
+    }
+  }
+}`,
+	"Venues": `query Venues($city: String) {
+  venues(city: $city, first: 100) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id name address city capacity } } }
+}`,
+	"Dashboard": `query Dashboard {
+  me {
+    id name email role createdAt
+    organizedEvents(first: 100) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { id title status startsAt endsAt capacity attendeeCount waitlistCount tags venue { id name city } } }
+    }
+  }
+}`,
+	// What the load tool sends (cmd/eventide-load), and this package's own listing at the cap.
+	"LoadEventsPage":  `query EventsPage { events(first: 100) { edges { node { id title startsAt venue { name city } organizer { name } attendeeCount waitlistCount } } pageInfo { hasNextPage endCursor } } }`,
+	"LoadEventDetail": `query EventDetail($id: ID!) { event(id: $id) { id title description startsAt endsAt status capacity tags venue { id name address city capacity } organizer { id name } attendeeCount waitlistCount attendees(first: 10) { totalCount edges { node { id name } } } } }`,
+	"ListingAtTheCap": eventsPage,
+}
+
+// TestStoreWorkIsCharged: a count and a page query cost what the store does for them, so thirty
+// aliased counts (the reported 480 ms of CPU for a complexity of 60) no longer fit the default
+// limit, where every page of the web app, at up to 100 a page, does.
+func TestStoreWorkIsCharged(t *testing.T) {
+	schema := realSchema().Schema()
+	limit := DefaultLimits().MaxComplexity
+	t.Run("WebAppPagesFit", func(t *testing.T) {
+		for name, doc := range webAppPages {
+			m := MeasureVariables(mustParse(t, doc), schema, "", map[string]any{"first": 100})
+			if m.Complexity > limit {
+				t.Errorf("%s: complexity %d over the default limit %d", name, m.Complexity, limit)
+			}
+			t.Logf("%s: %d", name, m.Complexity)
+		}
+	})
+	aliased := func(n int, field string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, " c%d: %s", i, field)
+		}
+		return b.String() + " }"
+	}
+	t.Run("ThirtyAliasedCountsDoNot", func(t *testing.T) {
+		for _, field := range []string{
+			`events(first: 1) { totalCount }`,
+			`venues(first: 1) { totalCount }`,
+			`me { organizedEvents(first: 1) { totalCount } }`,
+			`event(id: "1") { attendees(first: 1) { totalCount } }`,
+		} {
+			one := Measure(mustParse(t, aliased(1, field)), schema, "").Complexity
+			if one > limit || one < 1+StoreQueryCost+CountCost {
+				t.Errorf("one %s: complexity %d", field, one)
+			}
+			if m := Measure(mustParse(t, aliased(30, field)), schema, ""); m.Complexity <= limit || m.Complexity != 30*one {
+				t.Errorf("30 × %s: complexity %d, want 30 × %d, over %d", field, m.Complexity, one, limit)
+			}
+		}
+		// The exact price of the reported document: a page query and a count, thirty times.
+		if m := Measure(mustParse(t, aliased(30, `events(first: 1) { totalCount }`)), schema, ""); m.Complexity != 30*(1+StoreQueryCost+CountCost) {
+			t.Errorf("complexity %d", m.Complexity)
+		}
+	})
+	t.Run("PageQueriesAreChargedToo", func(t *testing.T) {
+		// Thirty aliased pages of one cursor each: thirty store queries, but cheap ones.
+		m := Measure(mustParse(t, aliased(30, `events(first: 1) { edges { cursor } }`)), schema, "")
+		if m.Complexity != 30*(1+StoreQueryCost+1+1) {
+			t.Errorf("complexity %d", m.Complexity)
+		}
+		// A count per item of a page is a count per item: refused at any useful page size.
+		m = Measure(mustParse(t, `{ events(first: 10) { edges { node { organizer { organizedEvents { totalCount } } } } } }`), schema, "")
+		if m.Complexity <= limit {
+			t.Errorf("ten nested counts: complexity %d", m.Complexity)
+		}
+	})
 }

@@ -7,7 +7,6 @@ package resolvers
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"time"
 
@@ -88,6 +87,9 @@ func (r *memoryStatsResolver) UsagePercent(ctx context.Context, obj *memstats.Sa
 
 // SignUp is the resolver for the signUp field.
 func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error) {
+	if err := onePasswordField(ctx); err != nil {
+		return nil, err
+	}
 	email, err := cleanEmail(input.Email)
 	if err != nil {
 		return nil, err
@@ -99,9 +101,22 @@ func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) 
 	if err := checkPassword(input.Password); err != nil {
 		return nil, err
 	}
-	hash, err := r.Auth.Hash(input.Password)
+	if r.Throttle != nil {
+		if d := r.Throttle.Signup(ctx, eventide.ClientFrom(ctx).AddrKey); !d.Allowed {
+			return nil, refuse(ctx, d)
+		}
+	}
+	// A taken email is refused before the costly hash; the store's unique index stays the final
+	// word for two sign-ups that race.
+	switch _, err := r.Store.UserByEmail(ctx, email); {
+	case err == nil:
+		return nil, eventide.InvalidField("email", "an account with this email already exists")
+	case !eventide.IsCode(err, eventide.CodeNotFound):
+		return nil, err
+	}
+	hash, err := r.Auth.HashContext(ctx, input.Password)
 	if err != nil {
-		return nil, eventide.Internal(err)
+		return nil, hashErr(ctx, err)
 	}
 	u := &eventide.User{Name: name, Email: email, Role: eventide.RoleUser, PasswordHash: hash}
 	if err := r.Store.CreateUser(ctx, u); err != nil {
@@ -113,16 +128,14 @@ func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) 
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, email string, password string) (*model.AuthPayload, error) {
+	if err := onePasswordField(ctx); err != nil {
+		return nil, err
+	}
 	c := eventide.ClientFrom(ctx)
 	email = strings.ToLower(strings.TrimSpace(email))
 	if r.Throttle != nil {
 		if d := r.Throttle.Login(ctx, c.AddrKey, email); !d.Allowed {
-			if h := eventide.ResponseHintsFrom(ctx); h != nil {
-				hdr := http.Header{}
-				d.SetHeaders(hdr)
-				h.Set(http.StatusTooManyRequests, hdr)
-			}
-			return nil, d.Err()
+			return nil, refuse(ctx, d)
 		}
 	}
 	u, err := r.Store.UserByEmail(ctx, email)
@@ -135,7 +148,11 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 	}
 	attempt := security.Attempt{Email: email, Client: c.AddrKey, IP: c.IP, UserAgent: c.UserAgent}
 	// An unknown email is checked against a dummy hash: both failures take as long and read alike.
-	if !r.Auth.Verify(hash, password) {
+	ok, err := r.Auth.VerifyContext(ctx, hash, password)
+	if err != nil {
+		return nil, hashErr(ctx, err)
+	}
+	if !ok {
 		r.logSecurity(ctx, security.Event{Type: security.LoginFailed, Email: email, Message: "wrong email or password"})
 		if r.BruteForce != nil {
 			r.BruteForce.LoginFailed(attempt)

@@ -205,6 +205,44 @@ func TestThrottle(t *testing.T) {
 			}
 		}
 	})
+	t.Run("SignupPerClient", func(t *testing.T) {
+		th, l := newThrottle(ThrottleConfig{Window: time.Minute, Limit: 100, SignupLimit: 2})
+		for i := range 2 {
+			if d := th.Signup(ctx, "ip:198.51.100.1"); !d.Allowed || d.Limit != 2 {
+				t.Fatalf("sign-up %d: %+v", i+1, d)
+			}
+		}
+		d := th.Signup(ctx, "ip:198.51.100.1")
+		if d.Allowed || d.RetryAfter != 30*time.Second {
+			t.Fatalf("3rd sign-up: %+v", d)
+		}
+		th.Signup(ctx, "ip:198.51.100.1")
+		// Its own budget: the client's requests and logins are untouched, another client has two.
+		if !th.Request(ctx, "ip:198.51.100.1").Allowed || !th.Login(ctx, "ip:198.51.100.1", "a@example.com").Allowed {
+			t.Fatal("the sign-up budget spent another budget")
+		}
+		if !th.Signup(ctx, "ip:198.51.100.2").Allowed || !th.Signup(ctx, "").Allowed {
+			t.Fatal("another client refused")
+		}
+		if v := metricValue(t, th.Collectors(), "eventide_security_throttled_total", map[string]string{"scope": "signup"}); v != 2 {
+			t.Fatalf("throttled counter %v, want 2", v)
+		}
+		evs := l.Query(Filter{Types: []EventType{RateLimited}}, 10)
+		if len(evs) != 1 || evs[0].IP != "198.51.100.1" || evs[0].Operation != "signup" || evs[0].Severity != SeverityMedium {
+			t.Fatalf("want one RATE_LIMITED event for two refusals, got %+v", evs)
+		}
+	})
+	t.Run("SignupDefault", func(t *testing.T) {
+		th, _ := newThrottle(ThrottleConfig{})
+		for i := range 5 {
+			if !th.Signup(ctx, "ip:198.51.100.3").Allowed {
+				t.Fatalf("sign-up %d refused", i+1)
+			}
+		}
+		if th.Signup(ctx, "ip:198.51.100.3").Allowed {
+			t.Fatal("6th sign-up allowed under the default of 5")
+		}
+	})
 	t.Run("LoginReportsTighterBudget", func(t *testing.T) {
 		th, _ := newThrottle(ThrottleConfig{Window: time.Minute, LoginLimit: 5})
 		th.Login(ctx, "ip:1.1.1.1", "a@example.com")

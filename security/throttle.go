@@ -17,6 +17,7 @@ type ThrottleConfig struct {
 	Limit             int           // THROTTLE_LIMIT: requests per client per window; default 300
 	LoginLimit        int           // LOGIN_THROTTLE_LIMIT: login attempts per client and per email per window; default 10
 	SuspectLoginLimit int           // login attempts per window for a client or email under brute-force suspicion; default 1
+	SignupLimit       int           // SIGNUP_THROTTLE_LIMIT: sign-ups per client per window; default 5
 	BruteForce        *BruteForce   // whose suspicions lower the login limit; nil: none
 	Log               *Log          // where RATE_LIMITED goes, once per key per window; nil: nowhere
 	MaxReported       int           // keys remembered to report once per window; default 10000
@@ -42,6 +43,7 @@ const (
 	scopeRequest     = "request"
 	scopeLoginClient = "login_client"
 	scopeLoginEmail  = "login_email"
+	scopeSignup      = "signup"
 	// ScopeWebsockets is the scope of the cap on open websockets per client address
 	// (WS_MAX_CONNECTIONS_PER_CLIENT), enforced by the HTTP layer and reported through Refused.
 	ScopeWebsockets = "websockets"
@@ -57,6 +59,9 @@ func NewThrottle(lim Limiter, cfg ThrottleConfig) *Throttle {
 	}
 	if cfg.LoginLimit <= 0 {
 		cfg.LoginLimit = 10
+	}
+	if cfg.SignupLimit <= 0 {
+		cfg.SignupLimit = 5
 	}
 	if cfg.SuspectLoginLimit <= 0 {
 		cfg.SuspectLoginLimit = 1
@@ -76,7 +81,7 @@ func NewThrottle(lim Limiter, cfg ThrottleConfig) *Throttle {
 		),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "throttled_total",
-			Help: "Requests refused by throttling, by scope (request, login_client, login_email).",
+			Help: "Requests refused by throttling, by scope (request, login_client, login_email, signup, websockets).",
 		}, []string{"scope"}),
 		errs: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "throttle_errors_total",
@@ -127,6 +132,16 @@ func (t *Throttle) Login(ctx context.Context, client, email string) Decision {
 		d.ResetAfter = reset
 	}
 	return d
+}
+
+// Signup counts one sign-up against client (a ClientKey; empty is not counted) and returns the
+// decision: SignupLimit per Window. A sign-up hashes a password, so it has a budget of its own,
+// well below the request budget.
+func (t *Throttle) Signup(ctx context.Context, client string) Decision {
+	if client == "" {
+		return Decision{Allowed: true}
+	}
+	return t.check(ctx, scopeSignup, "signup:"+client, t.cfg.SignupLimit, client, "")
 }
 
 func (t *Throttle) check(ctx context.Context, scope, key string, limit int, client, email string) Decision {
@@ -180,6 +195,9 @@ func rateLimitedEvent(scope, client, email string, limit int, window time.Durati
 		e.Severity = SeverityMedium
 		e.Email = email
 		e.Message = fmt.Sprintf("email over %d login attempts per %s", limit, window)
+	case scopeSignup:
+		e.Severity = SeverityMedium
+		e.Message = fmt.Sprintf("client over %d sign-ups per %s", limit, window)
 	case ScopeWebsockets:
 		e.Message = fmt.Sprintf("client over %d open websockets", limit)
 	}
