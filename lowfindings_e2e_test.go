@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // End-to-end proof of issue 11's low findings: every error a client can cause carries
@@ -318,6 +320,19 @@ func TestEveryErrorHasACode(t *testing.T) {
 		defer c.conn.CloseNow()
 		c.send(map[string]any{"type": "connection_init", "payload": map[string]any{}})
 		everyErrorCoded(t, wsErrors(t, c, "1"), "BAD_REQUEST", "")
+	})
+	t.Run("graphql-ws/InvalidTokenInInit", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.base, "http")+"/graphql",
+			&websocket.DialOptions{Subprotocols: []string{"graphql-ws"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		c := &wsClient{t: t, conn: conn, ctx: ctx}
+		c.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer not-a-token"}})
+		everyErrorCoded(t, wsErrors(t, c, ""), "UNAUTHENTICATED", "")
 	})
 	noErrorLines(t, ts, mark)
 }
