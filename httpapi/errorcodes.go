@@ -48,6 +48,10 @@ type codingWriter struct {
 }
 
 func (c *codingWriter) WriteHeader(code int) {
+	if code < http.StatusOK { // informational (a websocket's 101): the final status follows
+		c.ResponseWriter.WriteHeader(code)
+		return
+	}
 	if c.wrote {
 		return // gqlgen writes a second status after a failed upgrade; the first one counts
 	}

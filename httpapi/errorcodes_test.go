@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,6 +130,25 @@ func TestCodeErrorBodies(t *testing.T) {
 		})
 		if rec.Code != 200 || rec.Body.String() != `{"data":{"a":1}}more` || !rec.Flushed {
 			t.Fatalf("%d %s flushed %v", rec.Code, rec.Body, rec.Flushed)
+		}
+	})
+	t.Run("InformationalThenError", func(t *testing.T) {
+		// A real server: the recorder takes a 1xx for the final status.
+		srv := httptest.NewServer(codeErrorBodies(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Link", "</style.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"errors":[{"message":"x"}]}`))
+		})))
+		defer srv.Close()
+		res, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusBadRequest || fmt.Sprint(codes(t, body)) != "[BAD_REQUEST]" {
+			t.Fatalf("%d %s", res.StatusCode, body)
 		}
 	})
 	t.Run("LongErrorPassesAsWritten", func(t *testing.T) {
