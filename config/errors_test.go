@@ -56,6 +56,7 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrCacheTTLNotNumber", environ: []string{"CACHE_TTL=1.5"}, key: "CACHE_TTL", value: "1.5"},
 		{name: "ErrCacheMaxEntriesZero", environ: []string{"CACHE_MAX_ENTRIES=0"}, key: "CACHE_MAX_ENTRIES", value: "0"},
 		{name: "ErrSeedDemoNotBool", environ: []string{"SEED_DEMO=2"}, key: "SEED_DEMO", value: "2"},
+		{name: "ErrSeedDemoInProduction", environ: []string{"APP_ENV=production", "JWT_SECRET=" + strings.Repeat("p", 40), "SEED_DEMO=true"}, key: "SEED_DEMO", value: "true"},
 		{name: "ErrSecurityMaxEventsZero", environ: []string{"SECURITY_MAX_EVENTS=0"}, key: "SECURITY_MAX_EVENTS", value: "0"},
 		{name: "ErrSecurityEventMaxAgeZero", environ: []string{"SECURITY_EVENT_MAX_AGE=0"}, key: "SECURITY_EVENT_MAX_AGE", value: "0s"},
 		{name: "ErrThrottleTTLZero", environ: []string{"THROTTLE_TTL=0"}, key: "THROTTLE_TTL", value: "0"},

@@ -98,7 +98,13 @@ var fields = []field{
 	integer("CACHE_MAX_ENTRIES", "in-memory cache capacity", 1, math.MaxInt, func(c *Config) *int { return &c.CacheMaxEntries }),
 	size("RESPONSE_CACHE_MAX_BYTES", "memory for whole responses to anonymous queries, kept exact by the cache's tokens (0 disables)", 0, func(c *Config) *int64 { return &c.ResponseCacheMaxBytes }),
 
-	boolean("SEED_DEMO", "seed demo data into an empty store", func(c *Config) *bool { return &c.SeedDemo }),
+	boolean("SEED_DEMO", "seed demo data into an empty store (never in production)", func(c *Config) *bool { return &c.SeedDemo }).
+		withCheck(func(c *Config) string {
+			if c.SeedDemo && c.IsProduction() {
+				return "must be false in production: demo accounts share a published password"
+			}
+			return ""
+		}),
 
 	integer("SECURITY_MAX_EVENTS", "security events kept in memory", 1, math.MaxInt, func(c *Config) *int { return &c.SecurityMaxEvents }),
 	duration("SECURITY_EVENT_MAX_AGE", "age after which security events are dropped", func(c *Config) *time.Duration { return &c.SecurityEventMaxAge }),

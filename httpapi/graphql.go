@@ -106,6 +106,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection, events: o.Security})
 	srv.Use(resolvers.AccessDenials{})
+	srv.Use(requestRules{}) // no control characters in arguments, subscriptions on streams only, at most MaxErrors errors
 	for _, x := range o.Extensions {
 		srv.Use(x)
 	}

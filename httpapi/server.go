@@ -86,6 +86,7 @@ func New(o Options) *Server {
 	mux := http.NewServeMux()
 	// Innermost first: the last one wraps all the others.
 	gql := chain(o.GraphQL,
+		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
 		responseHints,
 		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
 		s.trackStreams,

@@ -149,8 +149,9 @@ func (g *guardedConn) NextReader() (int, io.Reader, error) {
 }
 
 // WriteJSON closes the socket when the message does not fit in writeTimeout, which ends the
-// blocked write with an error.
+// blocked write with an error. Every error it sends has a code (codeSocketErrors).
 func (g *guardedConn) WriteJSON(v any) error {
+	codeSocketErrors(v)
 	if g.writeTimeout <= 0 {
 		return g.WebsocketConn.WriteJSON(v)
 	}

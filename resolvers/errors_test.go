@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
 )
@@ -40,6 +42,45 @@ func TestErrorPresenter(t *testing.T) {
 		}
 		if !strings.Contains(logged, "10.0.0.7") || !strings.Contains(logged, "req-42") {
 			t.Fatalf("log lacks the detail: %s", logged)
+		}
+	})
+	t.Run("RequestShapeIsBadRequestAndNotLogged", func(t *testing.T) {
+		// What gqlgen's APQ extension and transports return: no cause, no code, no path.
+		for _, m := range []string{"provided APQ hash does not match query", "unsupported APQ version", "json request body could not be decoded"} {
+			msg, ext, logged := present(t, gqlerror.Errorf("%s", m))
+			if ext["code"] != "BAD_REQUEST" || msg != m || logged != "" {
+				t.Fatalf("%q: %q %v, logged %q", m, msg, ext, logged)
+			}
+		}
+	})
+	t.Run("UncoercibleVariableIsBadUserInput", func(t *testing.T) {
+		err := gqlerror.ErrorPathf(ast.Path{ast.PathName("variable"), ast.PathName("n")}, "cannot use string as Int")
+		err.Extensions = map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}
+		msg, ext, logged := present(t, err)
+		if ext["code"] != "BAD_USER_INPUT" || msg != "cannot use string as Int" || logged != "" {
+			t.Fatalf("%q %v, logged %q", msg, ext, logged)
+		}
+	})
+	t.Run("ValidationErrorKeepsItsCode", func(t *testing.T) {
+		err := gqlerror.Errorf("Cannot query field \"nope\" on type \"Query\".")
+		err.Extensions = map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}
+		if _, ext, _ := present(t, err); ext["code"] != "GRAPHQL_VALIDATION_FAILED" {
+			t.Fatalf("%v", ext)
+		}
+	})
+	t.Run("UncodedFieldErrorIsStillInternal", func(t *testing.T) {
+		// "must not be null" and the like: on a field's path, a bug of ours.
+		msg, ext, logged := present(t, gqlerror.ErrorPathf(ast.Path{ast.PathName("event")}, "must not be null"))
+		if ext["code"] != "INTERNAL_SERVER_ERROR" || strings.Contains(msg, "null") || !strings.Contains(logged, "must not be null") {
+			t.Fatalf("%q %v, logged %q", msg, ext, logged)
+		}
+	})
+	t.Run("RecoveredPanicIsMaskedEvenUnpresented", func(t *testing.T) {
+		// gqlgen's websocket sends a panic it recovers outside the resolvers without the presenter.
+		var gqlErr *gqlerror.Error
+		if err := Recover(context.Background(), "boom"); !errors.As(err, &gqlErr) || strings.Contains(gqlErr.Message, "boom") ||
+			gqlErr.Extensions["code"] != "INTERNAL_SERVER_ERROR" {
+			t.Fatalf("%#v", err)
 		}
 	})
 	t.Run("PanicBecomesInternalWithStackInLog", func(t *testing.T) {

@@ -34,6 +34,10 @@ func (r *eventResolver) Organizer(ctx context.Context, obj *eventide.Event) (*ev
 
 // Attendees is the resolver for the attendees field.
 func (r *eventResolver) Attendees(ctx context.Context, obj *eventide.Event, first *int, after *string) (*relay.UserConnection, error) {
+	// Who attends is for signed-in viewers; attendeeCount and waitlistCount stay public.
+	if eventide.ViewerFrom(ctx) == nil {
+		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "sign in to see who attends; attendeeCount is public")
+	}
 	conn, err := r.Store.Attendees(ctx, obj.ID, page(first, after))
 	if err != nil {
 		return nil, err

@@ -90,8 +90,8 @@ Scenarios (-scenario):
                     organizer { name }, attendeeCount, waitlistCount; anonymous
   events-page-cold  the same after an admin purgeCache before every request (the purge is timed
                     separately and left out of the page's latency); also: -scenario events-page -cold
-  event-detail      one event (a random one of those listed) with venue, organizer,
-                    attendees(first: 10) and counts; anonymous
+  event-detail      one event (a random one of those listed) with venue, organizer and
+                    counts; anonymous (attendees' names are for signed-in viewers)
   login             login as a random seeded user
   register-cancel   each worker signs in as its own seeded user and alternately registers for a
                     random load-test event and cancels that registration (open loop: 32 users

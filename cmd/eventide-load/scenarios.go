@@ -12,9 +12,10 @@ import (
 const (
 	eventsPageQuery = `query EventsPage { events(first: 20) { edges { node { id title startsAt ` +
 		`venue { name city } organizer { name } attendeeCount waitlistCount } } pageInfo { hasNextPage endCursor } } }`
+	// An anonymous visitor's event page: who attends is for signed-in viewers (API.md), the
+	// counts are public.
 	eventDetailQuery = `query EventDetail($id: ID!) { event(id: $id) { id title description startsAt endsAt status capacity tags ` +
-		`venue { id name address city capacity } organizer { id name } attendeeCount waitlistCount ` +
-		`attendees(first: 10) { totalCount edges { node { id name } } } } }`
+		`venue { id name address city capacity } organizer { id name } attendeeCount waitlistCount } }`
 	registerMutation = `mutation Register($id: ID!) { registerForEvent(eventId: $id) { id status } }`
 	cancelMutation   = `mutation Cancel($id: ID!) { cancelRegistration(eventId: $id) { id status } }`
 	purgeMutation    = `mutation Purge { purgeCache }`
