@@ -286,11 +286,16 @@ func (r *mutationResolver) SetUserRole(ctx context.Context, userID string, role 
 	if !role.Valid() {
 		return nil, eventide.InvalidField("role", "unknown role %q", role)
 	}
+	before, err := r.Store.UserByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	u, err := r.Store.SetUserRole(ctx, userID, role)
 	if err != nil {
 		return nil, err
 	}
 	r.wrote(ctx)
+	r.roleChanged(ctx, before.Role, u)
 	return u, nil
 }
 
@@ -302,6 +307,7 @@ func (r *mutationResolver) PurgeCache(ctx context.Context) (int, error) {
 	}
 	r.wrote(ctx)
 	r.Log.InfoContext(ctx, "cache purged", "entries", n, "by", eventide.ViewerFrom(ctx).ID)
+	r.adminAction(ctx, "purgeCache dropped %d cache entries", n)
 	return n, nil
 }
 
@@ -426,6 +432,23 @@ func (r *queryResolver) DatabaseStats(ctx context.Context) (*model.DatabaseStats
 		d.LastEvent, d.LastEventAt = &ev, &at
 	}
 	return d, nil
+}
+
+// Users is the resolver for the users field.
+func (r *queryResolver) Users(ctx context.Context, search *string, role *eventide.Role, first *int, after *string) (*relay.UserConnection, error) {
+	q, err := userQuery(search, role)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := r.Store.Users(ctx, q, page(first, after))
+	if err != nil {
+		return nil, err
+	}
+	l := r.loaders(ctx)
+	for _, u := range conn.Items {
+		l.Users.Prime(u.ID, u)
+	}
+	return relay.Users(conn, conn.Items, func(ctx context.Context) (int, error) { return r.Store.CountUsersMatching(ctx, q) }), nil
 }
 
 func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, error) {
