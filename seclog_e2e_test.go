@@ -227,10 +227,23 @@ func TestAdminWritesAreSecurityEvents(t *testing.T) {
 
 	t.Run("FailedChangeIsNoEvent", func(t *testing.T) {
 		ts := ts.in(t)
+		before := len(ts.securityEvents(admin, map[string]any{"types": []string{"ROLE_CHANGED"}}, 100))
 		ts.mustCode("NOT_FOUND", admin.Token, `mutation($u: ID!){ setUserRole(userId: $u, role: ADMIN){ id } }`,
 			map[string]any{"u": "000000000000000000000000"})
-		if got := ts.securityEvents(admin, map[string]any{"types": []string{"ROLE_CHANGED"}}, 10); len(got) != 1 {
+		if got := ts.securityEvents(admin, map[string]any{"types": []string{"ROLE_CHANGED"}}, 100); len(got) != before {
 			t.Fatalf("ROLE_CHANGED events after a failed change: %v", got)
+		}
+	})
+	t.Run("AdminChangesSomeoneElsesEvent", func(t *testing.T) {
+		ts := ts.in(t)
+		org := ts.organizer("Olga Organizer")
+		id := ts.draftEvent(org, "Not the admin's", 10, 48*time.Hour)
+		ts.mustData(org.Token, `mutation($id: ID!){ publishEvent(id: $id){ id } }`, map[string]any{"id": id}, nil) // her own: no event
+		ts.mustData(admin.Token, `mutation($id: ID!){ cancelEvent(id: $id, reason: "spam"){ id } }`, map[string]any{"id": id}, nil)
+		got := ts.securityEvents(admin, map[string]any{"types": []string{"ADMIN_ACTION"}}, 10)
+		if len(got) != 2 || str(got[0].UserID) != admin.ID || !strings.Contains(got[0].Message, "cancelEvent") ||
+			!strings.Contains(got[0].Message, id) || !strings.Contains(got[0].Message, org.ID) {
+			t.Fatalf("ADMIN_ACTION events: %v", got)
 		}
 	})
 }

@@ -44,3 +44,11 @@ func (r *Resolver) roleChanged(ctx context.Context, from eventide.Role, u *event
 func (r *Resolver) adminAction(ctx context.Context, format string, args ...any) {
 	r.logSecurity(ctx, security.Event{Type: security.AdminAction, Message: fmt.Sprintf(format, args...)})
 }
+
+// adminWrote logs an ADMIN_ACTION when an admin changed an event they do not organize: a write
+// only the ADMIN role allowed.
+func (r *Resolver) adminWrote(ctx context.Context, mutation string, ev *eventide.Event) {
+	if v := eventide.ViewerFrom(ctx); v != nil && v.Role == eventide.RoleAdmin && v.ID != ev.OrganizerID {
+		r.adminAction(ctx, "%s on event %s (%q) of organizer %s", mutation, ev.ID, ev.Title, ev.OrganizerID)
+	}
+}

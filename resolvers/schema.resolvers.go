@@ -210,6 +210,7 @@ func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input mod
 	}
 	r.wrote(ctx, ev)
 	r.publish(ev)
+	r.adminWrote(ctx, "updateEvent", ev)
 	return ev, nil
 }
 
@@ -231,6 +232,7 @@ func (r *mutationResolver) PublishEvent(ctx context.Context, id string) (*eventi
 	}
 	r.wrote(ctx, ev)
 	r.publish(ev)
+	r.adminWrote(ctx, "publishEvent", ev)
 	return ev, nil
 }
 
@@ -256,6 +258,7 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 	}
 	r.wrote(ctx, ev)
 	r.publish(ev)
+	r.adminWrote(ctx, "cancelEvent", ev)
 	return ev, nil
 }
 

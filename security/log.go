@@ -540,7 +540,7 @@ type LogStats struct {
 	RepeatWindows      int    // repeat windows open now
 	Repeated           uint64 // events counted in an earlier one instead of stored, since start
 	Subscribers        int    // live now
-	Logged             uint64 // logged on this replica since start
+	Logged             uint64 // logged on this replica since start, repeats included
 	Received           uint64 // received from other replicas since start
 	SubscribersDropped uint64 // dropped for falling behind since start
 }

@@ -3,6 +3,7 @@ package security
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -345,5 +346,42 @@ func TestBridgeKeyPrefix(t *testing.T) {
 	}
 	if got := a1.Query(Filter{}, 10); len(got) != 1 || got[0].ID == otherSent.ID {
 		t.Fatalf("a1 holds %+v", got)
+	}
+}
+
+// BenchmarkLogRepeat is a repeated ACCESS_DENIED: counted in its window's event, in place.
+func BenchmarkLogRepeat(b *testing.B) {
+	l := NewLog(LogConfig{MaxEvents: 1000})
+	e := Event{Type: AccessDenied, IP: "203.0.113.7", UserID: "6b0f4fde711b774c8b6b45fe", Operation: "Peek",
+		Message: "Query.serverInfo needs the ADMIN role"}
+	l.Log(e)
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Log(e)
+	}
+}
+
+// BenchmarkLogWithLine is BenchmarkLog with the event's log line, JSON, to a discarding writer.
+func BenchmarkLogWithLine(b *testing.B) {
+	l := NewLog(LogConfig{MaxEvents: 1000, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	e := Event{Type: LoginFailed, IP: "203.0.113.7", Email: "someone@example.com",
+		UserAgent: "Mozilla/5.0", Operation: "login", Message: "wrong password"}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Log(e)
+	}
+}
+
+// BenchmarkQuery reads the newest 100 of a full log of 1000, merged across the three shares.
+func BenchmarkQuery(b *testing.B) {
+	l := NewLog(LogConfig{MaxEvents: 1000})
+	for i := range 2000 {
+		l.Log(Event{Type: []EventType{LoginFailed, QueryRejected, RoleChanged, BruteForceSuspected}[i%4], Message: "m"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(l.Query(Filter{}, 100)) != 100 {
+			b.Fatal("short")
+		}
 	}
 }
