@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,5 +384,49 @@ func BenchmarkQuery(b *testing.B) {
 		if len(l.Query(Filter{}, 100)) != 100 {
 			b.Fatal("short")
 		}
+	}
+}
+
+// TestConcurrentRepeats logs new and repeated events from many goroutines while others query
+// and sweep (run with -race): every refusal is counted exactly once.
+func TestConcurrentRepeats(t *testing.T) {
+	l := NewLog(LogConfig{MaxEvents: 400, MaxAge: time.Hour, MaxRepeatKeys: 50})
+	const workers, each = 8, 500
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				l.Query(Filter{Types: []EventType{AccessDenied}}, 100)
+				l.Sweep()
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				l.Log(Event{Type: AccessDenied, UserID: fmt.Sprint("u", w%4), Message: "Query.serverInfo needs the ADMIN role"})
+				if i%10 == 0 {
+					l.Log(Event{Type: LoginFailed, Message: fmt.Sprint(w, i)})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	total := 0
+	for _, e := range l.Query(Filter{Types: []EventType{AccessDenied}}, 100) {
+		total += e.Count
+	}
+	if total != workers*each {
+		t.Fatalf("%d refusals counted of %d", total, workers*each)
+	}
+	if got := len(l.Query(Filter{Types: []EventType{AccessDenied}}, 100)); got != 4 {
+		t.Fatalf("%d ACCESS_DENIED events for 4 users", got)
 	}
 }
