@@ -18,8 +18,10 @@ import (
 // the event has left its ring meanwhile, the next repeat opens a new window and a new event.
 //
 // Bound: at most MaxRepeatKeys windows are open. They all last RepeatWindow, so the order they
-// opened in is the order they end in: a fixed ring of their keys, oldest first, closes the
-// expired ones in O(1) each and, when full, closes the oldest early.
+// opened in is the order they end in: a queue of their keys, oldest first, closes the expired
+// ones in O(1) each and, when it holds MaxRepeatKeys, closes the oldest early. The queue grows
+// only as windows open (a quiet server holds none) and is compacted in place rather than grown
+// while closed entries lie at its head, so its capacity stays about twice MaxRepeatKeys at most.
 
 // repeatKey names what repeats: the type, who (a user id, else a client address) and the refusal.
 type repeatKey struct {
@@ -47,7 +49,7 @@ type repeat struct {
 	event Event // as first stored, for the closing line
 }
 
-// openedKey is an entry of the ring of windows in the order they opened; gen tells whether the
+// openedKey is an entry of the queue of windows in the order they opened; gen tells whether the
 // window it names is still the one open under that key.
 type openedKey struct {
 	key repeatKey
@@ -55,15 +57,29 @@ type openedKey struct {
 }
 
 type repeats struct {
-	open   map[repeatKey]*repeat
-	order  []openedKey // ring, oldest at head
-	head   int
-	queued int
-	gen    uint64
+	open  map[repeatKey]*repeat
+	order []openedKey // the queue: order[head:], oldest first
+	head  int
+	max   int
+	gen   uint64
 }
 
 func newRepeats(max int) repeats {
-	return repeats{open: make(map[repeatKey]*repeat), order: make([]openedKey, max)}
+	return repeats{open: make(map[repeatKey]*repeat), max: max}
+}
+
+// queued is how many entries the queue holds (some may name windows closed since).
+func (rs *repeats) queued() int { return len(rs.order) - rs.head }
+
+// push appends k's window to the queue, reusing the room of popped entries before growing.
+func (rs *repeats) push(o openedKey) {
+	if len(rs.order) == cap(rs.order) && rs.head > 0 {
+		n := copy(rs.order, rs.order[rs.head:])
+		clear(rs.order[n:])
+		rs.order = rs.order[:n]
+		rs.head = 0
+	}
+	rs.order = append(rs.order, o)
 }
 
 // repeats reports whether events of type t are counted in one event per window.
@@ -110,24 +126,26 @@ func (l *Log) countRepeatLocked(e Event, now time.Time, tallies []tally) (Event,
 // full, the oldest window is closed first.
 func (l *Log) openRepeatLocked(e Event, now time.Time, share, pos int, seq uint64, tallies []tally) []tally {
 	rs := &l.repeats
-	if rs.queued == len(rs.order) {
+	if rs.queued() >= rs.max {
 		tallies = l.popRepeatLocked(tallies)
 	}
 	k := keyOf(&e)
 	rs.gen++
 	rs.open[k] = &repeat{gen: rs.gen, start: now, share: share, pos: pos, seq: seq, count: 1, event: e}
-	rs.order[(rs.head+rs.queued)%len(rs.order)] = openedKey{key: k, gen: rs.gen}
-	rs.queued++
+	rs.push(openedKey{key: k, gen: rs.gen})
 	return tallies
 }
 
-// popRepeatLocked closes the oldest window in the ring, if it is still open.
+// popRepeatLocked takes the oldest entry off the queue and closes its window, if still open.
 func (l *Log) popRepeatLocked(tallies []tally) []tally {
 	rs := &l.repeats
 	o := rs.order[rs.head]
 	rs.order[rs.head] = openedKey{}
-	rs.head = (rs.head + 1) % len(rs.order)
-	rs.queued--
+	rs.head++
+	if rs.head == len(rs.order) { // empty: start over at the front
+		rs.order = rs.order[:0]
+		rs.head = 0
+	}
 	if r, ok := rs.open[o.key]; ok && r.gen == o.gen {
 		delete(rs.open, o.key)
 		tallies = r.close(tallies)
@@ -138,7 +156,7 @@ func (l *Log) popRepeatLocked(tallies []tally) []tally {
 // closeRepeatsLocked closes windows from the oldest while over says they are over.
 func (l *Log) closeRepeatsLocked(over func(*repeat) bool, tallies []tally) []tally {
 	rs := &l.repeats
-	for rs.queued > 0 {
+	for rs.queued() > 0 {
 		o := rs.order[rs.head]
 		if r, ok := rs.open[o.key]; ok && r.gen == o.gen && !over(r) {
 			break

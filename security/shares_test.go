@@ -233,12 +233,10 @@ func TestRepeats(t *testing.T) {
 		}
 		for i := 3; i < 500; i++ {
 			l.Log(denied(fmt.Sprint("u", i), "", ""))
-			if st := l.Stats(); st.RepeatWindows > 3 || len(l.repeats.open) > 3 || l.repeats.queued > 3 {
-				t.Fatalf("after %d users: %d windows open, %d queued; bound 3", i+1, st.RepeatWindows, l.repeats.queued)
+			if st := l.Stats(); st.RepeatWindows > 3 || len(l.repeats.open) > 3 || l.repeats.queued() > 3 || cap(l.repeats.order) >= 6 {
+				t.Fatalf("after %d users: %d windows open, %d queued in %d; bound 3", i+1, st.RepeatWindows,
+					l.repeats.queued(), cap(l.repeats.order))
 			}
-		}
-		if len(l.repeats.order) != 3 {
-			t.Fatalf("the ring of windows grew to %d", len(l.repeats.order))
 		}
 		// The oldest were closed first, each with its tally.
 		got := lines(logs.String(), "security_event_repeated")
@@ -251,6 +249,25 @@ func TestRepeats(t *testing.T) {
 		}
 		if e := l.Log(denied("u0", "", "")); e.Count != 1 {
 			t.Fatalf("a window closed early starts anew: %+v", e)
+		}
+	})
+	t.Run("QueueBoundedWhileWindowsEndEarly", func(t *testing.T) {
+		// Windows closed by a repeat after they ended leave stale entries in the queue; it still
+		// stays within its bound.
+		clock := newFakeClock()
+		l := NewLog(LogConfig{MaxEvents: 1000, MaxRepeatKeys: 4, RepeatWindow: time.Second, Now: clock.Now})
+		for i := range 1000 {
+			l.Log(denied(fmt.Sprint("u", i%2), "", ""))
+			clock.Advance(700 * time.Millisecond)
+			if q, c := l.repeats.queued(), cap(l.repeats.order); q > 4 || c >= 8 || len(l.repeats.open) > 4 {
+				t.Fatalf("after %d: %d queued in %d, %d open", i+1, q, c, len(l.repeats.open))
+			}
+		}
+	})
+	t.Run("QuietLogHoldsNoQueue", func(t *testing.T) {
+		l := NewLog(LogConfig{})
+		if cap(l.repeats.order) != 0 {
+			t.Fatalf("a new log reserves %d queue entries", cap(l.repeats.order))
 		}
 	})
 	t.Run("ReceivedNotCounted", func(t *testing.T) {
