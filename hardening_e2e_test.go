@@ -159,9 +159,10 @@ func TestProductionHardening(t *testing.T) {
 				}
 			}
 		}
-		denied := prod.securityEvents(admin, map[string]any{"types": []string{"ACCESS_DENIED"}}, 20)
-		if len(denied) != 8 || str(denied[0].UserID) != user.ID || str(denied[0].Operation) != "Sneaky" ||
-			!strings.Contains(denied[0].Message, "introspection") || denied[7].UserID != nil {
+		// One event per client counts its four refusals (repeats are counted, not repeated).
+		denied := prod.countedEvents(admin, map[string]any{"types": []string{"ACCESS_DENIED"}}, 20)
+		if len(denied) != 2 || str(denied[0].UserID) != user.ID || str(denied[0].Operation) != "Schema" || denied[0].Count != 4 ||
+			!strings.Contains(denied[0].Message, "introspection") || denied[1].UserID != nil || denied[1].Count != 4 {
 			t.Fatalf("ACCESS_DENIED events: %v", denied)
 		}
 		// __typename is not introspection.
@@ -464,7 +465,7 @@ func TestSecuritySubscriberThatNeverReads(t *testing.T) {
 	long := ts.newAccount(nil, strings.Repeat("a", 200)+"@example.com", "password-123")
 	const sub = `subscription { securityEvents { ` + secEventFields + ` } }`
 
-	// The reader counts the ACCESS_DENIED events it receives.
+	// The reader counts the QUERY_REJECTED events it receives.
 	reader := ts.wsOpen(nil, map[string]any{"Authorization": "Bearer " + admin.Token})
 	reader.subscribe("1", sub, nil)
 	received := make(chan int, 1)
@@ -483,7 +484,7 @@ func TestSecuritySubscriberThatNeverReads(t *testing.T) {
 				report(-1)
 				return
 			}
-			if m["type"] == "next" && strings.Contains(fmt.Sprint(m["payload"]), "ACCESS_DENIED") {
+			if m["type"] == "next" && strings.Contains(fmt.Sprint(m["payload"]), "QUERY_REJECTED") {
 				n++
 				report(n)
 			}
@@ -539,12 +540,12 @@ func TestSecuritySubscriberThatNeverReads(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	// A USER's websocket sends operations asking for an admin field: each logs one ACCESS_DENIED,
-	// with long strings. A burst is fewer than a subscriber's buffer holds: only a subscriber
-	// that does not read falls behind.
+	// A USER's websocket sends operations too deep to run: each logs one QUERY_REJECTED, with long
+	// strings (an ACCESS_DENIED would do no more: its repeats are counted in one event). A burst is
+	// fewer than a subscriber's buffer holds: only a subscriber that does not read falls behind.
 	const burst = 50
 	flooder := ts.wsOpen(hdr("User-Agent", strings.Repeat("a", 256)), map[string]any{"Authorization": "Bearer " + long.Token})
-	flood := "query Flood" + strings.Repeat("x", 250) + " { serverInfo { pid } }"
+	flood := "query Flood" + strings.Repeat("x", 250) + ` { events { edges { node { organizer { organizedEvents { edges { node { organizer { organizedEvents { edges { node { organizer { id } } } } } } } } } } } } }`
 	logged := 0
 	for ts.metric("eventide_security_subscribers_dropped_total") == 0 {
 		if logged >= 100_000 {
@@ -553,8 +554,13 @@ func TestSecuritySubscriberThatNeverReads(t *testing.T) {
 		for i := range burst {
 			flooder.subscribe(fmt.Sprint(logged+i), flood, nil)
 		}
-		for range 2 * burst { // a refusal and a complete each, interleaved
-			if m := flooder.next(); m["type"] != "complete" && (m["type"] != "next" || wsErrorCode(m) != "FORBIDDEN") {
+		for ended := 0; ended < burst; { // each refused with an error, maybe then a complete
+			m := flooder.next()
+			switch {
+			case m["type"] == "complete":
+			case (m["type"] == "error" || m["type"] == "next") && wsErrorCode(m) == "QUERY_TOO_COMPLEX":
+				ended++
+			default:
 				t.Fatalf("flood: %v", m)
 			}
 		}

@@ -288,13 +288,14 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	// Security: the bounded event log (shared between replicas over Redis when it is on), the
 	// brute-force detector and the throttle (its budgets in Redis, or in memory as a fallback).
 	secLog := log.With("component", "security")
-	secEvents := security.NewLog(security.LogConfig{MaxEvents: cfg.SecurityMaxEvents, MaxAge: cfg.SecurityEventMaxAge})
+	secEvents := security.NewLog(security.LogConfig{MaxEvents: cfg.SecurityMaxEvents, MaxAge: cfg.SecurityEventMaxAge,
+		RepeatWindow: cfg.ThrottleTTL, Logger: secLog})
 	a.goBackground(func() { secEvents.Run(bgctx) })
 	reg.MustRegister(secEvents.Collectors()...)
 	memLimiter := security.NewMemoryLimiter(security.MemoryLimiterConfig{})
 	var limiter security.Limiter = memLimiter
 	if r := a.cache.Redis(); r != nil {
-		bridge := security.NewBridge(secEvents, r.Client(), security.BridgeConfig{Logger: secLog})
+		bridge := security.NewBridge(secEvents, r.Client(), security.BridgeConfig{Prefix: cache.KeyPrefix(cfg.MongoDatabase), Logger: secLog})
 		a.goBackground(func() { bridge.Run(bgctx) })
 		reg.MustRegister(bridge.Collectors()...)
 		rl := security.NewRedisLimiter(r.Client(), memLimiter, security.RedisLimiterConfig{Prefix: cache.KeyPrefix(cfg.MongoDatabase) + "rl:", Logger: secLog})

@@ -460,6 +460,20 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	return s.inner.CountUsers(ctx)
 }
 
+// Users implements eventide.UserStore from the store: an admin's search, rare and ad hoc, with
+// arguments a client chooses; caching its pages would spend the cache on keys seldom asked twice
+// and need every sign-up to replace a token.
+func (s *Store) Users(ctx context.Context, q eventide.UserQuery, page eventide.Page) (*eventide.Conn[*eventide.User], error) {
+	taint(ctx)
+	return s.inner.Users(ctx, q, page)
+}
+
+// CountUsersMatching implements eventide.UserStore from the store.
+func (s *Store) CountUsersMatching(ctx context.Context, q eventide.UserQuery) (int, error) {
+	taint(ctx)
+	return s.inner.CountUsersMatching(ctx, q)
+}
+
 // Ping implements eventide.Store.
 func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }
 

@@ -50,6 +50,12 @@ type EventQuery struct {
 	NoDrafts bool
 }
 
+// UserQuery selects users; zero fields do not constrain.
+type UserQuery struct {
+	Search string // a case-insensitive substring of the name or the email, matched literally
+	Role   Role
+}
+
 // UserStore keeps user accounts.
 type UserStore interface {
 	// CreateUser stores u, setting its ID; a taken email is BAD_USER_INPUT on field "email".
@@ -66,6 +72,11 @@ type UserStore interface {
 	SetUserCredentials(ctx context.Context, id string, hash []byte, role Role) error
 	// CountUsers counts every user.
 	CountUsers(ctx context.Context) (int, error)
+	// Users lists the users q selects, oldest account first (by creation, then id), without
+	// their password hashes. A bad cursor or a negative page size is BAD_USER_INPUT.
+	Users(ctx context.Context, q UserQuery, page Page) (*Conn[*User], error)
+	// CountUsersMatching counts the users q selects.
+	CountUsersMatching(ctx context.Context, q UserQuery) (int, error)
 }
 
 // VenueStore keeps venues.

@@ -156,6 +156,7 @@ type ComplexityRoot struct {
 		SecurityEvents func(childComplexity int, filter *model.SecurityEventFilter, last *int) int
 		ServerInfo     func(childComplexity int) int
 		User           func(childComplexity int, id string) int
+		Users          func(childComplexity int, search *string, role *eventide.Role, first *int, after *string) int
 		Venue          func(childComplexity int, id string) int
 		Venues         func(childComplexity int, city *string, first *int, after *string) int
 	}
@@ -170,6 +171,7 @@ type ComplexityRoot struct {
 
 	SecurityEvent struct {
 		At        func(childComplexity int) int
+		Count     func(childComplexity int) int
 		Email     func(childComplexity int) int
 		ID        func(childComplexity int) int
 		IP        func(childComplexity int) int
@@ -278,6 +280,7 @@ type QueryResolver interface {
 	MemoryStats(ctx context.Context) (*memstats.Sample, error)
 	MemoryHistory(ctx context.Context, last *int) ([]*memstats.Sample, error)
 	DatabaseStats(ctx context.Context) (*model.DatabaseStats, error)
+	Users(ctx context.Context, search *string, role *eventide.Role, first *int, after *string) (*relay.UserConnection, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 }
 type RegistrationResolver interface {
@@ -881,6 +884,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.User(childComplexity, args["id"].(string)), true
+	case "Query.users":
+		if e.ComplexityRoot.Query.Users == nil {
+			break
+		}
+
+		args, err := ec.field_Query_users_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Users(childComplexity, args["search"].(*string), args["role"].(*eventide.Role), args["first"].(*int), args["after"].(*string)), true
 	case "Query.venue":
 		if e.ComplexityRoot.Query.Venue == nil {
 			break
@@ -941,6 +955,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SecurityEvent.At(childComplexity), true
+	case "SecurityEvent.count":
+		if e.ComplexityRoot.SecurityEvent.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Count(childComplexity), true
 	case "SecurityEvent.email":
 		if e.ComplexityRoot.SecurityEvent.Email == nil {
 			break
@@ -1714,8 +1734,10 @@ type SecurityEvent {
   userAgent: String
   "The GraphQL operation name, if any."
   operation: String
-  "What happened, in words."
+  "What happened, in words; with the count when it happened more than once."
   message: String!
+  "How many times it happened: repeated ACCESS_DENIED of one user (or anonymous client) for one refusal are counted in one event per THROTTLE_TTL window."
+  count: Int!
 }
 
 "Narrows securityEvents; absent fields do not constrain."
@@ -1822,7 +1844,7 @@ type Query {
   ): VenueConnection!
   "The shared cache's state and counters."
   cacheStats: CacheStats! @hasRole(role: ADMIN)
-  "Recent security events, newest first (at most SECURITY_MAX_EVENTS are kept)."
+  "Recent security events, newest first (at most SECURITY_MAX_EVENTS are kept: half for INFO and LOW, a quarter for MEDIUM, a quarter for HIGH and CRITICAL, so a flood of lesser events cannot push out graver ones)."
   securityEvents(
     "Narrows the list."
     filter: SecurityEventFilter
@@ -1838,6 +1860,17 @@ type Query {
   ): [MemoryStats!]! @hasRole(role: ADMIN)
   "The store's connection pool."
   databaseStats: DatabaseStats! @hasRole(role: ADMIN)
+  "Users, oldest account first, to find whom to promote: admins see their emails."
+  users(
+    "Only users whose name or email contains this, case-insensitively (at most 100 characters)."
+    search: String
+    "Only users with this role."
+    role: Role
+    "Page size, at most 100."
+    first: Int = 20
+    "Cursor of the last item of the previous page."
+    after: String
+  ): UserConnection! @hasRole(role: ADMIN)
   "This server process."
   serverInfo: ServerInfo! @hasRole(role: ADMIN)
 }
@@ -2091,6 +2124,8 @@ func (ec *executionContext) childFields_SecurityEvent(ctx context.Context, field
 		return ec.fieldContext_SecurityEvent_operation(ctx, field)
 	case "message":
 		return ec.fieldContext_SecurityEvent_message(ctx, field)
+	case "count":
+		return ec.fieldContext_SecurityEvent_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SecurityEvent", field.Name)
 }
@@ -2622,6 +2657,44 @@ func (ec *executionContext) field_Query_user_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "search",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["search"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "role",
+		func(ctx context.Context, v any) (*eventide.Role, error) {
+			return ec.unmarshalORole2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["role"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -5375,6 +5448,68 @@ func (ec *executionContext) fieldContext_Query_databaseStats(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_users(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_users(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Users(ctx, fc.Args["search"].(*string), fc.Args["role"].(*eventide.Role), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *relay.UserConnection
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *relay.UserConnection
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *relay.UserConnection) graphql.Marshaler {
+			return ec.marshalNUserConnection2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐUserConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_users(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_users_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_serverInfo(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5862,6 +5997,29 @@ func (ec *executionContext) _SecurityEvent_message(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_SecurityEvent_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_count(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ServerInfo_pid(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
@@ -9016,6 +9174,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_databaseStats(ctx, field)
 				})
+		case "users":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_users(ctx, field)
+				})
 		case "serverInfo":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -9171,6 +9335,11 @@ func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.Selectio
 				})
 		case "message":
 			out.Values[i] = ec._SecurityEvent_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "count":
+			out.Values[i] = ec._SecurityEvent_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -10638,6 +10807,25 @@ func (ec *executionContext) marshalORegistration2ᚖgithubᚗcomᚋeventideᚋse
 		return graphql.Null
 	}
 	return ec._Registration(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx context.Context, v any) (*eventide.Role, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := eventide.Role(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx context.Context, sel ast.SelectionSet, v *eventide.Role) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) unmarshalOSecurityEventFilter2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventFilter(ctx context.Context, v any) (*model.SecurityEventFilter, error) {

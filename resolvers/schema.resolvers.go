@@ -231,6 +231,7 @@ func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input mod
 	}
 	r.wrote(ctx, ev)
 	r.publish(ev)
+	r.adminWrote(ctx, "updateEvent", ev)
 	return ev, nil
 }
 
@@ -252,6 +253,7 @@ func (r *mutationResolver) PublishEvent(ctx context.Context, id string) (*eventi
 	}
 	r.wrote(ctx, ev)
 	r.publish(ev)
+	r.adminWrote(ctx, "publishEvent", ev)
 	return ev, nil
 }
 
@@ -277,6 +279,7 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 	}
 	r.wrote(ctx, ev)
 	r.publish(ev)
+	r.adminWrote(ctx, "cancelEvent", ev)
 	return ev, nil
 }
 
@@ -307,11 +310,16 @@ func (r *mutationResolver) SetUserRole(ctx context.Context, userID string, role 
 	if !role.Valid() {
 		return nil, eventide.InvalidField("role", "unknown role %q", role)
 	}
+	before, err := r.Store.UserByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	u, err := r.Store.SetUserRole(ctx, userID, role)
 	if err != nil {
 		return nil, err
 	}
 	r.wrote(ctx)
+	r.roleChanged(ctx, before.Role, u)
 	return u, nil
 }
 
@@ -323,6 +331,7 @@ func (r *mutationResolver) PurgeCache(ctx context.Context) (int, error) {
 	}
 	r.wrote(ctx)
 	r.Log.InfoContext(ctx, "cache purged", "entries", n, "by", eventide.ViewerFrom(ctx).ID)
+	r.adminAction(ctx, "purgeCache dropped %d cache entries", n)
 	return n, nil
 }
 
@@ -447,6 +456,23 @@ func (r *queryResolver) DatabaseStats(ctx context.Context) (*model.DatabaseStats
 		d.LastEvent, d.LastEventAt = &ev, &at
 	}
 	return d, nil
+}
+
+// Users is the resolver for the users field.
+func (r *queryResolver) Users(ctx context.Context, search *string, role *eventide.Role, first *int, after *string) (*relay.UserConnection, error) {
+	q, err := userQuery(search, role)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := r.Store.Users(ctx, q, page(first, after))
+	if err != nil {
+		return nil, err
+	}
+	l := r.loaders(ctx)
+	for _, u := range conn.Items {
+		l.Users.Prime(u.ID, u)
+	}
+	return relay.Users(conn, conn.Items, func(ctx context.Context) (int, error) { return r.Store.CountUsersMatching(ctx, q) }), nil
 }
 
 func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, error) {

@@ -16,7 +16,8 @@ import (
 
 // BridgeConfig tunes a Bridge. Zero fields take the defaults named beside them.
 type BridgeConfig struct {
-	Channel        string        // the Redis pub/sub channel; default "eventide:security"
+	Prefix         string        // the deployment's Redis key prefix (cache.KeyPrefix): the channel is Prefix+"security"
+	Channel        string        // the Redis pub/sub channel, whole; default Prefix+"security", or "eventide:security"
 	QueueSize      int           // events waiting to be published at most (more are dropped); default 256
 	PublishTimeout time.Duration // per PUBLISH; default 2s
 	HealthInterval time.Duration // a quiet subscription pings Redis this often to notice it gone; default 5s
@@ -27,9 +28,11 @@ type BridgeConfig struct {
 // maxPayload bounds a message the bridge will decode: an event is at most a few KiB.
 const maxPayload = 16 << 10
 
-// Bridge joins the Logs of all replicas through Redis pub/sub: every event logged here is
-// PUBLISHed, tagged with this log's Origin, and every event another replica publishes is added to
-// this log and fanned out to its subscribers (its own come back and are ignored). Publishing goes
+// Bridge joins the Logs of the replicas of one deployment through Redis pub/sub, on a channel
+// under the deployment's key prefix, so that deployments sharing a Redis keep their events apart:
+// every event logged here is PUBLISHed, tagged with this log's Origin, and every event another
+// replica publishes is added to this log and fanned out to its subscribers (its own come back
+// and are ignored). Publishing goes
 // through a bounded queue drained by Run, so Log never waits on Redis; when the queue is full the
 // event is still logged here, and the drop counted. When Redis goes away, local logging goes on,
 // one warning is logged, and Run resubscribes (with backoff) until Redis is back. Pub/sub does not
@@ -50,7 +53,10 @@ type Bridge struct {
 // Run must run for anything to cross.
 func NewBridge(l *Log, rdb redis.UniversalClient, cfg BridgeConfig) *Bridge {
 	if cfg.Channel == "" {
-		cfg.Channel = "eventide:security"
+		cfg.Channel = cfg.Prefix + "security"
+		if cfg.Prefix == "" {
+			cfg.Channel = "eventide:security"
+		}
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 256
@@ -113,18 +119,19 @@ type wireEvent struct {
 	UserAgent string    `json:"userAgent,omitempty"`
 	Operation string    `json:"operation,omitempty"`
 	Message   string    `json:"message,omitempty"`
+	Count     int       `json:"count,omitempty"`
 }
 
 func toWire(origin string, e Event) wireEvent {
 	return wireEvent{Origin: origin, ID: e.ID, Type: e.Type, Severity: e.Severity, At: e.At,
 		IP: e.IP, UserID: e.UserID, Email: e.Email, UserAgent: e.UserAgent,
-		Operation: e.Operation, Message: e.Message}
+		Operation: e.Operation, Message: e.Message, Count: e.Count}
 }
 
 func (w wireEvent) event() Event {
 	return Event{ID: w.ID, Type: w.Type, Severity: w.Severity, At: w.At,
 		IP: w.IP, UserID: w.UserID, Email: w.Email, UserAgent: w.UserAgent,
-		Operation: w.Operation, Message: w.Message}
+		Operation: w.Operation, Message: w.Message, Count: w.Count}
 }
 
 // Run publishes queued events and receives other replicas' until ctx ends.

@@ -52,36 +52,52 @@ func TestEnums(t *testing.T) {
 }
 
 func TestLog(t *testing.T) {
-	t.Run("RingNeverExceedsBound", func(t *testing.T) {
-		l := NewLog(LogConfig{MaxEvents: 8})
-		ring := &l.ring[0]
+	t.Run("SharesNeverExceedTheirBound", func(t *testing.T) {
+		l := NewLog(LogConfig{MaxEvents: 8}) // shares: 4 INFO/LOW, 2 MEDIUM, 2 HIGH+
+		var slots [numShares]*slot
+		for i := range l.shares {
+			slots[i] = &l.shares[i].slots[0]
+		}
 		for i := range 20 {
 			l.Log(Event{Type: LoginFailed, Message: fmt.Sprint(i)})
+			l.Log(Event{Type: QueryRejected, Severity: SeverityMedium, Message: fmt.Sprint(i)})
+			l.Log(Event{Type: BruteForceSuspected, Message: fmt.Sprint(i)})
 			if n := l.Stats().Events; n > 8 {
-				t.Fatalf("after %d events the ring holds %d", i+1, n)
+				t.Fatalf("after %d rounds the log holds %d", i+1, n)
 			}
 		}
-		if len(l.ring) != 8 || cap(l.ring) != 8 || &l.ring[0] != ring {
-			t.Fatalf("ring reallocated or resized: len %d cap %d", len(l.ring), cap(l.ring))
+		for i, want := range []int{4, 2, 2} {
+			sh := &l.shares[i]
+			if len(sh.slots) != want || cap(sh.slots) != want || &sh.slots[0] != slots[i] || sh.n != want {
+				t.Fatalf("share %d reallocated, resized or not full: len %d cap %d n %d", i, len(sh.slots), cap(sh.slots), sh.n)
+			}
 		}
-		got := l.Query(Filter{}, 100)
-		if len(got) != 8 {
-			t.Fatalf("Query returned %d events, want the 8 newest", len(got))
+		got := l.Query(Filter{MinSeverity: SeverityLow, Types: []EventType{LoginFailed}}, 100)
+		if len(got) != 4 {
+			t.Fatalf("Query returned %d LOW events, want the 4 newest", len(got))
 		}
-		for i, e := range got { // newest first: 19, 18, ..., 12
+		for i, e := range got { // newest first: 19, 18, 17, 16
 			if want := fmt.Sprint(19 - i); e.Message != want {
 				t.Fatalf("event %d is %q, want %q", i, e.Message, want)
 			}
 		}
-		if st := l.Stats(); st.Logged != 20 || st.Capacity != 8 {
+		if st := l.Stats(); st.Logged != 60 || st.Capacity != 8 || st.Events != 8 {
 			t.Fatalf("stats %+v", st)
 		}
 	})
 	t.Run("AppendAllocatesOnlyTheID", func(t *testing.T) {
 		l := NewLog(LogConfig{MaxEvents: 100})
-		e := Event{Type: AccessDenied, IP: "10.1.2.3", UserID: "u1", Operation: "purgeCache", Message: "not an admin"}
+		e := Event{Type: QueryRejected, IP: "10.1.2.3", UserID: "u1", Operation: "Deep", Message: "too deep"}
 		if a := testing.AllocsPerRun(1000, func() { l.Log(e) }); a > 1 {
 			t.Fatalf("Log allocates %.1f times per event, want at most 1", a)
+		}
+	})
+	t.Run("RepeatAllocatesNothing", func(t *testing.T) {
+		l := NewLog(LogConfig{MaxEvents: 100})
+		e := Event{Type: AccessDenied, IP: "10.1.2.3", UserID: "u1", Operation: "purgeCache", Message: "not an admin"}
+		l.Log(e)
+		if a := testing.AllocsPerRun(1000, func() { l.Log(e) }); a > 0 {
+			t.Fatalf("a repeat allocates %.1f times, want 0", a)
 		}
 	})
 	t.Run("IDsUniqueAndIncreasing", func(t *testing.T) {
@@ -235,12 +251,12 @@ func TestSweep(t *testing.T) {
 				t.Fatalf("kept %q", e.Message)
 			}
 		}
-		// The ring still works after compaction: fill it past its bound.
+		// The ring still works after compaction: fill its share (6 of 10) past its bound.
 		for i := range 15 {
 			l.Log(Event{Type: SignedUp, Message: fmt.Sprint(i)})
 		}
 		got := l.Query(Filter{}, 100)
-		if len(got) != 10 || got[0].Message != "14" || got[9].Message != "5" {
+		if len(got) != 6 || got[0].Message != "14" || got[5].Message != "9" {
 			t.Fatalf("after refill: %d events, newest %q, oldest %q", len(got), got[0].Message, got[len(got)-1].Message)
 		}
 	})
@@ -362,7 +378,7 @@ func TestSubscribe(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("logging blocked on subscribers that never read")
 		}
-		if st := l.Stats(); st.SubscribersDropped != 100 || st.Subscribers != 0 || st.Events != 1000 {
+		if st := l.Stats(); st.SubscribersDropped != 100 || st.Subscribers != 0 || st.Events != 500 { // QUERY_REJECTED is LOW: its share is half
 			t.Fatalf("stats %+v", st)
 		}
 	})

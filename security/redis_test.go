@@ -105,7 +105,7 @@ func TestRedisLimiter(t *testing.T) {
 func TestBridge(t *testing.T) {
 	s := redistest.Start(t)
 	newReplica := func(name string) (*Log, *Bridge) {
-		l := NewLog(LogConfig{MaxEvents: 2000, Origin: name})
+		l := NewLog(LogConfig{MaxEvents: 4000, Origin: name}) // 2000 INFO/LOW
 		b := NewBridge(l, newRedisClient(t, s), BridgeConfig{RetryMax: 100 * time.Millisecond,
 			HealthInterval: 200 * time.Millisecond, Logger: quietLogger})
 		run(t, b.Run)

@@ -1,6 +1,17 @@
 // Package security watches who does what to the server: a bounded log of security events with
 // live fan-out (shared between replicas over Redis), a brute-force detector, throttling with a
 // Redis limiter that falls back to memory, and the client identity both are keyed by.
+//
+// The log keeps what matters even when someone tries to wipe it. Its SECURITY_MAX_EVENTS are
+// split into three shares by severity, each a ring of its own: INFO and LOW get half, MEDIUM a
+// quarter, HIGH and CRITICAL a quarter. An event only ever pushes out an older event of its own
+// share, so a flood of routine events (failed sign-ins, forged tokens, throttling) cannot push
+// out a MEDIUM one, and a flood of MEDIUM ones (ACCESS_DENIED from throwaway accounts) cannot
+// push out a brute-force alarm. Queries merge the shares newest first. The flood itself is
+// mostly one event: repeated ACCESS_DENIED of one user (or anonymous client) for one refusal
+// are counted in the event of the first, once per window, as the throttle reports RATE_LIMITED
+// once per key and window. And every event is also one structured log line (msg=security_event),
+// so the record outlives the rings and the process.
 package security
 
 import (
@@ -110,7 +121,7 @@ func (s Severity) AtLeast(min Severity) bool { return s.rank() >= min.rank() }
 var ErrInvalidSeverity = &eventide.Error{Code: eventide.CodeBadUserInput, Field: "minSeverity",
 	Message: "minSeverity: must be one of INFO, LOW, MEDIUM, HIGH, CRITICAL"}
 
-// Event is one security event. The log fills ID and, when zero, At and Severity.
+// Event is one security event. The log fills ID and, when zero, At, Severity and Count.
 type Event struct {
 	ID        string
 	Type      EventType
@@ -122,6 +133,9 @@ type Event struct {
 	UserAgent string
 	Operation string
 	Message   string
+	// Count is how many times it happened: 1, or more for an event that counts the repeats of
+	// its window (ACCESS_DENIED, see Log).
+	Count int
 }
 
 // Field bounds: an event's strings come from the outside (a user agent, a typed email), and the

@@ -15,7 +15,7 @@ import (
 // base64url-encoded. Keyset positions stay valid while items are inserted: the next page starts
 // strictly after the last item seen, so nothing is skipped or repeated.
 type cursor struct {
-	kind string // "e" events, "v" venues, "a" attendees
+	kind string // "e" events, "v" venues, "a" attendees, "u" users
 	key  string // the sort key: milliseconds for time-ordered kinds, the name key for venues
 	id   bson.ObjectID
 }

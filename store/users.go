@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"time"
 
@@ -118,5 +119,67 @@ func (s *Store) SetUserCredentials(ctx context.Context, id string, hash []byte, 
 // CountUsers implements eventide.UserStore.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	n, err := s.users.CountDocuments(ctx, bson.D{})
+	return int(n), mapErr(err)
+}
+
+// userFilter selects the users q describes. The search is quoted, so that a client's ".*" or "("
+// is matched as typed, never run as a pattern.
+func userFilter(q eventide.UserQuery) []bson.D {
+	var and []bson.D
+	if q.Search != "" {
+		re := bson.Regex{Pattern: regexp.QuoteMeta(q.Search), Options: "i"}
+		and = append(and, bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "name", Value: re}}, bson.D{{Key: "email", Value: re}},
+		}}})
+	}
+	if q.Role != "" {
+		and = append(and, bson.D{{Key: "role", Value: string(q.Role)}})
+	}
+	return and
+}
+
+func allOf(and []bson.D) bson.D {
+	switch len(and) {
+	case 0:
+		return bson.D{}
+	case 1:
+		return and[0]
+	}
+	a := make(bson.A, len(and))
+	for i, d := range and {
+		a[i] = d
+	}
+	return bson.D{{Key: "$and", Value: a}}
+}
+
+// Users implements eventide.UserStore: by creation time, then id.
+func (s *Store) Users(ctx context.Context, q eventide.UserQuery, page eventide.Page) (*eventide.Conn[*eventide.User], error) {
+	n, err := pageSize(page.First)
+	if err != nil {
+		return nil, err
+	}
+	and := userFilter(q)
+	if page.After != "" {
+		c, err := decodeCursor("u", page.After)
+		if err != nil {
+			return nil, err
+		}
+		and = append(and, afterFilter("createdAt", c.timeValue(), c.id))
+	}
+	docs, err := findAll(ctx, s.users, allOf(and), func(d *userDoc) userDoc { return *d },
+		options.Find().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(n+1)))
+	if err != nil {
+		return nil, err
+	}
+	return pageOf(docs, n, func(d *userDoc) *eventide.User {
+		u := toUser(d)
+		u.PasswordHash = nil
+		return u
+	}, func(d *userDoc) cursor { return cursor{kind: "u", key: timeKey(d.CreatedAt), id: d.ID} }), nil
+}
+
+// CountUsersMatching implements eventide.UserStore.
+func (s *Store) CountUsersMatching(ctx context.Context, q eventide.UserQuery) (int, error) {
+	n, err := s.users.CountDocuments(ctx, allOf(userFilter(q)))
 	return int(n), mapErr(err)
 }
