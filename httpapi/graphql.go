@@ -77,7 +77,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
 			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
 		},
-		InitFunc:              wsInit(o.Authenticator, o.Security),
+		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
 	})
@@ -123,7 +123,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 // viewer from the upgrade request's header (or anonymous) stays. The token binds the socket's
 // session (Sessions), which re-checks it before every operation and closes the socket at its
 // expiry.
-func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInitFunc {
+func wsInit(a *auth.Authenticator, events *security.Log, log *slog.Logger) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		ctx = context.WithValue(ctx, wsConnKey{}, &wsConn{})
 		tok := p.Authorization()
@@ -141,7 +141,13 @@ func wsInit(a *auth.Authenticator, events *security.Log) transport.WebsocketInit
 				// clients (graphql-ws) take as final instead of reconnecting at once.
 				return refuseSocket(ctx, closeForbidden, "Forbidden: invalid or expired token"), nil, err
 			}
-			return refuseSocket(ctx, closeInternalError, "could not check the token; try again shortly"), nil, err
+			// The legacy protocol sends the error's text to the client: the store's failure stays
+			// in the log.
+			if log != nil {
+				log.WarnContext(ctx, "websocket init: could not check the token", "error", err)
+			}
+			return refuseSocket(ctx, closeInternalError, "could not check the token; try again shortly"), nil,
+				eventide.Errorf(eventide.CodeUnavailable, "could not check the token; try again shortly")
 		}
 		if ss := sessionFrom(ctx); ss != nil {
 			// The session's viewer, re-checked before every operation and at every role change.
