@@ -93,10 +93,12 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Flush keeps Server-Sent Events streaming through the recorder.
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+func (s *statusRecorder) Flush() { _ = s.FlushError() }
+
+// FlushError is Flush with its error, which http.ResponseController passes on (a write deadline
+// that expired).
+func (s *statusRecorder) FlushError() error {
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 // Hijack keeps websocket upgrades working through the recorder.
@@ -164,12 +166,15 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 }
 
 // graphQLBody guards the body of a POST: over limit bytes is 413; a body that is not a GraphQL
-// request object ({query, variables, operationName, extensions}) is 400 BAD_REQUEST. The body is
-// read once here and handed on from memory.
+// request object ({query, variables, operationName, extensions}) is 400 BAD_REQUEST; one that does
+// not arrive within the server's ReadTimeout is 408 BAD_REQUEST and its connection closed. The
+// body is read once here and handed on from memory. Once it is in, the read deadline is lifted:
+// it bounds the request's arrival, not its answer, and a stream (SSE) stays open past it.
 func graphQLBody(limit int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
+				liftReadDeadline(w)
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -180,14 +185,21 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 			if err != nil {
-				if errors.As(err, new(*http.MaxBytesError)) {
+				var ne net.Error
+				switch {
+				case errors.As(err, new(*http.MaxBytesError)):
 					writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
 						fmt.Sprintf("request body is larger than %d bytes", limit))
-					return
+				case errors.As(err, &ne) && ne.Timeout():
+					w.Header().Set("Connection", "close")
+					writeError(w, r, http.StatusRequestTimeout, eventide.CodeBadRequest,
+						"the request body did not arrive in time (HTTP_READ_TIMEOUT)")
+				default:
+					writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, "could not read the request body")
 				}
-				writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, "could not read the request body")
 				return
 			}
+			liftReadDeadline(w)
 			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" || mt == "application/graphql-response+json" {
 				if msg := checkRequestJSON(body); msg != "" {
 					writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, msg)
@@ -198,6 +210,12 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// liftReadDeadline clears the connection's read deadline (the server's ReadTimeout) once the
+// request has arrived whole.
+func liftReadDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
 // checkRequestJSON says what is wrong with a JSON GraphQL request body, or "".

@@ -42,9 +42,13 @@ const (
 	scopeRequest     = "request"
 	scopeLoginClient = "login_client"
 	scopeLoginEmail  = "login_email"
-	// ScopeWebsockets is the scope of the cap on open websockets per client address
-	// (WS_MAX_CONNECTIONS_PER_CLIENT), enforced by the HTTP layer and reported through Refused.
+	// ScopeWebsockets is the scope of the cap on open streams (websockets and SSE) per client
+	// address (WS_MAX_CONNECTIONS_PER_CLIENT), enforced by the HTTP layer and reported through Refused.
 	ScopeWebsockets = "websockets"
+	// ScopeConnections is the scope of the cap on open connections (or, behind a trusted proxy,
+	// requests in flight) per client address (HTTP_MAX_CONNECTIONS_PER_CLIENT), enforced by the
+	// HTTP layer and reported through Refused.
+	ScopeConnections = "connections"
 )
 
 // NewThrottle returns the policy cfg on lim.
@@ -181,7 +185,9 @@ func rateLimitedEvent(scope, client, email string, limit int, window time.Durati
 		e.Email = email
 		e.Message = fmt.Sprintf("email over %d login attempts per %s", limit, window)
 	case ScopeWebsockets:
-		e.Message = fmt.Sprintf("client over %d open websockets", limit)
+		e.Message = fmt.Sprintf("client over %d open websockets and SSE streams", limit)
+	case ScopeConnections:
+		e.Message = fmt.Sprintf("client over %d open connections", limit)
 	}
 	return e
 }
