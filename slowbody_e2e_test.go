@@ -180,6 +180,71 @@ func TestSlowBody(t *testing.T) {
 	}
 }
 
+// TestSlowBodiesPerClient: bodies are reserved at their declared length against a budget per
+// client address (8 x HTTP_MAX_BODY_BYTES) before they are read; one over it is refused at once,
+// unread, so slow bodies from one address pin a bounded amount of memory.
+func TestSlowBodiesPerClient(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.HTTPReadTimeout = 5 * time.Second
+	ts := startServer(t, cfg)
+	const attacker = "127.0.0.5"
+	fit := int(8 * cfg.HTTPMaxBodyBytes / 900_000)
+	for range fit {
+		c := ts.dialFrom(t, attacker, 0)
+		if _, err := c.conn.Write(slowBodyHead(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(cfg.HTTPReadTimeout / 2)
+	for {
+		c := ts.dialFrom(t, attacker, 0)
+		if _, err := c.conn.Write(slowBodyHead(nil)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		res, err := http.ReadResponse(c.br, nil)
+		if err == nil {
+			var body gqlResponse
+			if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != http.StatusTooManyRequests || body.code() != "RATE_LIMITED" {
+				t.Fatalf("a body over the client's budget: %d %+v %v", res.StatusCode, body, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d held bodies of 900 KB, and one more is still waited for: %v", fit, err)
+		}
+	}
+	// Another address is served meanwhile.
+	if r := ts.query(t, httpFrom(t, "127.0.0.6"), nil); r.Status != http.StatusOK {
+		t.Fatalf("another address: %s", r)
+	}
+}
+
+// TestStreamsOutliveReadTimeout: HTTP_READ_TIMEOUT bounds a request's arrival, not a stream:
+// a websocket and an SSE stream open for twice its length still deliver.
+func TestStreamsOutliveReadTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.HTTPReadTimeout = time.Second
+	ts := startServer(t, cfg)
+	org := ts.organizer("Long Org")
+	id := ts.publishedEvent(org, "Long", 10, 24*time.Hour)
+	vars := map[string]any{"id": id}
+	s, status, raw := ts.sseOpen(t, nil, "", eventUpdatedSub, vars)
+	if s == nil {
+		t.Fatalf("SSE: %d %s", status, raw)
+	}
+	ws := ts.wsOpen(nil, nil)
+	ws.subscribe("1", eventUpdatedSub, vars)
+	time.Sleep(2 * cfg.HTTPReadTimeout)
+	ts.mustData(org.Token, `mutation($id: ID!){ updateEvent(id: $id, input: {title: "Later"}){ id } }`, vars, nil)
+	s.waitLine(t, 10*time.Second, "the update over SSE", func(l string) bool { return strings.Contains(l, "Later") })
+	if m := ws.next(); m["type"] != "next" || !strings.Contains(fmt.Sprint(m["payload"]), "Later") {
+		t.Fatalf("the update over the websocket: %v", m)
+	}
+}
+
 // TestConnectionsPerClient: one address holds at most HTTP_MAX_CONNECTIONS_PER_CLIENT
 // connections; the next is answered 429 RATE_LIMITED and closed, other addresses are served, a
 // trusted proxy is not taken for one client, and a client behind it is capped by the requests it

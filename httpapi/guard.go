@@ -196,6 +196,43 @@ func (l *clientSlots) clients() int {
 	return len(l.open)
 }
 
+// bodyBudget bounds the request-body bytes each client has in flight (read, or being read, and
+// held until its request ends): a body is reserved at its declared length before a byte of it is
+// read. Its map holds only clients with a body in flight.
+type bodyBudget struct {
+	max  int64
+	mu   sync.Mutex
+	used map[string]int64
+}
+
+func newBodyBudget(max int64) *bodyBudget {
+	return &bodyBudget{max: max, used: map[string]int64{}}
+}
+
+func (b *bodyBudget) reserve(key string, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used[key]+n > b.max {
+		return false
+	}
+	b.used[key] += n
+	return true
+}
+
+func (b *bodyBudget) release(key string, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used[key] -= n; b.used[key] <= 0 {
+		delete(b.used, key)
+	}
+}
+
+func (b *bodyBudget) clients() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.used)
+}
+
 // limitStreams refuses a long-lived stream (a websocket upgrade or an SSE subscription) beyond
 // max open streams per client address with 429, and reports it through t (a RATE_LIMITED security
 // event per client and window) when set. Both kinds share the one cap: they cost the server the

@@ -168,13 +168,19 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 // graphQLBody guards the body of a POST: over limit bytes is 413; a body that is not a GraphQL
 // request object ({query, variables, operationName, extensions}) is 400 BAD_REQUEST; one that does
 // not arrive within the server's ReadTimeout is 408 BAD_REQUEST and its connection closed. The
-// body is read once here and handed on from memory. Once it is in, the read deadline is lifted:
-// it bounds the request's arrival, not its answer, and a stream (SSE) stays open past it.
-func graphQLBody(limit int64) func(http.Handler) http.Handler {
+// body is read once here and handed on from memory. Once it is in, net/http lifts the read
+// deadline itself (its background read starts with none), so the deadline bounds the request's
+// arrival, not its answer, and a stream (SSE) stays open past it.
+//
+// A client has at most perClient bytes of bodies in flight (each reserved at its declared length,
+// or limit when it declares none, before it is read, and held until its request ends): one more
+// is 429 RATE_LIMITED, unread, reported through t when set. So slow bodies pin at most that much
+// memory per address, however many connections it holds.
+func graphQLBody(limit, perClient int64, t *security.Throttle) func(http.Handler) http.Handler {
+	budget := newBodyBudget(perClient)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
-				liftReadDeadline(w)
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -182,6 +188,20 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 				writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
 					fmt.Sprintf("request body is larger than %d bytes", limit))
 				return
+			}
+			if n := reserveFor(r, limit); n > 0 && perClient > 0 {
+				key := eventide.ClientFrom(r.Context()).AddrKey
+				if !budget.reserve(key, n) {
+					if t != nil {
+						t.Refused(security.ScopeBodies, key, int(perClient))
+					}
+					w.Header().Set("Retry-After", "1")
+					w.Header().Set("Connection", "close")
+					writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
+						fmt.Sprintf("too many request bodies in flight from this client (at most %d bytes)", perClient))
+					return
+				}
+				defer budget.release(key, n)
 			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 			if err != nil {
@@ -199,7 +219,6 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 				}
 				return
 			}
-			liftReadDeadline(w)
 			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" || mt == "application/graphql-response+json" {
 				if msg := checkRequestJSON(body); msg != "" {
 					writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, msg)
@@ -212,10 +231,12 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 	}
 }
 
-// liftReadDeadline clears the connection's read deadline (the server's ReadTimeout) once the
-// request has arrived whole.
-func liftReadDeadline(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+// reserveFor is what a body is reserved at: its declared length, or limit when it declares none.
+func reserveFor(r *http.Request, limit int64) int64 {
+	if r.ContentLength >= 0 {
+		return min(r.ContentLength, limit)
+	}
+	return limit
 }
 
 // checkRequestJSON says what is wrong with a JSON GraphQL request body, or "".

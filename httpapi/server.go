@@ -33,17 +33,20 @@ type Check struct {
 
 // Options configures New.
 type Options struct {
-	Logger         *slog.Logger
-	GraphQL        http.Handler
-	Playground     http.Handler // served at /playground and below
-	Authenticator  *auth.Authenticator
-	Checks         []Check
-	Registry       *prometheus.Registry
-	MaxBodyBytes   int64
-	CORSOrigins    []string
-	ReadyTimeout   time.Duration
-	RequestTimeout time.Duration // header read timeout and idle timeout base
-	Monitor        http.Handler  // served at /monitor and below
+	Logger        *slog.Logger
+	GraphQL       http.Handler
+	Playground    http.Handler // served at /playground and below
+	Authenticator *auth.Authenticator
+	Checks        []Check
+	Registry      *prometheus.Registry
+	MaxBodyBytes  int64
+	// MaxBodyBytesPerClient bounds the request-body bytes one client address has in flight
+	// (BodiesPerClient x MaxBodyBytes when 0).
+	MaxBodyBytesPerClient int64
+	CORSOrigins           []string
+	ReadyTimeout          time.Duration
+	RequestTimeout        time.Duration // header read timeout and idle timeout base
+	Monitor               http.Handler  // served at /monitor and below
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
@@ -78,6 +81,10 @@ const (
 	DefaultReadTimeout     = 15 * time.Second
 	DefaultSSEKeepAlive    = 15 * time.Second
 	DefaultSSEWriteTimeout = 10 * time.Second
+	// BodiesPerClient is how many bodies of the largest size one client may have in flight: a
+	// client sends requests of a few KB, hundreds at once fit, and slow bodies pin at most this
+	// many times HTTP_MAX_BODY_BYTES of memory per address.
+	BodiesPerClient = 8
 	// maxHeaderBytes bounds a request's header (Go's default is 1 MiB): a bearer token, cookies
 	// and the CORS headers of a browser fit many times over.
 	maxHeaderBytes = 64 << 10
@@ -105,6 +112,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 2 * time.Second
+	}
+	if o.MaxBodyBytesPerClient <= 0 {
+		o.MaxBodyBytesPerClient = BodiesPerClient * o.MaxBodyBytes
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = DefaultReadTimeout
@@ -134,7 +144,7 @@ func New(o Options) *Server {
 		responseHints,
 		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
 		s.trackStreams,
-		graphQLBody(o.MaxBodyBytes), // the body, read whole within ReadTimeout, after every guard
+		graphQLBody(o.MaxBodyBytes, o.MaxBodyBytesPerClient, o.Throttle), // the body, read whole within ReadTimeout, after every guard
 		limitStreams(o.MaxSocketsPerClient, o.Throttle),
 		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
@@ -187,9 +197,9 @@ func New(o Options) *Server {
 		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID)
 	s.http = &http.Server{
 		Handler: root,
-		// ReadTimeout covers the whole request from its first byte, body included; graphQLBody
-		// lifts it once the body is in, so neither a stream nor a slow answer is cut by it
-		// (hijacked websockets have it lifted by net/http).
+		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts
+		// it once the body is in (startBackgroundRead) or the connection hijacked (a websocket),
+		// so neither a stream nor a slow answer is cut by it: TestStreamsOutliveReadTimeout.
 		ReadTimeout:       o.ReadTimeout,
 		ReadHeaderTimeout: min(o.ReadTimeout, maxReadHeaderTimeout),
 		MaxHeaderBytes:    maxHeaderBytes,

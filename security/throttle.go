@@ -49,6 +49,9 @@ const (
 	// requests in flight) per client address (HTTP_MAX_CONNECTIONS_PER_CLIENT), enforced by the
 	// HTTP layer and reported through Refused.
 	ScopeConnections = "connections"
+	// ScopeBodies is the scope of the cap on request-body bytes in flight per client address,
+	// enforced by the HTTP layer and reported through Refused.
+	ScopeBodies = "bodies"
 )
 
 // NewThrottle returns the policy cfg on lim.
@@ -188,6 +191,8 @@ func rateLimitedEvent(scope, client, email string, limit int, window time.Durati
 		e.Message = fmt.Sprintf("client over %d open websockets and SSE streams", limit)
 	case ScopeConnections:
 		e.Message = fmt.Sprintf("client over %d open connections", limit)
+	case ScopeBodies:
+		e.Message = fmt.Sprintf("client over %d bytes of request bodies in flight", limit)
 	}
 	return e
 }
