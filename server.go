@@ -423,17 +423,19 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Throttle:            throttle,
 		Security:            secEvents,
 		MaxSocketsPerClient: cfg.WSMaxConnectionsPerClient,
+		ResponseCache:       responses,
+		Authenticator:       authn,
+		Registry:            reg,
+		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
+		CORSOrigins:         cfg.CORSOrigins,
+
 		// Each stream is a connection: the connection cap never refuses what the stream cap allows.
 		MaxConnectionsPerClient: max(cfg.HTTPMaxConnectionsPerClient, cfg.WSMaxConnectionsPerClient),
 		ReadTimeout:             cfg.HTTPReadTimeout,
 		SSEKeepAlive:            cfg.SSEKeepAliveInterval,
 		SSEWriteTimeout:         cfg.SSEWriteTimeout,
 		MetricsApart:            cfg.MetricsAddr != "",
-		ResponseCache:           responses,
-		Authenticator:           authn,
-		Registry:                reg,
-		MaxBodyBytes:            cfg.HTTPMaxBodyBytes,
-		CORSOrigins:             cfg.CORSOrigins,
+
 		Checks: []httpapi.Check{{
 			Name: "store", Required: true,
 			Probe: func(ctx context.Context) (string, error) {

@@ -604,3 +604,64 @@ func TestMetricsAddr(t *testing.T) {
 		}
 	})
 }
+
+// TestEventSubscribersPerClient: one client address holds at most 1% (100) of the 10 000
+// eventUpdated subscribers, so a few addresses cannot fill them; another address still subscribes.
+func TestEventSubscribersPerClient(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.ThrottleLimit = 10_000
+	ts := startServer(t, cfg)
+	org := ts.organizer("Crowd Org")
+	id := ts.publishedEvent(org, "Crowded", 10, 24*time.Hour)
+	vars := map[string]any{"id": id}
+	update := func(title string) {
+		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+			map[string]any{"id": id, "t": title}, nil)
+	}
+	const share = 100
+	const client = "192.0.2.80"
+	perSocket := cfg.WSMaxSubscriptionsPerConnection
+	var sockets []*wsClient
+	for n := 0; n < share; n += perSocket {
+		c := ts.wsOpen(from(client), nil)
+		for i := range min(perSocket, share-n) {
+			c.subscribe(fmt.Sprint(n+i), eventUpdatedSub, vars)
+		}
+		sockets = append(sockets, c)
+	}
+	// All of them deliver: the share is taken.
+	update("one")
+	for n, c := range sockets {
+		for range min(perSocket, share-n*perSocket) {
+			if m := c.next(); m["type"] != "next" || wsErrorCode(m) != "" {
+				t.Fatalf("a subscription within the share: %v", m)
+			}
+		}
+	}
+	extra := ts.wsOpen(from(client), nil)
+	extra.subscribe("over", eventUpdatedSub, vars)
+	other := ts.wsOpen(from("192.0.2.81"), nil)
+	other.subscribe("1", eventUpdatedSub, vars)
+	// The refusal comes at once; the other client's subscription delivers the next updates.
+	if m := extra.next(); wsErrorCode(m) == "" || m["id"] != "over" {
+		t.Fatalf("subscription %d of one address was accepted: %v", share+1, m)
+	}
+	got := make(chan map[string]any, 1)
+	go func() { got <- other.next() }()
+	for i := 0; ; i++ {
+		update(fmt.Sprint("two ", i))
+		select {
+		case m := <-got:
+			if m["type"] != "next" || wsErrorCode(m) != "" {
+				t.Fatalf("another address's subscription: %v", m)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if i == 50 {
+			t.Fatal("another address's subscription delivered nothing")
+		}
+	}
+}

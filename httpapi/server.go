@@ -33,20 +33,17 @@ type Check struct {
 
 // Options configures New.
 type Options struct {
-	Logger        *slog.Logger
-	GraphQL       http.Handler
-	Playground    http.Handler // served at /playground and below
-	Authenticator *auth.Authenticator
-	Checks        []Check
-	Registry      *prometheus.Registry
-	MaxBodyBytes  int64
-	// MaxBodyBytesPerClient bounds the request-body bytes one client address has in flight
-	// (BodiesPerClient x MaxBodyBytes when 0).
-	MaxBodyBytesPerClient int64
-	CORSOrigins           []string
-	ReadyTimeout          time.Duration
-	RequestTimeout        time.Duration // header read timeout and idle timeout base
-	Monitor               http.Handler  // served at /monitor and below
+	Logger         *slog.Logger
+	GraphQL        http.Handler
+	Playground     http.Handler // served at /playground and below
+	Authenticator  *auth.Authenticator
+	Checks         []Check
+	Registry       *prometheus.Registry
+	MaxBodyBytes   int64
+	CORSOrigins    []string
+	ReadyTimeout   time.Duration
+	RequestTimeout time.Duration // header read timeout and idle timeout base
+	Monitor        http.Handler  // served at /monitor and below
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
@@ -60,6 +57,9 @@ type Options struct {
 	// MaxConnectionsPerClient caps open connections per client address, and requests in flight
 	// per client behind a trusted proxy (0: no cap); see conns.go.
 	MaxConnectionsPerClient int
+	// MaxBodyBytesPerClient bounds the request-body bytes one client address has in flight
+	// (BodiesPerClient x MaxBodyBytes when 0).
+	MaxBodyBytesPerClient int64
 	// ReadTimeout is how long a whole request, body included, may take to arrive
 	// (DefaultReadTimeout when 0); a stream, once open, is not cut by it.
 	ReadTimeout time.Duration

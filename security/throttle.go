@@ -83,7 +83,7 @@ func NewThrottle(lim Limiter, cfg ThrottleConfig) *Throttle {
 		),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "throttled_total",
-			Help: "Requests refused by throttling, by scope (request, login_client, login_email).",
+			Help: "Requests refused by throttling, by scope (request, login_client, login_email, websockets, connections, bodies).",
 		}, []string{"scope"}),
 		errs: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "throttle_errors_total",
