@@ -120,20 +120,24 @@ func (s *sseWriter) keepAlive(interval time.Duration) {
 		return
 	}
 	go func() {
-		t := time.NewTicker(interval / 2)
+		t := time.NewTimer(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-s.stop:
 				return
 			case now := <-t.C:
+				next := interval
 				s.mu.Lock()
-				if !s.closed && s.started && s.boundary && now.Sub(s.last) >= interval {
-					if _, err := s.writeLocked([]byte(": ping\n\n")); err == nil {
+				if !s.closed && s.started && s.boundary {
+					if idle := now.Sub(s.last); idle < interval {
+						next = interval - idle // written meanwhile: wait out the rest
+					} else if _, err := s.writeLocked([]byte(": ping\n\n")); err == nil {
 						_ = s.flushLocked()
 					}
 				}
 				s.mu.Unlock()
+				t.Reset(next)
 			}
 		}
 	}()
