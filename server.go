@@ -222,6 +222,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	return startWith(ctx, cfg, log, startOptions{})
 }
 
+// maxEventSubscribers bounds eventUpdated's subscribers in one process.
+const maxEventSubscribers = 10_000
+
 // startOptions is what start needs beyond the configuration.
 type startOptions struct {
 	restarts int // how often the -supervise parent restarted this process (EVENTIDE_RESTARTS)
@@ -280,7 +283,11 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	var sessionsReady atomic.Pointer[httpapi.Sessions]
 	cached := cache.NewStore(a.store, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg,
 		OnUserChanged: func(id string) { sessionsReady.Load().UserChanged(id) }})
-	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, 10_000))
+	// eventUpdated subscribers: 10 000 in all, each client address at most 1% of them, so that a
+	// hundred addresses are needed to fill the broker (the stream and subscription caps alone let
+	// one address hold 1 000: 50 websockets x 20).
+	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers,
+		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
 	a.bus.Start()
 	cached.Init(ctx)
 	log.Info("cache ready", "backend", a.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
@@ -435,6 +442,14 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Registry:            reg,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
 		CORSOrigins:         cfg.CORSOrigins,
+
+		// Each stream is a connection: the connection cap never refuses what the stream cap allows.
+		MaxConnectionsPerClient: max(cfg.HTTPMaxConnectionsPerClient, cfg.WSMaxConnectionsPerClient),
+		ReadTimeout:             cfg.HTTPReadTimeout,
+		SSEKeepAlive:            cfg.SSEKeepAliveInterval,
+		SSEWriteTimeout:         cfg.SSEWriteTimeout,
+		MetricsApart:            cfg.MetricsAddr != "",
+
 		Checks: []httpapi.Check{{
 			Name: "store", Required: true,
 			Probe: func(ctx context.Context) (string, error) {
@@ -468,6 +483,10 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			_ = l.Close()
 			return nil, err
 		}
+	}
+	if err := a.serveMetrics(bgctx, reg); err != nil {
+		_ = l.Close()
+		return nil, err
 	}
 	go func() { a.serveErr <- a.http.Serve(l) }()
 	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
@@ -529,6 +548,23 @@ func (p purgeResponses) Stats(ctx context.Context) cache.Stats {
 func (p purgeResponses) Purge(ctx context.Context) (int, error) {
 	n, err := p.Store.Purge(ctx)
 	return n + p.responses.Purge(), err
+}
+
+// serveMetrics serves /metrics on METRICS_ADDR, when set, until ctx ends.
+func (a *app) serveMetrics(ctx context.Context, reg *prometheus.Registry) error {
+	if a.cfg.MetricsAddr == "" {
+		if a.cfg.IsProduction() {
+			a.log.Warn("METRICS_ADDR is empty: /metrics, security counters included, is served on the public port")
+		}
+		return nil
+	}
+	l, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return &config.Error{Key: "METRICS_ADDR", Value: a.cfg.MetricsAddr, Allowed: "must be a free port: " + err.Error()}
+	}
+	a.goBackground(func() { _ = httpapi.ServeMetrics(ctx, l, reg, a.log) })
+	a.log.Info("metrics listening", "addr", "http://"+l.Addr().String()+"/metrics")
+	return nil
 }
 
 // servePprof serves Go's profiler on addr (a loopback address, checked by config) until ctx ends.

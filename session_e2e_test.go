@@ -69,19 +69,19 @@ func (s *wsStream) next() (string, string, string, bool) {
 	}
 }
 
-// sseStream is one SSE request per subscription, as graphql-sse's distinct-connections mode.
-type sseStream struct {
+// sseSubs is one SSE request per subscription, as graphql-sse's distinct-connections mode.
+type sseSubs struct {
 	t      testing.TB
 	ts     *testServer
 	token  string
 	events chan [3]string // id, kind, code
 }
 
-func newSSEStream(ts *testServer, token string) *sseStream {
-	return &sseStream{t: ts.t, ts: ts, token: token, events: make(chan [3]string, 64)}
+func newSSESubs(ts *testServer, token string) *sseSubs {
+	return &sseSubs{t: ts.t, ts: ts, token: token, events: make(chan [3]string, 64)}
 }
 
-func (s *sseStream) subscribe(id, query string) {
+func (s *sseSubs) subscribe(id, query string) {
 	s.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -120,7 +120,7 @@ func (s *sseStream) subscribe(id, query string) {
 	}()
 }
 
-func (s *sseStream) next() (string, string, string, bool) {
+func (s *sseSubs) next() (string, string, string, bool) {
 	select {
 	case e := <-s.events:
 		return e[0], e[1], e[2], true
@@ -135,7 +135,7 @@ func (ts *testServer) streams(token string) map[string]stream {
 	return map[string]stream{
 		"graphql-transport-ws": &wsStream{c: ts.dialWS("graphql-transport-ws", init)},
 		"graphql-ws":           &wsStream{c: ts.dialWS("graphql-ws", init), legacy: true},
-		"SSE":                  newSSEStream(ts, token),
+		"SSE":                  newSSESubs(ts, token),
 	}
 }
 
@@ -265,7 +265,7 @@ func TestSessionsEndAtExpiry(t *testing.T) {
 	}
 	t.Run("SSE", func(t *testing.T) {
 		ts := ts.in(t)
-		s := newSSEStream(ts, ts.admin().Token)
+		s := newSSESubs(ts, ts.admin().Token)
 		s.subscribe("mem", memoryStatsSub)
 		firstData(t, s, "mem")
 		endsWith(t, s, "UNAUTHENTICATED", "mem")

@@ -59,6 +59,11 @@ type Config struct {
 	HTTPMaxBodyBytes                int64         // HTTP_MAX_BODY_BYTES (a size: 1048576 or 1MiB)
 	WSMaxConnectionsPerClient       int           // WS_MAX_CONNECTIONS_PER_CLIENT
 	WSMaxSubscriptionsPerConnection int           // WS_MAX_SUBSCRIPTIONS_PER_CONNECTION
+	HTTPReadTimeout                 time.Duration // HTTP_READ_TIMEOUT: the whole request, body included
+	HTTPMaxConnectionsPerClient     int           // HTTP_MAX_CONNECTIONS_PER_CLIENT: open connections per client address
+	SSEKeepAliveInterval            time.Duration // SSE_KEEPALIVE_INTERVAL: keep-alive comments on an idle SSE stream
+	SSEWriteTimeout                 time.Duration // SSE_WRITE_TIMEOUT: how long one SSE write may wait for a reader
+	MetricsAddr                     string        // METRICS_ADDR: host:port serving /metrics apart; empty: the public port
 	ShutdownTimeout                 time.Duration // SHUTDOWN_TIMEOUT: how long draining may take
 
 	JWTSecret        string        // JWT_SECRET (secret); random per start outside production when empty

@@ -64,6 +64,10 @@ func productionDefaults() *Config {
 		HTTPMaxBodyBytes:                1 << 20,
 		WSMaxConnectionsPerClient:       50,
 		WSMaxSubscriptionsPerConnection: 20,
+		HTTPReadTimeout:                 15 * time.Second,
+		HTTPMaxConnectionsPerClient:     100,
+		SSEKeepAliveInterval:            15 * time.Second,
+		SSEWriteTimeout:                 10 * time.Second,
 		ShutdownTimeout:                 15 * time.Second,
 
 		JWTTTL:                  24 * time.Hour,

@@ -125,6 +125,20 @@ var fields = []field{
 	size("HTTP_MAX_BODY_BYTES", "largest request body (a size such as 1MiB)", 1024, func(c *Config) *int64 { return &c.HTTPMaxBodyBytes }),
 	integer("WS_MAX_CONNECTIONS_PER_CLIENT", "websocket connections per client", 1, math.MaxInt, func(c *Config) *int { return &c.WSMaxConnectionsPerClient }),
 	integer("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "subscriptions per websocket connection", 1, math.MaxInt, func(c *Config) *int { return &c.WSMaxSubscriptionsPerConnection }),
+	duration("HTTP_READ_TIMEOUT", "time for a whole request to arrive, body included (not a stream once open)", func(c *Config) *time.Duration { return &c.HTTPReadTimeout }),
+	integer("HTTP_MAX_CONNECTIONS_PER_CLIENT", "open connections per client address, websockets and SSE included", 1, math.MaxInt, func(c *Config) *int { return &c.HTTPMaxConnectionsPerClient }),
+	duration("SSE_KEEPALIVE_INTERVAL", "interval of keep-alive comments on an idle Server-Sent Events stream", func(c *Config) *time.Duration { return &c.SSEKeepAliveInterval }),
+	duration("SSE_WRITE_TIMEOUT", "how long one write to a Server-Sent Events stream may wait for its reader", func(c *Config) *time.Duration { return &c.SSEWriteTimeout }),
+	text("METRICS_ADDR", "host:port serving /metrics on its own listener; empty: on the public port", func(c *Config) *string { return &c.MetricsAddr }).
+		withCheck(func(c *Config) string {
+			if c.MetricsAddr == "" {
+				return ""
+			}
+			if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || !validPort(port) {
+				return "must be empty or host:port, such as 127.0.0.1:9090 or :9090"
+			}
+			return ""
+		}),
 	duration("SHUTDOWN_TIMEOUT", "how long draining may take", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 
 	text("JWT_SECRET", "token signing secret, at least 32 bytes; random per start outside production when empty", func(c *Config) *string { return &c.JWTSecret }).
@@ -416,6 +430,11 @@ func (f field) flagNames() []string {
 		return []string{"config", name}
 	}
 	return []string{name}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 func checkMongoURI(c *Config) string {

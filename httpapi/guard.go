@@ -6,7 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -159,15 +158,20 @@ func responseHints(next http.Handler) http.Handler {
 	})
 }
 
-// wsLimiter caps open websockets per client address. Its map holds only clients with an open
-// socket, so it is bounded by the sockets themselves.
-type wsLimiter struct {
+// clientSlots counts what each client holds open (streams, connections, requests in flight) and
+// refuses one more beyond max. Its map holds only clients that hold something, so it is bounded by
+// what they hold, and a client's entry goes when its last slot is released.
+type clientSlots struct {
 	max  int
 	mu   sync.Mutex
 	open map[string]int
 }
 
-func (l *wsLimiter) acquire(key string) bool {
+func newClientSlots(max int) *clientSlots {
+	return &clientSlots{max: max, open: map[string]int{}}
+}
+
+func (l *clientSlots) acquire(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[key] >= l.max {
@@ -177,7 +181,7 @@ func (l *wsLimiter) acquire(key string) bool {
 	return true
 }
 
-func (l *wsLimiter) release(key string) {
+func (l *clientSlots) release(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[key]--; l.open[key] <= 0 {
@@ -185,16 +189,63 @@ func (l *wsLimiter) release(key string) {
 	}
 }
 
-// limitSockets refuses a websocket upgrade beyond max open sockets per client address with 429,
-// and reports it through t (a RATE_LIMITED security event per client and window) when set.
-func limitSockets(max int, t *security.Throttle) func(http.Handler) http.Handler {
-	l := &wsLimiter{max: max, open: map[string]int{}}
+// clients is how many clients hold a slot (the size of the map).
+func (l *clientSlots) clients() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.open)
+}
+
+// bodyBudget bounds the request-body bytes each client has in flight (read, or being read, and
+// held until its request ends): a body is reserved at its declared length before a byte of it is
+// read. Its map holds only clients with a body in flight.
+type bodyBudget struct {
+	max  int64
+	mu   sync.Mutex
+	used map[string]int64
+}
+
+func newBodyBudget(max int64) *bodyBudget {
+	return &bodyBudget{max: max, used: map[string]int64{}}
+}
+
+func (b *bodyBudget) reserve(key string, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used[key]+n > b.max {
+		return false
+	}
+	b.used[key] += n
+	return true
+}
+
+func (b *bodyBudget) release(key string, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used[key] -= n; b.used[key] <= 0 {
+		delete(b.used, key)
+	}
+}
+
+func (b *bodyBudget) clients() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.used)
+}
+
+// limitStreams refuses a long-lived stream (a websocket upgrade or an SSE subscription) beyond
+// max open streams per client address with 429, and reports it through t (a RATE_LIMITED security
+// event per client and window) when set. Both kinds share the one cap: they cost the server the
+// same (a connection, a goroutine, subscriptions), and a cap on websockets alone was walked around
+// over SSE. The address is the forwarded one behind a trusted proxy.
+func limitStreams(max int, t *security.Throttle) func(http.Handler) http.Handler {
+	l := newClientSlots(max)
 	return func(next http.Handler) http.Handler {
 		if max <= 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			if !isStream(r) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -203,8 +254,9 @@ func limitSockets(max int, t *security.Throttle) func(http.Handler) http.Handler
 				if t != nil {
 					t.Refused(security.ScopeWebsockets, key, max)
 				}
+				w.Header().Set("Retry-After", "1")
 				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
-					fmt.Sprintf("too many open websockets from this client (at most %d)", max))
+					fmt.Sprintf("too many open streams (websockets and SSE) from this client (at most %d)", max))
 				return
 			}
 			defer l.release(key)

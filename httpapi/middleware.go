@@ -93,10 +93,12 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Flush keeps Server-Sent Events streaming through the recorder.
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+func (s *statusRecorder) Flush() { _ = s.FlushError() }
+
+// FlushError is Flush with its error, which http.ResponseController passes on (a write deadline
+// that expired).
+func (s *statusRecorder) FlushError() error {
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 // Hijack keeps websocket upgrades working through the recorder.
@@ -164,9 +166,18 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 }
 
 // graphQLBody guards the body of a POST: over limit bytes is 413; a body that is not a GraphQL
-// request object ({query, variables, operationName, extensions}) is 400 BAD_REQUEST. The body is
-// read once here and handed on from memory.
-func graphQLBody(limit int64) func(http.Handler) http.Handler {
+// request object ({query, variables, operationName, extensions}) is 400 BAD_REQUEST; one that does
+// not arrive within the server's ReadTimeout is 408 BAD_REQUEST and its connection closed. The
+// body is read once here and handed on from memory. Once it is in, net/http lifts the read
+// deadline itself (its background read starts with none), so the deadline bounds the request's
+// arrival, not its answer, and a stream (SSE) stays open past it.
+//
+// A client has at most perClient bytes of bodies in flight (each reserved at its declared length,
+// or limit when it declares none, before it is read, and held until its request ends): one more
+// is 429 RATE_LIMITED, unread, reported through t when set. So slow bodies pin at most that much
+// memory per address, however many connections it holds.
+func graphQLBody(limit, perClient int64, t *security.Throttle) func(http.Handler) http.Handler {
+	budget := newBodyBudget(perClient)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
@@ -178,14 +189,34 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 					fmt.Sprintf("request body is larger than %d bytes", limit))
 				return
 			}
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-			if err != nil {
-				if errors.As(err, new(*http.MaxBytesError)) {
-					writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
-						fmt.Sprintf("request body is larger than %d bytes", limit))
+			if n := reserveFor(r, limit); n > 0 && perClient > 0 {
+				key := eventide.ClientFrom(r.Context()).AddrKey
+				if !budget.reserve(key, n) {
+					if t != nil {
+						t.Refused(security.ScopeBodies, key, int(perClient))
+					}
+					w.Header().Set("Retry-After", "1")
+					w.Header().Set("Connection", "close")
+					writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
+						fmt.Sprintf("too many request bodies in flight from this client (at most %d bytes)", perClient))
 					return
 				}
-				writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, "could not read the request body")
+				defer budget.release(key, n)
+			}
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+			if err != nil {
+				var ne net.Error
+				switch {
+				case errors.As(err, new(*http.MaxBytesError)):
+					writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+						fmt.Sprintf("request body is larger than %d bytes", limit))
+				case errors.As(err, &ne) && ne.Timeout():
+					w.Header().Set("Connection", "close")
+					writeError(w, r, http.StatusRequestTimeout, eventide.CodeBadRequest,
+						"the request body did not arrive in time (HTTP_READ_TIMEOUT)")
+				default:
+					writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, "could not read the request body")
+				}
 				return
 			}
 			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" || mt == "application/graphql-response+json" {
@@ -198,6 +229,14 @@ func graphQLBody(limit int64) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// reserveFor is what a body is reserved at: its declared length, or limit when it declares none.
+func reserveFor(r *http.Request, limit int64) int64 {
+	if r.ContentLength >= 0 {
+		return min(r.ContentLength, limit)
+	}
+	return limit
 }
 
 // checkRequestJSON says what is wrong with a JSON GraphQL request body, or "".

@@ -51,8 +51,26 @@ type Options struct {
 	Throttle *security.Throttle
 	// Security, when set, hears of invalid tokens (TOKEN_INVALID).
 	Security *security.Log
-	// MaxSocketsPerClient caps open websockets per client address (0: no cap).
+	// MaxSocketsPerClient caps open streams, websockets and SSE together, per client address
+	// (0: no cap).
 	MaxSocketsPerClient int
+	// MaxConnectionsPerClient caps open connections per client address, and requests in flight
+	// per client behind a trusted proxy (0: no cap); see conns.go.
+	MaxConnectionsPerClient int
+	// MaxBodyBytesPerClient bounds the request-body bytes one client address has in flight
+	// (BodiesPerClient x MaxBodyBytes when 0).
+	MaxBodyBytesPerClient int64
+	// ReadTimeout is how long a whole request, body included, may take to arrive
+	// (DefaultReadTimeout when 0); a stream, once open, is not cut by it.
+	ReadTimeout time.Duration
+	// SSEKeepAlive is the interval of keep-alive comments on an idle SSE stream
+	// (DefaultSSEKeepAlive when 0); SSEWriteTimeout how long one SSE write may wait for its
+	// reader before the stream is cut (DefaultSSEWriteTimeout when 0).
+	SSEKeepAlive    time.Duration
+	SSEWriteTimeout time.Duration
+	// MetricsApart leaves /metrics off this server: it is served on its own listener
+	// (ServeMetrics, METRICS_ADDR), and here it is 404 like any unknown path.
+	MetricsApart bool
 	// ResponseCache, when set, answers anonymous queries with kept responses; GraphQL must be
 	// built with the same cache (GraphQLOptions.ResponseCache) for it to keep any.
 	ResponseCache *respcache.Cache
@@ -60,6 +78,22 @@ type Options struct {
 	// current role (see Sessions).
 	Sessions *Sessions
 }
+
+// Defaults of the HTTP timeouts (API.md: HTTP_READ_TIMEOUT, SSE keep-alive every 15 s).
+const (
+	DefaultReadTimeout     = 15 * time.Second
+	DefaultSSEKeepAlive    = 15 * time.Second
+	DefaultSSEWriteTimeout = 10 * time.Second
+	// BodiesPerClient is how many bodies of the largest size one client may have in flight: a
+	// client sends requests of a few KB, hundreds at once fit, and slow bodies pin at most this
+	// many times HTTP_MAX_BODY_BYTES of memory per address.
+	BodiesPerClient = 8
+	// maxHeaderBytes bounds a request's header (Go's default is 1 MiB): a bearer token, cookies
+	// and the CORS headers of a browser fit many times over.
+	maxHeaderBytes = 64 << 10
+	// maxReadHeaderTimeout bounds the header's arrival when HTTP_READ_TIMEOUT is longer.
+	maxReadHeaderTimeout = 10 * time.Second
+)
 
 // Server is the HTTP server. Shutdown closes websocket subscriptions with a close frame, then
 // stops accepting and drains in-flight requests.
@@ -72,6 +106,9 @@ type Server struct {
 	streams     context.Context
 	stopStreams context.CancelFunc
 	streamWG    sync.WaitGroup
+
+	sseKeepAlive, sseWriteTimeout time.Duration
+	conns                         *connectionCap // nil: no cap
 }
 
 // New builds the server and its routes.
@@ -79,26 +116,47 @@ func New(o Options) *Server {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 2 * time.Second
 	}
-	s := &Server{log: o.Logger}
+	if o.MaxBodyBytesPerClient <= 0 {
+		o.MaxBodyBytesPerClient = BodiesPerClient * o.MaxBodyBytes
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.SSEKeepAlive <= 0 {
+		o.SSEKeepAlive = DefaultSSEKeepAlive
+	}
+	if o.SSEWriteTimeout <= 0 {
+		o.SSEWriteTimeout = DefaultSSEWriteTimeout
+	}
+	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout}
+	if o.MaxConnectionsPerClient > 0 {
+		s.conns = newConnectionCap(o.MaxConnectionsPerClient, o.TrustedProxies, func(key string) {
+			if o.Throttle != nil {
+				o.Throttle.Refused(security.ScopeConnections, key, o.MaxConnectionsPerClient)
+			}
+		})
+	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 
 	m := newMetrics(o.Registry)
 	mux := http.NewServeMux()
-	// Innermost first: the last one wraps all the others.
+	// Innermost first: the last one wraps all the others. Every guard that needs only the
+	// headers (who the client is, its budget, its streams) runs before the body is read, so a
+	// client over its budget is refused without its body being waited for or held in memory.
 	gql := chain(o.GraphQL,
 		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
 		responseHints,
 		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
 		s.trackStreams,
-		limitSockets(o.MaxSocketsPerClient, o.Throttle),
+		graphQLBody(o.MaxBodyBytes, o.MaxBodyBytesPerClient, o.Throttle), // the body, read whole within ReadTimeout, after every guard
+		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps
+		limitStreams(o.MaxSocketsPerClient, o.Throttle),
 		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
 		keyByViewer,
-		o.Sessions.track, // inside authenticate: it binds the viewer the header named
 		authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger),
 		identify(o.TrustedProxies),
-		graphQLBody(o.MaxBodyBytes),
-		preventCSRF, // before the body is read
+		preventCSRF,
 	)
 	mux.Handle("/graphql", gql)
 	if o.Monitor != nil {
@@ -117,7 +175,9 @@ func New(o Options) *Server {
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
 	mux.Handle("GET /readyz", readyHandler(o.Checks, o.ReadyTimeout))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	if !o.MetricsApart {
+		mux.Handle("GET /metrics", metricsHandler(o.Registry))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, eventide.CodeNotFound, "no such path: "+r.URL.Path)
 	})
@@ -138,14 +198,54 @@ func New(o Options) *Server {
 		corsOpts.AllowOriginFunc = func(string) bool { return false }
 	}
 	c := cors.New(corsOpts)
-	root := chain(mux, c.Handler, accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID)
+	root := chain(mux, c.Handler, limitClients(o.MaxConnectionsPerClient, o.TrustedProxies, o.Throttle),
+		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID)
 	s.http = &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: root,
+		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts
+		// it once the body is in (startBackgroundRead) or the connection hijacked (a websocket),
+		// so neither a stream nor a slow answer is cut by it: TestStreamsOutliveReadTimeout.
+		ReadTimeout:       o.ReadTimeout,
+		ReadHeaderTimeout: min(o.ReadTimeout, maxReadHeaderTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       120 * time.Second,
+		ConnContext:       connContext,
+		ConnState:         clearWriteDeadline,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return s
+}
+
+// clearWriteDeadline lifts the write deadline an SSE stream left on its connection once the
+// connection is idle again, so the next response on it is not cut by a stale one.
+func clearWriteDeadline(c net.Conn, st http.ConnState) {
+	if st == http.StateIdle {
+		_ = c.SetWriteDeadline(time.Time{})
+	}
+}
+
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// ServeMetrics serves /metrics of reg alone on l (METRICS_ADDR) until ctx ends.
+func ServeMetrics(ctx context.Context, l net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler(reg))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadTimeout:       DefaultReadTimeout,
+		ReadHeaderTimeout: maxReadHeaderTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	defer stop()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // chain wraps h in middleware, the last one outermost.
@@ -161,6 +261,9 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	if s.conns != nil {
+		l = limitListener{Listener: l, cap: s.conns}
+	}
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -199,13 +302,22 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		defer cancel()
 		stop := context.AfterFunc(s.streams, cancel)
 		defer stop()
+		if isSSE(r) {
+			sw := newSSEWriter(w, s.sseWriteTimeout, cancel)
+			defer sw.close()
+			sw.keepAlive(s.sseKeepAlive)
+			w = sw
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 func isStream(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
-		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || isSSE(r)
+}
+
+func isSSE(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
 type readyReport struct {

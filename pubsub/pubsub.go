@@ -5,6 +5,7 @@ package pubsub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -12,37 +13,76 @@ import (
 // ErrTooManySubscribers is returned by Subscribe when the broker holds its maximum.
 var ErrTooManySubscribers = errors.New("pubsub: too many subscribers")
 
+// ErrOwnerShare is returned by Subscribe when the subscriber's owner holds its share of the
+// broker (PerOwner); it is also an ErrTooManySubscribers.
+var ErrOwnerShare = fmt.Errorf("%w: this client holds its share", ErrTooManySubscribers)
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	perOwner int
+	owner    func(context.Context) string
+}
+
+// PerOwner gives each owner (what owner names a subscriber's context by: its client address, say)
+// at most max of the broker's subscribers, so that a few owners cannot take all of them. A
+// context owner names "" is not limited.
+func PerOwner(max int, owner func(context.Context) string) Option {
+	return func(o *options) { o.perOwner, o.owner = max, owner }
+}
+
 // Broker delivers values published on a topic to that topic's current subscribers.
 type Broker[T any] struct {
 	buffer  int
 	maxSubs int
+	opts    options
 
 	mu     sync.Mutex
 	topics map[string]map[*sub[T]]struct{}
 	n      int
+	// owners counts subscribers per owner, only owners that hold one: bounded by the
+	// subscribers, an owner's entry goes with its last one.
+	owners map[string]int
 
 	dropped   atomic.Uint64
 	delivered atomic.Uint64
 }
 
 type sub[T any] struct {
-	ch chan T
+	ch    chan T
+	owner string
 }
 
 // New returns a broker giving each subscriber a buffer of buffer values and holding at most
 // maxSubs subscribers in all.
-func New[T any](buffer, maxSubs int) *Broker[T] {
-	return &Broker[T]{buffer: buffer, maxSubs: maxSubs, topics: make(map[string]map[*sub[T]]struct{})}
+func New[T any](buffer, maxSubs int, opts ...Option) *Broker[T] {
+	b := &Broker[T]{buffer: buffer, maxSubs: maxSubs, topics: make(map[string]map[*sub[T]]struct{}), owners: map[string]int{}}
+	for _, o := range opts {
+		o(&b.opts)
+	}
+	return b
 }
 
 // Subscribe returns a channel of the values published on topic from now on. The channel is
-// closed when ctx ends or when the subscriber falls behind by more than its buffer.
+// closed when ctx ends or when the subscriber falls behind by more than its buffer. Errors:
+// ErrTooManySubscribers when the broker is full, ErrOwnerShare when ctx's owner holds its share.
 func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, error) {
 	s := &sub[T]{ch: make(chan T, b.buffer)}
+	if b.opts.perOwner > 0 && b.opts.owner != nil {
+		s.owner = b.opts.owner(ctx)
+	}
 	b.mu.Lock()
 	if b.n >= b.maxSubs {
 		b.mu.Unlock()
 		return nil, ErrTooManySubscribers
+	}
+	if s.owner != "" {
+		if b.owners[s.owner] >= b.opts.perOwner {
+			b.mu.Unlock()
+			return nil, ErrOwnerShare
+		}
+		b.owners[s.owner]++
 	}
 	subs := b.topics[topic]
 	if subs == nil {
@@ -72,6 +112,11 @@ func (b *Broker[T]) removeLocked(topic string, s *sub[T]) bool {
 	if len(subs) == 0 {
 		delete(b.topics, topic)
 	}
+	if s.owner != "" {
+		if b.owners[s.owner]--; b.owners[s.owner] <= 0 {
+			delete(b.owners, s.owner)
+		}
+	}
 	b.n--
 	close(s.ch)
 	return true
@@ -91,6 +136,13 @@ func (b *Broker[T]) Publish(topic string, v T) {
 			b.dropped.Add(1)
 		}
 	}
+}
+
+// owned is how many owners hold a subscriber (the size of the owners map).
+func (b *Broker[T]) owned() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.owners)
 }
 
 // Stats reports the current subscribers, values delivered and subscribers dropped for being slow.

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,4 +136,76 @@ func BenchmarkFanOut1000(b *testing.B) {
 	if _, _, dropped := br.Stats(); dropped != 0 {
 		b.Fatalf("%d subscribers dropped", dropped)
 	}
+}
+
+type ownerKey struct{}
+
+func ownedBy(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, ownerKey{}, owner)
+}
+
+func TestPerOwner(t *testing.T) {
+	owner := func(ctx context.Context) string { s, _ := ctx.Value(ownerKey{}).(string); return s }
+	b := New[int](1, 10, PerOwner(3, owner))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	t.Run("ErrOwnerShare", func(t *testing.T) {
+		for i := range 3 {
+			if _, err := b.Subscribe(ownedBy(ctx, "a"), "t"+string(rune('0'+i))); err != nil {
+				t.Fatalf("subscription %d within the share: %v", i, err)
+			}
+		}
+		_, err := b.Subscribe(ownedBy(ctx, "a"), "t9")
+		if !errors.Is(err, ErrOwnerShare) || !errors.Is(err, ErrTooManySubscribers) {
+			t.Fatalf("a fourth subscription of one owner: %v, want ErrOwnerShare", err)
+		}
+	})
+	t.Run("OtherOwnersAndUnowned", func(t *testing.T) {
+		if _, err := b.Subscribe(ownedBy(ctx, "b"), "t"); err != nil {
+			t.Fatalf("another owner: %v", err)
+		}
+		for range 4 { // no owner: not limited but by the broker's own maximum
+			if _, err := b.Subscribe(ctx, "t"); err != nil {
+				t.Fatalf("an unowned subscriber: %v", err)
+			}
+		}
+		if n, _, _ := b.Stats(); n != 8 {
+			t.Fatalf("subscribers = %d, want 8", n)
+		}
+	})
+	t.Run("Bound", func(t *testing.T) {
+		// The owners map holds only owners with a subscriber: ending them empties it, and the
+		// share is free again.
+		if got := b.owned(); got != 2 {
+			t.Fatalf("owners = %d, want 2", got)
+		}
+		cancel()
+		deadline := time.Now().Add(5 * time.Second)
+		for b.owned() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("owners = %d after every subscriber ended", b.owned())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for range 3 {
+			if _, err := b.Subscribe(ownedBy(context.Background(), "a"), "t"); err != nil {
+				t.Fatalf("the share after the owner's subscribers ended: %v", err)
+			}
+		}
+	})
+	t.Run("DroppedFreesShare", func(t *testing.T) {
+		b := New[int](1, 10, PerOwner(1, owner))
+		if _, err := b.Subscribe(ownedBy(context.Background(), "slow"), "t"); err != nil {
+			t.Fatal(err)
+		}
+		b.Publish("t", 1)
+		b.Publish("t", 2) // the buffer of one is full: the subscriber is dropped
+		if got := b.owned(); got != 0 {
+			t.Fatalf("owners = %d after the only subscriber was dropped", got)
+		}
+		if _, err := b.Subscribe(ownedBy(context.Background(), "slow"), "t"); err != nil {
+			t.Fatalf("after a drop: %v", err)
+		}
+	})
 }

@@ -44,9 +44,16 @@ const (
 	scopeLoginClient = "login_client"
 	scopeLoginEmail  = "login_email"
 	scopeSignup      = "signup"
-	// ScopeWebsockets is the scope of the cap on open websockets per client address
-	// (WS_MAX_CONNECTIONS_PER_CLIENT), enforced by the HTTP layer and reported through Refused.
+	// ScopeWebsockets is the scope of the cap on open streams (websockets and SSE) per client
+	// address (WS_MAX_CONNECTIONS_PER_CLIENT), enforced by the HTTP layer and reported through Refused.
 	ScopeWebsockets = "websockets"
+	// ScopeConnections is the scope of the cap on open connections (or, behind a trusted proxy,
+	// requests in flight) per client address (HTTP_MAX_CONNECTIONS_PER_CLIENT), enforced by the
+	// HTTP layer and reported through Refused.
+	ScopeConnections = "connections"
+	// ScopeBodies is the scope of the cap on request-body bytes in flight per client address,
+	// enforced by the HTTP layer and reported through Refused.
+	ScopeBodies = "bodies"
 )
 
 // NewThrottle returns the policy cfg on lim.
@@ -81,7 +88,7 @@ func NewThrottle(lim Limiter, cfg ThrottleConfig) *Throttle {
 		),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "throttled_total",
-			Help: "Requests refused by throttling, by scope (request, login_client, login_email, signup, websockets).",
+			Help: "Requests refused by throttling, by scope (request, login_client, login_email, signup, websockets, connections, bodies).",
 		}, []string{"scope"}),
 		errs: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "throttle_errors_total",
@@ -199,7 +206,11 @@ func rateLimitedEvent(scope, client, email string, limit int, window time.Durati
 		e.Severity = SeverityMedium
 		e.Message = fmt.Sprintf("client over %d sign-ups per %s", limit, window)
 	case ScopeWebsockets:
-		e.Message = fmt.Sprintf("client over %d open websockets", limit)
+		e.Message = fmt.Sprintf("client over %d open websockets and SSE streams", limit)
+	case ScopeConnections:
+		e.Message = fmt.Sprintf("client over %d open connections", limit)
+	case ScopeBodies:
+		e.Message = fmt.Sprintf("client over %d bytes of request bodies in flight", limit)
 	}
 	return e
 }

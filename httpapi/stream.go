@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Server-Sent Events: gqlgen's transport.SSE speaks the protocol (graphql-sse's distinct
+// connections mode: ":" first, then "event: next" / "event: complete"); sseWriter, between it and
+// the connection, adds what it lacks:
+//
+//   - a write deadline: each write and flush may wait writeTimeout for the reader, then the
+//     stream fails and its request context ends, so a reader that stalls frees its goroutine,
+//     subscription and connection instead of holding them for ever;
+//   - keep-alive comments (": ping") after keepAlive without a write, at event boundaries only
+//     (what was written so far ends with a blank line), so proxies and clients keep an idle stream;
+//   - no write after the handler returned (gqlgen's own keep-alive goroutine could race with the
+//     end of the request).
+
+var errStreamClosed = errors.New("httpapi: stream closed")
+
+type sseWriter struct {
+	http.ResponseWriter
+	rc           *http.ResponseController
+	writeTimeout time.Duration
+	fail         func() // ends the request's context
+
+	mu       sync.Mutex
+	closed   bool
+	started  bool // the header went out
+	boundary bool // what was written ends an event (or nothing was written after the header)
+	tail     [2]byte
+	last     time.Time // last write, for the keep-alive
+	stop     chan struct{}
+}
+
+func newSSEWriter(w http.ResponseWriter, writeTimeout time.Duration, fail func()) *sseWriter {
+	return &sseWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout,
+		fail: fail, stop: make(chan struct{})}
+}
+
+func (s *sseWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *sseWriter) WriteHeader(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *sseWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeLocked(b)
+}
+
+func (s *sseWriter) writeLocked(b []byte) (int, error) {
+	if s.closed {
+		return 0, errStreamClosed
+	}
+	s.deadlineLocked()
+	n, err := s.ResponseWriter.Write(b)
+	if n > 0 {
+		s.started = true
+		if n >= 2 {
+			copy(s.tail[:], b[n-2:n])
+		} else {
+			s.tail[0], s.tail[1] = s.tail[1], b[0]
+		}
+		s.boundary = bytes.Equal(s.tail[:], []byte("\n\n"))
+		s.last = time.Now()
+	}
+	if err != nil {
+		s.failLocked()
+	}
+	return n, err
+}
+
+// Flush sends what is buffered, within the write deadline.
+func (s *sseWriter) Flush() { _ = s.FlushError() }
+
+func (s *sseWriter) FlushError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+func (s *sseWriter) flushLocked() error {
+	if s.closed {
+		return errStreamClosed
+	}
+	s.deadlineLocked()
+	err := s.rc.Flush()
+	if err != nil {
+		s.failLocked()
+	}
+	return err
+}
+
+func (s *sseWriter) deadlineLocked() {
+	if s.writeTimeout > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	}
+}
+
+// failLocked gives the stream up: nothing more is written, and the request's context ends.
+func (s *sseWriter) failLocked() {
+	s.closed = true
+	s.fail()
+}
+
+// keepAlive writes a comment whenever the stream has been idle for interval, until close.
+func (s *sseWriter) keepAlive(interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	go func() {
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case now := <-t.C:
+				next := interval
+				s.mu.Lock()
+				if !s.closed && s.started && s.boundary {
+					if idle := now.Sub(s.last); idle < interval {
+						next = interval - idle // written meanwhile: wait out the rest
+					} else if _, err := s.writeLocked([]byte(": ping\n\n")); err == nil {
+						_ = s.flushLocked()
+					}
+				}
+				s.mu.Unlock()
+				t.Reset(next)
+			}
+		}
+	}()
+}
+
+// close ends the writer when the handler returns: later writes are dropped. The end of the
+// response (the last chunk) gets a fresh write deadline; the connection's ConnState hook clears it
+// once the connection is idle again.
+func (s *sseWriter) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.deadlineLocked()
+		s.closed = true
+	}
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+}
