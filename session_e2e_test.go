@@ -304,3 +304,41 @@ func TestSessionsFollowRoleAcrossReplicas(t *testing.T) {
 		t.Fatalf("the subscription ended after %s: by the backstop, not by the invalidation", waited)
 	}
 }
+
+// TestDraftWatcherDemoted: an admin watching someone else's draft over eventUpdated gets
+// FORBIDDEN, then complete, at the first update after being demoted, not the update itself.
+func TestDraftWatcherDemoted(t *testing.T) {
+	ts := startServer(t, nil)
+	admin := ts.admin()
+	org := ts.organizer("Draft Owner")
+	draft := ts.draftEvent(org, "Secret plans", 10, 48*time.Hour)
+	watcher := ts.signUp("Draft Watcher")
+	setRole := `mutation($u: ID!, $r: Role!){ setUserRole(userId: $u, role: $r){ role } }`
+	ts.mustData(admin.Token, setRole, map[string]any{"u": watcher.ID, "r": "ADMIN"}, nil)
+
+	s := &wsStream{c: ts.dialWS("graphql-transport-ws", map[string]any{"Authorization": "Bearer " + watcher.Token})}
+	s.c.send(map[string]any{"id": "draft", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription($id: ID!){ eventUpdated(id: $id){ id title } }`, "variables": map[string]any{"id": draft}}})
+	rename := func(title string) {
+		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+			map[string]any{"id": draft, "t": title}, nil)
+	}
+	// Live once an update reaches it.
+	stop := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				rename(fmt.Sprintf("Secret plans %d", i))
+			}
+		}
+	}()
+	firstData(t, s, "draft")
+	close(stop)
+
+	ts.mustData(admin.Token, setRole, map[string]any{"u": watcher.ID, "r": "USER"}, nil)
+	rename("Secret plans, after the demotion")
+	endsWith(t, s, "FORBIDDEN", "draft")
+}

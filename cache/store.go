@@ -35,8 +35,8 @@ type StoreOptions struct {
 	// Registerer receives the hit, miss and invalidation counters; nil registers nothing.
 	Registerer prometheus.Registerer
 	// OnUserChanged, when set, hears of every write to a user (its role, its credentials), made
-	// here or, over the bus, by another replica: sessions open on this replica re-check their
-	// viewer at once. It must not block.
+	// here (after the invalidation, before the write returns) or, over the bus, by another
+	// replica: sessions open on this replica re-check their viewer at once. It should be quick.
 	OnUserChanged func(id string)
 }
 

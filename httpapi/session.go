@@ -67,21 +67,17 @@ func NewSessions(o SessionsOptions) *Sessions {
 		byUser: map[string]map[*session]struct{}{}}
 }
 
-// UserChanged makes every open session of user id re-check its viewer. It does not block: the
-// re-checks run on a goroutine of their own.
+// UserChanged makes every open session of user id re-check its viewer before it returns, so
+// that a role change made on this replica applies to the user's open connections before the
+// write that made it answers. A user's sessions are few (the connection caps bound them), and a
+// re-check is a token parse and a cached read.
 func (s *Sessions) UserChanged(id string) {
 	if s == nil {
 		return
 	}
-	list := s.of(id)
-	if len(list) == 0 {
-		return
+	for _, ss := range s.of(id) {
+		ss.recheck(context.Background())
 	}
-	go func() {
-		for _, ss := range list {
-			ss.recheck(context.Background())
-		}
-	}()
 }
 
 // Run re-checks every open session each interval until ctx ends.
@@ -416,7 +412,7 @@ func (sessionGuard) InterceptOperation(ctx context.Context, next graphql.Operati
 		cancel(nil)
 		return oneError(ctx, eventide.CodeUnauthenticated, "this connection is closing")
 	}
-	h := next(ctx)
+	h := next(eventide.WithSubscriptionEnd(ctx, cancel))
 	done := false
 	return func(context.Context) *graphql.Response {
 		if done {

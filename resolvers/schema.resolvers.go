@@ -512,12 +512,16 @@ func (r *securityEventResolver) Operation(ctx context.Context, obj *security.Eve
 
 // EventUpdated is the resolver for the eventUpdated field.
 func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-chan *eventide.Event, error) {
-	if _, err := r.visibleEvent(ctx, id); err != nil {
+	ev, err := r.visibleEvent(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	ch, err := r.Events.Subscribe(ctx, id)
 	if err != nil {
-		return nil, eventide.Errorf(eventide.CodeUnavailable, "too many subscriptions; try again later")
+		return nil, eventUpdatedError(err)
+	}
+	if ev.Status == eventide.EventDraft {
+		return whileVisible(ctx, ch), nil
 	}
 	return ch, nil
 }
