@@ -50,6 +50,12 @@ type EventQuery struct {
 	NoDrafts bool
 }
 
+// UserQuery selects users; zero fields do not constrain.
+type UserQuery struct {
+	Search string // a case-insensitive substring of the name or the email, matched literally
+	Role   Role
+}
+
 // UserStore keeps user accounts.
 type UserStore interface {
 	// CreateUser stores u, setting its ID; a taken email is BAD_USER_INPUT on field "email".
