@@ -67,7 +67,7 @@ CREATE INDEX events_status_start ON events (status, starts_at, id, ends_at);
 CREATE INDEX events_status_end ON events (status, ends_at);
 CREATE INDEX events_city_start ON events (city_key, status, starts_at, id);
 CREATE INDEX events_organizer_start ON events (organizer_id, starts_at, id);
-CREATE INDEX events_venue_start ON events (venue_id, starts_at, id);
+CREATE INDEX events_venue_start ON events (venue_id, status, starts_at, id);
 
 -- One row per tag of an event; starts_at is copied so that a tag's events come in page order.
 CREATE TABLE event_tags (
@@ -168,7 +168,8 @@ const venueCols = `id, name, address, city, capacity, created_by, created_at, na
 // statements are prepared once at Open: r* on the reader pool, w* on the writer (used inside
 // transactions through Tx.StmtContext).
 type statements struct {
-	all []*sql.Stmt
+	all   []*sql.Stmt
+	texts []string // the SQL of each, for TestQueryPlans
 
 	ping *sql.Stmt
 
@@ -200,6 +201,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		}
 		*dst = x
 		st.all = append(st.all, x)
+		st.texts = append(st.texts, q)
 	}
 	p(s.r, &st.ping, `SELECT 1`)
 

@@ -52,6 +52,7 @@ func RunWith(t *testing.T, open func(t *testing.T) Store, o Options) {
 		fn   func(*testing.T)
 	}{
 		{"users", s.users},
+		{"user-list", s.userList},
 		{"venues", s.venues},
 		{"events", s.events},
 		{"event-filters", s.eventFilters},
@@ -211,6 +212,85 @@ func (s *suite) users(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("CountUsers = %d, want 2", n)
 	}
+}
+
+// UserLister is the listing of users (eventide.UserStore's Users and CountUsersMatching); the
+// suite checks it on the stores that have it.
+type UserLister interface {
+	Users(ctx context.Context, q eventide.UserQuery, page eventide.Page) (*eventide.Conn[*eventide.User], error)
+	CountUsersMatching(ctx context.Context, q eventide.UserQuery) (int, error)
+}
+
+func (s *suite) userList(t *testing.T) {
+	st := s.open(t)
+	l, ok := st.(UserLister)
+	if !ok {
+		t.Skip("this store does not list users yet")
+	}
+	var made []*eventide.User
+	for _, u := range []struct {
+		name, email string
+		role        eventide.Role
+	}{
+		{"Ann Smith", "ann@example.com", eventide.RoleAdmin},
+		{"Bob", "bob_100%@example.com", eventide.RoleUser},
+		{"Cleo SMITHERS", "cleo@example.org", eventide.RoleOrganizer},
+		{"Dan", "dan@smith.example", eventide.RoleUser},
+		{"Eve", "eve@example.com", eventide.RoleUser},
+	} {
+		x := &eventide.User{Name: u.name, Email: u.email, Role: u.role, PasswordHash: []byte("secret")}
+		must(t, st.CreateUser(ctx, x))
+		made = append(made, x)
+	}
+	list := func(q eventide.UserQuery, per int) []string {
+		t.Helper()
+		var out []string
+		after := ""
+		for {
+			c, err := l.Users(ctx, q, eventide.Page{First: per, After: after})
+			must(t, err)
+			for _, u := range c.Items {
+				if u.PasswordHash != nil {
+					t.Fatalf("Users returned %s's password hash", u.Name)
+				}
+				out = append(out, u.Name)
+			}
+			if !c.HasNextPage {
+				break
+			}
+			after = c.EndCursor()
+		}
+		n, err := l.CountUsersMatching(ctx, q)
+		must(t, err)
+		if n != len(out) {
+			t.Fatalf("CountUsersMatching(%+v) = %d, the pages hold %d", q, n, len(out))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		q    eventide.UserQuery
+		want []string
+	}{
+		{eventide.UserQuery{}, []string{"Ann Smith", "Bob", "Cleo SMITHERS", "Dan", "Eve"}},
+		{eventide.UserQuery{Search: "smith"}, []string{"Ann Smith", "Cleo SMITHERS", "Dan"}},
+		{eventide.UserQuery{Search: "EXAMPLE.ORG"}, []string{"Cleo SMITHERS"}},
+		{eventide.UserQuery{Search: "100%"}, []string{"Bob"}},
+		{eventide.UserQuery{Search: "_"}, []string{"Bob"}},
+		{eventide.UserQuery{Search: ".*"}, nil},
+		{eventide.UserQuery{Role: eventide.RoleUser}, []string{"Bob", "Dan", "Eve"}},
+		{eventide.UserQuery{Role: eventide.RoleUser, Search: "e"}, []string{"Bob", "Dan", "Eve"}},
+		{eventide.UserQuery{Role: eventide.RoleAdmin, Search: "bob"}, nil},
+	} {
+		for _, per := range []int{1, 2, 50} {
+			if got := list(c.q, per); !slices.Equal(got, c.want) {
+				t.Fatalf("Users(%+v), %d per page: %v, want %v", c.q, per, got, c.want)
+			}
+		}
+	}
+	_, err := l.Users(ctx, eventide.UserQuery{}, eventide.Page{First: -1})
+	code(t, err, eventide.CodeBadUserInput, "negative first")
+	_, err = l.Users(ctx, eventide.UserQuery{}, eventide.Page{First: 5, After: "garbage"})
+	code(t, err, eventide.CodeBadUserInput, "bad cursor")
 }
 
 // ---- venues ----
