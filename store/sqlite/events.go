@@ -51,7 +51,7 @@ func (s *Store) writeTags(w *wtx, e *eventide.Event) error {
 		return err
 	}
 	for _, t := range e.Tags {
-		if _, err := w.exec(s.stmts.wInsertTag, t, ms(e.StartsAt), e.ID); err != nil {
+		if _, err := w.exec(s.stmts.wInsertTag, t, string(e.Status), ms(e.StartsAt), e.ID, ms(e.EndsAt)); err != nil {
 			return err
 		}
 	}
@@ -168,6 +168,8 @@ type eventSQL struct {
 	none   bool // nothing can match
 	// endsAt is the position of the "not ended" condition in where, or -1.
 	endsAt int
+	// tag is set when event_tags drives the query.
+	tag bool
 	// selective is set when an equality filter (city, tag, organizer, venue) has an index of
 	// its own in page order.
 	selective bool
@@ -244,13 +246,22 @@ func buildEvents(q eventide.EventQuery) *eventSQL {
 		b.and("e.city_key = ?", foldKey(q.City))
 	}
 	if q.Tag != "" {
-		// CROSS JOIN fixes the order: the tag's rows, in start order, then each event by id.
+		// The tag's rows carry copies of the status and times: a single status, the times
+		// and the tag are conditions on event_tags alone, whose key gives the page order.
+		// CROSS JOIN fixes the join order: the tag's rows first, then each event by id.
 		b.selective = true
+		b.tag = true
 		b.from = "event_tags t CROSS JOIN events e ON e.id = t.event_id"
 		b.sortAt, b.sortID = "t.starts_at", "t.event_id"
-		// The start-time range applies to the tag table's copy, which its index orders.
 		for i, w := range b.where {
-			b.where[i] = strings.ReplaceAll(w, "e.starts_at", "t.starts_at")
+			switch w {
+			case "e.status = ?":
+				b.where[i] = "t.status = ?"
+			case "e.starts_at >= ?", "e.starts_at < ?":
+				b.where[i] = strings.Replace(w, "e.", "t.", 1)
+			case "+e.ends_at > ?":
+				b.where[i] = "+t.ends_at > ?"
+			}
 		}
 		b.and("t.tag = ?", q.Tag)
 	}
@@ -343,7 +354,12 @@ func (b *eventSQL) countSQL() (string, []any) {
 	if len(where) > 0 {
 		w = " WHERE " + strings.Join(where, " AND ")
 	}
-	return `SELECT count(*) FROM ` + b.from + w, b.args
+	from := b.from
+	if b.tag && !strings.Contains(w, "e.") {
+		// Every condition is on the tag's rows: count them without reading the events.
+		from = "event_tags t"
+	}
+	return `SELECT count(*) FROM ` + from + w, b.args
 }
 
 // CountEvents implements eventide.EventStore.

@@ -65,16 +65,20 @@ CREATE TABLE events (
 CREATE INDEX events_status_start ON events (status, starts_at, id, ends_at);
 -- Counting upcoming events of a status: a covering range.
 CREATE INDEX events_status_end ON events (status, ends_at);
-CREATE INDEX events_city_start ON events (city_key, status, starts_at, id);
+CREATE INDEX events_city_start ON events (city_key, status, starts_at, id, ends_at);
 CREATE INDEX events_organizer_start ON events (organizer_id, starts_at, id);
 CREATE INDEX events_venue_start ON events (venue_id, status, starts_at, id);
 
--- One row per tag of an event; starts_at is copied so that a tag's events come in page order.
+-- One row per tag of an event, with copies of the event's status and times (rewritten by every
+-- update of the event) so that a tag's events come in page order and are counted without
+-- reading the events.
 CREATE TABLE event_tags (
 	tag       TEXT NOT NULL,
+	status    TEXT NOT NULL,
 	starts_at INTEGER NOT NULL,
 	event_id  TEXT NOT NULL,
-	PRIMARY KEY (tag, starts_at, event_id)
+	ends_at   INTEGER NOT NULL,
+	PRIMARY KEY (tag, status, starts_at, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX event_tags_event ON event_tags (event_id);
 
@@ -229,7 +233,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		capacity = ?, tags = ?, venue_id = nullif(?, ''), city = ?, city_key = ?, cancel_reason = ?, updated_at = ?
 		WHERE id = ?`)
 	p(s.w, &st.wDeleteTags, `DELETE FROM event_tags WHERE event_id = ?`)
-	p(s.w, &st.wInsertTag, `INSERT OR IGNORE INTO event_tags (tag, starts_at, event_id) VALUES (?, ?, ?)`)
+	p(s.w, &st.wInsertTag, `INSERT OR IGNORE INTO event_tags (tag, status, starts_at, event_id, ends_at) VALUES (?, ?, ?, ?, ?)`)
 	p(s.w, &st.wAddCounts, `UPDATE events SET confirmed = confirmed + ?, waitlisted = waitlisted + ?, updated_at = ?
 		WHERE id = ?`)
 

@@ -403,6 +403,28 @@ func (s *suite) events(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("tag kept by an update: %d", n)
 	}
+	// The tag filter follows the event's new status and times.
+	for _, c := range []struct {
+		q    eventide.EventQuery
+		want int
+	}{
+		{eventide.EventQuery{Tag: "jazz", Statuses: []eventide.EventStatus{eventide.EventPublished}}, 0},
+		{eventide.EventQuery{Tag: "jazz", Statuses: []eventide.EventStatus{eventide.EventCancelled}}, 1},
+	} {
+		if got := eventTitles(t, st, c.q, 1); len(got) != c.want {
+			t.Fatalf("after cancelling, %+v finds %v", c.q, got)
+		}
+	}
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error {
+		x.StartsAt, x.EndsAt = now.Add(10*time.Hour), now.Add(11*time.Hour)
+		return nil
+	})
+	must(t, err)
+	from := now.Add(5 * time.Hour)
+	q := eventide.EventQuery{Tag: "jazz", Statuses: []eventide.EventStatus{eventide.EventCancelled}, StartsFrom: &from, EndsAfter: &from}
+	if got := eventTitles(t, st, q, 1); !slices.Equal(got, []string{"Jazz!"}) {
+		t.Fatalf("after moving the event, %+v finds %v", q, got)
+	}
 }
 
 // eventTitles pages through q and returns the titles in order.
