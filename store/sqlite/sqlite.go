@@ -14,6 +14,14 @@
 //     process (a backup, the sqlite3 shell) wait instead of failing.
 //   - Reads go through a second *sql.DB, a bounded pool of query_only connections.
 //
+// Search: EventQuery.Search is a case-insensitive substring of the title or the description,
+// ordered like every events page (by start, then id; not ranked). A search of three characters or
+// more is one phrase against events_fts, an FTS5 table with the trigram tokenizer, which matches
+// exactly the substrings (case folded by FTS5's Unicode folding, without removing diacritics, as
+// the MongoDB store's case-insensitive regex). Shorter searches have no trigram to look up: they
+// test instr(lower(title), lower(search)) on the rows the other conditions select, folding ASCII
+// case only (SQLite's lower()). Both are literal: no pattern characters.
+//
 // Counts are columns, not COUNT(*) at read time: every event on a page shows attendeeCount and
 // waitlistCount, and a column is free to read with the row, while an indexed COUNT is a range
 // walk of up to capacity index entries per event per page (BenchmarkCountColumnVsIndexedCount).
