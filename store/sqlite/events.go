@@ -168,6 +168,10 @@ type eventSQL struct {
 	none   bool // nothing can match
 	// endsAt is the position of the "not ended" condition in where, or -1.
 	endsAt int
+	// fts is the position of the full-text condition in where, or -1; ftsArg the position of
+	// its phrase in args.
+	fts, ftsArg int
+	phrase      string
 	// tag is set when event_tags drives the query.
 	tag bool
 	// selective is set when an equality filter (city, tag, organizer, venue) has an index of
@@ -192,7 +196,7 @@ const minTrigram = 3
 
 // buildEvents translates q as the MongoDB store's eventFilter does.
 func buildEvents(q eventide.EventQuery) *eventSQL {
-	b := &eventSQL{from: "events e", sortAt: "e.starts_at", sortID: "e.id", endsAt: -1}
+	b := &eventSQL{from: "events e", sortAt: "e.starts_at", sortID: "e.id", endsAt: -1, fts: -1}
 	statuses := q.Statuses
 	if q.NoDrafts {
 		statuses = slices.DeleteFunc(slices.Clone(statuses), func(s eventide.EventStatus) bool { return s == eventide.EventDraft })
@@ -285,6 +289,7 @@ func buildEvents(q eventide.EventQuery) *eventSQL {
 		if utf8.RuneCountInString(q.Search) >= minTrigram {
 			// One FTS5 phrase: every trigram of the search in order, i.e. a substring.
 			phrase := `"` + strings.ReplaceAll(q.Search, `"`, `""`) + `"`
+			b.fts, b.ftsArg, b.phrase = len(b.where), len(b.args), phrase
 			b.and("e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)", phrase)
 		} else {
 			// Too short for a trigram: a literal substring test on the rows the other
@@ -313,6 +318,15 @@ func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide
 	if b.none {
 		return pageOf([]*eventide.Event(nil), n, nil), nil
 	}
+	if b.fts >= 0 && !b.tag {
+		// A search that matches few events is answered from its matches: walking the events in
+		// page order would read every one that has not ended to find them.
+		if ids, ok, err := s.fewMatches(ctx, b.phrase); err != nil {
+			return nil, err
+		} else if ok {
+			b.fromMatches(ids)
+		}
+	}
 	sqlText, args := b.pageSQL(after, n)
 	rows, err := s.r.QueryContext(ctx, sqlText, args...)
 	if err != nil {
@@ -323,6 +337,40 @@ func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide
 		return nil, err
 	}
 	return pageOf(evs, n, func(e *eventide.Event) string { return timeCursor("e", ms(e.StartsAt), e.ID) }), nil
+}
+
+// fromMatches makes the matches (a JSON array of rowids) drive the query in place of the
+// full-text condition.
+func (b *eventSQL) fromMatches(ids string) {
+	b.from = "json_each(?) m CROSS JOIN events e ON e.rowid = m.value"
+	b.where = slices.Delete(slices.Clone(b.where), b.fts, b.fts+1)
+	b.args = append([]any{ids}, slices.Delete(slices.Clone(b.args), b.ftsArg, b.ftsArg+1)...)
+	b.fts = -1
+}
+
+// fewMatchesLimit is the most full-text matches a page is built from directly (sorting them); a
+// search with more walks events_status_start, where its matches are at least this dense.
+var fewMatchesLimit = 500 // a variable for TestContractSearchWalk
+
+// fewMatches returns the rowids (a JSON array) of the events whose title or description contains
+// phrase, and true, when there are fewer than fewMatchesLimit of them.
+func (s *Store) fewMatches(ctx context.Context, phrase string) (string, bool, error) {
+	rows, err := s.stmts.rFTSMatches.QueryContext(ctx, phrase, fewMatchesLimit)
+	if err != nil {
+		return "", false, mapErr(err)
+	}
+	ids, err := collect(rows, func(r scanner) (int64, error) {
+		var id int64
+		return id, r.Scan(&id)
+	})
+	if err != nil || len(ids) >= fewMatchesLimit {
+		return "", false, err
+	}
+	b, _ := json.Marshal(ids)
+	if ids == nil {
+		b = []byte("[]")
+	}
+	return string(b), true, nil
 }
 
 // pageSQL is the page query: the conditions, the keyset position, the order and n+1 rows.
@@ -350,11 +398,20 @@ func (b *eventSQL) countSQL() (string, []any) {
 		where = slices.Clone(where)
 		where[b.endsAt] = strings.TrimPrefix(where[b.endsAt], "+")
 	}
+	from := b.from
+	if b.fts >= 0 && !b.tag {
+		// Count the matches from the full-text index, each joined to its event by rowid: the
+		// cost follows the matches, not the events that have not ended (33 ms -> 1.3 ms for a
+		// rare string at 100 000 events). Pages keep walking events_status_start, which stops
+		// after n+1 matches.
+		where = slices.Clone(where)
+		where[b.fts] = "events_fts MATCH ?"
+		from = "events_fts CROSS JOIN events e ON e.rowid = events_fts.rowid"
+	}
 	w := ""
 	if len(where) > 0 {
 		w = " WHERE " + strings.Join(where, " AND ")
 	}
-	from := b.from
 	if b.tag && !strings.Contains(w, "e.") {
 		// Every condition is on the tag's rows: count them without reading the events.
 		from = "event_tags t"

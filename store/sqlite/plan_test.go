@@ -90,12 +90,17 @@ func TestQueryPlans(t *testing.T) {
 		s, a = b.countSQL()
 		check(name+" count", s, a, false)
 	}
+	// A search with few matches reads them by rowid and sorts them (at most fewMatchesLimit).
+	b := buildEvents(hotQueries(now)["search"])
+	b.fromMatches("[1,2,3]")
+	s, a := b.pageSQL(nil, 20)
+	check("search with few matches", s, a, false)
 	for _, q := range st.stmts.texts {
 		check("prepared", q, nil, strings.Contains(q, "ORDER BY"))
 	}
 	// The count of upcoming published events reads one covering index range only.
-	b := buildEvents(hotQueries(now)["upcoming"])
-	s, a := b.countSQL()
+	b = buildEvents(hotQueries(now)["upcoming"])
+	s, a = b.countSQL()
 	if got := plan(t, st, s, a...); len(got) != 1 || !strings.Contains(got[0], "COVERING INDEX events_status_end") {
 		t.Errorf("upcoming count: %v, want one covering range of events_status_end", got)
 	}

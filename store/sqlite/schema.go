@@ -183,7 +183,7 @@ type statements struct {
 	rVenueByID, rVenuesByIDs *sql.Stmt
 	wInsertVenue             *sql.Stmt
 
-	rEventByID, rEventsByIDs                      *sql.Stmt
+	rEventByID, rEventsByIDs, rFTSMatches         *sql.Stmt
 	wEventByID, wInsertEvent, wUpdateEvent        *sql.Stmt
 	wDeleteTags, wInsertTag, wAddCounts           *sql.Stmt
 	rRegFor, rRegsOf, rAttendees, rAttendeesAfter *sql.Stmt
@@ -225,6 +225,7 @@ func (s *Store) prepare(ctx context.Context) error {
 
 	p(s.r, &st.rEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
 	p(s.r, &st.rEventsByIDs, `SELECT `+eventCols+` FROM events e WHERE e.id IN (SELECT value FROM json_each(?))`)
+	p(s.r, &st.rFTSMatches, `SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?`)
 	p(s.w, &st.wEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
 	p(s.w, &st.wInsertEvent, `INSERT INTO events (id, title, description, starts_at, ends_at, status, capacity, tags,
 		venue_id, city, city_key, organizer_id, confirmed, waitlisted, cancel_reason, created_at, updated_at)

@@ -43,3 +43,11 @@ func openTest(t testing.TB) *Store {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return &faulty{Store: openTest(t)} })
 }
+
+// TestContractSearchWalk runs the contract with every search answered by walking the events in
+// page order (as searches with many matches are), not from the list of matches.
+func TestContractSearchWalk(t *testing.T) {
+	defer func(n int) { fewMatchesLimit = n }(fewMatchesLimit)
+	fewMatchesLimit = 0
+	storetest.Run(t, func(t *testing.T) storetest.Store { return &faulty{Store: openTest(t)} })
+}
