@@ -104,7 +104,8 @@ func (s *Store) EventsByIDs(ctx context.Context, ids []string) ([]*eventide.Even
 }
 
 // UpdateEvent implements eventide.EventStore: the edit and the promotions a raised capacity
-// allows are one transaction.
+// allows are one transaction. change runs inside it, holding the writer: it may read the store
+// (reads use the other pool) but must not write to it.
 func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventide.Event) error) (*eventide.Event, error) {
 	if !validID(normID(id)) {
 		return nil, eventide.NotFound("event", id)

@@ -380,6 +380,15 @@ func (s *suite) events(t *testing.T) {
 	if up.Title != "Jazz!" || up.Status != eventide.EventCancelled || up.CancelReason != "rain" || !slices.Equal(up.Tags, []string{"jazz"}) {
 		t.Fatalf("UpdateEvent = %+v", up)
 	}
+	// change may read the store (the resolvers look the new venue up in it) without blocking.
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error {
+		if _, err := st.EventByID(ctx, x.ID); err != nil {
+			return err
+		}
+		_, err := st.UserByID(ctx, org.ID)
+		return err
+	})
+	must(t, err)
 	_, err = st.UpdateEvent(ctx, "0123456789abcdef01234567", func(*eventide.Event) error { return nil })
 	code(t, err, eventide.CodeNotFound, "update unknown")
 	// An error from change is returned and nothing is written.
