@@ -1,0 +1,266 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each in its own transaction with the row that records it in
+// schema_migrations; a migration once released is never edited, only followed by another.
+//
+// Times are INTEGER milliseconds since the epoch (UTC), ids 24 hex digits, tags a JSON array on
+// the event plus one event_tags row per tag for the tag filter.
+var migrations = []string{
+	// 1: the schema.
+	`
+CREATE TABLE users (
+	id            TEXT PRIMARY KEY,
+	name          TEXT NOT NULL,
+	email         TEXT NOT NULL COLLATE NOCASE, -- stored lower-cased as well
+	role          TEXT NOT NULL,
+	password_hash BLOB,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX users_email ON users (email COLLATE NOCASE);
+CREATE INDEX users_created ON users (created_at, id);
+CREATE INDEX users_role_created ON users (role, created_at, id);
+
+CREATE TABLE venues (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	name_key   TEXT NOT NULL,
+	address    TEXT NOT NULL,
+	city       TEXT NOT NULL,
+	city_key   TEXT NOT NULL,
+	capacity   INTEGER,
+	created_by TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX venues_name ON venues (name_key, id);
+CREATE INDEX venues_city_name ON venues (city_key, name_key, id);
+
+CREATE TABLE events (
+	id            TEXT PRIMARY KEY,
+	title         TEXT NOT NULL,
+	description   TEXT NOT NULL,
+	starts_at     INTEGER NOT NULL,
+	ends_at       INTEGER NOT NULL,
+	status        TEXT NOT NULL,
+	capacity      INTEGER NOT NULL,
+	tags          TEXT NOT NULL DEFAULT '[]',
+	venue_id      TEXT,
+	city          TEXT NOT NULL DEFAULT '',
+	city_key      TEXT NOT NULL DEFAULT '',
+	organizer_id  TEXT NOT NULL,
+	confirmed     INTEGER NOT NULL DEFAULT 0 CHECK (confirmed >= 0),
+	waitlisted    INTEGER NOT NULL DEFAULT 0 CHECK (waitlisted >= 0),
+	cancel_reason TEXT NOT NULL DEFAULT '',
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL
+);
+-- The events page: one status, ordered by start then id, ends_at in the index so that "not
+-- ended" is checked without reading the row.
+CREATE INDEX events_status_start ON events (status, starts_at, id, ends_at);
+-- Counting upcoming events of a status: a covering range.
+CREATE INDEX events_status_end ON events (status, ends_at);
+CREATE INDEX events_city_start ON events (city_key, status, starts_at, id, ends_at);
+CREATE INDEX events_organizer_start ON events (organizer_id, starts_at, id);
+CREATE INDEX events_venue_start ON events (venue_id, status, starts_at, id);
+
+-- One row per tag of an event, with copies of the event's status and times (rewritten by every
+-- update of the event) so that a tag's events come in page order and are counted without
+-- reading the events.
+CREATE TABLE event_tags (
+	tag       TEXT NOT NULL,
+	status    TEXT NOT NULL,
+	starts_at INTEGER NOT NULL,
+	event_id  TEXT NOT NULL,
+	ends_at   INTEGER NOT NULL,
+	PRIMARY KEY (tag, status, starts_at, event_id)
+) WITHOUT ROWID;
+CREATE INDEX event_tags_event ON event_tags (event_id);
+
+-- Search: trigram FTS5 over title and description, kept in step by triggers. Trigrams match
+-- any substring of three characters or more, case-insensitively; see searchClause.
+CREATE VIRTUAL TABLE events_fts USING fts5 (
+	title, description, content = 'events', content_rowid = 'rowid',
+	tokenize = 'trigram case_sensitive 0'
+);
+CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
+	INSERT INTO events_fts (rowid, title, description) VALUES (new.rowid, new.title, new.description);
+END;
+CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN
+	INSERT INTO events_fts (events_fts, rowid, title, description) VALUES ('delete', old.rowid, old.title, old.description);
+END;
+CREATE TRIGGER events_fts_update AFTER UPDATE OF title, description ON events BEGIN
+	INSERT INTO events_fts (events_fts, rowid, title, description) VALUES ('delete', old.rowid, old.title, old.description);
+	INSERT INTO events_fts (rowid, title, description) VALUES (new.rowid, new.title, new.description);
+END;
+
+CREATE TABLE registrations (
+	id         TEXT PRIMARY KEY,
+	event_id   TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	status     TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX registrations_event_user ON registrations (event_id, user_id);
+-- Attendee pages (CONFIRMED) and the waitlist order (WAITLISTED), by arrival.
+CREATE INDEX registrations_event_status_created ON registrations (event_id, status, created_at, id);
+-- A user's registrations.
+CREATE INDEX registrations_user_status ON registrations (user_id, status);
+`,
+}
+
+// migrate applies the migrations the database lacks, recording each in schema_migrations and in
+// PRAGMA user_version.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: migrations table: %w", err)
+	}
+	var have int
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("sqlite: the database has schema version %d; this build knows %d", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, ms(now())); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v)); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion is the number of migrations applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, mapErr(err)
+}
+
+const eventCols = `e.id, e.title, e.description, e.starts_at, e.ends_at, e.status, e.capacity, e.tags,
+	coalesce(e.venue_id, ''), e.city, e.organizer_id, e.confirmed, e.waitlisted, e.cancel_reason, e.created_at, e.updated_at`
+
+const regCols = `id, event_id, user_id, status, created_at, updated_at`
+
+const userCols = `id, name, email, role, password_hash, created_at, updated_at`
+
+const venueCols = `id, name, address, city, capacity, created_by, created_at, name_key`
+
+// statements are prepared once at Open: r* on the reader pool, w* on the writer (used inside
+// transactions through Tx.StmtContext).
+type statements struct {
+	all   []*sql.Stmt
+	texts []string // the SQL of each, for TestQueryPlans
+
+	ping *sql.Stmt
+
+	rUserByID, rUserByEmail, rUsersByIDs, rCountUsers *sql.Stmt
+	wInsertUser, wSetRole, wSetCreds, wUserByID       *sql.Stmt
+
+	rVenueByID, rVenuesByIDs *sql.Stmt
+	wInsertVenue             *sql.Stmt
+
+	rEventByID, rEventsByIDs, rFTSMatches         *sql.Stmt
+	wEventByID, wInsertEvent, wUpdateEvent        *sql.Stmt
+	wDeleteTags, wInsertTag, wAddCounts           *sql.Stmt
+	rRegFor, rRegsOf, rAttendees, rAttendeesAfter *sql.Stmt
+	wRegFor, wInsertReg, wRenewReg, wSetRegStatus *sql.Stmt
+	wOldestWaiting, wPromoteOldest                *sql.Stmt
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	st := &s.stmts
+	var err error
+	p := func(db *sql.DB, dst **sql.Stmt, q string) {
+		if err != nil {
+			return
+		}
+		var x *sql.Stmt
+		if x, err = db.PrepareContext(ctx, q); err != nil {
+			err = fmt.Errorf("sqlite: prepare %q: %w", q, err)
+			return
+		}
+		*dst = x
+		st.all = append(st.all, x)
+		st.texts = append(st.texts, q)
+	}
+	p(s.r, &st.ping, `SELECT 1`)
+
+	p(s.r, &st.rUserByID, `SELECT `+userCols+` FROM users WHERE id = ?`)
+	p(s.r, &st.rUserByEmail, `SELECT `+userCols+` FROM users WHERE email = ?`)
+	p(s.r, &st.rUsersByIDs, `SELECT `+userCols+` FROM users WHERE id IN (SELECT value FROM json_each(?))`)
+	p(s.r, &st.rCountUsers, `SELECT count(*) FROM users`)
+	p(s.w, &st.wInsertUser, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wSetRole, `UPDATE users SET role = ?, updated_at = ? WHERE id = ?`)
+	p(s.w, &st.wSetCreds, `UPDATE users SET password_hash = ?, role = ?, updated_at = ? WHERE id = ?`)
+	p(s.w, &st.wUserByID, `SELECT `+userCols+` FROM users WHERE id = ?`)
+
+	p(s.r, &st.rVenueByID, `SELECT `+venueCols+` FROM venues WHERE id = ?`)
+	p(s.r, &st.rVenuesByIDs, `SELECT `+venueCols+` FROM venues WHERE id IN (SELECT value FROM json_each(?))`)
+	p(s.w, &st.wInsertVenue, `INSERT INTO venues (id, name, name_key, address, city, city_key, capacity, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+
+	p(s.r, &st.rEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
+	p(s.r, &st.rEventsByIDs, `SELECT `+eventCols+` FROM events e WHERE e.id IN (SELECT value FROM json_each(?))`)
+	p(s.r, &st.rFTSMatches, `SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?`)
+	p(s.w, &st.wEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
+	p(s.w, &st.wInsertEvent, `INSERT INTO events (id, title, description, starts_at, ends_at, status, capacity, tags,
+		venue_id, city, city_key, organizer_id, confirmed, waitlisted, cancel_reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wUpdateEvent, `UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, status = ?,
+		capacity = ?, tags = ?, venue_id = nullif(?, ''), city = ?, city_key = ?, cancel_reason = ?, updated_at = ?
+		WHERE id = ?`)
+	p(s.w, &st.wDeleteTags, `DELETE FROM event_tags WHERE event_id = ?`)
+	p(s.w, &st.wInsertTag, `INSERT OR IGNORE INTO event_tags (tag, status, starts_at, event_id, ends_at) VALUES (?, ?, ?, ?, ?)`)
+	p(s.w, &st.wAddCounts, `UPDATE events SET confirmed = confirmed + ?, waitlisted = waitlisted + ?, updated_at = ?
+		WHERE id = ?`)
+
+	p(s.r, &st.rRegFor, `SELECT `+regCols+` FROM registrations WHERE event_id = ? AND user_id = ?`)
+	p(s.r, &st.rRegsOf, `SELECT `+regCols+` FROM registrations
+		WHERE user_id = ? AND event_id IN (SELECT value FROM json_each(?))`)
+	p(s.r, &st.rAttendees, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND status = 'CONFIRMED' ORDER BY created_at, id LIMIT ?`)
+	p(s.r, &st.rAttendeesAfter, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND status = 'CONFIRMED' AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
+	p(s.w, &st.wRegFor, `SELECT `+regCols+` FROM registrations WHERE event_id = ? AND user_id = ?`)
+	p(s.w, &st.wInsertReg, `INSERT INTO registrations (`+regCols+`) VALUES (?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wRenewReg, `UPDATE registrations SET status = ?, created_at = ?, updated_at = ?
+		WHERE id = ? AND status = 'CANCELLED'`)
+	p(s.w, &st.wSetRegStatus, `UPDATE registrations SET status = ?, updated_at = ? WHERE id = ?`)
+	p(s.w, &st.wOldestWaiting, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND status = 'WAITLISTED' ORDER BY created_at, id LIMIT 1`)
+	p(s.w, &st.wPromoteOldest, `UPDATE registrations SET status = 'CONFIRMED', updated_at = ?
+		WHERE id IN (SELECT id FROM registrations WHERE event_id = ? AND status = 'WAITLISTED'
+			ORDER BY created_at, id LIMIT ?)`)
+	return err
+}
+
+func (st *statements) close() {
+	for _, x := range st.all {
+		_ = x.Close()
+	}
+	st.all = nil
+}
