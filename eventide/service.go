@@ -2,6 +2,7 @@ package eventide
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,21 @@ type RegistrationStore interface {
 	// Attendees lists the CONFIRMED registrations of an event in arrival order.
 	Attendees(ctx context.Context, eventID string, page Page) (*Conn[*Registration], error)
 }
+
+// StoreStats describes a store's connections for databaseStats: for MongoDB the driver's pool,
+// for the embedded store its SQLite connections.
+type StoreStats struct {
+	Connected       bool
+	MaxPoolSize     int
+	ConnectionsOpen int
+	ConnectionsUsed int
+	LastEvent       string
+	LastEventAt     time.Time
+}
+
+// NormalizeEmail is the form an email is stored and looked up in: trimmed and lower-cased, so
+// that addresses differing in case are one account.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // Store is everything the resolvers need from persistence.
 type Store interface {

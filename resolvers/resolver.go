@@ -14,7 +14,6 @@ import (
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/security"
-	"github.com/eventide/server/store"
 )
 
 // EventBus carries eventUpdated messages; the topic is the event id. A *pubsub.Broker serves
@@ -51,7 +50,7 @@ type Resolver struct {
 	// Memory samples the process for memoryStats and memoryHistory.
 	Memory *memstats.Sampler
 	// Pool reports the store's connection pool for databaseStats.
-	Pool func() store.PoolStats
+	Pool func() eventide.StoreStats
 	// Server describes this process for serverInfo.
 	Server model.ServerInfo
 	Now    func() time.Time

@@ -9,17 +9,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/event"
+
+	"github.com/eventide/server/eventide"
 )
 
 // PoolStats is what the driver's monitors report about the connection pool and the server.
-type PoolStats struct {
-	Connected       bool
-	MaxPoolSize     int
-	ConnectionsOpen int
-	ConnectionsUsed int
-	LastEvent       string
-	LastEventAt     time.Time
-}
+type PoolStats = eventide.StoreStats
 
 // monitor turns the driver's command, pool and server events into a command counter, pool
 // gauges and one log line per change of state (not per heartbeat).

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"regexp"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -30,7 +29,7 @@ func toUser(d *userDoc) *eventide.User {
 }
 
 // NormalizeEmail is the form emails are stored and looked up in.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+func NormalizeEmail(email string) string { return eventide.NormalizeEmail(email) }
 
 // CreateUser implements eventide.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u *eventide.User) error {

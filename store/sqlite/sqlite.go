@@ -47,7 +47,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/eventide/server/eventide"
-	"github.com/eventide/server/store"
 )
 
 // Options configures Open.
@@ -146,9 +145,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Stats reports the two pools in the shape of the MongoDB store's, for databaseStats.
-func (s *Store) Stats() store.PoolStats {
+func (s *Store) Stats() eventide.StoreStats {
 	r, w := s.r.Stats(), s.w.Stats()
-	return store.PoolStats{
+	return eventide.StoreStats{
 		Connected:       true,
 		MaxPoolSize:     s.readers + 1,
 		ConnectionsOpen: r.OpenConnections + w.OpenConnections,

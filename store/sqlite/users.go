@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/eventide/server/eventide"
-	"github.com/eventide/server/store"
 )
 
 type scanner interface{ Scan(...any) error }
@@ -75,7 +74,7 @@ func one[T any](row *sql.Row, scan func(scanner) (T, error), kind, id string) (T
 // CreateUser implements eventide.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u *eventide.User) error {
 	t := now()
-	nu := eventide.User{ID: newID(), Name: u.Name, Email: store.NormalizeEmail(u.Email), Role: u.Role,
+	nu := eventide.User{ID: newID(), Name: u.Name, Email: eventide.NormalizeEmail(u.Email), Role: u.Role,
 		PasswordHash: u.PasswordHash, CreatedAt: t, UpdatedAt: t}
 	err := s.write(ctx, func(w *wtx) error {
 		_, err := w.exec(s.stmts.wInsertUser, nu.ID, nu.Name, nu.Email, string(nu.Role), nu.PasswordHash, ms(t), ms(t))
@@ -101,7 +100,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*eventide.User, error)
 
 // UserByEmail implements eventide.UserStore.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*eventide.User, error) {
-	e := store.NormalizeEmail(email)
+	e := eventide.NormalizeEmail(email)
 	return one(s.stmts.rUserByEmail.QueryRowContext(ctx, e), scanUser, "user", e)
 }
 
