@@ -286,7 +286,7 @@ func operationKind(query, name string) ast.Operation {
 	for range maxScanTokens {
 		tok, err := lx.ReadToken()
 		if err != nil || tok.Kind == lexer.EOF {
-			if err != nil || count != 1 && name == "" {
+			if err != nil || depth != 0 || count != 1 && name == "" {
 				return ""
 			}
 			return found
