@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // End-to-end proof of issue 13's HTTP findings (1 to 7): what browsers' GraphQL clients (Apollo
@@ -458,4 +462,66 @@ func TestSpecStatusCodes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCORSInBrowser (finding 1, in a real browser): a page on another loopback origin calls the
+// API with fetch and the headers Apollo Client (client awareness, a token), OpenTelemetry and
+// Sentry send, plus one of CORS_ALLOWED_HEADERS; headless Chromium preflights it, and the page
+// reads the answer: the viewer's own email, in the media type it asked for.
+func TestCORSInBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>app</title><p>app</p>`)
+	}))
+	defer page.Close()
+	cfg := testConfig(t)
+	cfg.CORSOrigins = []string{page.URL}
+	cfg.CORSAllowedHeaders = []string{"X-Tenant"}
+	ts := startServer(t, cfg)
+	admin := ts.admin()
+	if page.URL == ts.base {
+		t.Fatal("the page must be on another origin")
+	}
+
+	w := newBrowserWatch(t, page.URL)
+	ctx := startBrowser(t, chromium, w)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, chromedp.Navigate(page.URL)); err != nil {
+		t.Fatalf("open the page: %v\n%s", err, w.report())
+	}
+	mark := len(ts.logs.String())
+	script := fmt.Sprintf(`(async () => {
+		const r = await fetch(%q, {method: "POST", headers: {
+			"content-type": "application/json",
+			"accept": %q,
+			"authorization": "Bearer " + %q,
+			"apollographql-client-name": "web", "apollographql-client-version": "1.2.3",
+			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=1",
+			"baggage": "userId=alice", "sentry-trace": "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+			"x-tenant": "t1"},
+			body: JSON.stringify({query: "{ me { email } }"})});
+		return JSON.stringify({status: r.status, type: r.headers.get("content-type"), body: await r.json()});
+	})()`, ts.base+"/graphql", apolloAccept, admin.Token)
+	out, err := chromedp.Run(sctx, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("the page's request: %v\n%s", err, w.report())
+	}
+	var got struct {
+		Status int
+		Type   string
+		Body   struct {
+			Data struct{ Me struct{ Email string } }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got.Status != http.StatusOK || !strings.HasPrefix(got.Type, graphqlResponse) || got.Body.Data.Me.Email != testAdminEmail {
+		t.Fatalf("the page read %s", out)
+	}
+	if !strings.Contains(ts.logs.String()[mark:], "method=OPTIONS") {
+		t.Fatalf("the browser sent no preflight: the request was not a CORS one\n%s", w.report())
+	}
 }
