@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -273,6 +275,20 @@ func TestPlainPOSTSubscriptionAnswersAtOnce(t *testing.T) {
 			everyErrorCoded(t, resp.Errors, "", "")
 		})
 	}
+	// A persisted subscription sent by its hash alone, with urql's default Accept: negotiation
+	// cannot see its text, and the POST transport refuses it at once instead of running it.
+	t.Run("PersistedByHash", func(t *testing.T) {
+		sum := sha256.Sum256([]byte(eventUpdatedSub))
+		ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
+		vars := map[string]any{"id": id}
+		// Sent whole once (refused: no stream), which keeps its text.
+		ts.specDo(t, http.MethodPost, "", map[string]any{"query": eventUpdatedSub, "variables": vars, "extensions": ext}, nil)
+		r := ts.specDo(t, http.MethodPost, "", map[string]any{"variables": vars, "extensions": ext}, hdr("Accept", urqlAccept))
+		resp, _ := r.body(t)
+		if resp.code() != "BAD_REQUEST" {
+			t.Fatalf("a persisted subscription by its hash: %s", r)
+		}
+	})
 }
 
 // TestMiddlewareErrorsInClientMediaType (finding 5): an error from the middleware (a bad token,

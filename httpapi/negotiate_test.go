@@ -113,6 +113,7 @@ func TestIsSSE(t *testing.T) {
 		{urql, `{"query":"subscription { a }"}`, true},
 		{urql, `{"query":"query A { a } subscription B { a }","operationName":"B"}`, true},
 		{urql, `{"extensions":{"persistedQuery":{}}}`, false},
+		{urql, `{"query":"\u0073ubscription { a }"}`, true},
 		{"text/event-stream", `{"query":"{ a }"}`, true},
 		{"application/json", `{"query":"subscription { a }"}`, false},
 		{`multipart/mixed;subscriptionSpec=1.0, application/json`, `{"query":"subscription { a }"}`, false},
@@ -126,5 +127,33 @@ func TestIsSSE(t *testing.T) {
 	get.Header.Set("Accept", "text/event-stream")
 	if isSSE(get) {
 		t.Error("a GET is never SSE")
+	}
+}
+
+// BenchmarkNegotiation is what negotiation costs a request with urql's default Accept (JSON
+// first, text/event-stream after): the Accept read, and the body's operation found by scanning
+// the document, since such a request is a stream only when it is a subscription.
+func BenchmarkNegotiation(b *testing.B) {
+	const accept = "application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"
+	body := []byte(`{"query":"query EventPage($first: Int, $after: String) { events(first: $first, after: $after) { totalCount edges { cursor node { id title description startsAt endsAt status capacity tags attendeeCount waitlistCount venue { id name city } organizer { id name } } } pageInfo { hasNextPage endCursor } } }","variables":{"first":50},"operationName":"EventPage"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/graphql", nil)
+		r.Header.Set("Accept", accept)
+		r.Body = memBody{Reader: bytes.NewReader(body), b: body}
+		if isSSE(r) {
+			b.Fatal("a query with urql's Accept became a stream")
+		}
+	}
+}
+
+// BenchmarkNegotiationBaseline is the same request's setup alone, to subtract.
+func BenchmarkNegotiationBaseline(b *testing.B) {
+	body := []byte(`{}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/graphql", nil)
+		r.Header.Set("Accept", "x")
+		r.Body = memBody{Reader: bytes.NewReader(body), b: body}
 	}
 }

@@ -108,6 +108,13 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 func run(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, mt string, get bool) {
 	ctx := r.Context()
 	oc, errs := exec.CreateOperationContext(ctx, params)
+	if errs == nil && oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+		// Never held open for its first event: negotiation sends every subscription that
+		// accepts a stream to the SSE transport, so this one accepts none (or its text came
+		// from the APQ cache, out of negotiation's sight).
+		errs = gqlerror.List{requestError(eventide.Errorf(eventide.CodeBadRequest,
+			"a subscription needs a stream: open a websocket (graphql-transport-ws), or POST its query with Accept: text/event-stream"))}
+	}
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
 		writeRequestError(w, requestErrorStatus(mt, resp.Errors), resp)
