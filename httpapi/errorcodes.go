@@ -16,10 +16,10 @@ import (
 )
 
 // Some of gqlgen's transports answer a request they cannot take with an error that has no
-// extensions.code, written straight to the connection: GET's "variables could not be decoded"
-// and "GET requests only allow query operations", the server's "transport not supported", a
+// extensions.code, written straight to the connection: the server's "transport not supported", a
 // failed websocket upgrade (a plain-text body, then JSON), a websocket message that is not a
-// request ("invalid json") and the legacy protocol's connection errors. Nothing in gqlgen lets
+// request ("invalid json") and the legacy protocol's connection errors (POST and GET are ours,
+// transports.go, and code their errors). Nothing in gqlgen lets
 // an extension reach these, so the two functions below are the net under them: every error body
 // and every websocket error message leaves with a code.
 
