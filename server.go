@@ -442,6 +442,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Registry:            reg,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
 		CORSOrigins:         cfg.CORSOrigins,
+		CORSAllowedHeaders:  cfg.CORSAllowedHeaders,
 
 		// Each stream is a connection: the connection cap never refuses what the stream cap allows.
 		MaxConnectionsPerClient: max(cfg.HTTPMaxConnectionsPerClient, cfg.WSMaxConnectionsPerClient),

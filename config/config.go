@@ -76,6 +76,9 @@ type Config struct {
 	AdminEmail              string   // ADMIN_EMAIL
 	AdminPassword           string   // ADMIN_PASSWORD (secret)
 	CORSOrigins             []string // CORS_ORIGINS: comma-separated
+	// CORSAllowedHeaders is CORS_ALLOWED_HEADERS: request headers preflights accept beyond the
+	// built-in list (comma-separated).
+	CORSAllowedHeaders []string
 
 	Supervise              bool          // SUPERVISE or -supervise
 	MemoryRestartThreshold int64         // MEMORY_RESTART_THRESHOLD: a size; 0 disables

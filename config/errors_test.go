@@ -65,6 +65,8 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrSignupThrottleZero", environ: []string{"SIGNUP_THROTTLE_LIMIT=0"}, key: "SIGNUP_THROTTLE_LIMIT", value: "0"},
 		{name: "ErrTrustedProxiesBadBits", environ: []string{"TRUSTED_PROXIES=10.0.0.0/33"}, key: "TRUSTED_PROXIES", value: "10.0.0.0/33"},
 		{name: "ErrTrustedProxiesName", environ: []string{"TRUSTED_PROXIES=10.0.0.0/8,proxy.local"}, key: "TRUSTED_PROXIES", value: "10.0.0.0/8,proxy.local"},
+		{name: "ErrCORSAllowedHeadersSpace", environ: []string{"CORS_ALLOWED_HEADERS=X-Tenant,X Trace"}, key: "CORS_ALLOWED_HEADERS", value: "X-Tenant,X Trace"},
+		{name: "ErrCORSAllowedHeadersColon", environ: []string{"CORS_ALLOWED_HEADERS=X-Tenant:1"}, key: "CORS_ALLOWED_HEADERS", value: "X-Tenant:1"},
 		{name: "ErrBruteForceThresholdZero", environ: []string{"BRUTE_FORCE_THRESHOLD=0"}, key: "BRUTE_FORCE_THRESHOLD", value: "0"},
 		{name: "ErrBruteForceWindowNoUnit", environ: []string{"BRUTE_FORCE_WINDOW=15"}, key: "BRUTE_FORCE_WINDOW", value: "15"},
 		{name: "ErrQueryMaxDepthZero", environ: []string{"QUERY_MAX_DEPTH=0"}, key: "QUERY_MAX_DEPTH", value: "0"},

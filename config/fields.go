@@ -175,6 +175,8 @@ var fields = []field{
 		return ""
 	}),
 	list("CORS_ORIGINS", "comma-separated allowed origins (* for any)", func(c *Config) *[]string { return &c.CORSOrigins }),
+	list("CORS_ALLOWED_HEADERS", "comma-separated request headers CORS preflights accept beyond the built-in list", func(c *Config) *[]string { return &c.CORSAllowedHeaders }).
+		withCheck(checkHeaderNames),
 
 	boolean("SUPERVISE", "run the server as a supervised child process", func(c *Config) *bool { return &c.Supervise }),
 	size("MEMORY_RESTART_THRESHOLD", "memory that, held too long, asks for a restart (0 disables)", 0, func(c *Config) *int64 { return &c.MemoryRestartThreshold }),
@@ -447,6 +449,19 @@ func checkMongoURI(c *Config) string {
 func checkMongoDatabase(c *Config) string {
 	if c.MongoDatabase == "" || strings.ContainsAny(c.MongoDatabase, "/\\. \"$\x00") || len(c.MongoDatabase) > 63 {
 		return `must be a MongoDB database name: 1-63 bytes without / \ . " $ or space`
+	}
+	return ""
+}
+
+// checkHeaderNames refuses a CORS_ALLOWED_HEADERS entry that is not an HTTP header name (a token,
+// RFC 9110 5.1).
+func checkHeaderNames(c *Config) string {
+	for _, h := range c.CORSAllowedHeaders {
+		if h == "" || strings.IndexFunc(h, func(r rune) bool {
+			return r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+		}) >= 0 {
+			return "comma-separated HTTP header names (letters, digits and !#$%&'*+-.^_`|~)"
+		}
 	}
 	return ""
 }

@@ -16,10 +16,10 @@ import (
 )
 
 // Some of gqlgen's transports answer a request they cannot take with an error that has no
-// extensions.code, written straight to the connection: GET's "variables could not be decoded"
-// and "GET requests only allow query operations", the server's "transport not supported", a
+// extensions.code, written straight to the connection: the server's "transport not supported", a
 // failed websocket upgrade (a plain-text body, then JSON), a websocket message that is not a
-// request ("invalid json") and the legacy protocol's connection errors. Nothing in gqlgen lets
+// request ("invalid json") and the legacy protocol's connection errors (POST and GET are ours,
+// transports.go, and code their errors). Nothing in gqlgen lets
 // an extension reach these, so the two functions below are the net under them: every error body
 // and every websocket error message leaves with a code.
 
@@ -33,7 +33,7 @@ const maxPatchedBytes = 64 << 10
 // and upgraded websockets pass through untouched.
 func codeErrorBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &codingWriter{ResponseWriter: w}
+		cw := &codingWriter{ResponseWriter: w, mediaType: responseType(r)}
 		next.ServeHTTP(cw, r)
 		cw.finish()
 	})
@@ -42,9 +42,10 @@ func codeErrorBodies(next http.Handler) http.Handler {
 // codingWriter holds back an error status and its body until the handler is done.
 type codingWriter struct {
 	http.ResponseWriter
-	wrote  bool
-	status int // the error status held back; 0 while passing through
-	buf    []byte
+	mediaType string // of a body that has to be replaced: the one the client prefers
+	wrote     bool
+	status    int // the error status held back; 0 while passing through
+	buf       []byte
 }
 
 func (c *codingWriter) WriteHeader(code int) {
@@ -93,7 +94,7 @@ func (c *codingWriter) finish() {
 	body, replaced := codeErrorBody(c.status, c.buf)
 	h := c.Header()
 	if replaced {
-		h.Set("Content-Type", "application/json")
+		h.Set("Content-Type", c.mediaType)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.release(body)
@@ -129,9 +130,9 @@ func codeForStatus(status int) eventide.Code {
 	case http.StatusNotFound:
 		return eventide.CodeNotFound
 	case http.StatusMethodNotAllowed:
-		return "METHOD_NOT_ALLOWED"
+		return codeMethodNotAllowed
 	case http.StatusNotAcceptable:
-		return "NOT_ACCEPTABLE"
+		return codeNotAcceptable
 	case http.StatusRequestEntityTooLarge:
 		return eventide.CodePayloadTooLarge
 	case http.StatusTooManyRequests:

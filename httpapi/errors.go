@@ -20,14 +20,15 @@ type errorItem struct {
 	Extensions map[string]any `json:"extensions"`
 }
 
-// writeError answers with a GraphQL-shaped error body and an HTTP status.
+// writeError answers with a GraphQL-shaped error body and an HTTP status, in the media type the
+// client prefers (application/graphql-response+json when it asks for it, else application/json).
 func writeError(w http.ResponseWriter, r *http.Request, status int, code eventide.Code, msg string) {
 	ext := map[string]any{"code": string(code)}
 	if id := eventide.RequestIDFrom(r.Context()); id != "" {
 		ext["requestId"] = id
 	}
 	body, _ := json.Marshal(errorBody{Errors: []errorItem{{Message: msg, Extensions: ext}}})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", responseType(r)+"; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

@@ -81,10 +81,10 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
 	})
-	srv.AddTransport(transport.SSE{}) // before POST: both take POST, SSE only with Accept: text/event-stream
+	srv.AddTransport(sseTransport{}) // before POST: both take POST, SSE only as negotiated (isSSE)
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(getTransport{})
+	srv.AddTransport(postTransport{})
 	if o.QueryCacheSize <= 0 {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
@@ -106,6 +106,8 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection, events: o.Security})
 	srv.Use(resolvers.AccessDenials{})
+	// login's and signUp's user, as that user sees themself
+	srv.Use(resolvers.AuthPayloadViewer{})
 	srv.Use(requestRules{}) // no control characters in arguments, subscriptions on streams only, at most MaxErrors errors
 	for _, x := range o.Extensions {
 		srv.Use(x)

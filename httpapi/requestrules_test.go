@@ -188,8 +188,11 @@ func TestStreaming(t *testing.T) {
 		{http.Header{"Upgrade": {"WebSocket"}}, true},
 		{http.Header{"Upgrade": {"h2c"}}, false},
 		{http.Header{"Accept": {"text/event-stream"}}, true},
-		{http.Header{"Accept": {`multipart/mixed;subscriptionSpec="1.0", application/json`}}, true},
-		{http.Header{"Accept": {"application/json", "Multipart/Mixed"}}, true},
+		{http.Header{"Accept": {`multipart/mixed;subscriptionSpec="1.0", application/json`}}, false},
+		{http.Header{"Accept": {"application/json", "Multipart/Mixed"}}, false},
+		{http.Header{"Accept": {"application/json", "Text/Event-Stream;q=0.1"}}, true},
+		{http.Header{"Accept": {"text/event-stream;q=0"}}, false},
+		{http.Header{"Accept": {"*/*"}}, true},
 	} {
 		if got := streaming(tc.h); got != tc.want {
 			t.Errorf("streaming(%v) = %v, want %v", tc.h, got, tc.want)

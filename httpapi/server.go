@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,6 +77,10 @@ type Options struct {
 	// Sessions, when set, makes websockets and SSE streams follow their token and their user's
 	// current role (see Sessions).
 	Sessions *Sessions
+
+	// CORSAllowedHeaders are request headers a preflight accepts beyond BuiltinCORSHeaders
+	// (CORS_ALLOWED_HEADERS).
+	CORSAllowedHeaders []string
 }
 
 // Defaults of the HTTP timeouts (API.md: HTTP_READ_TIMEOUT, SSE keep-alive every 15 s).
@@ -94,6 +98,17 @@ const (
 	// maxReadHeaderTimeout bounds the header's arrival when HTTP_READ_TIMEOUT is longer.
 	maxReadHeaderTimeout = 10 * time.Second
 )
+
+// BuiltinCORSHeaders are the request headers every preflight accepts (API.md, "HTTP surface"):
+// those browsers' GraphQL clients send (Apollo Client's client awareness and CSRF headers),
+// OpenTelemetry's and Sentry's trace propagation, and a request id.
+var BuiltinCORSHeaders = []string{"Authorization", "Content-Type", "Accept",
+	"Apollographql-Client-Name", "Apollographql-Client-Version", "Apollo-Require-Preflight",
+	"X-Apollo-Operation-Name", "Traceparent", "Tracestate", "Baggage", "Sentry-Trace", "X-Request-ID"}
+
+// CORSMaxAge is how long, in seconds, a browser may keep a preflight's answer
+// (Access-Control-Max-Age): ten minutes, Chromium's own ceiling.
+const CORSMaxAge = 600
 
 // Server is the HTTP server. Shutdown closes websocket subscriptions with a close frame, then
 // stops accepting and drains in-flight requests.
@@ -148,15 +163,18 @@ func New(o Options) *Server {
 		responseHints,
 		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
 		s.trackStreams,
-		graphQLBody(o.MaxBodyBytes, o.MaxBodyBytesPerClient, o.Throttle), // the body, read whole within ReadTimeout, after every guard
 		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps
 		limitStreams(o.MaxSocketsPerClient, o.Throttle),
+		// The body, read whole within ReadTimeout, after every guard of the client; before the
+		// stream caps, since whether a POST is a stream can depend on its operation (isSSE).
+		graphQLBody(o.MaxBodyBytes, o.MaxBodyBytesPerClient, o.Throttle),
 		checkOrigin(o.CORSOrigins),
 		throttle(o.Throttle),
 		keyByViewer,
 		authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger),
 		identify(o.TrustedProxies),
 		preventCSRF,
+		negotiate, // outermost: a method or an Accept /graphql cannot answer costs nothing
 	)
 	mux.Handle("/graphql", gql)
 	if o.Monitor != nil {
@@ -185,12 +203,11 @@ func New(o Options) *Server {
 	corsOpts := cors.Options{
 		AllowedOrigins: o.CORSOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-ID",
-			"Apollo-Require-Preflight", "X-Apollo-Operation-Name"},
+		AllowedHeaders: append(slices.Clone(BuiltinCORSHeaders), o.CORSAllowedHeaders...),
 		ExposedHeaders: []string{"X-Request-ID", "Retry-After",
 			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
 		AllowCredentials: false,
-		MaxAge:           600,
+		MaxAge:           CORSMaxAge,
 	}
 	if len(o.CORSOrigins) == 0 {
 		// rs/cors takes an empty list for "*"; no CORS_ORIGINS means no other origin, as for
@@ -310,14 +327,6 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-func isStream(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || isSSE(r)
-}
-
-func isSSE(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
 type readyReport struct {
