@@ -143,7 +143,8 @@ type load struct {
 	mu       sync.Mutex
 	ok       int
 	refused  int
-	failures []string // every failed request, refused or not (bounded: the first 50)
+	failed   int      // refused or not
+	failures []string // the first 50 failures
 	pids     map[int]bool
 	restarts int
 	stop     chan struct{}
@@ -169,6 +170,7 @@ func startLoad(base, token string, workers int) *load {
 					l.pids[out.ServerInfo.Pid] = true
 					l.restarts = max(l.restarts, out.ServerInfo.Restarts)
 				default:
+					l.failed++
 					if errors.Is(err, syscall.ECONNREFUSED) {
 						l.refused++
 					}
@@ -191,7 +193,7 @@ func (l *load) end() {
 func (l *load) snapshot() (ok, refused, failed, restarts int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.ok, l.refused, len(l.failures), l.restarts
+	return l.ok, l.refused, l.failed, l.restarts
 }
 
 // childGone says whether pid has exited (a zombie waiting for its new parent has).
@@ -207,9 +209,18 @@ func childGone(pid int) bool {
 	return ok && len(after) > 0 && (after[0] == 'Z' || after[0] == 'X')
 }
 
+// supervisedBinary is the binary under test: EVENTIDE_TEST_BIN (an older build, to compare), or
+// this package built now.
+func supervisedBinary(t *testing.T) string {
+	if bin := os.Getenv("EVENTIDE_TEST_BIN"); bin != "" {
+		return bin
+	}
+	return buildServer(t)
+}
+
 // TestSupervisedBinary builds the server once and runs it with -supervise, as an operator does.
 func TestSupervisedBinary(t *testing.T) {
-	bin := buildServer(t)
+	bin := supervisedBinary(t)
 
 	// Each child asks for a restart about 0.6 s after it starts (its memory is always over 1 MiB);
 	// with a client loop running the whole time, not one request may fail: the parent holds the
@@ -458,4 +469,37 @@ func TestShutdownDelay(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
 		t.Fatal("the port still accepts after run returned")
 	}
+}
+
+// TestRestartFigures measures, for BENCHMARKS.md, the requests refused and failed per memory
+// restart under steady light load (3 clients, a request each every 10 ms, new connections). It
+// runs only with EVENTIDE_RESTART_FIGURES=N (restarts to measure); EVENTIDE_TEST_BIN selects an
+// older binary to compare with.
+func TestRestartFigures(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("EVENTIDE_RESTART_FIGURES"))
+	if n <= 0 {
+		t.Skip("EVENTIDE_RESTART_FIGURES is not set")
+	}
+	bin := supervisedBinary(t)
+	port := freePort(t)
+	s := startSupervised(t, bin, port, superviseEnv(t, port,
+		"MEMORY_RESTART_THRESHOLD=1MiB", "MEMORY_CHECK_INTERVAL=200ms", "MEMORY_RESTART_AFTER=3"))
+	token := s.login()
+	l := startLoad(s.base, token, 3)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if _, _, _, restarts := l.snapshot(); restarts >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.end()
+	ok, refused, failed, restarts := l.snapshot()
+	if restarts == 0 {
+		t.Fatal("no restart")
+	}
+	t.Logf("FIGURES restarts=%d answered=%d refused=%d failed=%d refused_per_restart=%.1f failed_per_restart=%.1f",
+		restarts, ok, refused, failed, float64(refused)/float64(restarts), float64(failed)/float64(restarts))
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	s.wait(40 * time.Second)
 }
