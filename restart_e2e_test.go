@@ -226,7 +226,7 @@ func TestSupervisedBinary(t *testing.T) {
 	// with a client loop running the whole time, not one request may fail: the parent holds the
 	// socket, and the old child drains only once the next one is ready.
 	t.Run("MemoryRestartsRefuseNothing", func(t *testing.T) {
-		const want = 8
+		const want = 10
 		port := freePort(t)
 		s := startSupervised(t, bin, port, superviseEnv(t, port,
 			"MEMORY_RESTART_THRESHOLD=1MiB", "MEMORY_CHECK_INTERVAL=200ms", "MEMORY_RESTART_AFTER=3"))
