@@ -257,6 +257,9 @@ func (r *runner) run(ctx context.Context) error {
 
 		// evExit
 		delete(r.live, c)
+		if c.kill != nil {
+			c.kill.Stop()
+		}
 		ex := exitOf(c)
 		if c.stopping {
 			if ex.code != 0 {
@@ -289,12 +292,16 @@ func (r *runner) run(ctx context.Context) error {
 				r.backoff = 0
 			}
 			delay = r.backoff
-			r.backoff = min(max(2*r.backoff, r.o.InitialBackoff), r.o.MaxBackoff)
+			if r.backoff == 0 {
+				r.backoff = r.o.InitialBackoff
+			} else {
+				r.backoff = min(2*r.backoff, r.o.MaxBackoff)
+			}
 			log.Error("child crashed", "pid", ex.pid, "status", ex.code, "signal", ex.signal,
 				"ran", ran, "restart_in", delay)
 		}
 		switch c {
-		case next: // the replacement failed: cur serves on, and asks again
+		case next: // the replacement failed: cur serves on until another one, after the delay, is ready
 			next = nil
 		case cur:
 			cur = nil

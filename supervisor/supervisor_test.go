@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventide/server/internal/syncbuf"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/eventide/server/internal/syncbuf"
 	"github.com/eventide/server/memstats"
 )
 
@@ -241,6 +242,8 @@ func TestRun(t *testing.T) {
 		}
 		defer f.Close()
 		h.opts.Listeners = []Listener{{Name: "http", File: f}}
+		logs := &syncBuffer{}
+		h.opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- Run(ctx, h.opts) }()
@@ -257,11 +260,12 @@ func TestRun(t *testing.T) {
 		if len(starts) != 3 || len(h.waits()) != 0 {
 			t.Fatalf("%d starts, waits %v; want 3 and none:\n%s", len(starts), h.waits(), out)
 		}
+		// The supervisor's own log is in the order it acted.
 		for k := range 2 {
-			ready := strings.Index(out, fmt.Sprintf("child ready pid=%d", starts[k+1].pid))
-			stopping := strings.Index(out, fmt.Sprintf("child stopping on a signal pid=%d", starts[k].pid))
+			ready := strings.Index(logs.String(), fmt.Sprintf(`msg="child ready" pid=%d`, starts[k+1].pid))
+			stopping := strings.Index(logs.String(), fmt.Sprintf(`msg="stopping child" pid=%d`, starts[k].pid))
 			if ready < 0 || stopping < 0 || stopping < ready {
-				t.Fatalf("child %d stopped before child %d was ready:\n%s", k, k+1, out)
+				t.Fatalf("child %d stopped before child %d was ready:\n%s", k, k+1, logs)
 			}
 		}
 		if n := strings.Count(out, "listener http "+l.Addr().String()); n != 3 {
