@@ -152,6 +152,11 @@ type load struct {
 }
 
 func startLoad(base, token string, workers int) *load {
+	return startLoadWith(restartingClient, base, token, workers)
+}
+
+// startLoadWith is startLoad through client (keep-alive or not).
+func startLoadWith(client *http.Client, base, token string, workers int) *load {
 	l := &load{pids: map[int]bool{}, stop: make(chan struct{})}
 	for range workers {
 		l.wg.Go(func() {
@@ -162,7 +167,7 @@ func startLoad(base, token string, workers int) *load {
 				case <-time.After(10 * time.Millisecond):
 				}
 				var out struct{ ServerInfo childInfo }
-				err := gqlPost(base, token, `{ serverInfo { pid restarts } }`, nil, &out)
+				err := gqlPostWith(client, base, token, `{ serverInfo { pid restarts } }`, nil, &out)
 				l.mu.Lock()
 				switch {
 				case err == nil:
@@ -485,7 +490,12 @@ func TestRestartFigures(t *testing.T) {
 	s := startSupervised(t, bin, port, superviseEnv(t, port,
 		"MEMORY_RESTART_THRESHOLD=1MiB", "MEMORY_CHECK_INTERVAL=200ms", "MEMORY_RESTART_AFTER=3"))
 	token := s.login()
-	l := startLoad(s.base, token, 3)
+	client := restartingClient
+	if os.Getenv("EVENTIDE_RESTART_KEEPALIVE") != "" {
+		client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 3}}
+		t.Log("keep-alive connections")
+	}
+	l := startLoadWith(client, s.base, token, 3)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if _, _, _, restarts := l.snapshot(); restarts >= n || time.Now().After(deadline) {

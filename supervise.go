@@ -138,13 +138,17 @@ const drainAcceptedWait = time.Second
 // just before Shutdown whose request is read after it began is closed unanswered (net/http drops
 // it), which under -supervise would fail a request the next process could have served. So
 // shutdown closes this listener first (the parent's socket stays open: new connections go to
-// the next process), then waits until every connection accepted here had its first answer, or
-// was closed.
+// the next process), then waits until the Accept under way has returned and every connection
+// accepted here had its first answer, or was closed.
 type drainListener struct {
 	net.Listener
-	mu      sync.Mutex
-	waiting map[*drainConn]struct{} // accepted, not answered yet; bounded by the open connections
-	idle    chan struct{}           // closed when waiting empties after stop; nil until stop
+	closeOnce sync.Once
+	closeErr  error
+
+	mu        sync.Mutex
+	accepting int                     // Accept calls under way
+	waiting   map[*drainConn]struct{} // accepted, not answered yet; bounded by the open connections
+	idle      chan struct{}           // closed once stopped and nothing is under way or waiting
 }
 
 func newDrainListener(l net.Listener) *drainListener {
@@ -152,39 +156,57 @@ func newDrainListener(l net.Listener) *drainListener {
 }
 
 func (l *drainListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	l.accepting++
+	l.mu.Unlock()
 	c, err := l.Listener.Accept()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.accepting--
 	if err != nil {
+		l.checkIdle()
 		return nil, err
 	}
 	dc := &drainConn{Conn: c, l: l}
-	l.mu.Lock()
 	l.waiting[dc] = struct{}{}
-	l.mu.Unlock()
 	return dc, nil
+}
+
+// Close closes the listener once; Shutdown closing it again after stop is no error.
+func (l *drainListener) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
 }
 
 func (l *drainListener) answered(c *drainConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.waiting, c)
-	if len(l.waiting) == 0 && l.idle != nil {
-		select {
-		case <-l.idle:
-		default:
-			close(l.idle)
-		}
+	l.checkIdle()
+}
+
+// checkIdle closes idle once stopped and nothing is under way; l.mu is held.
+func (l *drainListener) checkIdle() {
+	if l.idle == nil || l.accepting > 0 || len(l.waiting) > 0 {
+		return
+	}
+	select {
+	case <-l.idle:
+	default:
+		close(l.idle)
 	}
 }
 
-// stop closes the listener and waits, up to ctx, until every accepted connection was answered
-// once or closed. It returns how many were still waiting when ctx ended.
+// stop closes the listener and waits, up to ctx, until the Accept under way has returned and
+// every accepted connection was answered once or closed. It returns how many were still waiting
+// when ctx ended.
 func (l *drainListener) stop(ctx context.Context) int {
-	_ = l.Listener.Close()
+	_ = l.Close()
 	l.mu.Lock()
-	l.idle = make(chan struct{})
-	if len(l.waiting) == 0 {
-		close(l.idle)
+	if l.idle == nil {
+		l.idle = make(chan struct{})
 	}
+	l.checkIdle()
 	idle := l.idle
 	l.mu.Unlock()
 	select {

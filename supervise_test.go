@@ -41,6 +41,9 @@ func TestDrainListener(t *testing.T) {
 	if _, err := l.Accept(); err == nil {
 		t.Fatal("Accept after stop succeeded")
 	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close after stop (as Shutdown does): %v", err)
+	}
 	if _, err := server[2].Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
