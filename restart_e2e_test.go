@@ -261,6 +261,9 @@ func TestSupervisedBinary(t *testing.T) {
 		if len(l.pids) < want {
 			t.Fatalf("%d children answered, want at least %d", len(l.pids), want)
 		}
+		if bad := s.logs.rawLines("drained child exited with an error"); len(bad) > 0 {
+			t.Fatalf("replaced children did not drain cleanly: %q", bad)
+		}
 		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -436,6 +439,21 @@ func TestShutdownDelay(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// A keep-alive client is told to close its connection once the delay began, so its next
+	// request goes to a new connection (the next process, under -supervise).
+	keepAlive := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	closes := func() bool {
+		res, err := keepAlive.Get(base + "/healthz")
+		if err != nil {
+			t.Fatalf("/healthz: %v", err)
+		}
+		res.Body.Close()
+		return res.Close
+	}
+	if closes() {
+		t.Fatal("Connection: close before the stop")
+	}
+
 	cancel() // as SIGTERM does
 	stopped := time.Now()
 	var sawUnready, servedAfter bool
@@ -453,6 +471,9 @@ func TestShutdownDelay(t *testing.T) {
 				t.Fatalf("a query during the delay: %v, %+v", err, out)
 			}
 			servedAfter = true
+			if !closes() {
+				t.Fatal("a response during the delay keeps its connection open")
+			}
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -111,11 +111,12 @@ func (a *app) drainCheck() httpapi.Check {
 	}}
 }
 
-// drain fails /readyz, waits SHUTDOWN_DELAY while requests are still served, then stops
-// accepting and waits (up to drainAcceptedWait) for the connections already accepted to get
-// their first answer, before Shutdown may drop them.
+// drain fails /readyz and makes every response close its connection, waits SHUTDOWN_DELAY while
+// requests are still served, then stops accepting and waits (up to drainAcceptedWait) for the
+// connections already accepted to be answered and closed, before Shutdown may drop them.
 func (a *app) drain() {
 	a.draining.Store(true)
+	a.http.Drain()
 	if d := a.cfg.ShutdownDelay; d > 0 {
 		a.log.Info("draining: /readyz answers 503 until the listener closes", "shutdown_delay", d)
 		time.Sleep(d)
@@ -126,12 +127,13 @@ func (a *app) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), drainAcceptedWait)
 	defer cancel()
 	if n := a.listener.stop(ctx); n > 0 {
-		a.log.Warn("connections accepted but silent at shutdown", "connections", n, "waited", drainAcceptedWait)
+		a.log.Info("connections still open at shutdown", "connections", n, "waited", drainAcceptedWait)
 	}
 }
 
-// drainAcceptedWait bounds how long shutdown waits for accepted connections to send their first
-// request: a client sends it at once; one that only opened a connection is not waited for long.
+// drainAcceptedWait bounds how long shutdown waits for accepted connections to close: a client
+// sends its request at once and a keep-alive one is told to close with its next answer; one that
+// stays idle longer (or a websocket, which Shutdown ends) is not waited for long.
 const drainAcceptedWait = time.Second
 
 // drainListener lets shutdown stop accepting before net/http's Shutdown: a connection accepted
@@ -139,7 +141,7 @@ const drainAcceptedWait = time.Second
 // it), which under -supervise would fail a request the next process could have served. So
 // shutdown closes this listener first (the parent's socket stays open: new connections go to
 // the next process), then waits until the Accept under way has returned and every connection
-// accepted here had its first answer, or was closed.
+// accepted here was closed: answered, with Connection: close (httpapi's Drain).
 type drainListener struct {
 	net.Listener
 	closeOnce sync.Once
@@ -147,7 +149,7 @@ type drainListener struct {
 
 	mu        sync.Mutex
 	accepting int                     // Accept calls under way
-	waiting   map[*drainConn]struct{} // accepted, not answered yet; bounded by the open connections
+	waiting   map[*drainConn]struct{} // accepted, not closed yet: the open connections
 	idle      chan struct{}           // closed once stopped and nothing is under way or waiting
 }
 
@@ -178,7 +180,7 @@ func (l *drainListener) Close() error {
 	return l.closeErr
 }
 
-func (l *drainListener) answered(c *drainConn) {
+func (l *drainListener) closed(c *drainConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.waiting, c)
@@ -198,8 +200,7 @@ func (l *drainListener) checkIdle() {
 }
 
 // stop closes the listener and waits, up to ctx, until the Accept under way has returned and
-// every accepted connection was answered once or closed. It returns how many were still waiting
-// when ctx ended.
+// every accepted connection was closed. It returns how many were still open when ctx ended.
 func (l *drainListener) stop(ctx context.Context) int {
 	_ = l.Close()
 	l.mu.Lock()
@@ -219,20 +220,14 @@ func (l *drainListener) stop(ctx context.Context) int {
 	}
 }
 
-// drainConn tells its listener when the first answer was written, or the connection closed.
+// drainConn tells its listener when it is closed.
 type drainConn struct {
 	net.Conn
 	l    *drainListener
 	once sync.Once
 }
 
-func (c *drainConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.once.Do(func() { c.l.answered(c) })
-	return n, err
-}
-
 func (c *drainConn) Close() error {
-	c.once.Do(func() { c.l.answered(c) })
+	c.once.Do(func() { c.l.closed(c) })
 	return c.Conn.Close()
 }
