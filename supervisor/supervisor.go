@@ -78,6 +78,9 @@ type Options struct {
 	MaxRestarts int
 	CrashWindow time.Duration // default 10m
 	StopTimeout time.Duration // after SIGTERM, SIGKILL after this long; default 20s
+	// ReadyTimeout bounds how long a replacement may take to report ready while the old child
+	// serves on: then it is killed, which counts as a crash. Default 2m.
+	ReadyTimeout time.Duration
 
 	// Sleep waits d or until ctx ends, returning ctx's error then; tests replace it to record the
 	// backoff instead of waiting. Default: a timer.
@@ -109,6 +112,7 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.RestartDelay, 100*time.Millisecond)
 	setDefault(&o.CrashWindow, 10*time.Minute)
 	setDefault(&o.StopTimeout, 20*time.Second)
+	setDefault(&o.ReadyTimeout, 2*time.Minute)
 	if o.Sleep == nil {
 		o.Sleep = sleep
 	}
@@ -153,7 +157,8 @@ func (e *ExitError) ExitCode() int { return e.Code }
 // Run runs the child until it is done, replacing it:
 //   - when it asks for a restart on its control pipe: the next child starts on the same sockets,
 //     and only once it reports ready is the old one sent SIGTERM to drain, so no connection is
-//     refused (both accept during the overlap);
+//     refused (both accept during the overlap); a replacement not ready within ReadyTimeout
+//     is killed, which counts as a crash;
 //   - after RestartDelay when it exits with memstats.ExitRestart (a child that could not ask);
 //   - when it crashes (any other non-zero status, or a signal the supervisor did not send): at
 //     once, then after InitialBackoff doubling up to MaxBackoff while crashes follow each other
@@ -225,11 +230,20 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	var next *child // the child replacing cur, until it is ready
+	readyTimer := time.NewTimer(time.Hour)
+	readyTimer.Stop()
+	defer readyTimer.Stop()
 	for {
 		var ev event
 		select {
 		case <-ctx.Done():
 			return r.stopAll(cur)
+		case <-readyTimer.C:
+			if next != nil && !next.ready {
+				log.Error("next child not ready in time: killing it", "pid", next.pid, "timeout", r.o.ReadyTimeout)
+				_ = next.cmd.Process.Kill() // its exit is a crash of the replacement
+			}
+			continue
 		case ev = <-r.events:
 		}
 		c := ev.c
@@ -252,6 +266,7 @@ func (r *runner) run(ctx context.Context) error {
 			if next, err = r.start(); err != nil {
 				return r.giveUp(cur, err)
 			}
+			readyTimer.Reset(r.o.ReadyTimeout)
 			continue
 		}
 
@@ -324,6 +339,7 @@ func (r *runner) run(ctx context.Context) error {
 			cur = started
 		} else {
 			next = started
+			readyTimer.Reset(r.o.ReadyTimeout)
 		}
 	}
 }

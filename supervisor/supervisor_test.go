@@ -294,6 +294,30 @@ func TestRun(t *testing.T) {
 			t.Fatalf("%d starts, waits %v; want 3 and one at once", n, h.waits())
 		}
 	})
+	// A replacement that never reports ready is killed after ReadyTimeout, as a crash; the old
+	// child serves on until the next replacement is ready.
+	t.Run("ReplacementNotReadyKilled", func(t *testing.T) {
+		h := newHarness("restart,hang,ready")
+		h.opts.ReadyTimeout = 300 * time.Millisecond
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- Run(ctx, h.opts) }()
+		waitFor(t, "the third child ready", func() bool { return len(readyLines(h.stdout.String())) == 2 })
+		waitFor(t, "the first child stopped", func() bool {
+			return strings.Contains(h.stdout.String(), "child stopping on a signal")
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		starts := h.stdout.starts()
+		if len(starts) != 3 || !slices.Equal(h.waits(), ms(0)) {
+			t.Fatalf("%d starts, waits %v; want 3 and one at once", len(starts), h.waits())
+		}
+		for _, s := range starts {
+			assertGone(t, s.pid)
+		}
+	})
 	t.Run("ErrConfigInReplacement", func(t *testing.T) {
 		h := newHarness("restart,exit:2")
 		err := Run(context.Background(), h.opts)
