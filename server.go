@@ -117,14 +117,32 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return fmt.Errorf("%w: %v", errBadFlags, err)
 	}
+	if cfg.MongoURI == "" {
+		// Before anything starts: a supervisor must not restart what cannot work.
+		if err := checkDataDir(cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	if cfg.Supervise {
-		// The parent only supervises: it logs to stderr (the child owns LOG_FILE's rotation).
+		// The parent only supervises: it logs to stderr (the child owns LOG_FILE's rotation). It
+		// holds the sockets, so that connections wait in their backlog between two children.
+		listeners, closeListeners, err := superviseListeners(cfg)
+		if err != nil {
+			return err
+		}
+		defer closeListeners()
 		plog := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "supervisor")
 		return supervisor.Run(ctx, supervisor.Options{
 			Args: args, Env: environ, Stdout: stdout, Stderr: stderr, Logger: plog,
-			StopTimeout: cfg.ShutdownTimeout + 5*time.Second,
+			Listeners: listeners, MaxRestarts: cfg.SuperviseMaxRestarts,
+			StopTimeout: cfg.ShutdownDelay + cfg.ShutdownTimeout + 5*time.Second,
 		})
 	}
+	inherited, err := supervisor.FromEnv(environ)
+	if err != nil {
+		return err
+	}
+	defer inherited.Close()
 	log, closeLog, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
@@ -133,7 +151,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	redisLogs.log.Store(log.With("component", "redis"))
 	log.Info("configuration", "config", cfg)
 
-	a, err := startWith(ctx, cfg, log, startOptions{restarts: supervisor.RestartsFromEnv(environ)})
+	a, err := startWith(ctx, cfg, log, startOptions{restarts: supervisor.RestartsFromEnv(environ), inherited: inherited})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped (SIGTERM, SIGINT) while starting: a clean stop, not a failure, or a
@@ -144,16 +162,39 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		log.Error("start-up failed", "error", err)
 		return err
 	}
+	if inherited != nil {
+		if err := inherited.Ready(); err != nil {
+			log.Warn("could not tell the supervisor this process is ready", "error", err)
+		}
+	}
 	var result error
+	served := true
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", context.Cause(ctx))
 	case err := <-a.serveErr:
 		log.Error("server stopped", "error", err)
+		served = false
 	case <-a.restart:
+		if inherited.AskRestart() == nil {
+			// The supervisor starts the next process on the same socket and, once it serves,
+			// sends SIGTERM here: serving on until then refuses nobody.
+			log.Warn("memory stayed over MEMORY_RESTART_THRESHOLD: asked the supervisor for a restart; serving until it stops this process")
+			select {
+			case <-ctx.Done():
+				log.Info("shutting down", "reason", context.Cause(ctx))
+			case err := <-a.serveErr:
+				log.Error("server stopped", "error", err)
+				served = false
+			}
+			break
+		}
 		log.Error("memory stayed over MEMORY_RESTART_THRESHOLD: draining, then exiting to be restarted",
 			"exit_code", memstats.ExitRestart)
 		result = errRestart
+	}
+	if served {
+		a.drain()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -209,6 +250,12 @@ type app struct {
 	sessions *httpapi.Sessions
 	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
 	serveErr chan error
+	// inherited holds the sockets a -supervise parent handed over (nil without one).
+	inherited *supervisor.Inherited
+	// draining fails /readyz once shutdown began (SHUTDOWN_DELAY).
+	draining atomic.Bool
+	// listener is the public one, closed by drain before the HTTP server's Shutdown.
+	listener *drainListener
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
 	restartOnce sync.Once
@@ -228,11 +275,13 @@ const maxEventSubscribers = 10_000
 // startOptions is what start needs beyond the configuration.
 type startOptions struct {
 	restarts int // how often the -supervise parent restarted this process (EVENTIDE_RESTARTS)
+	// inherited has the sockets the -supervise parent handed over; nil: listen on the addresses.
+	inherited *supervisor.Inherited
 }
 
 func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o startOptions) (_ *app, err error) {
 	began := time.Now()
-	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1), restart: make(chan struct{})}
+	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1), restart: make(chan struct{}), inherited: o.inherited}
 	bgctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stop = stop
 	defer func() {
@@ -451,7 +500,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		SSEWriteTimeout:         cfg.SSEWriteTimeout,
 		MetricsApart:            cfg.MetricsAddr != "",
 
-		Checks: []httpapi.Check{{
+		Checks: []httpapi.Check{a.drainCheck(), {
 			Name: "store", Required: true,
 			Probe: func(ctx context.Context) (string, error) {
 				if err := a.store.Ping(ctx); err != nil {
@@ -474,7 +523,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		}},
 	})
 
-	l, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	l, err := a.listen(listenerHTTP, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, &config.Error{Key: "PORT", Value: strconv.Itoa(cfg.Port), Allowed: "must be a free port: " + err.Error()}
 	}
@@ -489,7 +538,8 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		_ = l.Close()
 		return nil, err
 	}
-	go func() { a.serveErr <- a.http.Serve(l) }()
+	a.listener = newDrainListener(l)
+	go func() { a.serveErr <- a.http.Serve(a.listener) }()
 	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
 		"startup_ms", time.Since(began).Milliseconds())
 	return a, nil
@@ -559,7 +609,7 @@ func (a *app) serveMetrics(ctx context.Context, reg *prometheus.Registry) error 
 		}
 		return nil
 	}
-	l, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	l, err := a.listen(listenerMetrics, a.cfg.MetricsAddr)
 	if err != nil {
 		return &config.Error{Key: "METRICS_ADDR", Value: a.cfg.MetricsAddr, Allowed: "must be a free port: " + err.Error()}
 	}
@@ -570,7 +620,7 @@ func (a *app) serveMetrics(ctx context.Context, reg *prometheus.Registry) error 
 
 // servePprof serves Go's profiler on addr (a loopback address, checked by config) until ctx ends.
 func (a *app) servePprof(ctx context.Context, addr string) error {
-	l, err := net.Listen("tcp", addr)
+	l, err := a.listen(listenerPprof, addr)
 	if err != nil {
 		return &config.Error{Key: "PPROF_ADDR", Value: addr, Allowed: "must be a free port: " + err.Error()}
 	}

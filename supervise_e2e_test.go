@@ -99,13 +99,18 @@ var restartingClient = &http.Client{
 // gqlPost sends one GraphQL request to base and decodes its data into dst; an error means no
 // answer (the server is restarting) or an answer with errors.
 func gqlPost(base, token, query string, vars map[string]any, dst any) error {
+	return gqlPostWith(restartingClient, base, token, query, vars, dst)
+}
+
+// gqlPostWith is gqlPost through client.
+func gqlPostWith(client *http.Client, base, token, query string, vars map[string]any, dst any) error {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := restartingClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		return err
 	}

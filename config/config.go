@@ -65,6 +65,7 @@ type Config struct {
 	SSEWriteTimeout                 time.Duration // SSE_WRITE_TIMEOUT: how long one SSE write may wait for a reader
 	MetricsAddr                     string        // METRICS_ADDR: host:port serving /metrics apart; empty: the public port
 	ShutdownTimeout                 time.Duration // SHUTDOWN_TIMEOUT: how long draining may take
+	ShutdownDelay                   time.Duration // SHUTDOWN_DELAY: /readyz 503 this long before the listener closes
 
 	JWTSecret        string        // JWT_SECRET (secret); random per start outside production when empty
 	JWTSecretRandom  bool          // true when JWTSecret was generated at start-up
@@ -81,6 +82,7 @@ type Config struct {
 	CORSAllowedHeaders []string
 
 	Supervise              bool          // SUPERVISE or -supervise
+	SuperviseMaxRestarts   int           // SUPERVISE_MAX_RESTARTS: crashes within 10 minutes before -supervise gives up
 	MemoryRestartThreshold int64         // MEMORY_RESTART_THRESHOLD: a size; 0 disables
 	MemoryRestartAfter     int           // MEMORY_RESTART_AFTER
 	MemoryCheckInterval    time.Duration // MEMORY_CHECK_INTERVAL

@@ -69,14 +69,16 @@ func productionDefaults() *Config {
 		SSEKeepAliveInterval:            15 * time.Second,
 		SSEWriteTimeout:                 10 * time.Second,
 		ShutdownTimeout:                 15 * time.Second,
+		ShutdownDelay:                   5 * time.Second,
 
 		JWTTTL:                  24 * time.Hour,
 		PasswordHashCost:        12,
 		PasswordHashConcurrency: runtime.NumCPU(),
 
-		MemoryRestartAfter:  3,
-		MemoryCheckInterval: 5 * time.Second,
-		MemoryLogInterval:   30 * time.Second,
+		SuperviseMaxRestarts: 10,
+		MemoryRestartAfter:   3,
+		MemoryCheckInterval:  5 * time.Second,
+		MemoryLogInterval:    30 * time.Second,
 
 		LogFormat:     "json",
 		LogLevel:      "info",
@@ -99,6 +101,7 @@ func developmentDefaults() *Config {
 	c.PasswordHashCost = 10
 	c.CORSOrigins = []string{"*"}
 	c.LogFormat = "text"
+	c.ShutdownDelay = 0 // nothing balances load in front of a laptop
 	return c
 }
 

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 		{EnvProduction, Config{
 			AppEnv: EnvProduction, Host: "0.0.0.0", MongoPoolSize: 10, UseRedis: true,
 			CacheTTL: 300 * time.Second, SeedDemo: false, PasswordHashCost: 12,
-			CORSOrigins: nil, LogFormat: "json", LogLevel: "info",
+			CORSOrigins: nil, LogFormat: "json", LogLevel: "info", ShutdownDelay: 5 * time.Second,
 		}},
 		{EnvDevelopment, Config{
 			AppEnv: EnvDevelopment, Host: "127.0.0.1", MongoPoolSize: 5, UseRedis: false,
@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 			got := Config{
 				AppEnv: c.AppEnv, Host: c.Host, MongoPoolSize: c.MongoPoolSize, UseRedis: c.UseRedis,
 				CacheTTL: c.CacheTTL, SeedDemo: c.SeedDemo, PasswordHashCost: c.PasswordHashCost,
-				CORSOrigins: c.CORSOrigins, LogFormat: c.LogFormat, LogLevel: c.LogLevel,
+				CORSOrigins: c.CORSOrigins, LogFormat: c.LogFormat, LogLevel: c.LogLevel, ShutdownDelay: c.ShutdownDelay,
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Defaults(%q) =\n%v\nwant\n%v", tt.env, got, tt.want)
@@ -64,7 +64,7 @@ func TestDefaults(t *testing.T) {
 			HTTPMaxBodyBytes: 1048576, WSMaxConnectionsPerClient: 50, WSMaxSubscriptionsPerConnection: 20,
 			HTTPReadTimeout: 15 * time.Second, HTTPMaxConnectionsPerClient: 100,
 			SSEKeepAliveInterval: 15 * time.Second, SSEWriteTimeout: 10 * time.Second,
-			ShutdownTimeout: 15 * time.Second, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
+			ShutdownTimeout: 15 * time.Second, SuperviseMaxRestarts: 10, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
 			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second,
 			LogMaxSizeMB: 10, LogMaxBackups: 5, LogMaxAgeDays: 14,
 		}
@@ -73,6 +73,7 @@ func TestDefaults(t *testing.T) {
 			// Blank the per-environment fields checked above.
 			c.AppEnv, c.Host, c.MongoPoolSize, c.UseRedis, c.CacheTTL, c.SeedDemo = "", "", 0, false, 0, false
 			c.PasswordHashCost, c.CORSOrigins, c.LogFormat, c.LogLevel = 0, nil, "", ""
+			c.ShutdownDelay = 0
 			if !reflect.DeepEqual(*c, want) {
 				t.Errorf("Defaults(%q) =\n%v\nwant\n%v", env, c, want)
 			}

@@ -22,6 +22,7 @@ const (
 	kindUint                 // uint64 in [min, max]
 	kindBool                 // ParseBool
 	kindDuration             // ParseDuration, > 0
+	kindDelay                // ParseDuration, >= 0
 	kindSeconds              // ParseSeconds, > 0
 	kindSize                 // ParseSize, >= min
 	kindList                 // ParseList
@@ -140,6 +141,7 @@ var fields = []field{
 			return ""
 		}),
 	duration("SHUTDOWN_TIMEOUT", "how long draining may take", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	delay("SHUTDOWN_DELAY", "how long /readyz answers 503 before the listener closes on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 
 	text("JWT_SECRET", "token signing secret, at least 32 bytes; random per start outside production when empty", func(c *Config) *string { return &c.JWTSecret }).
 		secretKey().withCheck(func(c *Config) string {
@@ -179,6 +181,7 @@ var fields = []field{
 		withCheck(checkHeaderNames),
 
 	boolean("SUPERVISE", "run the server as a supervised child process", func(c *Config) *bool { return &c.Supervise }),
+	integer("SUPERVISE_MAX_RESTARTS", "crashes within 10 minutes after which -supervise gives up (exit 1)", 1, math.MaxInt, func(c *Config) *int { return &c.SuperviseMaxRestarts }),
 	size("MEMORY_RESTART_THRESHOLD", "memory that, held too long, asks for a restart (0 disables)", 0, func(c *Config) *int64 { return &c.MemoryRestartThreshold }),
 	integer("MEMORY_RESTART_AFTER", "consecutive checks over the threshold before a restart", 1, math.MaxInt, func(c *Config) *int { return &c.MemoryRestartAfter }),
 	duration("MEMORY_CHECK_INTERVAL", "interval of memory checks", func(c *Config) *time.Duration { return &c.MemoryCheckInterval }),
@@ -246,6 +249,11 @@ func duration(key, usage string, p func(*Config) *time.Duration) field {
 	return field{key: key, usage: usage, kind: kindDuration, ptr: func(c *Config) any { return p(c) }}
 }
 
+// delay is a duration that may be 0 (off).
+func delay(key, usage string, p func(*Config) *time.Duration) field {
+	return field{key: key, usage: usage, kind: kindDelay, ptr: func(c *Config) any { return p(c) }}
+}
+
 func seconds(key, usage string, p func(*Config) *time.Duration) field {
 	return field{key: key, usage: usage, kind: kindSeconds, ptr: func(c *Config) any { return p(c) }}
 }
@@ -280,6 +288,8 @@ func (f field) allowed() string {
 		return "must be true or false (or 1/0, yes/no, on/off)"
 	case kindDuration:
 		return "must be a duration > 0 such as 30s, 15m or 24h"
+	case kindDelay:
+		return "must be a duration >= 0 such as 0, 500ms or 5s"
 	case kindSeconds:
 		return "must be a whole number of seconds > 0 (or a duration such as 90s)"
 	case kindSize:
@@ -361,7 +371,7 @@ func (f field) validate(c *Config) *Error {
 	case *uint64:
 		ok = *p >= uint64(f.min) && *p <= uint64(f.max)
 	case *time.Duration:
-		ok = *p > 0
+		ok = *p > 0 || (f.kind == kindDelay && *p == 0)
 	case *int64:
 		ok = *p >= f.min
 	case *[]netip.Prefix:

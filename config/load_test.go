@@ -310,3 +310,25 @@ func TestLoad_Errors(t *testing.T) {
 		})
 	}
 }
+
+// TestLoad_ShutdownDelay: 0 is allowed (no delay), unlike other durations, even in production
+// where the default is 5s.
+func TestLoad_ShutdownDelay(t *testing.T) {
+	for _, tt := range []struct {
+		environ []string
+		want    time.Duration
+	}{
+		{[]string{"APP_ENV=production", "JWT_SECRET=" + strings.Repeat("p", 40)}, 5 * time.Second},
+		{[]string{"APP_ENV=production", "JWT_SECRET=" + strings.Repeat("p", 40), "SHUTDOWN_DELAY=0"}, 0},
+		{[]string{"APP_ENV=test", "SHUTDOWN_DELAY=250ms"}, 250 * time.Millisecond},
+		{[]string{"APP_ENV=test"}, 0},
+	} {
+		c, err := Load(Sources{Dir: t.TempDir(), Environ: tt.environ})
+		if err != nil {
+			t.Fatalf("%v: %v", tt.environ, err)
+		}
+		if c.ShutdownDelay != tt.want {
+			t.Errorf("%v: SHUTDOWN_DELAY %v, want %v", tt.environ, c.ShutdownDelay, tt.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,6 +125,7 @@ type Server struct {
 
 	sseKeepAlive, sseWriteTimeout time.Duration
 	conns                         *connectionCap // nil: no cap
+	draining                      atomic.Bool    // see Drain
 }
 
 // New builds the server and its routes.
@@ -216,7 +218,7 @@ func New(o Options) *Server {
 	}
 	c := cors.New(corsOpts)
 	root := chain(mux, c.Handler, limitClients(o.MaxConnectionsPerClient, o.TrustedProxies, o.Throttle),
-		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID)
+		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining)
 	s.http = &http.Server{
 		Handler: root,
 		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts

@@ -5,13 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventide/server/internal/syncbuf"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/eventide/server/internal/syncbuf"
 	"github.com/eventide/server/memstats"
 )
 
@@ -155,8 +158,8 @@ func TestRun(t *testing.T) {
 		if err := Run(context.Background(), h.opts); err != nil {
 			t.Fatal(err)
 		}
-		if got := h.waits(); !slices.Equal(got, ms(500, 1000, 2000, 2000, 2000)) {
-			t.Fatalf("waits %v, want 500ms doubling, capped at 2s", got)
+		if got := h.waits(); !slices.Equal(got, ms(0, 500, 1000, 2000, 2000)) {
+			t.Fatalf("waits %v, want at once, then 500ms doubling, capped at 2s", got)
 		}
 	})
 	t.Run("BackoffResetsAfterHealthyRun", func(t *testing.T) {
@@ -165,8 +168,8 @@ func TestRun(t *testing.T) {
 		if err := Run(context.Background(), h.opts); err != nil {
 			t.Fatal(err)
 		}
-		if got := h.waits(); !slices.Equal(got, ms(500, 500, 500)) {
-			t.Fatalf("waits %v, want the initial backoff each time", got)
+		if got := h.waits(); !slices.Equal(got, ms(0, 0, 0)) {
+			t.Fatalf("waits %v, want a restart at once each time", got)
 		}
 	})
 	t.Run("KilledBySignalRestarted", func(t *testing.T) {
@@ -177,7 +180,7 @@ func TestRun(t *testing.T) {
 		if n := len(h.stdout.starts()); n != 2 {
 			t.Fatalf("%d starts, want 2", n)
 		}
-		if got := h.waits(); !slices.Equal(got, ms(500)) {
+		if got := h.waits(); !slices.Equal(got, ms(0)) {
 			t.Fatalf("waits %v", got)
 		}
 	})
@@ -192,9 +195,8 @@ func TestRun(t *testing.T) {
 			t.Fatalf("%d starts, waits %v; want 1 and none", n, h.waits())
 		}
 	})
-	t.Run("ExitTwoAfterRunningIsACrash", func(t *testing.T) {
-		h := newHarness("exit:2,exit:0") // a Go panic exits with 2 too
-		h.opts.Now = fakeNow(11 * time.Second)
+	t.Run("ExitTwoAfterReadyIsACrash", func(t *testing.T) {
+		h := newHarness("ready-exit:2,exit:0") // a Go panic exits with 2 too
 		if err := Run(context.Background(), h.opts); err != nil {
 			t.Fatal(err)
 		}
@@ -207,11 +209,124 @@ func TestRun(t *testing.T) {
 		h.opts.MaxRestarts = 3
 		err := Run(context.Background(), h.opts)
 		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Code != 1 || ee.Restarts != 3 {
+		if !errors.As(err, &ee) || ee.Code != ExitGaveUp || ee.Restarts != 3 {
 			t.Fatalf("err = %v, want code 1 after 3 restarts", err)
 		}
 		if n := len(h.stdout.starts()); n != 4 {
 			t.Fatalf("%d starts, want 4", n)
+		}
+	})
+	t.Run("CrashesOutsideTheWindowForgotten", func(t *testing.T) {
+		h := newHarness("exit:1,exit:1,exit:1,exit:1,exit:1,exit:0")
+		h.opts.MaxRestarts = 2
+		h.opts.Now = fakeNow(6 * time.Minute) // two readings a child: crashes 12 minutes apart
+		if err := Run(context.Background(), h.opts); err != nil {
+			t.Fatalf("err = %v, want nil: no two crashes within 10 minutes", err)
+		}
+		if n := len(h.stdout.starts()); n != 6 {
+			t.Fatalf("%d starts, want 6", n)
+		}
+	})
+	// A memory restart: the next child starts on the same sockets, and only once it is ready is
+	// the one it replaces told to drain; no backoff, no gap.
+	t.Run("RestartStartsNextBeforeDraining", func(t *testing.T) {
+		h := newHarness("restart,restart,ready")
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		f, err := l.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		h.opts.Listeners = []Listener{{Name: "http", File: f}}
+		logs := &syncBuffer{}
+		h.opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- Run(ctx, h.opts) }()
+		waitFor(t, "the third child ready", func() bool { return len(readyLines(h.stdout.String())) == 3 })
+		waitFor(t, "the second child stopped", func() bool {
+			return strings.Count(h.stdout.String(), "child stopping on a signal") == 2
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		out := h.stdout.String()
+		starts := h.stdout.starts()
+		if len(starts) != 3 || len(h.waits()) != 0 {
+			t.Fatalf("%d starts, waits %v; want 3 and none:\n%s", len(starts), h.waits(), out)
+		}
+		// The supervisor's own log is in the order it acted.
+		for k := range 2 {
+			ready := strings.Index(logs.String(), fmt.Sprintf(`msg="child ready" pid=%d`, starts[k+1].pid))
+			stopping := strings.Index(logs.String(), fmt.Sprintf(`msg="stopping child" pid=%d`, starts[k].pid))
+			if ready < 0 || stopping < 0 || stopping < ready {
+				t.Fatalf("child %d stopped before child %d was ready:\n%s", k, k+1, logs)
+			}
+		}
+		if n := strings.Count(out, "listener http "+l.Addr().String()); n != 3 {
+			t.Fatalf("%d children inherited the listener %s, want 3:\n%s", n, l.Addr(), out)
+		}
+		for _, s := range starts {
+			assertGone(t, s.pid)
+		}
+	})
+	// A replacement that crashes before it is ready leaves the old child serving; the next
+	// replacement takes over.
+	t.Run("FailedReplacementKeepsServing", func(t *testing.T) {
+		h := newHarness("restart,exit:1,ready")
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- Run(ctx, h.opts) }()
+		waitFor(t, "the third child ready", func() bool { return len(readyLines(h.stdout.String())) == 2 })
+		waitFor(t, "the first child stopped", func() bool {
+			return strings.Contains(h.stdout.String(), "child stopping on a signal")
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n := len(h.stdout.starts()); n != 3 || !slices.Equal(h.waits(), ms(0)) {
+			t.Fatalf("%d starts, waits %v; want 3 and one at once", n, h.waits())
+		}
+	})
+	// A replacement that never reports ready is killed after ReadyTimeout, as a crash; the old
+	// child serves on until the next replacement is ready.
+	t.Run("ReplacementNotReadyKilled", func(t *testing.T) {
+		h := newHarness("restart,hang,ready")
+		h.opts.ReadyTimeout = 300 * time.Millisecond
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- Run(ctx, h.opts) }()
+		waitFor(t, "the third child ready", func() bool { return len(readyLines(h.stdout.String())) == 2 })
+		waitFor(t, "the first child stopped", func() bool {
+			return strings.Contains(h.stdout.String(), "child stopping on a signal")
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		starts := h.stdout.starts()
+		if len(starts) != 3 || !slices.Equal(h.waits(), ms(0)) {
+			t.Fatalf("%d starts, waits %v; want 3 and one at once", len(starts), h.waits())
+		}
+		for _, s := range starts {
+			assertGone(t, s.pid)
+		}
+	})
+	t.Run("ErrConfigInReplacement", func(t *testing.T) {
+		h := newHarness("restart,exit:2")
+		err := Run(context.Background(), h.opts)
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != ExitConfig {
+			t.Fatalf("err = %v, want an *ExitError with code 2", err)
+		}
+		for _, s := range h.stdout.starts() {
+			assertGone(t, s.pid)
 		}
 	})
 	t.Run("SignalForwarded", func(t *testing.T) {
@@ -277,7 +392,7 @@ func TestRun(t *testing.T) {
 	})
 	t.Run("StoppedDuringBackoff", func(t *testing.T) {
 		h := newHarness("exit:1")
-		waiting := make(chan time.Duration, 1)
+		waiting := make(chan time.Duration, 2)
 		h.opts.Sleep = func(ctx context.Context, d time.Duration) error {
 			waiting <- d
 			return sleep(ctx, d) // the real wait
@@ -286,8 +401,11 @@ func TestRun(t *testing.T) {
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- Run(ctx, h.opts) }()
+		if d := <-waiting; d != 0 {
+			t.Fatalf("first crash: waiting %v, want a restart at once", d)
+		}
 		if d := <-waiting; d != time.Hour {
-			t.Fatalf("waiting %v", d)
+			t.Fatalf("second crash: waiting %v", d)
 		}
 		stop()
 		select {
@@ -340,6 +458,54 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+func readyLines(out string) []string {
+	return regexp.MustCompile(`child ready pid=\d+`).FindAllString(out, -1)
+}
+
+// TestCrashWindowBound: the window keeps at most max+1 crash times, however many crashes come.
+func TestCrashWindowBound(t *testing.T) {
+	w := crashWindow{max: 3, within: 10 * time.Minute}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		w.add(t0.Add(time.Duration(i) * time.Second))
+		if w.len() > 4 {
+			t.Fatalf("after %d crashes the window holds %d times, want at most 4", i+1, w.len())
+		}
+	}
+	w = crashWindow{max: 3, within: time.Minute}
+	for i := range 100 {
+		if w.add(t0.Add(time.Duration(i) * 30 * time.Second)) {
+			t.Fatalf("crash %d: gave up with at most 2 crashes a minute and a limit of 3", i+1)
+		}
+	}
+	if w := (crashWindow{}); w.add(t0) || w.len() != 0 {
+		t.Fatal("no limit: nothing is kept, nothing gives up")
+	}
+}
+
+// TestKilledParentTakesChildren: SIGKILL of the parent ends its child (parent-death signal).
+func TestKilledParentTakesChildren(t *testing.T) {
+	out := &syncBuffer{}
+	cmd := exec.Command(childBin, "-supervise")
+	cmd.Env = []string{"CHILD_PLAN=ready"}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child ready", func() bool { return len(readyLines(out.String())) == 1 })
+	child := out.starts()[0].pid
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	waitFor(t, "the child gone", func() bool {
+		if err := syscall.Kill(child, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		return err != nil || strings.Contains(string(stat), ") Z ")
+	})
 }
 
 func TestChildArgs(t *testing.T) {

@@ -8,6 +8,11 @@
 //	stop:N  wait for SIGTERM or SIGINT, then exit with status N
 //	hang    ignore SIGTERM and SIGINT and wait to be killed
 //	kill    kill itself with SIGKILL
+//	ready   tell the supervisor it is ready, then as sleep
+//	restart tell the supervisor it is ready, ask for a restart, then as sleep
+//	ready-exit:N  tell the supervisor it is ready, then exit with status N
+//
+// A child that inherited listeners prints one "listener NAME ADDR" line for each.
 package main
 
 import (
@@ -41,6 +46,35 @@ func main() {
 	}
 	fmt.Printf("child pid=%d restarts=%d supervise=%s args=%q\n",
 		os.Getpid(), restarts, os.Getenv("SUPERVISE"), os.Args[1:])
+	in, err := supervisor.FromEnv(os.Environ())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	if l := in.Listener("http"); l != nil {
+		fmt.Printf("listener http %s\n", l.Addr())
+	}
+	say := func(what string, f func() error) {
+		if err := f(); err != nil {
+			fmt.Fprintf(os.Stderr, "child: %s: %v\n", what, err)
+			os.Exit(3)
+		}
+		fmt.Printf("child %s pid=%d\n", what, os.Getpid())
+	}
+	switch action {
+	case "ready":
+		say("ready", in.Ready)
+		action = "sleep"
+	case "restart":
+		say("ready", in.Ready)
+		say("restart", in.AskRestart)
+		action = "sleep"
+	default:
+		if code, ok := strings.CutPrefix(action, "ready-exit:"); ok {
+			say("ready", in.Ready)
+			action = "exit:" + code
+		}
+	}
 
 	switch {
 	case strings.HasPrefix(action, "exit:"):
@@ -48,7 +82,7 @@ func main() {
 		os.Exit(code)
 	case action == "sleep":
 		<-ctx.Done()
-		fmt.Println("child stopping on a signal")
+		fmt.Printf("child stopping on a signal pid=%d\n", os.Getpid())
 	case strings.HasPrefix(action, "stop:"):
 		code, _ := strconv.Atoi(strings.TrimPrefix(action, "stop:"))
 		<-ctx.Done()
