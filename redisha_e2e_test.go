@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventide/server/internal/redistest"
+	"github.com/eventide/server/store/embedded"
+)
+
+// Issue 15, finding 7: Redis Sentinel and Cluster were built but never run. These tests start a
+// real Sentinel set and a real 3-master Cluster (internal/redistest) and two replicas configured
+// the way an operator would (REDIS_ADDRS, with REDIS_MASTER_NAME for Sentinel), on one store, and
+// run the cache, the shared throttle, the invalidation bus, eventUpdated and the security bridge
+// through them. For Sentinel the master is then killed, and everything must work again on the
+// promoted replica without restarting either server.
+
+// haLoginLimit is LOGIN_THROTTLE_LIMIT in these tests: small, so that a budget shared through
+// Redis is told apart from two budgets in memory (one per replica) in a few requests.
+const haLoginLimit = 4
+
+// startHAReplicas starts two servers on one embedded store and the given Redis seeds.
+func startHAReplicas(t *testing.T, addrs []string, masterName string) (a, b *testServer) {
+	t.Helper()
+	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	replica := func() *testServer {
+		cfg := testConfig(t)
+		cfg.MongoURI = db.URI()
+		cfg.UseRedis = true
+		cfg.RedisAddrs = addrs
+		cfg.RedisMasterName = masterName
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		cfg.LoginThrottleLimit = haLoginLimit
+		cfg.ThrottleTTL = time.Hour // one window for the whole test
+		return startServer(t, cfg)
+	}
+	return replica(), replica()
+}
+
+// waitOnRedis waits until ts's cache is on Redis (not its memory fallback) and its security bridge
+// is subscribed.
+func (ts *testServer) waitOnRedis(what string) {
+	ts.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, status, detail := ts.readyCache()
+		if code == http.StatusOK && status == "up" && ts.metric("eventide_security_bridge_subscribed") == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.t.Fatalf("%s: the cache is not on Redis (readyz %d, cache %s %q) or the security bridge is not subscribed (%v)",
+				what, code, status, detail, ts.metric("eventide_security_bridge_subscribed"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkHA runs one round of cross-replica checks; round keeps names, addresses and titles apart
+// between rounds.
+// admin and org are sessions made once per test: every login, even a good one, spends the small
+// login budget these tests set.
+func checkHA(t *testing.T, a, b *testServer, admin, org session, round string) {
+	t.Helper()
+	a.waitOnRedis("replica a")
+	b.waitOnRedis("replica b")
+	if st := b.cacheStats(admin).CacheStats; st.Backend != "redis" || st.FallbackActive {
+		t.Fatalf("replica b's cache: %+v, want redis without fallback", st)
+	}
+	id := a.publishedEvent(org, "HA "+round, 10, 24*time.Hour)
+	q := `query($id: ID!){ event(id: $id){ attendeeCount title } }`
+	var ev struct {
+		Event struct {
+			AttendeeCount int
+			Title         string
+		}
+	}
+	b.mustData("", q, map[string]any{"id": id}, &ev) // b's cache now holds the event
+	hitsBefore := a.cacheStats(admin).CacheStats.Hits
+	a.mustData("", q, map[string]any{"id": id}, &ev)
+	if st := a.cacheStats(admin).CacheStats; st.Hits <= hitsBefore {
+		t.Fatalf("a read the event b had just cached and missed (hits %d → %d): the cache is not shared", hitsBefore, st.Hits)
+	}
+
+	t.Run(round+"/Invalidation", func(t *testing.T) {
+		before := b.metric("eventide_cache_remote_invalidations_total")
+		fan := a.signUp("Fan " + round)
+		a.mustData(fan.Token, `mutation($id: ID!){ registerForEvent(eventId: $id){ status } }`, map[string]any{"id": id}, nil)
+		b.mustData("", q, map[string]any{"id": id}, &ev)
+		if ev.Event.AttendeeCount != 1 {
+			t.Fatalf("b reads attendeeCount %d after a's registration returned", ev.Event.AttendeeCount)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for b.metric("eventide_cache_remote_invalidations_total") <= before {
+			if time.Now().After(deadline) {
+				t.Fatal("b received no invalidation from a over pub/sub")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run(round+"/EventUpdated", func(t *testing.T) {
+		c := b.dialWS("graphql-transport-ws", nil)
+		c.subscribe("1", `subscription($id: ID!){ eventUpdated(id: $id){ id title attendeeCount } }`, map[string]any{"id": id})
+		got := make(chan map[string]any, 1)
+		go func() { got <- c.next() }()
+		for i := 0; ; i++ {
+			a.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+				map[string]any{"id": id, "t": "Renamed " + round + " " + strconv.Itoa(i)}, nil)
+			select {
+			case m := <-got:
+				raw, _ := json.Marshal(m["payload"])
+				if m["type"] != "next" || !strings.Contains(string(raw), `"title":"Renamed `+round) {
+					t.Fatalf("b's subscriber got %s", raw)
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+				if i == 25 {
+					t.Fatal("b's subscriber never got a's eventUpdated")
+				}
+			}
+		}
+	})
+
+	t.Run(round+"/ThrottleAndSecurityBridge", func(t *testing.T) {
+		// Failed logins for one email, alternating between the replicas: the budget is shared, so
+		// the attempt after LOGIN_THROTTLE_LIMIT is refused whichever replica it reaches. With
+		// two budgets in memory, 2×limit attempts would pass.
+		email := fmt.Sprintf("ha-%s@example.com", strings.ToLower(round))
+		for i := range haLoginLimit {
+			ts := []*testServer{a, b}[i%2]
+			client := from(fmt.Sprintf("198.51.100.%d", 10+i))
+			if r := ts.login(client, email, "wrong-password"); r.code() != "UNAUTHENTICATED" {
+				t.Fatalf("attempt %d: %s", i, r)
+			}
+		}
+		for i, ts := range []*testServer{a, b} {
+			if r := ts.login(from(fmt.Sprintf("198.51.100.%d", 50+i)), email, "wrong-password"); r.code() != "RATE_LIMITED" {
+				t.Fatalf("attempt %d on replica %d after %d shared: %s, want RATE_LIMITED", haLoginLimit+i, i, haLoginLimit, r)
+			}
+		}
+		// The first attempt (on a) reached b's security log through the bridge.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			evs := only(b.securityEvents(admin, map[string]any{"types": []string{"LOGIN_FAILED"}, "ip": "198.51.100.10"}, 10),
+				func(e secEvent) bool { return str(e.Email) == email })
+			if len(evs) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("b's security log holds %d of a's LOGIN_FAILED events, want 1: %v", len(evs), evs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+func TestRedisSentinel(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	a, b := startHAReplicas(t, s.Addrs(), s.MasterName)
+	admin, org := a.admin(), a.organizer("Org")
+	checkHA(t, a, b, admin, org, "Before")
+	if t.Failed() {
+		return
+	}
+	// Under a steady stream of reads and writes on both replicas, kill the master: every request
+	// still succeeds (the cache serves from memory meanwhile), and both replicas come back on the
+	// promoted replica by themselves.
+	id := a.publishedEvent(org, "Failover", 10, 24*time.Hour)
+	stop := make(chan struct{})
+	done := make(chan []string)
+	var sent atomic.Int64
+	go func() {
+		var failures []string
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- failures
+				return
+			default:
+			}
+			sent.Add(1)
+			ts := []*testServer{a, b}[i%2]
+			q := `query($id: ID!){ event(id: $id){ title } }`
+			vars := map[string]any{"id": id}
+			if i%5 == 0 {
+				q = `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`
+				vars["t"] = "Failover " + strconv.Itoa(i)
+			}
+			if r := ts.do(org.Token, q, vars); r.Status != http.StatusOK || len(r.Errors) > 0 {
+				failures = append(failures, fmt.Sprintf("request %d: status %d %v", i, r.Status, r.Errors))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	killed := time.Now()
+	s.Failover()
+	promoted := time.Since(killed)
+	a.waitOnRedis("replica a after the failover")
+	b.waitOnRedis("replica b after the failover")
+	back := time.Since(killed)
+	close(stop)
+	if failures := <-done; len(failures) > 0 {
+		t.Fatalf("%d requests failed during the failover: %v", len(failures), failures)
+	}
+	t.Logf("failover: master killed, replica %s promoted after %v, both servers back on Redis after %v; %d requests meanwhile, none failed",
+		s.MasterAddr(), promoted.Round(time.Millisecond), back.Round(time.Millisecond), sent.Load())
+	checkHA(t, a, b, admin, org, "After")
+}
+
+func TestRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	a, b := startHAReplicas(t, c.Addrs(), "")
+	checkHA(t, a, b, a.admin(), a.organizer("Org"), "Cluster")
+}
