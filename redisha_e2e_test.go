@@ -27,6 +27,9 @@ import (
 // Redis is told apart from two budgets in memory (one per replica) in a few requests.
 const haLoginLimit = 4
 
+// haPassword is REDIS_PASSWORD: the data nodes require it, as in production.
+const haPassword = "ha-test-password"
+
 // startHAReplicas starts two servers on one embedded store and the given Redis seeds.
 func startHAReplicas(t *testing.T, addrs []string, masterName string) (a, b *testServer) {
 	t.Helper()
@@ -41,9 +44,11 @@ func startHAReplicas(t *testing.T, addrs []string, masterName string) (a, b *tes
 		cfg.UseRedis = true
 		cfg.RedisAddrs = addrs
 		cfg.RedisMasterName = masterName
+		cfg.RedisPassword = haPassword
 		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		cfg.LoginThrottleLimit = haLoginLimit
 		cfg.ThrottleTTL = time.Hour // one window for the whole test
+		cfg.ThrottleLimit = 1 << 20 // the steady load under a failover is one client
 		return startServer(t, cfg)
 	}
 	return replica(), replica()
@@ -56,16 +61,20 @@ func (ts *testServer) waitOnRedis(what string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		code, status, detail := ts.readyCache()
-		if code == http.StatusOK && status == "up" && ts.metric("eventide_security_bridge_subscribed") == 1 {
+		if code == http.StatusOK && status == "up" && ts.metric("eventide_security_bridge_subscribed") == 1 &&
+			ts.metric("eventide_security_limiter_fallback_active") == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.t.Fatalf("%s: the cache is not on Redis (readyz %d, cache %s %q) or the security bridge is not subscribed (%v)",
-				what, code, status, detail, ts.metric("eventide_security_bridge_subscribed"))
+			ts.t.Fatalf("%s: the cache is not on Redis (readyz %d, cache %s %q) or the security bridge is not subscribed (%v) or the throttle is on memory (%v)",
+				what, code, status, detail, ts.metric("eventide_security_bridge_subscribed"), ts.metric("eventide_security_limiter_fallback_active"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// onRedisNow reports whether ts's cache reads Redis now (not its memory fallback).
+func (ts *testServer) onRedisNow() bool { return ts.app.cache.Describe() == "redis" }
 
 // checkHA runs one round of cross-replica checks; round keeps names, addresses and titles apart
 // between rounds.
@@ -167,60 +176,105 @@ func checkHA(t *testing.T, a, b *testServer, admin, org session, round string) {
 }
 
 func TestRedisSentinel(t *testing.T) {
-	s := redistest.StartSentinel(t)
+	s := redistest.StartSentinel(t, redistest.HAOptions{Password: haPassword})
 	a, b := startHAReplicas(t, s.Addrs(), s.MasterName)
 	admin, org := a.admin(), a.organizer("Org")
 	checkHA(t, a, b, admin, org, "Before")
 	if t.Failed() {
 		return
 	}
-	// Under a steady stream of reads and writes on both replicas, kill the master: every request
-	// still succeeds (the cache serves from memory meanwhile), and both replicas come back on the
-	// promoted replica by themselves.
 	id := a.publishedEvent(org, "Failover", 10, 24*time.Hour)
+
+	// A manual failover (maintenance): the old master becomes a replica and keeps its
+	// connections open, refusing writes (READONLY) until the clients follow the sentinel.
+	// Until the sentinel demotes the old master (its next poll, ~10 s), pub/sub may stay split
+	// (see the report of issue 15): the round of checks runs once it is demoted.
+	underLoad(t, a, b, org, id, "manual failover", s.ManualFailover)
+	s.Demote()
+	checkHA(t, a, b, admin, org, "Switched")
+	if t.Failed() {
+		return
+	}
+	// The master killed: both servers follow to the promoted replica by themselves.
+	underLoad(t, a, b, org, id, "master killed", s.Failover)
+	checkHA(t, a, b, admin, org, "After")
+}
+
+// underLoad runs fault under a steady stream of writes and reads on both replicas: every request
+// must succeed (the cache serves from memory meanwhile), every read must see the last write
+// whichever replica made it (a cache entry lost or kept stale by the failover would show here),
+// and both servers must be back on Redis after.
+func underLoad(t *testing.T, a, b *testServer, org session, id, what string, fault func()) {
+	t.Helper()
 	stop := make(chan struct{})
 	done := make(chan []string)
-	var sent atomic.Int64
+	t0 := time.Now()
+	var sent, bad, staleInFallback atomic.Int64
 	go func() {
-		var failures []string
+		var problems []string
+		note := func(format string, args ...any) {
+			bad.Add(1)
+			if len(problems) < 5 {
+				problems = append(problems, fmt.Sprintf(format, args...))
+			}
+		}
+		last := ""
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
-				done <- failures
+				done <- problems
 				return
 			default:
 			}
 			sent.Add(1)
 			ts := []*testServer{a, b}[i%2]
-			q := `query($id: ID!){ event(id: $id){ title } }`
-			vars := map[string]any{"id": id}
-			if i%5 == 0 {
-				q = `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`
-				vars["t"] = "Failover " + strconv.Itoa(i)
-			}
-			if r := ts.do(org.Token, q, vars); r.Status != http.StatusOK || len(r.Errors) > 0 {
-				failures = append(failures, fmt.Sprintf("request %d: status %d %v", i, r.Status, r.Errors))
+			if i%4 == 0 {
+				title := "Failover " + strconv.Itoa(i)
+				r := ts.do(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+					map[string]any{"id": id, "t": title})
+				if r.Status != http.StatusOK || len(r.Errors) > 0 {
+					note("write %d: status %d %v", i, r.Status, r.Errors)
+				} else {
+					last = title
+				}
+			} else {
+				// A read while either replica is on its memory fallback may be stale: that is
+				// issue 15's finding 3 (CACHE_FALLBACK_TTL bounds it), counted here, not failed.
+				onRedis := a.onRedisNow() && b.onRedisNow()
+				r := ts.do(org.Token, `query($id: ID!){ event(id: $id){ title } }`, map[string]any{"id": id})
+				onRedis = onRedis && a.onRedisNow() && b.onRedisNow()
+				var out struct{ Event struct{ Title string } }
+				switch {
+				case r.Status != http.StatusOK || len(r.Errors) > 0:
+					note("read %d: status %d %v", i, r.Status, r.Errors)
+				case json.Unmarshal(r.Data, &out) != nil:
+					note("read %d: %s", i, r.Data)
+				case last != "" && out.Event.Title != last && onRedis:
+					note("read %d on replica %d at %v, both on Redis: title %q after %q was written", i, i%2, time.Since(t0).Round(time.Millisecond), out.Event.Title, last)
+				case last != "" && out.Event.Title != last:
+					staleInFallback.Add(1)
+				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	killed := time.Now()
-	s.Failover()
-	promoted := time.Since(killed)
-	a.waitOnRedis("replica a after the failover")
-	b.waitOnRedis("replica b after the failover")
-	back := time.Since(killed)
+	began := time.Now()
+	fault()
+	promoted := time.Since(began)
+	a.waitOnRedis("replica a after the " + what)
+	b.waitOnRedis("replica b after the " + what)
+	back := time.Since(began)
+	time.Sleep(500 * time.Millisecond) // and some more on Redis again
 	close(stop)
-	if failures := <-done; len(failures) > 0 {
-		t.Fatalf("%d requests failed during the failover: %v", len(failures), failures)
+	if problems := <-done; len(problems) > 0 {
+		t.Fatalf("%s: %d of %d requests failed or read a stale title, the first: %v", what, bad.Load(), sent.Load(), problems)
 	}
-	t.Logf("failover: master killed, replica %s promoted after %v, both servers back on Redis after %v; %d requests meanwhile, none failed",
-		s.MasterAddr(), promoted.Round(time.Millisecond), back.Round(time.Millisecond), sent.Load())
-	checkHA(t, a, b, admin, org, "After")
+	t.Logf("%s: replica promoted after %v, both servers back on Redis after %v; %d requests meanwhile, none failed, none stale with both on Redis (%d stale while a replica was on its memory fallback: finding 3)",
+		what, promoted.Round(time.Millisecond), back.Round(time.Millisecond), sent.Load(), staleInFallback.Load())
 }
 
 func TestRedisCluster(t *testing.T) {
-	c := redistest.StartCluster(t, 3)
+	c := redistest.StartCluster(t, 3, redistest.HAOptions{Password: haPassword})
 	a, b := startHAReplicas(t, c.Addrs(), "")
 	checkHA(t, a, b, a.admin(), a.organizer("Org"), "Cluster")
 }

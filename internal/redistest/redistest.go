@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,8 +83,8 @@ func (s *Server) start() {
 	s.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ping(s.Addr()) == nil {
-			return
+		if err := ping(s.Addr()); err == nil || strings.Contains(err.Error(), "NOAUTH") {
+			return // a node with a password answers -NOAUTH: it is up
 		}
 		if time.Now().After(deadline) {
 			s.Stop()

@@ -18,7 +18,12 @@ func TestStartStopRestart(t *testing.T) {
 }
 
 func TestSentinelFailover(t *testing.T) {
-	s := StartSentinel(t)
+	s := StartSentinel(t, HAOptions{Password: "pw"})
+	s.ManualFailover()
+	s.Demote()
+	if got := s.MasterAddr(); got != s.Master.Addr() {
+		t.Fatalf("after a manual failover the sentinel reports master %s, want %s", got, s.Master.Addr())
+	}
 	if got := s.MasterAddr(); got != s.Master.Addr() {
 		t.Fatalf("sentinel reports master %s, want %s", got, s.Master.Addr())
 	}
@@ -32,7 +37,7 @@ func TestSentinelFailover(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
-	c := StartCluster(t, 3)
+	c := StartCluster(t, 3, HAOptions{Password: "pw"})
 	if len(c.Addrs()) != 3 {
 		t.Fatalf("%d seeds", len(c.Addrs()))
 	}
