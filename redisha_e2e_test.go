@@ -191,6 +191,7 @@ func TestRedisSentinel(t *testing.T) {
 	// The old master still runs as a master (the sentinel demotes it at its next poll, ~10 s):
 	// the bus must not stay subscribed there, or b hears nothing a publishes on the new master.
 	busCrosses(t, a, b, org, id, 5*time.Second)
+	bridgeCrosses(t, a, b, admin, 5*time.Second)
 	s.Demote()
 	checkHA(t, a, b, admin, org, "Switched")
 	if t.Failed() {
@@ -215,6 +216,25 @@ func busCrosses(t *testing.T, a, b *testServer, org session, id string, d time.D
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("the bus crosses again %v after the failover check began (b resubscribed %v times)", time.Since(began).Round(time.Millisecond), b.metric("eventide_bus_resubscribed_total"))
+}
+
+// bridgeCrosses fails logins on a (from fresh addresses) until b's security log holds one of
+// them, within d.
+func bridgeCrosses(t *testing.T, a, b *testServer, admin session, d time.Duration) {
+	t.Helper()
+	began := time.Now()
+	for i := 0; ; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", 100+i%100)
+		a.login(from(ip), fmt.Sprintf("bridge-%d@example.com", i), "wrong-password")
+		time.Sleep(100 * time.Millisecond)
+		if len(b.securityEvents(admin, map[string]any{"types": []string{"LOGIN_FAILED"}, "ip": ip}, 10)) > 0 {
+			t.Logf("the security bridge crosses again %v after the check began", time.Since(began).Round(time.Millisecond))
+			return
+		}
+		if time.Since(began) > d {
+			t.Fatalf("for %v b's security log received none of a's events over the bridge", d)
+		}
+	}
 }
 
 // underLoad runs fault under a steady stream of writes and reads on both replicas: every request
