@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -37,13 +39,23 @@ type Bus struct {
 
 	handlers map[string]func([]byte) // by channel suffix; set before Start
 	queue    chan busMsg
-	ps       *redis.PubSub
+	chans    []string                     // the subscribed channels, whole
+	ps       atomic.Pointer[redis.PubSub] // the current subscription; replaced when it is split
+	lastEcho atomic.Int64                 // unix nanos when this bus last heard its own probe
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
 
-	sent, received, dropped atomic.Int64
+	sent, received, dropped, resubscribed atomic.Int64
 }
+
+// echoEvery is how often the bus checks that its subscription hears what it publishes. After a
+// Sentinel failover go-redis moves its connection pool to the new master, but an open
+// subscription stays on the old master, which keeps running until the sentinel demotes it: the
+// messages of the other replicas, published on the new master, would not arrive. A probe that
+// does not come back within echoEvery ends that subscription and subscribes again (on the
+// current master).
+const echoEvery = time.Second
 
 type busMsg struct {
 	channel string
@@ -71,6 +83,8 @@ func (b *Bus) Register(reg prometheus.Registerer) {
 			func() float64 { return float64(b.sent.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_bus_received_total", Help: "Messages received from other replicas."},
 			func() float64 { return float64(b.received.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_bus_resubscribed_total", Help: "Subscriptions ended and opened again because they did not hear this replica's own probe (after a failover)."},
+			func() float64 { return float64(b.resubscribed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventide_bus_dropped_total", Help: "Messages not sent: the queue was full or Redis was not serving."},
 			func() float64 { return float64(b.dropped.Load()) }),
 	)
@@ -85,40 +99,89 @@ func (b *Bus) Start() {
 	if !b.enabled() || len(b.handlers) == 0 {
 		return
 	}
-	chans := make([]string, 0, len(b.handlers))
 	for c := range b.handlers {
-		chans = append(chans, b.prefix+c)
+		b.chans = append(b.chans, b.prefix+c)
 	}
-	// Subscribe does not wait for Redis: go-redis (re)subscribes whenever it can connect.
-	b.ps = b.sw.redis.client.Subscribe(context.Background(), chans...)
-	msgs := b.ps.Channel(redis.WithChannelSize(256))
+	slices.Sort(b.chans)
+	b.subscribe()
 	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		b.send()
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.echo()
+	}()
+}
+
+// subscribe opens a subscription to every handled channel and drains it until it is closed.
+// Subscribe does not wait for Redis: go-redis (re)subscribes whenever it can connect.
+func (b *Bus) subscribe() {
+	ps := b.sw.redis.client.Subscribe(context.Background(), b.chans...)
+	b.ps.Store(ps)
+	msgs := ps.Channel(redis.WithChannelSize(256))
+	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		for m := range msgs {
 			b.receive(m)
 		}
 	}()
-	go func() {
-		defer b.wg.Done()
-		b.send()
-	}()
+}
+
+// echo publishes a probe (this bus's origin alone) every echoEvery while Redis serves, and
+// subscribes again when the previous probe was not heard back.
+func (b *Bus) echo() {
+	t := time.NewTicker(echoEvery)
+	defer t.Stop()
+	var sentAt int64
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		if !b.sw.readsRedis() {
+			sentAt = 0
+			continue
+		}
+		if sentAt != 0 && b.lastEcho.Load() < sentAt {
+			b.log.Warn("bus: the subscription does not hear this replica's messages (a failover?); subscribing again")
+			old := b.ps.Load()
+			b.subscribe()
+			_ = old.Close()
+			b.resubscribed.Add(1)
+			sentAt = 0
+			continue
+		}
+		sentAt = time.Now().UnixNano()
+		ctx, cancel := b.sw.redis.op(context.Background())
+		if err := b.sw.redis.client.Publish(ctx, b.chans[0], b.origin).Err(); err != nil {
+			sentAt = 0 // Redis failing: the Switch notices it on the requests' calls
+		}
+		cancel()
+	}
 }
 
 // Close stops the sender and the subscription.
 func (b *Bus) Close() {
 	b.once.Do(func() {
 		close(b.stop)
-		if b.ps != nil {
-			_ = b.ps.Close()
+		if ps := b.ps.Load(); ps != nil {
+			_ = ps.Close()
 		}
 		b.wg.Wait()
+		// A resubscription racing Close may have opened one more: close whatever is current.
+		if ps := b.ps.Load(); ps != nil {
+			_ = ps.Close()
+		}
 	})
 }
 
 // publish queues payload for the other replicas; it never blocks.
 func (b *Bus) publish(_ context.Context, channel string, payload []byte) {
-	if !b.enabled() || b.ps == nil {
+	if !b.enabled() || b.ps.Load() == nil {
 		return
 	}
 	select {
@@ -155,6 +218,12 @@ func (b *Bus) send() {
 
 func (b *Bus) receive(m *redis.Message) {
 	frame := []byte(m.Payload)
+	if len(frame) == len(b.origin) { // a probe: ours is the echo echo() waits for
+		if bytes.Equal(frame, b.origin) {
+			b.lastEcho.Store(time.Now().UnixNano())
+		}
+		return
+	}
 	if len(frame) < len(b.origin) || bytes.Equal(frame[:len(b.origin)], b.origin) {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,12 @@ type BridgeConfig struct {
 	PublishTimeout time.Duration // per PUBLISH; default 2s
 	HealthInterval time.Duration // a quiet subscription pings Redis this often to notice it gone; default 5s
 	RetryMax       time.Duration // longest pause between two attempts to resubscribe; default 2s
-	Logger         *slog.Logger  // default slog.Default()
+	// EchoInterval: this often the bridge publishes a probe and checks that its subscription
+	// heard the previous one; default 1s. After a Sentinel failover the subscription can stay on
+	// the old master (still running until the sentinel demotes it) while publishes go to the new
+	// one: a probe not heard back ends the subscription, and it is made again on the master.
+	EchoInterval time.Duration
+	Logger       *slog.Logger // default slog.Default()
 }
 
 // maxPayload bounds a message the bridge will decode: an event is at most a few KiB.
@@ -66,6 +72,9 @@ func NewBridge(l *Log, rdb redis.UniversalClient, cfg BridgeConfig) *Bridge {
 	}
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = 5 * time.Second
+	}
+	if cfg.EchoInterval <= 0 {
+		cfg.EchoInterval = time.Second
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 2 * time.Second
@@ -215,16 +224,23 @@ func (b *Bridge) receive(ctx context.Context, onSubscribed func()) error {
 	defer ps.Close()
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() }) // unblocks a pending receive
 	defer stop()
+	probe := probePrefix + b.log.Origin() + `"}`
+	var sentAt, lastEcho time.Time // sentAt zero: no probe waiting for its echo
+	lastPing := time.Now()
+	next := time.Now().Add(b.cfg.EchoInterval)
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, b.cfg.HealthInterval)
+		msg, err := ps.ReceiveTimeout(ctx, max(time.Until(next), time.Millisecond))
 		if err != nil {
-			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+			ne := net.Error(nil)
+			if !errors.As(err, &ne) || !ne.Timeout() || ctx.Err() != nil {
+				return err
+			}
+			if time.Since(lastPing) >= b.cfg.HealthInterval {
 				if err := ps.Ping(ctx); err != nil {
 					return err
 				}
-				continue
+				lastPing = time.Now()
 			}
-			return err
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
@@ -233,12 +249,36 @@ func (b *Bridge) receive(ctx context.Context, onSubscribed func()) error {
 				onSubscribed()
 			}
 		case *redis.Message:
-			b.handle(m.Payload)
+			if m.Payload == probe {
+				lastEcho = time.Now()
+			} else {
+				b.handle(m.Payload)
+			}
 		}
+		if time.Now().Before(next) {
+			continue
+		}
+		next = time.Now().Add(b.cfg.EchoInterval)
+		if !sentAt.IsZero() && lastEcho.Before(sentAt) && b.subscribed.Load() {
+			return errors.New("security bridge: the subscription did not hear this replica's probe (a failover?)")
+		}
+		pctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+		if err := b.rdb.Publish(pctx, b.cfg.Channel, probe).Err(); err == nil {
+			sentAt = time.Now()
+		} else {
+			sentAt = time.Time{} // Redis failing: the ping finds out whether the subscription is gone
+		}
+		cancel()
 	}
 }
 
+// probePrefix starts a probe message: {"probe":"<origin>"}. Probes are not events.
+const probePrefix = `{"probe":"`
+
 func (b *Bridge) handle(payload string) {
+	if strings.HasPrefix(payload, probePrefix) {
+		return // another replica's probe
+	}
 	if len(payload) > maxPayload {
 		b.malformed.Inc()
 		return

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,11 @@ type Server struct {
 	dir  string
 	bin  string
 
+	// args are added to the command line (a replica's --replicaof, a cluster node's options);
+	// argv, when set, is the whole command line instead (a sentinel).
+	args []string
+	argv []string
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
@@ -33,14 +39,25 @@ type Server struct {
 // binary the test is skipped with a loud message, or fails when EVENTIDE_REQUIRE_REDIS=1.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return startWith(tb, lookPath(tb, "redis-server"), freePort(tb))
+}
+
+// lookPath finds a Redis binary, or skips (fails under EVENTIDE_REQUIRE_REDIS=1) without it.
+func lookPath(tb testing.TB, name string) string {
+	tb.Helper()
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatalf("redis-server not found and %s=1: install it (apt-get install redis-server)", RequireEnv)
+			tb.Fatalf("%s not found and %s=1: install it (apt-get install redis-server)", name, RequireEnv)
 		}
-		tb.Skip("SKIPPED: redis-server is not installed; these Redis tests did not run (set " + RequireEnv + "=1 to make this a failure)")
+		tb.Skip("SKIPPED: " + name + " is not installed; these Redis tests did not run (set " + RequireEnv + "=1 to make this a failure)")
 	}
-	s := &Server{tb: tb, port: freePort(tb), dir: tb.TempDir(), bin: bin}
+	return bin
+}
+
+func startWith(tb testing.TB, bin string, port int, args ...string) *Server {
+	tb.Helper()
+	s := &Server{tb: tb, port: port, dir: tb.TempDir(), bin: bin, args: args}
 	s.start()
 	tb.Cleanup(s.Stop)
 	return s
@@ -51,9 +68,13 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 func (s *Server) start() {
 	s.tb.Helper()
-	cmd := exec.Command(s.bin,
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--protected-mode", "yes", "--loglevel", "warning")
+		"--dir", s.dir, "--protected-mode", "yes", "--loglevel", "warning"}, s.args...)
+	if s.argv != nil {
+		args = s.argv
+	}
+	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("redistest: start redis-server: %v", err)
 	}
@@ -62,8 +83,8 @@ func (s *Server) start() {
 	s.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ping(s.Addr()) == nil {
-			return
+		if err := ping(s.Addr()); err == nil || strings.Contains(err.Error(), "NOAUTH") {
+			return // a node with a password answers -NOAUTH: it is up
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
