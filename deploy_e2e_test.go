@@ -29,18 +29,6 @@ import (
 // server, the timings and memory sizes fit the configuration they ship, and the Dockerfile's
 // build command is the one CI builds and starts.
 
-// pendingKeys are named in deploy/ but added to config by another branch of issue 15 (the
-// supervisor and SHUTDOWN_DELAY work). Remove each entry once that branch is merged: from then on
-// the key must be in config.Keys() like every other.
-var pendingKeys = map[string]bool{
-	"SHUTDOWN_DELAY":         true,
-	"SUPERVISE_MAX_RESTARTS": true,
-}
-
-// productionShutdownDelay is SHUTDOWN_DELAY's production default (API.md), used when a file does
-// not set it. After the merge this can read config's production defaults.
-const productionShutdownDelay = 5 * time.Second
-
 // supervisorStopMargin is what the supervisor adds to SHUTDOWN_TIMEOUT before it kills a child
 // that does not stop (server.go: StopTimeout).
 const supervisorStopMargin = 5 * time.Second
@@ -49,7 +37,7 @@ const supervisorStopMargin = 5 * time.Second
 // ConfigMap or the unit.
 var secretKeys = []string{"JWT_SECRET", "MONGO_URI", "REDIS_PASSWORD", "ADMIN_PASSWORD"}
 
-// checkKeys fails for every key of env that is neither a configuration key nor pending.
+// checkKeys fails for every key of env that is not a configuration key.
 func checkKeys(t *testing.T, where string, env map[string]string) {
 	t.Helper()
 	known := map[string]bool{}
@@ -57,7 +45,7 @@ func checkKeys(t *testing.T, where string, env map[string]string) {
 		known[k] = true
 	}
 	for k := range env {
-		if !known[k] && !pendingKeys[k] {
+		if !known[k] {
 			t.Errorf("%s sets %s, which is not a configuration key (config.Keys)", where, k)
 		}
 	}
@@ -84,7 +72,11 @@ func shutdownDelay(t *testing.T, env map[string]string) time.Duration {
 	t.Helper()
 	v, ok := env["SHUTDOWN_DELAY"]
 	if !ok {
-		return productionShutdownDelay
+		def, err := config.Defaults(config.EnvProduction)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return def.ShutdownDelay
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
