@@ -107,6 +107,9 @@ var errBadFlags = errors.New("bad command line or config file")
 
 // run loads the configuration, serves until ctx ends, then shuts down gracefully.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return runBackup(ctx, args[1:], environ, stdout)
+	}
 	cfg, err := config.Load(config.Sources{Args: args, Environ: environ})
 	if err != nil {
 		var ce *config.Error
