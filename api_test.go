@@ -410,7 +410,7 @@ func TestHTTPSurface(t *testing.T) {
 	})
 	t.Run("HealthReadyMetrics", func(t *testing.T) {
 		for path, want := range map[string]string{
-			"/healthz": `"ok"`, "/readyz": `"store"`, "/metrics": "eventide_mongo_commands_total",
+			"/healthz": `"ok"`, "/readyz": `"store":{"status":"up","detail":"sqlite"}`, "/metrics": "eventide_cache_hits_total",
 		} {
 			res, err := http.Get(ts.base + path)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,13 +11,18 @@ import (
 	"time"
 
 	"github.com/eventide/server/config"
+	"github.com/eventide/server/store/embedded"
 )
 
 // storeCommands sums eventide_mongo_commands_total from /metrics. Scraping sends no command to the
 // store, and the driver's heartbeats are not counted, so between two calls it counts exactly the
 // commands of the requests made in between (never poll /readyz in that window: its ping counts).
+// Only the MongoDB store counts its commands: a test that counts them starts its server onMongoDB.
 func (ts *testServer) storeCommands() int {
 	ts.t.Helper()
+	if ts.app.storeIs != storeMongoDB {
+		ts.t.Fatal("store commands are counted by the MongoDB store only: start the server with onMongoDB(t, cfg)")
+	}
 	res, err := http.Get(ts.base + "/metrics")
 	if err != nil {
 		ts.t.Fatal(err)
@@ -44,6 +50,22 @@ func (ts *testServer) commandsOf(fn func()) int {
 	before := ts.storeCommands()
 	fn()
 	return ts.storeCommands() - before
+}
+
+// onMongoDB points cfg (testConfig when nil) at a MongoDB of its own, an in-process FerretDB
+// stopped at cleanup, for the tests that count store commands.
+func onMongoDB(t testing.TB, cfg *config.Config) *config.Config {
+	t.Helper()
+	if cfg == nil {
+		cfg = testConfig(t)
+	}
+	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	cfg.MongoURI = db.URI()
+	return cfg
 }
 
 func (ts *testServer) purgeCache(admin session) int {
@@ -76,7 +98,7 @@ type eventsPage struct {
 // venue, organizer and counts) costs one command per kind of data after purgeCache, and none warm;
 // a write shows on the next page at the cost of what it made stale only.
 func TestCacheCommandsPerPage(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, onMongoDB(t, nil))
 	admin := ts.admin()
 	orgs := []session{ts.organizer("Org A"), ts.organizer("Org B"), ts.organizer("Org C")}
 	venues := make([]string, 4)

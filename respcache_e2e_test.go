@@ -41,7 +41,7 @@ func (ts *testServer) responseCache() (hits, stored float64) {
 // without a store command; a registration shows in the very next answer; what depends on the
 // viewer, fails, writes or reads server state is never kept.
 func TestResponseCache(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, onMongoDB(t, nil)) // counts store commands
 	org := ts.organizer("Org")
 	ids := make([]string, 3)
 	for i := range ids {

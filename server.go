@@ -44,8 +44,6 @@ import (
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
-	"github.com/eventide/server/store"
-	"github.com/eventide/server/store/embedded"
 	"github.com/eventide/server/supervisor"
 )
 
@@ -109,6 +107,9 @@ var errBadFlags = errors.New("bad command line or config file")
 
 // run loads the configuration, serves until ctx ends, then shuts down gracefully.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return runBackup(ctx, args[1:], environ, stdout)
+	}
 	cfg, err := config.Load(config.Sources{Args: args, Environ: environ})
 	if err != nil {
 		var ce *config.Error
@@ -243,10 +244,10 @@ type app struct {
 	log      *slog.Logger
 	addr     string
 	http     *httpapi.Server
-	store    *store.Store
+	store    appStore
+	storeIs  string // storeSQLite or storeMongoDB, as /readyz names it
 	cache    *cache.Switch
 	bus      *cache.Bus
-	embedded *embedded.Server
 	sessions *httpapi.Sessions
 	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
 	serveErr chan error
@@ -291,25 +292,12 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		}
 	}()
 
-	uri := cfg.MongoURI
-	if uri == "" {
-		dir := filepath.Join(cfg.DataDir, "embedded")
-		a.embedded, err = embedded.Start(ctx, embedded.Options{Dir: dir, Logger: log.With("component", "ferretdb")})
-		if err != nil {
-			return nil, fmt.Errorf("embedded store: %w", err)
-		}
-		uri = a.embedded.URI()
-		log.Info("embedded store started", "dir", dir, "addr", a.embedded.Addr())
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	a.store, err = store.Open(ctx, store.Options{
-		URI: uri, Database: cfg.MongoDatabase, PoolSize: cfg.MongoPoolSize, MinPoolSize: cfg.MongoMinPoolSize,
-		ConnectTimeout: cfg.MongoConnectTimeout, ServerSelectionTimeout: cfg.MongoServerSelectionTimeout,
-		MaxConnIdleTime: cfg.MongoMaxConnIdleTime, Logger: log.With("component", "store"), Registerer: reg,
-	})
+	// The store: MongoDB when MONGO_URI is set, else SQLite under DATA_DIR (an earlier version's
+	// FerretDB files there are imported first).
+	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -504,12 +492,12 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			Name: "store", Required: true,
 			Probe: func(ctx context.Context) (string, error) {
 				if err := a.store.Ping(ctx); err != nil {
-					return "", err
+					return a.storeIs, err
 				}
-				if a.embedded != nil {
-					return "embedded", nil
+				if f, ok := a.store.(diskFuller); ok {
+					return a.storeIs, f.DiskFull(ctx)
 				}
-				return "mongodb", nil
+				return a.storeIs, nil
 			},
 		}, {
 			// Not required: with Redis gone the cache serves from memory.
@@ -574,9 +562,6 @@ func (a *app) closeStore(ctx context.Context) error {
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close(ctx))
-	}
-	if a.embedded != nil {
-		errs = append(errs, a.embedded.Close(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -113,6 +113,19 @@ CREATE INDEX registrations_event_status_created ON registrations (event_id, stat
 -- A user's registrations.
 CREATE INDEX registrations_user_status ON registrations (user_id, status);
 `,
+	// 2: what was imported from an earlier version's store (see Import), and one row that the
+	// readiness probe rewrites to learn whether a write fits on the disk again (see DiskFull).
+	`
+CREATE TABLE imports (
+	source        TEXT NOT NULL,
+	imported_at   INTEGER NOT NULL,
+	users         INTEGER NOT NULL,
+	venues        INTEGER NOT NULL,
+	events        INTEGER NOT NULL,
+	registrations INTEGER NOT NULL
+);
+CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+`,
 }
 
 // migrate applies the migrations the database lacks, recording each in schema_migrations and in

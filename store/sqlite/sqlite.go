@@ -71,6 +71,13 @@ type Store struct {
 	// between two steps would.
 	fault atomic.Pointer[func() error]
 
+	// full is set when a write failed for lack of space (SQLITE_FULL) and cleared by the next
+	// write that commits; DiskFull reports it.
+	full atomic.Bool
+	// last is the latest thing that happened to the store (opened, disk full, space back), for
+	// databaseStats.
+	last atomic.Pointer[storeEvent]
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -104,6 +111,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, readers: opts.Readers}
+	s.note("opened")
 	if err := migrate(ctx, w); err != nil {
 		_ = w.Close()
 		return nil, err
@@ -147,13 +155,23 @@ func (s *Store) Ping(ctx context.Context) error {
 // Stats reports the two pools in the shape of the MongoDB store's, for databaseStats.
 func (s *Store) Stats() eventide.StoreStats {
 	r, w := s.r.Stats(), s.w.Stats()
+	last := s.last.Load()
 	return eventide.StoreStats{
 		Connected:       true,
 		MaxPoolSize:     s.readers + 1,
 		ConnectionsOpen: r.OpenConnections + w.OpenConnections,
 		ConnectionsUsed: r.InUse + w.InUse,
+		LastEvent:       last.what,
+		LastEventAt:     last.at,
 	}
 }
+
+type storeEvent struct {
+	what string
+	at   time.Time
+}
+
+func (s *Store) note(what string) { s.last.Store(&storeEvent{what: what, at: time.Now()}) }
 
 // ---- write transactions ----
 
@@ -188,13 +206,57 @@ func (w *wtx) row(st *sql.Stmt, args ...any) *sql.Row {
 func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return mapErr(err)
+		return s.noteFull(err)
 	}
 	if err := fn(&wtx{ctx: ctx, tx: tx, s: s}); err != nil {
 		_ = tx.Rollback()
-		return mapErr(err)
+		return s.noteFull(err)
 	}
-	return mapErr(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return s.noteFull(err)
+	}
+	if s.full.Swap(false) {
+		s.note("disk space back: a write committed")
+	}
+	return nil
+}
+
+// noteFull maps err and remembers whether it was a full disk.
+func (s *Store) noteFull(err error) error {
+	if isFull(err) && !s.full.Swap(true) {
+		s.note("disk full: a write failed for lack of space")
+	}
+	return mapErr(err)
+}
+
+func isFull(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
+}
+
+// ErrDiskFull is what DiskFull returns while writes do not fit.
+var ErrDiskFull = errors.New("disk full: the last write failed for lack of space")
+
+// DiskFull returns ErrDiskFull while the disk is full, for the readiness probe. It is learnt from
+// the writes themselves (a write that failed with SQLITE_FULL sets it, one that commits clears
+// it); while it is set, each call rewrites one row to learn whether space came back, so that a
+// replica taken out of rotation because of it (and so sent no writes) sees it clear.
+func (s *Store) DiskFull(ctx context.Context) error {
+	if !s.full.Load() {
+		return nil
+	}
+	_ = s.write(ctx, func(w *wtx) error {
+		if err := w.step(); err != nil {
+			return err
+		}
+		_, err := w.tx.ExecContext(ctx, `INSERT INTO write_probe (id, at) VALUES (1, ?)
+			ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(now()))
+		return err
+	})
+	if s.full.Load() {
+		return ErrDiskFull
+	}
+	return nil
 }
 
 // ---- errors ----

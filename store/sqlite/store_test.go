@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -98,8 +99,22 @@ func TestFullDisk(t *testing.T) {
 	if ev.ConfirmedCount != registered {
 		t.Fatalf("the event counts %d, %d registrations succeeded", ev.ConfirmedCount, registered)
 	}
+	// The readiness probe says so while its own write fails too (here by the fault hook: under
+	// max_page_count its one-row write would still fit).
+	fail := func() error { return errors.New("the probe's write fails") }
+	st.fault.Store(&fail)
+	if err := st.DiskFull(ctx); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("DiskFull after a full write = %v, want ErrDiskFull", err)
+	}
+	st.fault.Store(nil)
 	if _, err := st.w.Exec(`PRAGMA max_page_count = 1073741823`); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.DiskFull(ctx); err != nil {
+		t.Fatalf("DiskFull once a write fits again = %v", err)
+	}
+	if err := st.DiskFull(ctx); err != nil {
+		t.Fatalf("DiskFull again = %v", err)
 	}
 	_, ev, err = st.Register(ctx, e.ID, "ffffffff"+hex16(uint64(registered)), now)
 	if err != nil {
