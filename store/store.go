@@ -70,6 +70,11 @@ type Store struct {
 	// The locks are bounded (a fixed array) and cost nothing across replicas, where the atomic
 	// operations alone keep the counts exact.
 	eventLocks [eventLockStripes]sync.Mutex
+
+	// broken and the sweeps repair counters after a multi-step write stopped halfway (DESIGN.md).
+	broken     brokenMarks
+	stopSweeps context.CancelFunc
+	sweepDone  chan struct{}
 }
 
 var _ eventide.Store = (*Store)(nil)
@@ -111,11 +116,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	// Repair what a crash left halfway (DESIGN.md): now, and every lease until Close.
+	sctx, stop := context.WithCancel(context.Background())
+	s.stopSweeps, s.sweepDone = stop, make(chan struct{})
+	go s.runSweeps(sctx)
 	return s, nil
 }
 
-// Close disconnects from the server, waiting for in-use connections until ctx ends.
+// Close stops the repair sweeps and disconnects from the server, waiting for in-use
+// connections until ctx ends.
 func (s *Store) Close(ctx context.Context) error {
+	s.stopSweeps()
+	<-s.sweepDone
 	return s.client.Disconnect(ctx)
 }
 
