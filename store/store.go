@@ -1,6 +1,10 @@
 // Package store keeps Eventide's data in MongoDB (or the embedded FerretDB, through the same
 // driver). It is the only package that imports the driver: documents are private structs with
 // converters, and driver errors leave it as *eventide.Error.
+//
+// Multi-document registration writes (register, cancel, a capacity raise) mark their event and
+// are repaired by a recount when stopped halfway; DESIGN.md says which writes are single atomic
+// updates, which are repaired, and why that holds across replicas.
 package store
 
 import (
