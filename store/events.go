@@ -28,8 +28,13 @@ type eventDoc struct {
 	Confirmed    int            `bson:"confirmed"`
 	Waitlisted   int            `bson:"waitlisted"`
 	CancelReason string         `bson:"cancelReason,omitempty"`
-	CreatedAt    time.Time      `bson:"createdAt"`
-	UpdatedAt    time.Time      `bson:"updatedAt"`
+	// Pending holds the marks of multi-step registration writes under way (or stopped
+	// halfway): token → the instant the write began. Rev counts the changes to the counters
+	// and the marks, so that a repair writes only if nothing changed since its read.
+	Pending   map[string]time.Time `bson:"pending,omitempty"`
+	Rev       int64                `bson:"rev"`
+	CreatedAt time.Time            `bson:"createdAt"`
+	UpdatedAt time.Time            `bson:"updatedAt"`
 }
 
 func toEvent(d *eventDoc) *eventide.Event {
@@ -117,7 +122,7 @@ func (s *Store) EventByID(ctx context.Context, id string) (*eventide.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	return toEvent(d), nil
+	return toEvent(s.healed(ctx, d)), nil
 }
 
 func (s *Store) eventDoc(ctx context.Context, oid bson.ObjectID) (*eventDoc, error) {
@@ -134,7 +139,9 @@ func (s *Store) EventsByIDs(ctx context.Context, ids []string) ([]*eventide.Even
 	if len(oids) == 0 {
 		return nil, nil
 	}
-	return findAll(ctx, s.events, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}, toEvent)
+	return findAll(ctx, s.events, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}, func(d *eventDoc) *eventide.Event {
+		return toEvent(s.healed(ctx, d))
+	})
 }
 
 // UpdateEvent implements eventide.EventStore.
@@ -143,9 +150,11 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeBudget)
+	defer cancel()
 	unlock := s.lockEvent(oid.Hex())
 	defer unlock()
-	cur, err := s.eventDoc(ctx, oid)
+	cur, err := s.lockedEvent(ctx, oid)
 	if err != nil {
 		return nil, err
 	}
@@ -161,21 +170,31 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	if err != nil {
 		return nil, err
 	}
+	// A capacity raise promotes in further steps: the edit itself begins the repair mark.
+	var m *mark
+	if d.Capacity > cur.Capacity {
+		m = newMark()
+	}
 	// The filter on the old updatedAt makes a concurrent edit from another replica fail loudly
 	// instead of being overwritten.
 	res, err := s.events.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "updatedAt", Value: cur.UpdatedAt}},
-		bson.D{{Key: "$set", Value: d.editableFields()}})
+		withBegin(nil, d.editableFields(), m))
 	if err != nil {
+		if m != nil {
+			s.halfway(ctx, oid, m, err)
+		}
 		return nil, mapErr(err)
 	}
 	if res.MatchedCount == 0 {
 		return nil, eventide.Errorf(eventide.CodeBadUserInput, "the event changed while it was being updated; try again")
 	}
-	if d.Capacity > cur.Capacity {
+	if m != nil {
 		if err := s.fillSeats(ctx, oid); err != nil {
+			s.halfway(ctx, oid, m, err)
 			return nil, err
 		}
+		s.end(ctx, oid, m)
 	}
 	d2, err := s.eventDoc(ctx, oid)
 	if err != nil {
@@ -277,7 +296,7 @@ func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide
 		}
 		filter = bson.D{{Key: "$and", Value: bson.A{filter, afterFilter("startsAt", c.timeValue(), c.id)}}}
 	}
-	docs, err := findAll(ctx, s.events, filter, func(d *eventDoc) eventDoc { return *d },
+	docs, err := findAll(ctx, s.events, filter, func(d *eventDoc) eventDoc { return *s.healed(ctx, d) },
 		options.Find().SetSort(bson.D{{Key: "startsAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(n+1)))
 	if err != nil {
 		return nil, err

@@ -44,10 +44,12 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeBudget)
+	defer cancel()
 	unlock := s.lockEvent(eid.Hex())
 	defer unlock()
 
-	ev, err := s.eventDoc(ctx, eid)
+	ev, err := s.lockedEvent(ctx, eid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,8 +65,12 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 		return nil, nil, mapErr(err)
 	}
 
-	status, ev, err := s.takeSeatOrWaitlist(ctx, ev)
+	// The seat's $inc also begins the repair mark; the registration's write follows; the end
+	// clears the mark. Stopped in between, the event is recounted (DESIGN.md).
+	m := newMark()
+	status, ev, err := s.takeSeatOrWaitlist(ctx, ev, m)
 	if err != nil {
+		s.halfway(ctx, eid, m, err)
 		return nil, nil, err
 	}
 	t := msTime(at)
@@ -85,23 +91,27 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 		}
 	}
 	if err != nil {
+		if !mongo.IsDuplicateKeyError(err) {
+			s.halfway(ctx, eid, m, err)
+			return nil, nil, mapErr(err)
+		}
 		// Another replica registered the same user first: give the seat back and return theirs.
-		if _, uerr := s.inc(ctx, eid, status, -1); uerr != nil {
-			s.log.Error("store: could not return a seat after a failed registration", "event", eventID, "error", uerr)
+		if _, uerr := s.inc(ctx, eid, status, -1, nil); uerr != nil {
+			s.halfway(ctx, eid, m, uerr)
+			return nil, nil, uerr
 		}
-		if mongo.IsDuplicateKeyError(err) {
-			var d registrationDoc
-			if ferr := findOne(ctx, s.regs, bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}}, &d, "registration", eventID); ferr != nil {
-				return nil, nil, ferr
-			}
-			ev2, ferr := s.eventDoc(ctx, eid)
-			if ferr != nil {
-				return nil, nil, ferr
-			}
-			return toRegistration(&d), toEvent(ev2), nil
+		s.end(ctx, eid, m)
+		var d registrationDoc
+		if ferr := findOne(ctx, s.regs, bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}}, &d, "registration", eventID); ferr != nil {
+			return nil, nil, ferr
 		}
-		return nil, nil, mapErr(err)
+		ev2, ferr := s.eventDoc(ctx, eid)
+		if ferr != nil {
+			return nil, nil, ferr
+		}
+		return toRegistration(&d), toEvent(ev2), nil
 	}
+	s.end(ctx, eid, m)
 	return toRegistration(&reg), toEvent(ev), nil
 }
 
@@ -121,15 +131,15 @@ func registrable(ev *eventDoc, at time.Time) error {
 
 // takeSeatOrWaitlist claims a seat atomically when one is free, else joins the waitlist, and
 // returns the status and the event after the change.
-func (s *Store) takeSeatOrWaitlist(ctx context.Context, ev *eventDoc) (eventide.RegistrationStatus, *eventDoc, error) {
-	claimed, err := s.claimSeat(ctx, ev)
+func (s *Store) takeSeatOrWaitlist(ctx context.Context, ev *eventDoc, m *mark) (eventide.RegistrationStatus, *eventDoc, error) {
+	claimed, err := s.claimSeat(ctx, ev, m)
 	if err != nil {
 		return "", nil, err
 	}
 	if claimed != nil {
 		return eventide.RegistrationConfirmed, claimed, nil
 	}
-	after, err := s.inc(ctx, ev.ID, eventide.RegistrationWaitlisted, 1)
+	after, err := s.inc(ctx, ev.ID, eventide.RegistrationWaitlisted, 1, m)
 	if err != nil {
 		return "", nil, err
 	}
@@ -137,8 +147,9 @@ func (s *Store) takeSeatOrWaitlist(ctx context.Context, ev *eventDoc) (eventide.
 }
 
 // claimSeat increments the confirmed counter if, and only if, it is below the capacity; it
-// returns the event after the increment, or nil when the event is full.
-func (s *Store) claimSeat(ctx context.Context, ev *eventDoc) (*eventDoc, error) {
+// returns the event after the increment, or nil when the event is full. A non-nil m begins its
+// mark in the same atomic update.
+func (s *Store) claimSeat(ctx context.Context, ev *eventDoc, m *mark) (*eventDoc, error) {
 	for range maxSeatRetries {
 		if ev.Confirmed >= ev.Capacity {
 			return nil, nil
@@ -146,7 +157,7 @@ func (s *Store) claimSeat(ctx context.Context, ev *eventDoc) (*eventDoc, error) 
 		var after eventDoc
 		err := s.events.FindOneAndUpdate(ctx,
 			bson.D{{Key: "_id", Value: ev.ID}, {Key: "capacity", Value: ev.Capacity}, {Key: "confirmed", Value: bson.D{{Key: "$lt", Value: ev.Capacity}}}},
-			bson.D{{Key: "$inc", Value: bson.D{{Key: "confirmed", Value: 1}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now()}}}},
+			withBegin(bson.D{{Key: "confirmed", Value: 1}}, bson.D{{Key: "updatedAt", Value: now()}}, m),
 			returnAfter).Decode(&after)
 		if err == nil {
 			return &after, nil
@@ -162,15 +173,16 @@ func (s *Store) claimSeat(ctx context.Context, ev *eventDoc) (*eventDoc, error) 
 	return nil, eventide.Errorf(eventide.CodeUnavailable, "the event is changing too fast; try again")
 }
 
-// inc adds delta to the counter for status and returns the event after the change.
-func (s *Store) inc(ctx context.Context, eid bson.ObjectID, status eventide.RegistrationStatus, delta int) (*eventDoc, error) {
+// inc adds delta to the counter for status and returns the event after the change. A non-nil
+// m begins its mark in the same atomic update.
+func (s *Store) inc(ctx context.Context, eid bson.ObjectID, status eventide.RegistrationStatus, delta int, m *mark) (*eventDoc, error) {
 	field := "confirmed"
 	if status == eventide.RegistrationWaitlisted {
 		field = "waitlisted"
 	}
 	var after eventDoc
 	err := s.events.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: eid}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: field, Value: delta}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now()}}}},
+		withBegin(bson.D{{Key: field, Value: delta}}, bson.D{{Key: "updatedAt", Value: now()}}, m),
 		returnAfter).Decode(&after)
 	if err != nil {
 		return nil, mapErr(err)
@@ -206,7 +218,7 @@ func (s *Store) fillSeats(ctx context.Context, eid bson.ObjectID) error {
 		if ev.Waitlisted <= 0 || ev.Confirmed >= ev.Capacity {
 			return nil
 		}
-		claimed, err := s.claimSeat(ctx, ev)
+		claimed, err := s.claimSeat(ctx, ev, nil)
 		if err != nil || claimed == nil {
 			return err
 		}
@@ -215,10 +227,10 @@ func (s *Store) fillSeats(ctx context.Context, eid bson.ObjectID) error {
 			return err
 		}
 		if promoted == nil {
-			_, err := s.inc(ctx, eid, eventide.RegistrationConfirmed, -1)
+			_, err := s.inc(ctx, eid, eventide.RegistrationConfirmed, -1, nil)
 			return err
 		}
-		if _, err := s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1); err != nil {
+		if _, err := s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1, nil); err != nil {
 			return err
 		}
 	}
@@ -234,40 +246,65 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeBudget)
+	defer cancel()
 	unlock := s.lockEvent(eid.Hex())
 	defer unlock()
 
+	active := bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
+	noActive := eventide.Errorf(eventide.CodeNotFound, "you have no active registration for event %q", eventID)
+	if err := s.regs.FindOne(ctx, active).Err(); errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil, noActive
+	} else if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	if _, err := s.lockedEvent(ctx, eid); err != nil {
+		return nil, nil, err
+	}
+	// The cancellation, the promotion and the counters are separate documents: the mark goes
+	// first, so that a stop anywhere after it is repaired (DESIGN.md).
+	m := newMark()
+	if ok, err := s.begin(ctx, eid, m); err != nil {
+		s.halfway(ctx, eid, m, err)
+		return nil, nil, err
+	} else if !ok {
+		return nil, nil, noActive
+	}
 	var reg registrationDoc
-	err = s.regs.FindOneAndUpdate(ctx,
-		bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}},
+	err = s.regs.FindOneAndUpdate(ctx, active,
 		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&reg)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil, eventide.Errorf(eventide.CodeNotFound, "you have no active registration for event %q", eventID)
+		// Another replica cancelled it between our read and our write.
+		s.end(ctx, eid, m)
+		return nil, nil, noActive
 	}
 	if err != nil {
+		s.halfway(ctx, eid, m, err)
 		return nil, nil, mapErr(err)
 	}
 	was := eventide.RegistrationStatus(reg.Status)
 	switch was {
 	case eventide.RegistrationWaitlisted:
-		_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1)
+		_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1, nil)
 	case eventide.RegistrationConfirmed:
 		// The freed seat goes straight to the oldest waitlisted registration; only when nobody
 		// waits does the confirmed count drop.
 		var promoted *registrationDoc
 		if promoted, err = s.promoteOldest(ctx, eid); err == nil {
 			if promoted != nil {
-				_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1)
-			} else if _, err = s.inc(ctx, eid, eventide.RegistrationConfirmed, -1); err == nil {
+				_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1, nil)
+			} else if _, err = s.inc(ctx, eid, eventide.RegistrationConfirmed, -1, nil); err == nil {
 				// A replica may have waitlisted someone between our two steps.
 				err = s.fillSeats(ctx, eid)
 			}
 		}
 	}
 	if err != nil {
+		s.halfway(ctx, eid, m, err)
 		return nil, nil, err
 	}
+	s.end(ctx, eid, m)
 	ev, err := s.eventDoc(ctx, eid)
 	if err != nil {
 		return nil, nil, err

@@ -1,6 +1,10 @@
 // Package store keeps Eventide's data in MongoDB (or the embedded FerretDB, through the same
 // driver). It is the only package that imports the driver: documents are private structs with
 // converters, and driver errors leave it as *eventide.Error.
+//
+// Multi-document registration writes (register, cancel, a capacity raise) mark their event and
+// are repaired by a recount when stopped halfway; DESIGN.md says which writes are single atomic
+// updates, which are repaired, and why that holds across replicas.
 package store
 
 import (
@@ -70,6 +74,11 @@ type Store struct {
 	// The locks are bounded (a fixed array) and cost nothing across replicas, where the atomic
 	// operations alone keep the counts exact.
 	eventLocks [eventLockStripes]sync.Mutex
+
+	// broken and the sweeps repair counters after a multi-step write stopped halfway (DESIGN.md).
+	broken     brokenMarks
+	stopSweeps context.CancelFunc
+	sweepDone  chan struct{}
 }
 
 var _ eventide.Store = (*Store)(nil)
@@ -111,11 +120,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	// Repair what a crash left halfway (DESIGN.md): now, and every lease until Close.
+	sctx, stop := context.WithCancel(context.Background())
+	s.stopSweeps, s.sweepDone = stop, make(chan struct{})
+	go s.runSweeps(sctx)
 	return s, nil
 }
 
-// Close disconnects from the server, waiting for in-use connections until ctx ends.
+// Close stops the repair sweeps and disconnects from the server, waiting for in-use
+// connections until ctx ends.
 func (s *Store) Close(ctx context.Context) error {
+	s.stopSweeps()
+	<-s.sweepDone
 	return s.client.Disconnect(ctx)
 }
 
