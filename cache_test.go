@@ -295,15 +295,17 @@ func TestCacheBoundedByMaxEntries(t *testing.T) {
 }
 
 // BenchmarkEventsPage is the web app's events page through the whole server (HTTP, gqlgen,
-// loaders, cache, store): "responses" answered from the response cache; "warm" built anew each
-// time (response cache off) from a warm data cache; "cold" with the cache purged before each
-// request, so every page pays its 4 store commands on the embedded store. BENCHMARKS.md.
+// loaders, cache, store): "responses" answered from the response cache; "responses-with-count"
+// the same page with totalCount, as the web app sends it; "warm" built anew each time (response
+// cache off) from a warm data cache; "cold" with the cache purged before each request, so every
+// page pays its 4 store commands on the embedded store. BENCHMARKS.md.
 func BenchmarkEventsPage(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		responses bool
 		purge     bool
-	}{{"responses", true, false}, {"warm", false, false}, {"cold", false, true}} {
+		count     bool
+	}{{"responses", true, false, false}, {"responses-with-count", true, false, true}, {"warm", false, false, false}, {"cold", false, true, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := testConfig(b)
 			cfg.ThrottleLimit = 1 << 30 // one client asks for everything here
@@ -313,8 +315,12 @@ func BenchmarkEventsPage(b *testing.B) {
 			}
 			ts, admin := eventsPageServer(b, cfg)
 			vars := map[string]any{"first": 20}
+			query := eventsPageQuery
+			if bc.count {
+				query = eventsCountQuery
+			}
 			page := func() {
-				r := ts.do("", eventsPageQuery, vars)
+				r := ts.do("", query, vars)
 				if len(r.Errors) > 0 {
 					b.Fatal(r.Errors)
 				}

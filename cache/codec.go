@@ -28,6 +28,7 @@ const (
 	kindPage         byte = 'p' // a page of ids with cursors
 	kindAttendees    byte = 'a' // a page of registrations with cursors
 	kindCount        byte = 'c'
+	kindTimedCount   byte = 'n' // a count of events that have not ended, with its validity
 	kindMessage      byte = 'm' // an eventUpdated message between replicas
 )
 

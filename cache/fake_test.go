@@ -126,6 +126,17 @@ func (f *fakeStore) CountEvents(ctx context.Context, q eventide.EventQuery) (int
 	return len(c.Items), err
 }
 
+func (f *fakeStore) NextEventEnd(ctx context.Context, q eventide.EventQuery) (time.Time, error) {
+	c, err := f.Events(ctx, q, eventide.Page{First: 1 << 20})
+	var end time.Time
+	for _, e := range c.Items {
+		if end.IsZero() || e.EndsAt.Before(end) {
+			end = e.EndsAt
+		}
+	}
+	return end, err
+}
+
 func (f *fakeStore) CreateEvent(_ context.Context, e *eventide.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

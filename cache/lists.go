@@ -156,16 +156,67 @@ func pageConn[T any](p *idPage, m map[string]T) *eventide.Conn[T] {
 	return c
 }
 
-// CountEvents implements eventide.EventStore: cached unless the count depends on the clock.
+// timedCount is a count of events that have not ended with the instant (unix ms) it stops being
+// right: the first end among the events it counts (0: it counts none, and no clock changes it).
+type timedCount struct {
+	N          int
+	ValidUntil int64
+}
+
+var timedCountSpec = spec[*timedCount]{kind: kindTimedCount,
+	enc: func(e *encoder, c *timedCount) { e.int(int64(c.N)); e.int(c.ValidUntil) },
+	dec: func(d *decoder) *timedCount { return &timedCount{N: d.intN(), ValidUntil: d.int()} }}
+
+// CountEvents implements eventide.EventStore through the cache. A count of events that have not
+// ended is kept like their pages: under the token of the list family (every write that can change
+// which events it counts replaces it) until the first counted event ends — before that instant
+// a later clock drops none of them, and no other event can start counting without a write.
 func (s *Store) CountEvents(ctx context.Context, q eventide.EventQuery) (int, error) {
 	args, timed, ok := s.eventsArgs(q)
-	if !ok || timed {
+	if !ok {
 		taint(ctx)
 		return s.inner.CountEvents(ctx, q)
 	}
-	return s.count(ctx, lookup{key: argsKey("ce:", args), token: tokenEventList}, func(ctx context.Context) (int, error) {
-		return s.inner.CountEvents(ctx, q)
-	})
+	if !timed {
+		return s.count(ctx, lookup{key: argsKey("ce:", args), token: tokenEventList}, func(ctx context.Context) (int, error) {
+			return s.inner.CountEvents(ctx, q)
+		})
+	}
+	sp := timedCountSpec
+	sp.fresh = func(c *timedCount) bool { return c.ValidUntil == 0 || s.now().UnixMilli() < c.ValidUntil }
+	sp.keep = sp.fresh
+	cs, _, err := readThrough(ctx, s, sp, []lookup{{key: argsKey("cn:", args), token: tokenEventList}},
+		func(ctx context.Context, _ []int) (map[int]*timedCount, error) {
+			n, err := s.inner.CountEvents(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			end, err := s.inner.NextEventEnd(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			c := &timedCount{N: n}
+			if !end.IsZero() {
+				c.ValidUntil = end.UnixMilli()
+			}
+			return map[int]*timedCount{0: c}, nil
+		})
+	if err != nil {
+		return 0, err
+	}
+	c := cs[0]
+	if c.ValidUntil != 0 {
+		if d := depsFrom(ctx); d != nil {
+			d.expireAt(c.ValidUntil)
+		}
+	}
+	return c.N, nil
+}
+
+// NextEventEnd implements eventide.EventStore from the store (CountEvents keeps what it needs).
+func (s *Store) NextEventEnd(ctx context.Context, q eventide.EventQuery) (time.Time, error) {
+	taint(ctx)
+	return s.inner.NextEventEnd(ctx, q)
 }
 
 func (s *Store) count(ctx context.Context, l lookup, load func(context.Context) (int, error)) (int, error) {

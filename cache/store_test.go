@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -296,4 +297,86 @@ func TestStoreInitInvalidatesLists(t *testing.T) {
 	if len(c.Items) != 2 {
 		t.Fatalf("%d events after Init, want 2", len(c.Items))
 	}
+}
+
+// TestStoreCountsEventsThatHaveNotEnded: a count of events that have not ended is kept under the
+// list's token until the first counted event ends — warm it reads nothing, and the response
+// depending on it knows that instant — and a new event or that end gives the new count at once;
+// a registration does not touch it.
+func TestStoreCountsEventsThatHaveNotEnded(t *testing.T) {
+	fake, clock, now, s := threeEvents(t)
+	pub := []eventide.EventStatus{eventide.EventPublished}
+	count := func() (int, *Deps) {
+		t.Helper()
+		d := &Deps{}
+		n := now()
+		c, err := s.CountEvents(WithDeps(context.Background(), d), eventide.EventQuery{Statuses: pub, EndsAfter: &n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, d
+	}
+	a, _ := s.EventByID(context.Background(), "a")
+	for _, temp := range []string{"cold", "warm"} {
+		reads := fake.reads.Load()
+		n, d := count()
+		if n != 3 {
+			t.Fatalf("%s count %d, want 3", temp, n)
+		}
+		if temp == "warm" && fake.reads.Load() != reads {
+			t.Fatalf("warm count read the store %d times", fake.reads.Load()-reads)
+		}
+		keys, _, until, ok := d.Result()
+		if !ok || !slices.Equal(keys, []string{"tl:e"}) || until != a.EndsAt.UnixMilli() {
+			t.Fatalf("%s count: deps %v ok %v until %d; want tl:e until event a ends (%d)", temp, keys, ok, until, a.EndsAt.UnixMilli())
+		}
+	}
+	t.Run("RegistrationKeepsTheCount", func(t *testing.T) {
+		if _, _, err := s.Register(context.Background(), "b", "u1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		reads := fake.reads.Load()
+		if n, _ := count(); n != 3 || fake.reads.Load() != reads {
+			t.Fatalf("count after a registration: %d, %d reads; want 3, none", n, fake.reads.Load()-reads)
+		}
+	})
+	t.Run("NewEventIsCounted", func(t *testing.T) {
+		e := &eventide.Event{Status: eventide.EventPublished, StartsAt: now().Add(4 * time.Hour), EndsAt: now().Add(5 * time.Hour), Tags: []string{}}
+		if err := s.CreateEvent(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := count(); n != 4 {
+			t.Fatalf("count after a new event: %d, want 4", n)
+		}
+	})
+	t.Run("EndedEventIsNotCounted", func(t *testing.T) {
+		clock.Store(a.EndsAt.UnixMilli() - 1)
+		if n, _ := count(); n != 4 {
+			t.Fatalf("count a millisecond before event a ends: %d, want 4", n)
+		}
+		clock.Store(a.EndsAt.UnixMilli()) // endsAt > now no longer holds for a
+		n, d := count()
+		if n != 3 {
+			t.Fatalf("count once event a has ended: %d, want 3", n)
+		}
+		b, _ := s.EventByID(context.Background(), "b")
+		if _, _, until, _ := d.Result(); until != b.EndsAt.UnixMilli() {
+			t.Fatalf("new count valid until %d, want when event b ends (%d)", until, b.EndsAt.UnixMilli())
+		}
+		reads := fake.reads.Load()
+		if n, _ := count(); n != 3 || fake.reads.Load() != reads {
+			t.Fatalf("the new count was not kept: %d, %d reads", n, fake.reads.Load()-reads)
+		}
+	})
+	t.Run("NoneLeftStaysKept", func(t *testing.T) {
+		clock.Store(now().Add(24 * time.Hour).UnixMilli())
+		if n, _ := count(); n != 0 {
+			t.Fatalf("count with every event ended: %d", n)
+		}
+		reads := fake.reads.Load()
+		n, d := count()
+		if _, _, until, ok := d.Result(); n != 0 || !ok || until != 0 || fake.reads.Load() != reads {
+			t.Fatalf("empty count: %d, until %d, ok %v, %d reads; want 0 kept without bound", n, until, ok, fake.reads.Load()-reads)
+		}
+	})
 }

@@ -101,6 +101,10 @@ type EventStore interface {
 	UpdateEvent(ctx context.Context, id string, change func(*Event) error) (*Event, error)
 	Events(ctx context.Context, q EventQuery, page Page) (*Conn[*Event], error)
 	CountEvents(ctx context.Context, q EventQuery) (int, error)
+	// NextEventEnd returns the earliest endsAt among the events q selects, the zero time when it
+	// selects none. With q.EndsAfter set, CountEvents(q) stays the same until that instant: it
+	// is when the first counted event ends (the cache keeps counts until then).
+	NextEventEnd(ctx context.Context, q EventQuery) (time.Time, error)
 }
 
 // RegistrationStore keeps registrations and the event counters exact under concurrency.

@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/eventide/server/eventide"
@@ -304,6 +306,25 @@ func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide
 	return pageOf(docs, n, toEvent, func(d *eventDoc) cursor {
 		return cursor{kind: "e", key: timeKey(d.StartsAt), id: d.ID}
 	}), nil
+}
+
+// NextEventEnd implements eventide.EventStore: the first of the matching events by endsAt. No
+// index leads with endsAt here, so it reads the rows CountEvents reads (a top-1 sort, on a cache
+// miss only).
+func (s *Store) NextEventEnd(ctx context.Context, q eventide.EventQuery) (time.Time, error) {
+	var d struct {
+		EndsAt time.Time `bson:"endsAt"`
+	}
+	err := s.events.FindOne(ctx, eventFilter(q), options.FindOne().
+		SetSort(bson.D{{Key: "endsAt", Value: 1}, {Key: "_id", Value: 1}}).
+		SetProjection(bson.D{{Key: "endsAt", Value: 1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, mapErr(err)
+	}
+	return d.EndsAt.UTC(), nil
 }
 
 // CountEvents implements eventide.EventStore.

@@ -242,3 +242,34 @@ func BenchmarkCountColumnVsIndexedCount(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkNextEventEnd is what a cache miss of the events page's count costs besides the count:
+// the earliest end among the counted events, beside the count itself, unfiltered and filtered.
+func BenchmarkNextEventEnd(b *testing.B) {
+	d := benchStore(b)
+	ctx := context.Background()
+	pub := []eventide.EventStatus{eventide.EventPublished}
+	for _, c := range []struct {
+		name string
+		q    eventide.EventQuery
+	}{
+		{"upcoming", eventide.EventQuery{Statuses: pub, EndsAfter: &d.now}},
+		{"city", eventide.EventQuery{Statuses: pub, EndsAfter: &d.now, City: "porto"}},
+		{"tag", eventide.EventQuery{Statuses: pub, EndsAfter: &d.now, Tag: "jazz"}},
+	} {
+		b.Run(c.name+"/next-end", func(b *testing.B) {
+			for b.Loop() {
+				if e, err := d.st.NextEventEnd(ctx, c.q); err != nil || e.IsZero() {
+					b.Fatal(err, e)
+				}
+			}
+		})
+		b.Run(c.name+"/count", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := d.st.CountEvents(ctx, c.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

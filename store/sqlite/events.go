@@ -2,9 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/eventide/server/eventide"
@@ -418,6 +420,45 @@ func (b *eventSQL) countSQL() (string, []any) {
 		from = "event_tags t"
 	}
 	return `SELECT count(*) FROM ` + from + w, b.args
+}
+
+// nextEndSQL is the earliest end among the events the count reads: the same rows, min(ends_at).
+// For events of a status that have not ended SQLite reads the first entry of the
+// events_status_end range after EndsAfter and stops. Under a selective condition (a city, a tag, a
+// venue, an organizer) a lone min() would have the planner walk events_status_end in ends_at
+// order from the first event that ever ended; counting alongside keeps the count's plan, which
+// reads the condition's own rows (TestQueryPlans).
+func (b *eventSQL) nextEndSQL() (string, []any) {
+	sqlText, args := b.countSQL()
+	col := "e.ends_at"
+	if b.tag {
+		col = "t.ends_at"
+	}
+	sel := "SELECT min(" + col + ")"
+	if b.selective || b.fts >= 0 || b.endsAt < 0 {
+		sel += ", count(*)"
+	} else {
+		sel += ", 0"
+	}
+	return sel + strings.TrimPrefix(sqlText, "SELECT count(*)"), args
+}
+
+// NextEventEnd implements eventide.EventStore.
+func (s *Store) NextEventEnd(ctx context.Context, q eventide.EventQuery) (time.Time, error) {
+	b := buildEvents(q)
+	if b.none {
+		return time.Time{}, nil
+	}
+	sqlText, args := b.nextEndSQL()
+	var v sql.NullInt64
+	var n int
+	if err := s.r.QueryRowContext(ctx, sqlText, args...).Scan(&v, &n); err != nil {
+		return time.Time{}, mapErr(err)
+	}
+	if !v.Valid {
+		return time.Time{}, nil
+	}
+	return fromMS(v.Int64), nil
 }
 
 // CountEvents implements eventide.EventStore.

@@ -89,6 +89,8 @@ func TestQueryPlans(t *testing.T) {
 		check(name+" next page", s, a, ordered)
 		s, a = b.countSQL()
 		check(name+" count", s, a, false)
+		s, a = b.nextEndSQL()
+		check(name+" next end", s, a, false)
 	}
 	// A search with few matches reads them by rowid and sorts them (at most fewMatchesLimit).
 	b := buildEvents(hotQueries(now)["search"])
@@ -103,6 +105,12 @@ func TestQueryPlans(t *testing.T) {
 	s, a = b.countSQL()
 	if got := plan(t, st, s, a...); len(got) != 1 || !strings.Contains(got[0], "COVERING INDEX events_status_end") {
 		t.Errorf("upcoming count: %v, want one covering range of events_status_end", got)
+	}
+	// The next end of upcoming events is the first entry of that range: a search of
+	// events_status_end, no scan of the range (min() stops at its first row).
+	s, a = b.nextEndSQL()
+	if got := plan(t, st, s, a...); len(got) != 1 || !strings.Contains(got[0], "SEARCH e USING COVERING INDEX events_status_end") {
+		t.Errorf("upcoming next end: %v, want one search of events_status_end", got)
 	}
 	// The first page of upcoming events walks events_status_start.
 	s, a = b.pageSQL(nil, 20)

@@ -56,6 +56,7 @@ func RunWith(t *testing.T, open func(t *testing.T) Store, o Options) {
 		{"venues", s.venues},
 		{"events", s.events},
 		{"event-filters", s.eventFilters},
+		{"next-event-end", s.nextEventEnd},
 		{"drafts", s.drafts},
 		{"pagination-stable", s.paginationStable},
 		{"bad-input", s.badInput},
@@ -440,6 +441,7 @@ func (s *suite) events(t *testing.T) {
 func eventTitles(t *testing.T, st Store, q eventide.EventQuery, per int) []string {
 	t.Helper()
 	var out []string
+	var firstEnd time.Time
 	after := ""
 	for i := 0; ; i++ {
 		c, err := st.Events(ctx, q, eventide.Page{First: per, After: after})
@@ -449,6 +451,9 @@ func eventTitles(t *testing.T, st Store, q eventide.EventQuery, per int) []strin
 		}
 		for _, e := range c.Items {
 			out = append(out, e.Title)
+			if firstEnd.IsZero() || e.EndsAt.Before(firstEnd) {
+				firstEnd = e.EndsAt
+			}
 		}
 		if !c.HasNextPage {
 			break
@@ -463,7 +468,61 @@ func eventTitles(t *testing.T, st Store, q eventide.EventQuery, per int) []strin
 	if n != len(out) {
 		t.Fatalf("CountEvents(%+v) = %d, the pages hold %d", q, n, len(out))
 	}
+	end, err := st.NextEventEnd(ctx, q)
+	must(t, err)
+	if !end.Equal(firstEnd) {
+		t.Fatalf("NextEventEnd(%+v) = %v, the earliest end on the pages is %v", q, end, firstEnd)
+	}
 	return out
+}
+
+// nextEventEnd: NextEventEnd is the earliest endsAt among the events a query selects — not the
+// end of the first to start — after EndsAfter strictly, under every filter, and it follows edits.
+func (s *suite) nextEventEnd(t *testing.T) {
+	st := s.open(t)
+	now := clock()
+	pub := []eventide.EventStatus{eventide.EventPublished}
+	end := func(q eventide.EventQuery) time.Time {
+		t.Helper()
+		e, err := st.NextEventEnd(ctx, q)
+		must(t, err)
+		return e
+	}
+	if e := end(eventide.EventQuery{Statuses: pub, EndsAfter: &now}); !e.IsZero() {
+		t.Fatalf("no events: %v, want the zero time", e)
+	}
+	org := user(t, st, "Org", eventide.RoleOrganizer).ID
+	long := event(t, st, now, ev{title: "long", start: time.Hour, length: 10 * time.Hour, city: "Lisbon", tags: []string{"jazz"}, org: org})
+	short := event(t, st, now, ev{title: "short", start: 2 * time.Hour, length: time.Hour, city: "Porto", tags: []string{"jazz"}, org: org})
+	event(t, st, now, ev{title: "past", start: -2 * time.Hour, city: "Porto", tags: []string{"jazz"}, org: org})
+	event(t, st, now, ev{title: "cancelled", start: 30 * time.Minute, length: time.Minute, status: eventide.EventCancelled, city: "Porto", org: org})
+	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	for _, c := range []struct {
+		name string
+		q    eventide.EventQuery
+		want time.Time
+	}{
+		{"upcoming", eventide.EventQuery{Statuses: pub, EndsAfter: &now}, short.EndsAt},
+		{"strictly after", eventide.EventQuery{Statuses: pub, EndsAfter: &short.EndsAt}, long.EndsAt},
+		{"all ended", eventide.EventQuery{Statuses: pub, EndsAfter: at(100 * time.Hour)}, time.Time{}},
+		{"city", eventide.EventQuery{Statuses: pub, EndsAfter: &now, City: "lisbon"}, long.EndsAt},
+		{"tag", eventide.EventQuery{Statuses: pub, EndsAfter: &now, Tag: "jazz"}, short.EndsAt},
+		{"cancelled", eventide.EventQuery{Statuses: []eventide.EventStatus{eventide.EventCancelled}, EndsAfter: &now}, now.Add(31 * time.Minute)},
+		{"no bound", eventide.EventQuery{Statuses: pub, City: "Porto"}, now.Add(-time.Hour)},
+		{"none match", eventide.EventQuery{Statuses: pub, EndsAfter: &now, Tag: "nothing"}, time.Time{}},
+	} {
+		if got := end(c.q); !got.Equal(c.want) {
+			t.Errorf("%s: NextEventEnd = %v, want %v", c.name, got, c.want)
+		}
+	}
+	_, err := st.UpdateEvent(ctx, long.ID, func(e *eventide.Event) error {
+		e.EndsAt = now.Add(90 * time.Minute)
+		return nil
+	})
+	must(t, err)
+	if got, want := end(eventide.EventQuery{Statuses: pub, EndsAfter: &now, Tag: "jazz"}), now.Add(90*time.Minute); !got.Equal(want) {
+		t.Fatalf("after shortening an event: %v, want %v", got, want)
+	}
 }
 
 func (s *suite) eventFilters(t *testing.T) {
