@@ -311,7 +311,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName,
 			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
 		},
-		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, Logger: cacheLog, Registerer: reg,
+		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: cacheLog, Registerer: reg,
 	})
 	a.bus = cache.NewBus(a.cache, cacheLog)
 	a.bus.Register(reg)
