@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/internal/redistest"
@@ -93,5 +97,162 @@ func TestReplicasAgreeSoonDuringRedisOutage(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// readyz returns /readyz's status code and how long it took.
+func (ts *testServer) readyzTimed() (int, time.Duration) {
+	ts.t.Helper()
+	began := time.Now()
+	res, err := http.Get(ts.base + "/readyz")
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode, time.Since(began)
+}
+
+// TestDeadStoreFailsFast kills the MongoDB server (the embedded FerretDB, a separate process's
+// worth of store behind MONGO_URI) under a steady trickle of queries. Once the driver's monitor
+// knows the store is down, requests that need it fail with SERVICE_UNAVAILABLE at once instead of
+// waiting out the 5s server selection, /readyz answers at once, and when the store returns the
+// server serves again without a restart.
+func TestDeadStoreFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	ctx := context.Background()
+	db, err := embedded.Start(ctx, embedded.Options{Dir: dir, Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	cfg := testConfig(t)
+	cfg.MongoURI = db.URI()
+	cfg.MongoServerSelectionTimeout = 5 * time.Second // the default
+	cfg.ThrottleLimit = 1 << 30
+	ts := startServer(t, cfg)
+	org := ts.organizer("Org")
+	id := ts.publishedEvent(org, "Resilient", 10, 24*time.Hour)
+	fan := ts.signUp("Fan")
+	q := `query($id: ID!){ event(id: $id){ id title } }`
+	register := `mutation($id: ID!){ registerForEvent(eventId: $id){ status } }`
+	// A fresh id each time: never cached, so every such query needs the store.
+	uncached := func() map[string]any { return map[string]any{"id": bson.NewObjectID().Hex()} }
+	if r := ts.do("", q, uncached()); r.code() != "NOT_FOUND" {
+		t.Fatalf("before the outage: %+v", r.Errors)
+	}
+
+	// A client keeps querying through the outage; its answers are kept with their times.
+	type answer struct {
+		began, ended time.Time
+		code         string
+	}
+	var mu sync.Mutex
+	var answers []answer
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	t.Cleanup(halt) // before the server stops, whatever fails below
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			began := time.Now()
+			r := ts.do("", q, uncached())
+			mu.Lock()
+			answers = append(answers, answer{began, time.Now(), r.code()})
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	killed := time.Now() // Close kills FerretDB's connections before it returns
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The store is known down when /readyz says so.
+	var knownDown time.Time
+	for {
+		code, _ := ts.readyzTimed()
+		if code == http.StatusServiceUnavailable {
+			knownDown = time.Now()
+			break
+		}
+		if time.Since(killed) > 15*time.Second {
+			t.Fatal("/readyz still 200 15s after the store was killed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("store known down %v after the kill", knownDown.Sub(killed).Round(time.Millisecond))
+
+	for i := range 3 {
+		began := time.Now()
+		r := ts.do("", q, uncached())
+		took := time.Since(began)
+		if r.code() != "SERVICE_UNAVAILABLE" {
+			t.Fatalf("query %d during the outage: code %q (%+v)", i, r.code(), r.Errors)
+		}
+		if took > time.Second {
+			t.Fatalf("query %d during the outage took %v: not failing fast (server selection waits 5s)", i, took)
+		}
+		began = time.Now()
+		r = ts.do(fan.Token, register, map[string]any{"id": id})
+		tookM := time.Since(began)
+		if r.code() != "SERVICE_UNAVAILABLE" {
+			t.Fatalf("mutation %d during the outage: code %q (%+v)", i, r.code(), r.Errors)
+		}
+		if tookM > time.Second {
+			t.Fatalf("mutation %d during the outage took %v: not failing fast", i, tookM)
+		}
+		code, tookR := ts.readyzTimed()
+		if code != http.StatusServiceUnavailable || tookR > time.Second {
+			t.Fatalf("readyz %d during the outage took %v", code, tookR)
+		}
+		t.Logf("during the outage: query %v, mutation %v, /readyz %v", took.Round(time.Microsecond), tookM.Round(time.Microsecond), tookR.Round(time.Microsecond))
+	}
+	halt()
+	var firstUnavailable time.Time
+	for _, a := range answers {
+		if a.code == "SERVICE_UNAVAILABLE" {
+			firstUnavailable = a.ended
+			break
+		}
+		if a.code != "NOT_FOUND" {
+			t.Errorf("during the outage a query got %q", a.code)
+		}
+	}
+	if firstUnavailable.IsZero() {
+		t.Fatal("the client saw no SERVICE_UNAVAILABLE")
+	}
+	t.Logf("client: first SERVICE_UNAVAILABLE %v after the kill, %v after the store was known down (%d answers)",
+		firstUnavailable.Sub(killed).Round(time.Millisecond), firstUnavailable.Sub(knownDown).Round(time.Millisecond), len(answers))
+
+	db2, err := embedded.Start(ctx, embedded.Options{Dir: dir, Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db2.Close(context.Background()) })
+	back := time.Now()
+	deadline := back.Add(30 * time.Second)
+	for {
+		r := ts.do("", q, map[string]any{"id": id})
+		if len(r.Errors) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered 30s after the store returned: %+v", r.Errors)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("serving again %v after the store returned", time.Since(back).Round(time.Millisecond))
+	if r := ts.do(fan.Token, register, map[string]any{"id": id}); len(r.Errors) > 0 {
+		t.Fatalf("mutation after recovery: %+v", r.Errors)
+	}
+	if code, _ := ts.readyzTimed(); code != http.StatusOK {
+		t.Fatalf("readyz %d after recovery", code)
 	}
 }
