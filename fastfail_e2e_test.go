@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,4 +260,145 @@ func TestDeadStoreFailsFast(t *testing.T) {
 	if code, _ := ts.readyzTimed(); code != http.StatusOK {
 		t.Fatalf("readyz %d after recovery", code)
 	}
+}
+
+// hangProxy forwards TCP to a target until hang is set; from then on it forwards nothing in either
+// direction and accepts new connections without answering: a store that hangs rather than dies.
+type hangProxy struct {
+	l      net.Listener
+	target string
+	hang   atomic.Bool
+	done   chan struct{}
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startHangProxy(t *testing.T, target string) *hangProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hangProxy{l: l, target: target, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(p.done)
+		_ = l.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			if p.hang.Load() {
+				continue // accepted, never answered
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, up)
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						_ = dst.Close()
+						return
+					}
+					for p.hang.Load() { // hold the bytes: the store hangs
+						select {
+						case <-p.done:
+							return
+						case <-time.After(10 * time.Millisecond):
+						}
+					}
+					if _, err := dst.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}
+			wg.Go(func() { pipe(up, c) })
+			wg.Go(func() { pipe(c, up) })
+		}
+	})
+	return p
+}
+
+// TestShutdownWithHungStore: the store hangs (accepts, never answers) while a request waits on
+// it, and the server is shut down with a 2s SHUTDOWN_TIMEOUT. The request is answered
+// SERVICE_UNAVAILABLE (not INTERNAL_SERVER_ERROR from a closed connection pool) and the shutdown
+// ends cleanly within the timeout.
+func TestShutdownWithHungStore(t *testing.T) {
+	ctx := context.Background()
+	db, err := embedded.Start(ctx, embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	proxy := startHangProxy(t, db.Addr())
+	cfg := testConfig(t)
+	cfg.MongoURI = strings.Replace(db.URI(), db.Addr(), proxy.l.Addr().String(), 1)
+	cfg.MongoConnectTimeout = 30 * time.Second // the heartbeat does not notice the hang in this test
+	const shutdownTimeout = 2 * time.Second
+	cfg.ShutdownTimeout = shutdownTimeout
+	ts := startServer(t, cfg)
+	q := `query($id: ID!){ event(id: $id){ id title } }`
+	if r := ts.do("", q, map[string]any{"id": bson.NewObjectID().Hex()}); r.code() != "NOT_FOUND" {
+		t.Fatalf("before the hang: %+v", r.Errors)
+	}
+
+	proxy.hang.Store(true)
+	got := make(chan *gqlResponse, 1)
+	go func() {
+		body, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"id": bson.NewObjectID().Hex()}})
+		res, err := http.Post(ts.base+"/graphql", "application/json", bytes.NewReader(body))
+		if err != nil {
+			got <- &gqlResponse{Errors: []gqlError{{Message: err.Error()}}}
+			return
+		}
+		defer res.Body.Close()
+		var r gqlResponse
+		_ = json.NewDecoder(res.Body).Decode(&r)
+		got <- &r
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is now waiting on the hung store
+	select {
+	case r := <-got:
+		t.Fatalf("the request was answered before the shutdown: %+v", r)
+	default:
+	}
+
+	ts.down.Store(true) // this test shuts the server down itself
+	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	defer cancel()
+	began := time.Now()
+	err = ts.app.shutdown(sctx)
+	took := time.Since(began)
+	t.Logf("shutdown took %v (SHUTDOWN_TIMEOUT %v): %v", took.Round(time.Millisecond), shutdownTimeout, err)
+	if err != nil {
+		t.Errorf("shutdown with a hung store: %v (took %v)", err, took)
+	}
+	select {
+	case r := <-got:
+		if r.code() != "SERVICE_UNAVAILABLE" {
+			t.Errorf("the request in flight got %q: %+v", r.code(), r.Errors)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the request in flight got no answer")
+	}
+	proxy.hang.Store(false)
 }
