@@ -229,7 +229,8 @@ func mapErr(err error) error {
 		return &eventide.Error{Code: eventide.CodeBadUserInput, Message: "already exists", Err: err}
 	case errors.As(err, &topology.ServerSelectionError{}),
 		errors.Is(err, topology.ErrTopologyClosed),
-		errors.Is(err, topology.ErrPoolClosed), // Close ran while the call waited (a shutdown)
+		errors.Is(err, mongo.ErrClientDisconnected), // the driver's name for a closed topology
+		errors.Is(err, topology.ErrPoolClosed),      // Close ran while the call waited (a shutdown)
 		errors.Is(err, topology.ErrServerClosed),
 		mongo.IsNetworkError(err),
 		mongo.IsTimeout(err),
