@@ -402,3 +402,43 @@ func TestShutdownWithHungStore(t *testing.T) {
 	}
 	proxy.hang.Store(false)
 }
+
+// TestRecoveredReplicaPublishesItsWrites: a replica that wrote while Redis was down could not tell
+// the others; when Redis is back it sends them those invalidations (so that, for one, their open
+// sessions re-check a user it changed).
+func TestRecoveredReplicaPublishesItsWrites(t *testing.T) {
+	a, b, redis := startReplicasOn(t, func(c *config.Config) { c.ThrottleLimit = 1 << 30 })
+	org := a.organizer("Org")
+	id := a.publishedEvent(org, "Before", 10, 24*time.Hour)
+	q := `query($id: ID!){ event(id: $id){ title } }`
+	waitCache := func(ts *testServer, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ts.mustData("", q, map[string]any{"id": id}, nil)
+			if _, _, detail := ts.readyCache(); detail == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cache not %q", want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	redis.Stop()
+	waitCache(a, "memory (fallback)")
+	waitCache(b, "memory (fallback)")
+	a.mustData(org.Token, `mutation($id: ID!){ updateEvent(id: $id, input: {title: "During"}){ id } }`, map[string]any{"id": id}, nil)
+	before := b.metric("eventide_cache_remote_invalidations_total")
+
+	redis.Restart()
+	waitCache(a, "redis")
+	waitCache(b, "redis")
+	deadline := time.Now().Add(10 * time.Second)
+	for b.metric("eventide_cache_remote_invalidations_total") <= before {
+		if time.Now().After(deadline) {
+			t.Fatal("b heard nothing of a's write during the outage 10s after Redis returned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

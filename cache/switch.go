@@ -41,7 +41,10 @@ type Switch struct {
 	mu     sync.Mutex // serialises transitions
 	trips  atomic.Int64
 	closed chan struct{}
-	wg     sync.WaitGroup
+	// recovered hears of every return to Redis (the bus then sends what it held back); one
+	// pending signal is enough.
+	recovered chan struct{}
+	wg        sync.WaitGroup
 }
 
 var _ Cache = (*Switch)(nil)
@@ -55,7 +58,7 @@ func NewSwitch(ctx context.Context, r *Redis, mem *Memory, probeEvery time.Durat
 	if probeEvery <= 0 {
 		probeEvery = 500 * time.Millisecond
 	}
-	s := &Switch{redis: r, mem: mem, log: log, probe: probeEvery, closed: make(chan struct{})}
+	s := &Switch{redis: r, mem: mem, log: log, probe: probeEvery, closed: make(chan struct{}), recovered: make(chan struct{}, 1)}
 	if r == nil {
 		s.state.Store(stateMemory)
 		return s
@@ -243,6 +246,10 @@ func (s *Switch) recover() bool {
 	}
 	s.state.Store(stateRedis)
 	_, _ = s.mem.Purge(context.Background())
+	select {
+	case s.recovered <- struct{}{}:
+	default:
+	}
 	s.log.Info("redis answers again: the cache is back on redis", "stale_entries_dropped", n)
 	return true
 }
