@@ -43,10 +43,12 @@ func guard[T any](g *failFast, ctx context.Context, f func(context.Context) (T, 
 	stop := context.AfterFunc(up, func() { cancel(context.Cause(up)) })
 	v, err := f(ctx)
 	stop()
-	cancel(nil)
-	if err != nil && up.Err() != nil {
-		return v, context.Cause(up)
+	// Only a call this guard cut short ends in the store's state: one that failed on its own
+	// (NOT_FOUND, BAD_USER_INPUT) as the store went down keeps its error.
+	if err != nil && up.Err() != nil && context.Cause(ctx) == context.Cause(up) {
+		err = context.Cause(up)
 	}
+	cancel(nil)
 	return v, err
 }
 

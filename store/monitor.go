@@ -39,6 +39,7 @@ type monitor struct {
 	up     context.Context
 	upDown context.CancelCauseFunc
 	closed bool
+	upNow  atomic.Pointer[context.Context] // m.up, for Up without the lock (every store call)
 }
 
 // errStoreDown is what calls end in while the store is known down.
@@ -53,9 +54,7 @@ var errStoreClosing = &eventide.Error{Code: eventide.CodeUnavailable, Message: "
 // call should end in as its cause; it is already cancelled while the store is down. A call made
 // under it (see cache.FailFast) fails at once instead of waiting out server selection.
 func (m *monitor) Up() context.Context {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.up
+	return *m.upNow.Load()
 }
 
 // setUp records whether the server is up, for Up. Called with mu held.
@@ -67,6 +66,8 @@ func (m *monitor) setUp(up bool) {
 	switch {
 	case up && !known:
 		m.up, m.upDown = context.WithCancelCause(context.Background())
+		cur := m.up
+		m.upNow.Store(&cur) // a copy: m.up is replaced under mu, read here without it
 	case !up && known:
 		m.upDown(errStoreDown)
 	}
@@ -90,6 +91,8 @@ func newMonitor(log *slog.Logger, maxPool uint64, reg prometheus.Registerer) *mo
 		}, []string{"command"}),
 	}
 	m.up, m.upDown = context.WithCancelCause(context.Background())
+	cur := m.up
+	m.upNow.Store(&cur)
 	if reg != nil {
 		reg.MustRegister(m.commands)
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
