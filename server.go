@@ -311,14 +311,18 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName,
 			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
 		},
-		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, Logger: cacheLog, Registerer: reg,
+		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: cacheLog, Registerer: reg,
 	})
 	a.bus = cache.NewBus(a.cache, cacheLog)
 	a.bus.Register(reg)
 	// Long-lived connections re-check their viewer whenever a user is written, here or on
 	// another replica; the registry is filled once the authenticator exists, below.
 	var sessionsReady atomic.Pointer[httpapi.Sessions]
-	cached := cache.NewStore(a.store, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg,
+	var backing cache.Backing = a.store
+	if h, ok := a.store.(cache.Health); ok { // MongoDB: fail at once while known down
+		backing = cache.FailFast(a.store, h)
+	}
+	cached := cache.NewStore(backing, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg,
 		OnUserChanged: func(id string) { sessionsReady.Load().UserChanged(id) }})
 	// eventUpdated subscribers: 10 000 in all, each client address at most 1% of them, so that a
 	// hundred addresses are needed to fill the broker (the stream and subscription caps alone let
@@ -535,9 +539,23 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 
 // shutdown completes subscriptions, drains requests, then closes the store.
 func (a *app) shutdown(ctx context.Context) error {
+	defer a.abortStoreLate(ctx)()
 	err := a.http.Shutdown(ctx)
 	a.stopBackground()
 	return errors.Join(err, a.closeStore(ctx))
+}
+
+// abortStoreLate makes the store's calls in flight fail with SERVICE_UNAVAILABLE once three
+// quarters of the shutdown's time are gone, so that requests stuck on a hung store are answered
+// (and the drain ends) before SHUTDOWN_TIMEOUT. It returns the function that cancels that.
+func (a *app) abortStoreLate(ctx context.Context) func() {
+	ab, ok := a.store.(interface{ Abort() })
+	deadline, has := ctx.Deadline()
+	if !ok || !has {
+		return func() {}
+	}
+	t := time.AfterFunc(time.Until(deadline)*3/4, ab.Abort)
+	return func() { t.Stop() }
 }
 
 // goBackground runs fn until stopBackground, which waits for it.

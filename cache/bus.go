@@ -26,11 +26,23 @@ const (
 // counted (every message is also handled locally first, so a drop only delays other replicas).
 const busQueue = 1024
 
+// busHeld bounds the invalidations held back while Redis is not serving; past it they are dropped
+// and counted (Redis is emptied on recovery anyway: what is lost is only the other replicas'
+// local reactions, such as their sessions re-checking a changed user).
+const busHeld = 1024
+
+// heldResend is when held invalidations are sent after Redis returns, counted from the return:
+// once when this replica's subscription has had time to come back, and once more for replicas
+// whose subscription took longer (an invalidation heard twice costs a few cache misses).
+var heldResend = [...]time.Duration{echoEvery, 3 * echoEvery}
+
 // Bus carries messages between replicas over Redis pub/sub: one subscription per replica, one
 // sender goroutine fed by a bounded queue, so a write never waits on Redis to broadcast. A message
 // is handled by its sender locally before it is queued; replicas ignore their own messages when
 // they come back. While Redis is not serving, nothing is sent: the other replicas cannot be
-// reached, and the shared tokens are what keep them exact once it returns.
+// reached, and the shared tokens (Redis is emptied when it returns) are what keep them exact
+// once it does; the invalidations made meanwhile are held (at most busHeld) and sent after the
+// return, so that the other replicas' local reactions (sessions re-checking a user) happen too.
 type Bus struct {
 	sw     *Switch
 	prefix string
@@ -45,6 +57,11 @@ type Bus struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
+
+	// held are the invalidations made while Redis was not serving, oldest first, at most busHeld;
+	// only the sender goroutine touches them.
+	held    [][]byte
+	resends []time.Time // when held is sent next (the last one empties it)
 
 	sent, received, dropped, resubscribed atomic.Int64
 }
@@ -192,27 +209,71 @@ func (b *Bus) publish(_ context.Context, channel string, payload []byte) {
 }
 
 func (b *Bus) send() {
+	tick := time.NewTicker(echoEvery / 4)
+	defer tick.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
+		case <-b.sw.recovered:
+			now := time.Now()
+			b.resends = b.resends[:0]
+			for _, d := range heldResend {
+				b.resends = append(b.resends, now.Add(d))
+			}
+		case <-tick.C:
+			b.sendHeld(time.Now())
 		case m := <-b.queue:
 			if !b.sw.readsRedis() && b.sw.state.Load() != stateRecovering {
-				b.dropped.Add(1)
+				b.hold(m)
 				continue
 			}
-			frame := make([]byte, 0, len(b.origin)+len(m.payload))
-			frame = append(append(frame, b.origin...), m.payload...)
-			ctx, cancel := b.sw.redis.op(context.Background())
-			err := b.sw.redis.client.Publish(ctx, b.prefix+m.channel, frame).Err()
-			cancel()
-			if err != nil {
-				b.dropped.Add(1)
+			if err := b.publishNow(m); err != nil {
+				b.hold(m)
 				_ = b.sw.redisFailed(context.Background(), err)
-				continue
 			}
-			b.sent.Add(1)
 		}
+	}
+}
+
+func (b *Bus) publishNow(m busMsg) error {
+	frame := make([]byte, 0, len(b.origin)+len(m.payload))
+	frame = append(append(frame, b.origin...), m.payload...)
+	ctx, cancel := b.sw.redis.op(context.Background())
+	err := b.sw.redis.client.Publish(ctx, b.prefix+m.channel, frame).Err()
+	cancel()
+	if err != nil {
+		return err
+	}
+	b.sent.Add(1)
+	return nil
+}
+
+// hold keeps an invalidation that could not be sent, for sendHeld after Redis returns; anything
+// else (eventUpdated, stale by then) and anything past busHeld is dropped.
+func (b *Bus) hold(m busMsg) {
+	if m.channel != channelInvalidate || len(b.held) >= busHeld {
+		b.dropped.Add(1)
+		return
+	}
+	b.held = append(b.held, m.payload)
+}
+
+// sendHeld sends the held invalidations when a resend is due and Redis serves; after the last
+// resend they are forgotten.
+func (b *Bus) sendHeld(now time.Time) {
+	if len(b.resends) == 0 || now.Before(b.resends[0]) || !b.sw.readsRedis() {
+		return
+	}
+	for _, p := range b.held {
+		if err := b.publishNow(busMsg{channel: channelInvalidate, payload: p}); err != nil {
+			_ = b.sw.redisFailed(context.Background(), err)
+			return // held again for the next recovery
+		}
+	}
+	b.resends = b.resends[1:]
+	if len(b.resends) == 0 {
+		b.held = nil
 	}
 }
 

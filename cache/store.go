@@ -212,7 +212,7 @@ func (s *Store) remoteInvalidate(payload []byte) {
 		items[i] = Item{Key: t, Value: newToken()}
 	}
 	ctx := context.Background()
-	_ = sw.mem.Set(ctx, items, s.tokenTTL())
+	_ = sw.memSet(ctx, items, s.tokenTTL())
 	_ = sw.mem.Delete(ctx, values)
 }
 

@@ -32,12 +32,19 @@ type Switch struct {
 	mem   *Memory
 	log   *slog.Logger
 	probe time.Duration
+	// fallbackTTL caps the lifetime of what memory takes in while Redis is configured but not
+	// serving (CACHE_FALLBACK_TTL): replicas cannot tell each other about writes then, so this
+	// bounds how long one serves what another has changed.
+	fallbackTTL time.Duration
 
 	state  atomic.Int32
 	mu     sync.Mutex // serialises transitions
 	trips  atomic.Int64
 	closed chan struct{}
-	wg     sync.WaitGroup
+	// recovered hears of every return to Redis (the bus then sends what it held back); one
+	// pending signal is enough.
+	recovered chan struct{}
+	wg        sync.WaitGroup
 }
 
 var _ Cache = (*Switch)(nil)
@@ -51,7 +58,7 @@ func NewSwitch(ctx context.Context, r *Redis, mem *Memory, probeEvery time.Durat
 	if probeEvery <= 0 {
 		probeEvery = 500 * time.Millisecond
 	}
-	s := &Switch{redis: r, mem: mem, log: log, probe: probeEvery, closed: make(chan struct{})}
+	s := &Switch{redis: r, mem: mem, log: log, probe: probeEvery, closed: make(chan struct{}), recovered: make(chan struct{}, 1)}
 	if r == nil {
 		s.state.Store(stateMemory)
 		return s
@@ -94,6 +101,39 @@ func (s *Switch) Backend() string {
 func (s *Switch) FallbackActive() bool {
 	st := s.state.Load()
 	return st == stateFallback || st == stateRecovering
+}
+
+// SetFallbackTTL sets CACHE_FALLBACK_TTL (DefaultFallbackTTL when d <= 0). Call it before use.
+func (s *Switch) SetFallbackTTL(d time.Duration) {
+	if d <= 0 {
+		d = DefaultFallbackTTL
+	}
+	s.fallbackTTL = d
+}
+
+// DefaultFallbackTTL is CACHE_FALLBACK_TTL's default.
+const DefaultFallbackTTL = 2 * time.Second
+
+// memTTL is the lifetime of an entry memory takes in now: ttl (0: the backend's default), capped
+// at the fallback TTL while Redis is configured but not serving. Without Redis there is no
+// shared cache to lose (and no replicas to keep in step), so ttl stands.
+func (s *Switch) memTTL(ttl time.Duration) time.Duration {
+	if s.redis == nil || s.state.Load() == stateRedis {
+		return ttl
+	}
+	f := s.fallbackTTL
+	if f <= 0 {
+		f = DefaultFallbackTTL
+	}
+	if ttl <= 0 || ttl > f {
+		return f
+	}
+	return ttl
+}
+
+// memSet writes items to memory with memTTL(ttl).
+func (s *Switch) memSet(ctx context.Context, items []Item, ttl time.Duration) error {
+	return s.mem.Set(ctx, items, s.memTTL(ttl))
 }
 
 // RedisConfigured reports whether a Redis backend exists.
@@ -206,6 +246,10 @@ func (s *Switch) recover() bool {
 	}
 	s.state.Store(stateRedis)
 	_, _ = s.mem.Purge(context.Background())
+	select {
+	case s.recovered <- struct{}{}:
+	default:
+	}
 	s.log.Info("redis answers again: the cache is back on redis", "stale_entries_dropped", n)
 	return true
 }
@@ -235,13 +279,18 @@ func (s *Switch) AddOrGet(ctx context.Context, items []Item, ttl time.Duration) 
 			return nil, err
 		}
 	}
-	return s.mem.AddOrGet(ctx, items, ttl)
+	return s.mem.AddOrGet(ctx, items, s.memTTL(ttl))
 }
 
 // Set implements Cache. While recovering, writes go to both backends so that an invalidation
 // made during the purge of Redis is not lost.
 func (s *Switch) Set(ctx context.Context, items []Item, ttl time.Duration) error {
-	return s.write(ctx, func(c Cache) error { return c.Set(ctx, items, ttl) })
+	return s.write(ctx, func(c Cache) error {
+		if c == Cache(s.mem) {
+			return s.memSet(ctx, items, ttl)
+		}
+		return c.Set(ctx, items, ttl)
+	})
 }
 
 // Delete implements Cache, like Set.
@@ -307,7 +356,9 @@ type Options struct {
 	TTL        time.Duration
 	// ProbeEvery is how often Redis is probed during a fallback (500ms).
 	ProbeEvery time.Duration
-	Logger     *slog.Logger
+	// FallbackTTL caps what memory keeps during a fallback (CACHE_FALLBACK_TTL, 2s).
+	FallbackTTL time.Duration
+	Logger      *slog.Logger
 	// Registerer receives the backend metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 }
@@ -326,6 +377,7 @@ func Open(ctx context.Context, o Options) *Switch {
 		r = NewRedis(ro)
 	}
 	sw := NewSwitch(ctx, r, mem, o.ProbeEvery, o.Logger)
+	sw.SetFallbackTTL(o.FallbackTTL)
 	if o.Registerer != nil {
 		sw.register(o.Registerer)
 	}

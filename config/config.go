@@ -35,6 +35,8 @@ type Config struct {
 
 	CacheTTL        time.Duration // CACHE_TTL: given in seconds
 	CacheMaxEntries int           // CACHE_MAX_ENTRIES
+	// CACHE_FALLBACK_TTL: while Redis is unreachable, the longest a value lives in memory
+	CacheFallbackTTL time.Duration
 	// RESPONSE_CACHE_MAX_BYTES: a size; the whole-response cache of anonymous queries, 0 disables
 	ResponseCacheMaxBytes int64
 

@@ -42,6 +42,7 @@ func productionDefaults() *Config {
 
 		CacheTTL:              300 * time.Second,
 		CacheMaxEntries:       10000,
+		CacheFallbackTTL:      2 * time.Second,
 		ResponseCacheMaxBytes: 8 << 20,
 
 		SeedDemo: false,

@@ -56,7 +56,7 @@ func TestDefaults(t *testing.T) {
 			MongoConnectTimeout: 10 * time.Second, MongoServerSelectionTimeout: 5 * time.Second,
 			MongoMaxConnIdleTime: 60 * time.Second, DataDir: "./data",
 			RedisHost: "localhost", RedisPort: 6379, RedisDB: 0,
-			CacheMaxEntries: 10000, ResponseCacheMaxBytes: 8 << 20,
+			CacheMaxEntries: 10000, ResponseCacheMaxBytes: 8 << 20, CacheFallbackTTL: 2 * time.Second,
 			SecurityMaxEvents: 1000, SecurityEventMaxAge: 24 * time.Hour,
 			ThrottleTTL: 60 * time.Second, ThrottleLimit: 300, LoginThrottleLimit: 10, SignupThrottleLimit: 5,
 			BruteForceThreshold: 5, BruteForceWindow: 15 * time.Minute,

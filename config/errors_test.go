@@ -54,6 +54,8 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrCacheTTLNegative", environ: []string{"CACHE_TTL=-5"}, key: "CACHE_TTL", value: "-5"},
 		{name: "ErrCacheTTLZero", environ: []string{"CACHE_TTL=0"}, key: "CACHE_TTL", value: "0"},
 		{name: "ErrCacheTTLNotNumber", environ: []string{"CACHE_TTL=1.5"}, key: "CACHE_TTL", value: "1.5"},
+		{name: "ErrCacheFallbackTTLZero", environ: []string{"CACHE_FALLBACK_TTL=0s"}, key: "CACHE_FALLBACK_TTL", value: "0s"},
+		{name: "ErrCacheFallbackTTLNotDuration", environ: []string{"CACHE_FALLBACK_TTL=2"}, key: "CACHE_FALLBACK_TTL", value: "2"},
 		{name: "ErrCacheMaxEntriesZero", environ: []string{"CACHE_MAX_ENTRIES=0"}, key: "CACHE_MAX_ENTRIES", value: "0"},
 		{name: "ErrSeedDemoNotBool", environ: []string{"SEED_DEMO=2"}, key: "SEED_DEMO", value: "2"},
 		{name: "ErrSeedDemoInProduction", environ: []string{"APP_ENV=production", "JWT_SECRET=" + strings.Repeat("p", 40), "SEED_DEMO=true"}, key: "SEED_DEMO", value: "true"},

@@ -97,6 +97,7 @@ var fields = []field{
 
 	seconds("CACHE_TTL", "cache entry lifetime in seconds", func(c *Config) *time.Duration { return &c.CacheTTL }),
 	integer("CACHE_MAX_ENTRIES", "in-memory cache capacity", 1, math.MaxInt, func(c *Config) *int { return &c.CacheMaxEntries }),
+	duration("CACHE_FALLBACK_TTL", "while Redis is unreachable, values kept in memory expire after this (bounds how long replicas disagree)", func(c *Config) *time.Duration { return &c.CacheFallbackTTL }),
 	size("RESPONSE_CACHE_MAX_BYTES", "memory for whole responses to anonymous queries, kept exact by the cache's tokens (0 disables)", 0, func(c *Config) *int64 { return &c.ResponseCacheMaxBytes }),
 
 	boolean("SEED_DEMO", "seed demo data into an empty store (never in production)", func(c *Config) *bool { return &c.SeedDemo }).

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,54 @@ type monitor struct {
 	lastEvent   string
 	lastEventAt time.Time
 	hbFailing   bool
+
+	// up is cancelled, with the error calls should end in, the moment the store is known down:
+	// the server monitor saw it go from a known kind to Unknown (a failed heartbeat, or a network
+	// error in a command), or Close began. Until it has been up once it is not known down (Open
+	// waits for the server anyway). A new one replaces it when the server is back. Guarded by mu.
+	up     context.Context
+	upDown context.CancelCauseFunc
+	closed bool
+	upNow  atomic.Pointer[context.Context] // m.up, for Up without the lock (every store call)
+}
+
+// errStoreDown is what calls end in while the store is known down.
+var errStoreDown = &eventide.Error{Code: eventide.CodeUnavailable, Message: "the store is unavailable; try again shortly",
+	Err: errors.New("store: the server monitor reports the server down")}
+
+// errStoreClosing is what calls end in once Close has begun (the server is shutting down).
+var errStoreClosing = &eventide.Error{Code: eventide.CodeUnavailable, Message: "the server is shutting down; try again shortly",
+	Err: errors.New("store: closing")}
+
+// Up returns a context that is cancelled as soon as the store is known down, with the error a
+// call should end in as its cause; it is already cancelled while the store is down. A call made
+// under it (see cache.FailFast) fails at once instead of waiting out server selection.
+func (m *monitor) Up() context.Context {
+	return *m.upNow.Load()
+}
+
+// setUp records whether the server is up, for Up. Called with mu held.
+func (m *monitor) setUp(up bool) {
+	if m.closed {
+		return
+	}
+	known := m.up.Err() == nil
+	switch {
+	case up && !known:
+		m.up, m.upDown = context.WithCancelCause(context.Background())
+		cur := m.up
+		m.upNow.Store(&cur) // a copy: m.up is replaced under mu, read here without it
+	case !up && known:
+		m.upDown(errStoreDown)
+	}
+}
+
+// close marks the store closing: every call made from now on, and every one in flight, fails.
+func (m *monitor) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.upDown(errStoreClosing)
 }
 
 func newMonitor(log *slog.Logger, maxPool uint64, reg prometheus.Registerer) *monitor {
@@ -41,6 +90,9 @@ func newMonitor(log *slog.Logger, maxPool uint64, reg prometheus.Registerer) *mo
 			Help: "Commands sent to the store, by command name.",
 		}, []string{"command"}),
 	}
+	m.up, m.upDown = context.WithCancelCause(context.Background())
+	cur := m.up
+	m.upNow.Store(&cur)
 	if reg != nil {
 		reg.MustRegister(m.commands)
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -104,6 +156,9 @@ func (m *monitor) serverMonitor() *event.ServerMonitor {
 			m.mu.Lock()
 			changed := up != m.connected
 			m.connected = up
+			if changed {
+				m.setUp(up)
+			}
 			if changed {
 				if up {
 					m.record("connected")

@@ -91,7 +91,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	mon := newMonitor(log, opts.PoolSize, opts.Registerer)
-	co := options.Client().ApplyURI(opts.URI).
+	// The heartbeat is how the store is known down and known back (see monitor.Up); a URI's
+	// heartbeatFrequencyMS still wins.
+	co := options.Client().SetHeartbeatInterval(heartbeatInterval).ApplyURI(opts.URI).
 		SetAppName("eventide").
 		SetMaxPoolSize(opts.PoolSize).
 		SetMinPoolSize(opts.MinPoolSize).
@@ -127,16 +129,36 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the repair sweeps and disconnects from the server, waiting for in-use
-// connections until ctx ends.
+// heartbeatInterval is how often the driver checks the server (its default is 10s): a dead store
+// is known down, and a returning one known back, within about this long even with no traffic.
+const heartbeatInterval = time.Second
+
+// Close stops the repair sweeps and disconnects from the server, waiting for in-use connections
+// until ctx ends. Calls in flight under Up fail at once with UNAVAILABLE, so a hung store does not
+// hold the shutdown.
 func (s *Store) Close(ctx context.Context) error {
 	s.stopSweeps()
+	s.mon.close()
 	<-s.sweepDone
 	return s.client.Disconnect(ctx)
 }
 
-// Ping checks that the primary answers; UNAVAILABLE when it does not.
+// Abort makes every call in flight under Up, and every later one, fail with UNAVAILABLE, as Close
+// does, without disconnecting: the shutdown calls it when draining requests runs long, so that
+// requests stuck on a hung store are answered before the deadline.
+func (s *Store) Abort() { s.mon.close() }
+
+// Up returns a context cancelled the moment the store is known down (the driver's server monitor
+// saw it go Unknown) or closing, with the UNAVAILABLE error calls should end in as its cause;
+// while the store is down it is already cancelled. See cache.FailFast.
+func (s *Store) Up() context.Context { return s.mon.Up() }
+
+// Ping checks that the primary answers; UNAVAILABLE when it does not, at once when the store is
+// known down (the readiness probe must not wait out server selection).
 func (s *Store) Ping(ctx context.Context) error {
+	if up := s.mon.Up(); up.Err() != nil {
+		return context.Cause(up)
+	}
 	return mapErr(s.client.Ping(ctx, readpref.Primary()))
 }
 
@@ -223,6 +245,9 @@ func mapErr(err error) error {
 		return &eventide.Error{Code: eventide.CodeBadUserInput, Message: "already exists", Err: err}
 	case errors.As(err, &topology.ServerSelectionError{}),
 		errors.Is(err, topology.ErrTopologyClosed),
+		errors.Is(err, mongo.ErrClientDisconnected), // the driver's name for a closed topology
+		errors.Is(err, topology.ErrPoolClosed),      // Close ran while the call waited (a shutdown)
+		errors.Is(err, topology.ErrServerClosed),
 		mongo.IsNetworkError(err),
 		mongo.IsTimeout(err),
 		errors.Is(err, context.DeadlineExceeded):

@@ -1,0 +1,84 @@
+package cache
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+)
+
+// deadRedis is a Redis backend at an address where nothing listens.
+func deadRedis(t *testing.T) *Redis {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	r := NewRedis(RedisOptions{Addrs: []string{addr}, TTL: time.Minute})
+	return r
+}
+
+// TestFallbackTTLCapsMemory: while Redis is configured but down, what memory takes in lives at
+// most CACHE_FALLBACK_TTL, whatever TTL the caller asked for; without Redis the caller's TTL stands.
+func TestFallbackTTLCapsMemory(t *testing.T) {
+	sw := NewSwitch(context.Background(), deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer sw.Close()
+	sw.SetFallbackTTL(3 * time.Second)
+	if !sw.FallbackActive() {
+		t.Fatal("a dead Redis at start-up should start the Switch in the fallback")
+	}
+	for _, c := range []struct{ ask, want time.Duration }{
+		{0, 3 * time.Second},
+		{time.Second, time.Second},
+		{time.Hour, 3 * time.Second},
+		{24 * time.Hour, 3 * time.Second},
+	} {
+		if got := sw.memTTL(c.ask); got != c.want {
+			t.Errorf("fallback: memTTL(%v) = %v, want %v", c.ask, got, c.want)
+		}
+	}
+	ctx := context.Background()
+	if err := sw.Set(ctx, []Item{{Key: "k", Value: []byte("v")}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.AddOrGet(ctx, []Item{{Key: "a", Value: []byte("v")}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k", "a"} {
+		it := sw.mem.c.Get(k)
+		if it == nil {
+			t.Fatalf("%s not in memory", k)
+		}
+		if it.TTL() != 3*time.Second {
+			t.Errorf("%s kept for %v during the fallback, want 3s", k, it.TTL())
+		}
+	}
+
+	alone := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), 0, nil)
+	defer alone.Close()
+	if got := alone.memTTL(time.Hour); got != time.Hour {
+		t.Errorf("memory only: memTTL(1h) = %v, want 1h", got)
+	}
+}
+
+// TestBusHoldsBounded: while Redis is down the bus holds at most busHeld invalidations (the rest,
+// and every other message, are dropped and counted), and sends none while Redis does not serve.
+func TestBusHoldsBounded(t *testing.T) {
+	sw := NewSwitch(context.Background(), deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer sw.Close()
+	b := NewBus(sw, nil)
+	for range busHeld + 10 {
+		b.hold(busMsg{channel: channelInvalidate, payload: []byte("x")})
+	}
+	b.hold(busMsg{channel: channelEvents, payload: []byte("e")})
+	if len(b.held) != busHeld || b.dropped.Load() != 11 {
+		t.Fatalf("held %d, dropped %d; want %d and 11", len(b.held), b.dropped.Load(), busHeld)
+	}
+	b.resends = []time.Time{time.Now().Add(-time.Second)}
+	b.sendHeld(time.Now())
+	if len(b.held) != busHeld || len(b.resends) != 1 || b.sent.Load() != 0 {
+		t.Fatalf("sent while Redis was down: held %d, resends %d, sent %d", len(b.held), len(b.resends), b.sent.Load())
+	}
+}
