@@ -36,8 +36,10 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 func TestRedisLimiter(t *testing.T) {
 	s := redistest.Start(t)
 	newLimiter := func() *RedisLimiter {
+		// Timeout well above the default 100ms: a first call on a busy machine (dial, script
+		// load) can take longer, and this test is about sharing a budget, not about the bound.
 		l := NewRedisLimiter(newRedisClient(t, s), nil, RedisLimiterConfig{
-			ProbeInterval: 50 * time.Millisecond, Logger: quietLogger})
+			ProbeInterval: 50 * time.Millisecond, Timeout: time.Second, Logger: quietLogger})
 		run(t, l.Run)
 		return l
 	}
