@@ -27,11 +27,15 @@ import (
 // Redis is told apart from two budgets in memory (one per replica) in a few requests.
 const haLoginLimit = 4
 
-// haPassword is REDIS_PASSWORD: the data nodes require it, as in production.
-const haPassword = "ha-test-password"
+// haPassword is REDIS_PASSWORD: the data nodes require it, as in production; the sentinel
+// requires its own, haSentinelPassword (REDIS_SENTINEL_PASSWORD).
+const (
+	haPassword         = "ha-test-password"
+	haSentinelPassword = "ha-sentinel-password"
+)
 
 // startHAReplicas starts two servers on one embedded store and the given Redis seeds.
-func startHAReplicas(t *testing.T, addrs []string, masterName string) (a, b *testServer) {
+func startHAReplicas(t *testing.T, addrs []string, masterName, sentinelPassword string) (a, b *testServer) {
 	t.Helper()
 	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -45,6 +49,7 @@ func startHAReplicas(t *testing.T, addrs []string, masterName string) (a, b *tes
 		cfg.RedisAddrs = addrs
 		cfg.RedisMasterName = masterName
 		cfg.RedisPassword = haPassword
+		cfg.RedisSentinelPassword = sentinelPassword
 		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		cfg.LoginThrottleLimit = haLoginLimit
 		cfg.ThrottleTTL = time.Hour // one window for the whole test
@@ -194,8 +199,8 @@ func checkHA(t *testing.T, a, b *testServer, admin, org session, round string) {
 }
 
 func TestRedisSentinel(t *testing.T) {
-	s := redistest.StartSentinel(t, redistest.HAOptions{Password: haPassword})
-	a, b := startHAReplicas(t, s.Addrs(), s.MasterName)
+	s := redistest.StartSentinel(t, redistest.HAOptions{Password: haPassword, SentinelPassword: haSentinelPassword})
+	a, b := startHAReplicas(t, s.Addrs(), s.MasterName, haSentinelPassword)
 	admin, org := a.admin(), a.organizer("Org")
 	checkHA(t, a, b, admin, org, "Before")
 	if t.Failed() {
@@ -338,6 +343,6 @@ func underLoad(t *testing.T, a, b *testServer, org session, id, what string, spl
 
 func TestRedisCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3, redistest.HAOptions{Password: haPassword})
-	a, b := startHAReplicas(t, c.Addrs(), "")
+	a, b := startHAReplicas(t, c.Addrs(), "", "")
 	checkHA(t, a, b, a.admin(), a.organizer("Org"), "Cluster")
 }

@@ -308,7 +308,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	a.cache = cache.Open(ctx, cache.Options{
 		UseRedis: cfg.UseRedis,
 		Redis: cache.RedisOptions{
-			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName,
+			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName, SentinelPassword: cfg.RedisSentinelPassword,
 			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
 		},
 		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: cacheLog, Registerer: reg,

@@ -21,7 +21,10 @@ type RedisOptions struct {
 	Addrs      []string
 	MasterName string
 	Password   string
-	DB         int
+	// SentinelPassword is what the Sentinels themselves require (REDIS_SENTINEL_PASSWORD); the
+	// data nodes take Password.
+	SentinelPassword string
+	DB               int
 	// Prefix starts every key (the Switch and Store add nothing else in front).
 	Prefix string
 	TTL    time.Duration
@@ -63,6 +66,7 @@ func NewRedis(o RedisOptions) *Redis {
 		Addrs:                 o.Addrs,
 		MasterName:            o.MasterName,
 		Password:              o.Password,
+		SentinelPassword:      o.SentinelPassword,
 		DB:                    o.DB,
 		ClientName:            "eventide",
 		PoolSize:              o.PoolSize,

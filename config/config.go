@@ -25,13 +25,14 @@ type Config struct {
 	MongoMaxConnIdleTime        time.Duration // MONGO_MAX_CONN_IDLE_TIME
 	DataDir                     string        // DATA_DIR: where the embedded store keeps its files
 
-	UseRedis        bool     // USE_REDIS
-	RedisHost       string   // REDIS_HOST
-	RedisPort       int      // REDIS_PORT
-	RedisPassword   string   // REDIS_PASSWORD (secret)
-	RedisDB         int      // REDIS_DB
-	RedisAddrs      []string // REDIS_ADDRS: comma-separated seeds
-	RedisMasterName string   // REDIS_MASTER_NAME
+	UseRedis              bool     // USE_REDIS
+	RedisHost             string   // REDIS_HOST
+	RedisPort             int      // REDIS_PORT
+	RedisPassword         string   // REDIS_PASSWORD (secret)
+	RedisDB               int      // REDIS_DB
+	RedisAddrs            []string // REDIS_ADDRS: comma-separated seeds
+	RedisMasterName       string   // REDIS_MASTER_NAME
+	RedisSentinelPassword string   // REDIS_SENTINEL_PASSWORD (secret)
 
 	CacheTTL        time.Duration // CACHE_TTL: given in seconds
 	CacheMaxEntries int           // CACHE_MAX_ENTRIES

@@ -94,6 +94,7 @@ var fields = []field{
 			return ""
 		}),
 	text("REDIS_MASTER_NAME", "Redis Sentinel master name", func(c *Config) *string { return &c.RedisMasterName }),
+	text("REDIS_SENTINEL_PASSWORD", "password the Sentinels require (requirepass on the sentinels), when it differs from none", func(c *Config) *string { return &c.RedisSentinelPassword }).secretKey(),
 
 	seconds("CACHE_TTL", "cache entry lifetime in seconds", func(c *Config) *time.Duration { return &c.CacheTTL }),
 	integer("CACHE_MAX_ENTRIES", "in-memory cache capacity", 1, math.MaxInt, func(c *Config) *int { return &c.CacheMaxEntries }),

@@ -17,20 +17,24 @@ import (
 // master promotes the replica within a few seconds. Everything listens on free loopback ports and
 // is killed at cleanup.
 type Sentinel struct {
-	tb         testing.TB
-	cli        string
-	password   string
-	MasterName string
-	Master     *Server // the master at start
-	Replica    *Server // its replica, the master after Failover
-	Sentinel   *Server // the sentinel process
+	tb               testing.TB
+	cli              string
+	password         string
+	sentinelPassword string
+	MasterName       string
+	Master           *Server // the master at start
+	Replica          *Server // its replica, the master after Failover
+	Sentinel         *Server // the sentinel process
 }
 
 // HAOptions configures StartSentinel and StartCluster.
 type HAOptions struct {
 	// Password, when set, is required by every data node (requirepass, and masterauth between
-	// them), as REDIS_PASSWORD is in production; the sentinel itself asks none.
+	// them), as REDIS_PASSWORD is in production.
 	Password string
+	// SentinelPassword, when set, is required by the sentinel (requirepass in its configuration),
+	// as REDIS_SENTINEL_PASSWORD is in production; without it the sentinel asks none.
+	SentinelPassword string
 }
 
 // StartSentinel starts the set and waits until the replica is in sync and known to the sentinel.
@@ -56,13 +60,16 @@ func StartSentinel(tb testing.TB, o HAOptions) *Sentinel {
 	if o.Password != "" {
 		body += fmt.Sprintf("sentinel auth-pass %s %s\n", name, o.Password)
 	}
+	if o.SentinelPassword != "" {
+		body += fmt.Sprintf("requirepass %s\n", o.SentinelPassword)
+	}
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	sentinel := &Server{tb: tb, port: sp, dir: dir, bin: bin, argv: []string{conf, "--sentinel"}}
 	sentinel.start()
 	tb.Cleanup(sentinel.Stop)
-	s := &Sentinel{tb: tb, cli: cli, password: o.Password, MasterName: name, Master: master, Replica: replica, Sentinel: sentinel}
+	s := &Sentinel{tb: tb, cli: cli, password: o.Password, sentinelPassword: o.SentinelPassword, MasterName: name, Master: master, Replica: replica, Sentinel: sentinel}
 	waitFor(tb, 15*time.Second, "the replica to be in sync with the master", func() bool {
 		out, err := s.redisCLI(replica.Addr(), "INFO", "replication")
 		return err == nil && strings.Contains(out, "master_link_status:up")
@@ -223,11 +230,11 @@ func redisCLI(cli, addr, password string, args ...string) (string, error) {
 	return s, err
 }
 
-// redisCLI talks to a data node with the password, to the sentinel without.
+// redisCLI talks to a data node with the password, to the sentinel with its own.
 func (s *Sentinel) redisCLI(addr string, args ...string) (string, error) {
 	pw := s.password
 	if addr == s.Sentinel.Addr() {
-		pw = ""
+		pw = s.sentinelPassword
 	}
 	return redisCLI(s.cli, addr, pw, args...)
 }
