@@ -20,11 +20,19 @@ func (a *Authenticator) EnsureAdmin(ctx context.Context, email, password string)
 	switch {
 	case eventide.IsCode(err, eventide.CodeNotFound):
 		name, _, _ := strings.Cut(email, "@")
-		u = &eventide.User{Name: name, Email: email, Role: eventide.RoleAdmin, PasswordHash: hash}
-		if err := a.Users.CreateUser(ctx, u); err != nil {
+		nu := &eventide.User{Name: name, Email: email, Role: eventide.RoleAdmin, PasswordHash: hash}
+		err := a.Users.CreateUser(ctx, nu)
+		if err == nil {
+			return true, nil
+		}
+		if !eventide.IsCode(err, eventide.CodeBadUserInput) {
 			return false, fmt.Errorf("auth: create admin: %w", err)
 		}
-		return true, nil
+		// Taken since the look-up: another replica starting at the same moment created it. Reset
+		// it like any existing account, so both end with the password and role configured.
+		if u, err = a.Users.UserByEmail(ctx, email); err != nil {
+			return false, fmt.Errorf("auth: look up admin: %w", err)
+		}
 	case err != nil:
 		return false, fmt.Errorf("auth: look up admin: %w", err)
 	}

@@ -189,30 +189,53 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}},
 	}
 	for _, sp := range specs {
-		// Create only the missing ones: FerretDB v1.24 panics when createIndexes names several
-		// indexes of which some exist already (it does accept an identical single one).
-		existing, err := sp.coll.Indexes().ListSpecifications(ctx)
+		if err := ensureCollIndexes(ctx, sp.coll, sp.idx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureCollIndexes creates the indexes of idx that coll lacks, one at a time, so that replicas
+// starting together on an empty database can all do it: on MongoDB createIndexes of an existing
+// identical index is a no-op, but FerretDB v1.24 panics (and drops the connection) when one
+// createIndexes names several indexes of which some exist already — which is what a replica that
+// listed them before the other created them would send. A failed creation is retried after
+// listing again, a few times.
+func ensureCollIndexes(ctx context.Context, coll *mongo.Collection, idx []mongo.IndexModel) error {
+	const attempts = 5
+	var err error
+	for attempt := range attempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("store: create indexes on %s: %w", coll.Name(), ctx.Err())
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			}
+		}
+		var existing []mongo.IndexSpecification
+		existing, err = coll.Indexes().ListSpecifications(ctx)
 		if err != nil {
-			return fmt.Errorf("store: list indexes on %s: %w", sp.coll.Name(), mapErr(err))
+			continue
 		}
 		have := make(map[string]bool, len(existing))
 		for _, e := range existing {
 			have[e.Name] = true
 		}
-		var missing []mongo.IndexModel
-		for _, m := range sp.idx {
-			if name := *indexName(m); !have[name] {
-				missing = append(missing, m)
+		err = nil
+		for _, m := range idx {
+			if have[*indexName(m)] {
+				continue
+			}
+			if _, err = coll.Indexes().CreateOne(ctx, m); err != nil {
+				break
 			}
 		}
-		if len(missing) == 0 {
-			continue
-		}
-		if _, err := sp.coll.Indexes().CreateMany(ctx, missing); err != nil {
-			return fmt.Errorf("store: create indexes on %s: %w", sp.coll.Name(), mapErr(err))
+		if err == nil {
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("store: create indexes on %s: %w", coll.Name(), mapErr(err))
 }
 
 // indexName reads the name set on an index model's options.
