@@ -11,7 +11,7 @@ import (
 // SeedOptions sizes a synthetic data set for benchmarks and load tests.
 type SeedOptions struct {
 	Events        int
-	Registrations int // spread evenly over the events, confirmed up to each capacity
+	Registrations int // spread evenly over the published events (exactly this many in all, at most Users per event), confirmed up to each capacity
 	Users         int
 	Capacity      int       // per event (default 8: about a fifth of registrations wait)
 	Now           time.Time // events are placed around it (default time.Now())
@@ -61,10 +61,19 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 			return nil, nil, err
 		}
 	}
-	perEvent := 0
-	if o.Events > 0 {
-		perEvent = o.Registrations / o.Events
+	// Only published events take registrations (drafts and cancelled ones cannot): the total is
+	// spread over them, the first (Registrations mod published) of them taking one more.
+	published := 0
+	for j := range o.Events {
+		if seedStatus(j) == eventide.EventPublished {
+			published++
+		}
 	}
+	perEvent, extra := 0, 0
+	if published > 0 {
+		perEvent, extra = o.Registrations/published, o.Registrations%published
+	}
+	nth := 0 // published events seen so far
 	eventIDs = make([]string, o.Events)
 	hour := int64(time.Hour / time.Millisecond)
 	for i := 0; i < o.Events; i += batch / max(1, perEvent/4+1) {
@@ -73,13 +82,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 			for j := i; j < end; j++ {
 				id := newID()
 				eventIDs[j] = id
-				status := eventide.EventPublished
-				switch j % 20 {
-				case 7:
-					status = eventide.EventDraft
-				case 13:
-					status = eventide.EventCancelled
-				}
+				status := seedStatus(j)
 				// A tenth ended in the past year, the rest spread over the next year.
 				var start int64
 				if j%10 == 3 {
@@ -92,9 +95,14 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 				if tags[0] == tags[1] {
 					tags = tags[:1]
 				}
-				n := min(perEvent, o.Users)
-				if status != eventide.EventPublished {
-					n = 0
+				n := 0
+				if status == eventide.EventPublished {
+					n = perEvent
+					if nth < extra {
+						n++
+					}
+					n = min(n, o.Users)
+					nth++
 				}
 				confirmed, waiting := min(n, o.Capacity), max(0, n-o.Capacity)
 				org := userIDs[(j%max(1, o.Users/100))*100%o.Users]
@@ -127,4 +135,15 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 		}
 	}
 	return eventIDs, userIDs, nil
+}
+
+// seedStatus is the status of the j-th synthetic event: a twentieth draft, a twentieth cancelled.
+func seedStatus(j int) eventide.EventStatus {
+	switch j % 20 {
+	case 7:
+		return eventide.EventDraft
+	case 13:
+		return eventide.EventCancelled
+	}
+	return eventide.EventPublished
 }
