@@ -61,6 +61,8 @@ func TestSeedScale(t *testing.T) {
 		{`SELECT count(*) FROM events WHERE status = 'CANCELLED'`, 10},
 		{`SELECT count(*) FROM registrations`, 2000},
 		{`SELECT count(DISTINCT city) FROM events`, 10},
+		{`SELECT count(*) FROM venues`, 10},
+		{`SELECT count(*) FROM events e JOIN venues v ON v.id = e.venue_id AND v.city_key = e.city_key`, 200}, // each at a venue of its city
 		{`SELECT count(DISTINCT tag) FROM event_tags`, 20},
 		// Registrations only on published events, 11 or 12 each (2000 over 180), the counters
 		// agreeing with the rows, at most 10 confirmed (the default capacity).

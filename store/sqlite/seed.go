@@ -25,7 +25,7 @@ var (
 )
 
 // Seed writes a synthetic data set straight into the tables, in transactions of a few thousand
-// rows: users, one organizer among them per hundred, events (a tenth ended, a twentieth draft, a
+// rows: users, one organizer among them per hundred, venues (see below), events (a tenth ended, a twentieth draft, a
 // twentieth cancelled, the rest upcoming and published, each with a city and two tags) and
 // registrations with the counters they imply. It returns the ids it made, for benchmarks to pick
 // from.
@@ -61,6 +61,25 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 			return nil, nil, err
 		}
 	}
+	// Venues: ten per city or one per hundred events, whichever is more (at most 1000); an
+	// event is at a venue of its city.
+	nVenues := len(seedCities) * max(1, min(100, o.Events/100/len(seedCities)))
+	venueIDs := make([]string, nVenues)
+	err = s.write(ctx, func(w *wtx) error {
+		for k := range venueIDs {
+			venueIDs[k] = newID()
+			city := seedCities[k%len(seedCities)]
+			name := fmt.Sprintf("%s Hall %d", city, k/len(seedCities))
+			if _, err := w.exec(s.stmts.wInsertVenue, venueIDs[k], name, foldKey(name), fmt.Sprintf("%d Seed Street", k), city, foldKey(city),
+				50+k%10*50, userIDs[0], t0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	// Only published events take registrations (drafts and cancelled ones cannot): the total is
 	// spread over them, the first (Registrations mod published) of them taking one more.
 	published := 0
@@ -91,6 +110,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 					start = t0 + int64(1+(j*7919)%8760)*hour
 				}
 				city := seedCities[j%len(seedCities)]
+				venue := venueIDs[j%len(seedCities)+len(seedCities)*((j/len(seedCities))%(nVenues/len(seedCities)))]
 				tags := []string{seedTags[j%len(seedTags)], seedTags[(j/len(seedTags)+3)%len(seedTags)]}
 				if tags[0] == tags[1] {
 					tags = tags[:1]
@@ -109,7 +129,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 				e := &eventide.Event{ID: id, StartsAt: fromMS(start), EndsAt: fromMS(start + 2*hour), Status: status, Tags: tags}
 				if _, err := w.exec(s.stmts.wInsertEvent, id, fmt.Sprintf("Event %d in %s", j, city),
 					fmt.Sprintf("A %s and %s event, number %d.", tags[0], tags[len(tags)-1], j),
-					start, start+2*hour, string(status), o.Capacity, tagsJSON(tags), "", city, foldKey(city), org,
+					start, start+2*hour, string(status), o.Capacity, tagsJSON(tags), venue, city, foldKey(city), org,
 					confirmed, waiting, "", t0, t0); err != nil {
 					return err
 				}
