@@ -6,6 +6,7 @@
 #   - idle RSS: VmRSS of the server process 10 s after it is healthy, no request made;
 #   - cold events page WITH totalCount: purgeCache before every request (it empties both the
 #     data cache and the response cache; the purge is timed apart), 1 worker;
+#   - the same page without totalCount (to tell the exact count's growth from the rest's);
 #   - cold event detail with its first 10 attendees, as the admin, purgeCache before each, 1 worker;
 #   - registerForEvent p50/p99 at 8 workers (the register-cancel scenario's "register" row);
 #   - RSS under load: the largest RSS sampled during those runs;
@@ -77,7 +78,7 @@ op() { # $1 size, $2 scenario file prefix, $3 operation name, $4 field (p50, p99
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPU, $(free -g | awk '/Mem:/{print $2}') GiB; $(go version)"
 echo "runs: median of $RUNS × $DURATION (+$WARMUP warm-up); load average at start: $(cut -d' ' -f1-3 /proc/loadavg); raw reports in $OUT"
-printf '%-8s %9s %9s %10s %10s %10s %10s %9s %9s %10s %10s %9s %9s\n' events seed_s file_MiB startup_ms idle_MiB page_p50 page_p99 detail_p50 detail_p99 reg_p50 reg_p99 load_MiB errors
+printf '%-8s %9s %9s %10s %10s %10s %10s %11s %9s %9s %10s %10s %9s %9s\n' events seed_s file_MiB startup_ms idle_MiB page_p50 page_p99 nocount_p50 detail_p50 detail_p99 reg_p50 reg_p99 load_MiB errors
 for n in "${sizes[@]}"; do
 	dir="$OUT/$n"
 	mkdir -p "$dir"
@@ -97,6 +98,7 @@ for n in "${sizes[@]}"; do
 	"$OUT/eventide-load" -url "$url" -seed -scenario events-page -duration 1s -warmup 0s -quiet >/dev/null
 	for i in $(seq "$RUNS"); do
 		load "$dir/page-$i.json" -scenario events-page -cold -total-count -workers 1
+		load "$dir/nocount-$i.json" -scenario events-page -cold -workers 1
 		load "$dir/detail-$i.json" -scenario event-detail -cold -workers 1
 		load "$dir/register-$i.json" -scenario register-cancel -workers 8
 	done
@@ -104,8 +106,8 @@ for n in "${sizes[@]}"; do
 	file_mib=$(du -sb "$dir/data" | awk '{printf "%.1f", $1/1048576}')
 	load_mib=$(jq -s "$median"' map(.server.rss_max_bytes_during // 0) | max / 1048576 * 10 | round / 10' "$dir"/*-[0-9]*.json)
 	errors=$(jq -s 'map(.run.errors) | add' "$dir"/*-[0-9]*.json)
-	printf '%-8s %9.1f %9s %10s %10.1f %10s %10s %9s %9s %10s %10s %9s %9s\n' "$n" "$seed_s" "$file_mib" "$startup_ms" "$(echo "$idle_kib / 1024" | bc -l)" \
-		"$(op "$n" page events-page-cold p50)" "$(op "$n" page events-page-cold p99)" \
+	printf '%-8s %9.1f %9s %10s %10.1f %10s %10s %11s %9s %9s %10s %10s %9s %9s\n' "$n" "$seed_s" "$file_mib" "$startup_ms" "$(echo "$idle_kib / 1024" | bc -l)" \
+		"$(op "$n" page events-page-cold p50)" "$(op "$n" page events-page-cold p99)" "$(op "$n" nocount events-page-cold p50)" \
 		"$(op "$n" detail event-detail-cold p50)" "$(op "$n" detail event-detail-cold p99)" \
 		"$(op "$n" register register p50)" "$(op "$n" register register p99)" "$load_mib" "$errors"
 done
