@@ -167,6 +167,11 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		data(map[string]any{"memoryStats": map[string]any{
 			"rssBytes": int64(f.rss(time.Since(f.start)) * (1 << 20)), "heapInuseBytes": 20 << 20, "goroutines": 42}})
 	case "EventsPage":
+		if strings.Contains(req.Query, "totalCount") {
+			f.mu.Lock()
+			f.calls["EventsPage totalCount"]++
+			f.mu.Unlock()
+		}
 		if n := f.pages.Add(1); f.throttleEvery > 0 && n%f.throttleEvery == 0 {
 			w.Header().Set("Retry-After", "1")
 			gqlErr(w, 429, "RATE_LIMITED", "slow down")
@@ -178,6 +183,15 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 			"pageInfo": map[string]any{"hasNextPage": false, "endCursor": "c1"}}})
 	case "EventDetail":
 		data(map[string]any{"event": map[string]any{"id": vars["id"], "title": "x"}})
+	case "EventAttendees":
+		if auth != "Bearer admin" {
+			gqlErr(w, 200, "UNAUTHENTICATED", "attendees are for signed-in viewers")
+			return
+		}
+		f.mu.Lock()
+		f.calls[fmt.Sprintf("EventAttendees %v", vars["id"])]++
+		f.mu.Unlock()
+		data(map[string]any{"event": map[string]any{"id": vars["id"], "attendees": map[string]any{"totalCount": 0, "edges": []any{}}}})
 	case "Register", "Cancel":
 		if !strings.HasPrefix(auth, "Bearer user:") {
 			gqlErr(w, 200, "UNAUTHENTICATED", "sign in")

@@ -21,16 +21,17 @@ var (
 
 // The scenarios; usageText says what each one does.
 const (
-	scEventsPage     = "events-page"
-	scEventsPageCold = "events-page-cold"
-	scEventDetail    = "event-detail"
-	scLogin          = "login"
-	scRegisterCancel = "register-cancel"
-	scMixed          = "mixed"
-	scSubscribers    = "subscribers"
+	scEventsPage      = "events-page"
+	scEventsPageCold  = "events-page-cold"
+	scEventDetail     = "event-detail"
+	scEventDetailCold = "event-detail-cold"
+	scLogin           = "login"
+	scRegisterCancel  = "register-cancel"
+	scMixed           = "mixed"
+	scSubscribers     = "subscribers"
 )
 
-var scenarioNames = []string{scEventsPage, scEventsPageCold, scEventDetail, scLogin, scRegisterCancel, scMixed, scSubscribers}
+var scenarioNames = []string{scEventsPage, scEventsPageCold, scEventDetail, scEventDetailCold, scLogin, scRegisterCancel, scMixed, scSubscribers}
 
 // defaultMix is the web app's profile: mostly people browsing the list, some opening an event,
 // few signing in, a tenth registering or cancelling.
@@ -71,6 +72,10 @@ type options struct {
 	soak     bool
 	maxSlope float64
 	baseline bool
+
+	totalCount bool       // the events page also asks for totalCount
+	seedScale  *scaleSpec // -seed-scale: seed -data-dir through the store and exit
+	dataDir    string
 }
 
 type weighted struct {
@@ -92,6 +97,9 @@ Scenarios (-scenario):
                     separately and left out of the page's latency); also: -scenario events-page -cold
   event-detail      one event (a random one of those listed) with venue, organizer and
                     counts; anonymous (attendees' names are for signed-in viewers)
+  event-detail-cold an event's page with its first 10 attendees, as the admin, after a purgeCache
+                    before every request (timed apart, like events-page-cold); the event is a
+                    random listed one other than the load-test events; also: -scenario event-detail -cold
   login             login as a random seeded user
   register-cancel   each worker signs in as its own seeded user and alternately registers for a
                     random load-test event and cancels that registration (open loop: 32 users
@@ -118,6 +126,15 @@ made. The server's throttle (THROTTLE_LIMIT, LOGIN_THROTTLE_LIMIT) and websocket
 (WS_MAX_CONNECTIONS_PER_CLIENT) apply to this tool like to anyone, all of its anonymous traffic
 coming from one address: raise them on the server for a load test, or read the 429s and
 RATE_LIMITED counts in the report as the throttle doing its job.
+
+Scale (-seed-scale events=N[,registrations=M][,users=U][,capacity=C] -data-dir DIR): no load;
+writes a synthetic data set straight into DIR/eventide.db through the embedded store (the file
+the server opens under DATA_DIR=DIR; DIR must not hold users yet), prints what it holds, and
+exits. Registrations default to 10 per event (spread over the published ones), users to N,
+capacity (seats per event) to 10. Events: a tenth ended, a twentieth draft, a twentieth
+cancelled, the rest published and upcoming over the next year, in 10 cities with 2 of 20 tags.
+Then start the server on DIR (its ADMIN_EMAIL makes the admin) and run -seed once for the load
+users and events the scenarios sign in as and register for.
 
 Soak (-soak): the mixed profile at a steady open-loop rate (-rate, default 50/s) for -duration
 (default 10m) with -subscribers (default 1000), sampling the server every -sample-interval
@@ -146,10 +163,14 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		rawURL string
 		cold   bool
 		mix    string
+		scale  string
 	)
 	fs.StringVar(&rawURL, "url", "http://127.0.0.1:8080/graphql", "GraphQL endpoint; must be on a loopback address")
 	fs.StringVar(&o.scenario, "scenario", scEventsPage, "what to run: "+strings.Join(scenarioNames, ", "))
-	fs.BoolVar(&cold, "cold", false, "with -scenario events-page: purge the cache before every request (= events-page-cold)")
+	fs.BoolVar(&cold, "cold", false, "with -scenario events-page or event-detail: purge the cache before every request (= events-page-cold, event-detail-cold)")
+	fs.BoolVar(&o.totalCount, "total-count", false, "the events page also asks for totalCount")
+	fs.StringVar(&scale, "seed-scale", "", "seed -data-dir through the store and exit: events=N[,registrations=M][,users=U][,capacity=C]")
+	fs.StringVar(&o.dataDir, "data-dir", "", "with -seed-scale: the server's DATA_DIR to seed")
 	fs.StringVar(&mix, "mix", defaultMix, "weights of the mixed scenario, scenario=weight,...")
 	fs.IntVar(&o.workers, "workers", 2, "closed loop: concurrent workers")
 	fs.Float64Var(&o.rate, "rate", 0, "open loop: requests per second (overrides -workers)")
@@ -197,11 +218,29 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.url = u
 
-	if cold {
-		if o.scenario != scEventsPage {
-			return nil, fmt.Errorf("%w: -cold goes with -scenario events-page", errUsage)
+	switch {
+	case set["seed-scale"]:
+		sp, err := parseScale(scale)
+		if err != nil {
+			return nil, fmt.Errorf("%w: -seed-scale: %v", errUsage, err)
 		}
-		o.scenario = scEventsPageCold
+		if o.dataDir == "" {
+			return nil, fmt.Errorf("%w: -seed-scale needs -data-dir (the server's DATA_DIR)", errUsage)
+		}
+		o.seedScale = &sp
+		return &o, nil
+	case set["data-dir"]:
+		return nil, fmt.Errorf("%w: -data-dir goes with -seed-scale", errUsage)
+	}
+	if cold {
+		switch o.scenario {
+		case scEventsPage:
+			o.scenario = scEventsPageCold
+		case scEventDetail:
+			o.scenario = scEventDetailCold
+		default:
+			return nil, fmt.Errorf("%w: -cold goes with -scenario events-page or event-detail", errUsage)
+		}
 	}
 	if o.soak {
 		if set["scenario"] && o.scenario != scMixed {

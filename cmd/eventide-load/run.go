@@ -27,6 +27,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.seedScale != nil {
+		log := stderr
+		if o.quiet {
+			log = io.Discard
+		}
+		_, err := seedScale(ctx, *o.seedScale, o.dataDir, stdout, log)
+		return err
+	}
 	logf := func(format string, args ...any) {
 		if !o.quiet {
 			fmt.Fprintf(stderr, "eventide-load: "+format+"\n", args...)

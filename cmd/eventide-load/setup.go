@@ -57,6 +57,8 @@ func needsOf(o *options) needs {
 			n.admin = true
 		case scEventDetail:
 			n.events = true
+		case scEventDetailCold:
+			n.admin, n.events = true, true
 		case scLogin:
 			n.creds = true
 		case scRegisterCancel:
