@@ -25,7 +25,14 @@ import (
 // replicas behind a load balancer; tweak, when set, adjusts both configurations.
 func startReplicas(t *testing.T, tweak func(*config.Config)) (a, b *testServer) {
 	t.Helper()
-	redis := redistest.Start(t)
+	a, b, _ = startReplicasOn(t, tweak)
+	return a, b
+}
+
+// startReplicasOn is startReplicas with the Redis server handed back, so a test can kill it.
+func startReplicasOn(t *testing.T, tweak func(*config.Config)) (a, b *testServer, redis *redistest.Server) {
+	t.Helper()
+	redis = redistest.Start(t)
 	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +46,7 @@ func startReplicas(t *testing.T, tweak func(*config.Config)) (a, b *testServer) 
 		}
 		return startServer(t, cfg)
 	}
-	return replica(), replica()
+	return replica(), replica(), redis
 }
 
 func withRedis(t *testing.T, cfg *config.Config, srv *redistest.Server) *config.Config {

@@ -15,29 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/eventide/server/config"
-	"github.com/eventide/server/internal/redistest"
 	"github.com/eventide/server/store/embedded"
 )
-
-// startReplicasOn is startReplicas with the Redis server handed back, so a test can kill it.
-func startReplicasOn(t *testing.T, tweak func(*config.Config)) (a, b *testServer, redis *redistest.Server) {
-	t.Helper()
-	redis = redistest.Start(t)
-	db, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
-	replica := func() *testServer {
-		cfg := withRedis(t, testConfig(t), redis)
-		cfg.MongoURI = db.URI()
-		if tweak != nil {
-			tweak(cfg)
-		}
-		return startServer(t, cfg)
-	}
-	return replica(), replica(), redis
-}
 
 // TestReplicasAgreeSoonDuringRedisOutage: two replicas on one store lose their shared Redis, so
 // neither can tell the other about its writes. A write on a must be visible on b within
