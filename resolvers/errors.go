@@ -44,6 +44,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if gqlErr.Extensions["code"] == string(eventide.CodeValidationFailed) && isVariablePath(gqlErr.Path) {
 				gqlErr.Extensions["code"] = string(eventide.CodeBadUserInput)
 			}
+			// gqlgen names no operation when the request gave none: "operation  not found".
+			if gqlErr.Message == "operation  not found" {
+				gqlErr.Message = "the document has several operations: say which to run with operationName"
+			}
 		case gqlErr.Err == nil && len(gqlErr.Path) == 0:
 			// No cause, no code and no field: gqlgen's request handling (the transports, APQ's hash
 			// and version checks) refused the request's shape. The client's mistake, not ours.

@@ -26,6 +26,14 @@ func present(t *testing.T, err error) (msg string, ext map[string]any, logged st
 }
 
 func TestErrorPresenter(t *testing.T) {
+	t.Run("UnnamedOperationNotFoundSaysWhatToSend", func(t *testing.T) {
+		err := gqlerror.Errorf("operation %s not found", "")
+		err.Extensions = map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}
+		msg, ext, _ := present(t, err)
+		if ext["code"] != "GRAPHQL_VALIDATION_FAILED" || !strings.Contains(msg, "operationName") {
+			t.Fatalf("%q %v", msg, ext)
+		}
+	})
 	t.Run("DomainErrorKeepsCodeMessageAndField", func(t *testing.T) {
 		msg, ext, _ := present(t, eventide.InvalidField("capacity", "must be positive"))
 		if ext["code"] != "BAD_USER_INPUT" || ext["field"] != "capacity" || msg != "capacity: must be positive" {
