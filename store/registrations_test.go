@@ -6,18 +6,12 @@ import (
 	"time"
 
 	"github.com/eventide/server/eventide"
-	"github.com/eventide/server/store/embedded"
 )
 
 // TestRegistrationsOf checks the viewerRegistration loader's batch: one user's registrations at
 // several events, those without one left out, malformed ids ignored.
 func TestRegistrationsOf(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close(context.Background()) })
-	st := openTestStore(t, srv.URI())
+	st := startTestStore(t)
 	ctx := context.Background()
 
 	org := &eventide.User{Name: "Org", Email: "org@example.com", Role: eventide.RoleOrganizer}

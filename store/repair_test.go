@@ -8,7 +8,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/eventide/server/eventide"
-	"github.com/eventide/server/store/embedded"
 )
 
 // crashedCancel sets up an event of capacity 2 with two confirmed and one waitlisted
@@ -69,12 +68,7 @@ func wantCounts(t *testing.T, st *Store, eid bson.ObjectID, confirmed, waitliste
 // crashed, on any replica) recounts it and promotes into the freed seat; a second read changes
 // nothing more.
 func TestRepairDeadMark(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close(context.Background()) })
-	st := openTestStore(t, srv.URI())
+	st := startTestStore(t)
 	eid := crashedCancel(t, st, time.Now().Add(-2*repairLease))
 	wantCounts(t, st, eid, 2, 1, 1)
 	for range 2 {
@@ -96,12 +90,7 @@ func TestRepairDeadMark(t *testing.T) {
 // TestRepairWaitsForLiveMark: a mark younger than the lease may be a write under way on another
 // replica, so neither a read nor the sweep recounts; once it is past the lease the sweep does.
 func TestRepairWaitsForLiveMark(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close(context.Background()) })
-	st := openTestStore(t, srv.URI())
+	st := startTestStore(t)
 	ctx := context.Background()
 	eid := crashedCancel(t, st, time.Now())
 	if _, err := st.EventByID(ctx, eid.Hex()); err != nil {

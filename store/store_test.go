@@ -8,6 +8,18 @@ import (
 	"github.com/eventide/server/store/embedded"
 )
 
+// startTestStore starts an in-process FerretDB in a temp dir and opens the store on it; both end
+// with the test.
+func startTestStore(t *testing.T) *Store {
+	t.Helper()
+	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	return openTestStore(t, srv.URI())
+}
+
 func openTestStore(t *testing.T, uri string) *Store {
 	t.Helper()
 	st, err := Open(context.Background(), Options{

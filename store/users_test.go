@@ -8,18 +8,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/eventide/server/eventide"
-	"github.com/eventide/server/store/embedded"
 )
 
 // TestUsers: the admins' search by name or email (literal, case-insensitive) and role, in keyset
 // pages that neither skip nor repeat, without password hashes.
 func TestUsers(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close(context.Background()) })
-	st := openTestStore(t, srv.URI())
+	st := startTestStore(t)
 	ctx := context.Background()
 	for i := range 25 {
 		role := eventide.RoleUser
