@@ -105,11 +105,7 @@ func TestDeadStoreFailsFast(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	ctx := context.Background()
-	db, err := embedded.Start(ctx, embedded.Options{Dir: dir, Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	db := startStoreAt(t, dir, addr)
 	cfg := testConfig(t)
 	cfg.MongoURI = db.URI()
 	cfg.MongoServerSelectionTimeout = 5 * time.Second // the default
@@ -215,11 +211,7 @@ func TestDeadStoreFailsFast(t *testing.T) {
 	t.Logf("client: first SERVICE_UNAVAILABLE %v after the kill, %v after the store was known down (%d answers)",
 		firstUnavailable.Sub(killed).Round(time.Millisecond), firstUnavailable.Sub(knownDown).Round(time.Millisecond), len(answers))
 
-	db2, err := embedded.Start(ctx, embedded.Options{Dir: dir, Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db2.Close(context.Background()) })
+	startStoreAt(t, dir, addr)
 	back := time.Now()
 	deadline := back.Add(30 * time.Second)
 	for {

@@ -12,6 +12,18 @@ import (
 	"github.com/eventide/server/store/embedded"
 )
 
+// startStoreAt starts the in-process FerretDB on dir at addr, as a separate store a test can stop
+// and start again on the same data; it is closed with the test.
+func startStoreAt(t *testing.T, dir, addr string) *embedded.Server {
+	t.Helper()
+	db, err := embedded.Start(context.Background(), embedded.Options{Dir: dir, Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	return db
+}
+
 // TestStoreOutage points the server at a separate store through MONGO_URI, stops that store, and
 // checks that what the cache holds is still served, that queries needing the store fail fast with
 // a code, /readyz says so, the log shows the disconnect, and everything recovers when the store
@@ -20,11 +32,7 @@ func TestStoreOutage(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	ctx := context.Background()
-	db, err := embedded.Start(ctx, embedded.Options{Dir: dir, Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	db := startStoreAt(t, dir, addr)
 
 	cfg := testConfig(t)
 	cfg.MongoURI = db.URI()
@@ -85,11 +93,7 @@ func TestStoreOutage(t *testing.T) {
 		}
 	})
 
-	db2, err := embedded.Start(ctx, embedded.Options{Dir: dir, Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db2.Close(context.Background()) })
+	startStoreAt(t, dir, addr)
 
 	t.Run("Recovers", func(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
