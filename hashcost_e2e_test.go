@@ -95,15 +95,7 @@ func TestAliasedCredentialsHashOnce(t *testing.T) {
 		if hashes != 0 {
 			t.Fatalf("%d password hashes for signUps of a taken email, want 0: %s", hashes, r)
 		}
-		codes := errorsByAlias(t, r)
-		if codes["a0"] != "BAD_USER_INPUT" || len(codes) != n {
-			t.Fatalf("want a0 BAD_USER_INPUT and the rest RATE_LIMITED: %v", codes)
-		}
-		for i := 1; i < n; i++ {
-			if c := codes[fmt.Sprintf("a%d", i)]; c != "RATE_LIMITED" {
-				t.Fatalf("a%d: code %q, want RATE_LIMITED", i, c)
-			}
-		}
+		firstThenRateLimited(t, errorsByAlias(t, r), n, "BAD_USER_INPUT")
 	})
 
 	t.Run("Logins", func(t *testing.T) {
@@ -116,15 +108,7 @@ func TestAliasedCredentialsHashOnce(t *testing.T) {
 		if hashes != 1 {
 			t.Fatalf("%d password comparisons for one request, want 1: %s", hashes, r)
 		}
-		codes := errorsByAlias(t, r)
-		if codes["a0"] != "UNAUTHENTICATED" || len(codes) != n {
-			t.Fatalf("want a0 UNAUTHENTICATED and the rest RATE_LIMITED: %v", codes)
-		}
-		for i := 1; i < n; i++ {
-			if c := codes[fmt.Sprintf("a%d", i)]; c != "RATE_LIMITED" {
-				t.Fatalf("a%d: code %q, want RATE_LIMITED", i, c)
-			}
-		}
+		firstThenRateLimited(t, errorsByAlias(t, r), n, "UNAUTHENTICATED")
 	})
 
 	t.Run("SignUpThenLogin", func(t *testing.T) {
@@ -331,4 +315,18 @@ func TestAliasedCountsAreCostly(t *testing.T) {
 			t.Fatalf("attendees %+v", detail)
 		}
 	})
+}
+
+// firstThenRateLimited checks the codes of n aliased password fields: a0 ran and failed with
+// first, every other one was refused with RATE_LIMITED.
+func firstThenRateLimited(t *testing.T, codes map[string]string, n int, first string) {
+	t.Helper()
+	if codes["a0"] != first || len(codes) != n {
+		t.Fatalf("want a0 %s and the rest RATE_LIMITED: %v", first, codes)
+	}
+	for i := 1; i < n; i++ {
+		if c := codes[fmt.Sprintf("a%d", i)]; c != "RATE_LIMITED" {
+			t.Fatalf("a%d: code %q, want RATE_LIMITED", i, c)
+		}
+	}
 }
