@@ -273,7 +273,7 @@ func authenticate(a *auth.Authenticator, t *security.Throttle, events *security.
 				next.ServeHTTP(w, r)
 				return
 			}
-			u, err := a.Viewer(r.Context(), h)
+			u, exp, err := a.Session(r.Context(), h)
 			if err != nil {
 				code := eventide.ErrorCode(err)
 				msg := "invalid or expired token"
@@ -296,7 +296,12 @@ func authenticate(a *auth.Authenticator, t *security.Throttle, events *security.
 				writeError(w, r, statusFor(code), code, msg)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(eventide.WithViewer(r.Context(), u)))
+			ctx := context.WithValue(eventide.WithViewer(r.Context(), u), tokenExpiryKey{}, exp)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
+
+// tokenExpiryKey carries the instant the Authorization header's token expires, from authenticate
+// to the session of a stream (Sessions.track), which ends at that instant.
+type tokenExpiryKey struct{}

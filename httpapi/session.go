@@ -151,8 +151,8 @@ func (s *Sessions) index(ss *session, old, id string) {
 }
 
 // track gives every websocket upgrade and SSE request a session, bound to the viewer the
-// Authorization header named (authenticate has checked it), and ends it with the request. It runs
-// inside authenticate.
+// Authorization header named (authenticate has checked it and put its expiry in the context), and
+// ends it with the request. It runs inside authenticate.
 func (s *Sessions) track(next http.Handler) http.Handler {
 	if s == nil {
 		return next
@@ -164,12 +164,18 @@ func (s *Sessions) track(next http.Handler) http.Handler {
 		}
 		ss := &session{reg: s, client: eventide.ClientFrom(r.Context())}
 		defer ss.close()
-		if h := r.Header.Get("Authorization"); h != "" && eventide.ViewerFrom(r.Context()) != nil {
-			u, exp, err := s.authn.Session(r.Context(), h)
-			if err != nil {
-				code := eventide.ErrorCode(err)
-				writeError(w, r, statusFor(code), code, "could not check the token; try again shortly")
-				return
+		// authenticate has checked the header's token and read its user; the session starts from
+		// what it found.
+		if u := eventide.ViewerFrom(r.Context()); u != nil {
+			h := r.Header.Get("Authorization")
+			exp, ok := r.Context().Value(tokenExpiryKey{}).(time.Time)
+			if !ok { // not behind authenticate: check the token here
+				var err error
+				if u, exp, err = s.authn.Session(r.Context(), h); err != nil {
+					code := eventide.ErrorCode(err)
+					writeError(w, r, statusFor(code), code, "could not check the token; try again shortly")
+					return
+				}
 			}
 			ss.bind(h, u, exp)
 		}
