@@ -26,6 +26,8 @@ func TestBadConfigExits2(t *testing.T) {
 		{name: "BadLogFormat", key: "LOG_FORMAT", env: []string{"LOG_FORMAT=xml"}},
 		{name: "BadMongoURI", key: "MONGO_URI", env: []string{"MONGO_URI=postgres://x"}},
 		{name: "BadBool", key: "USE_REDIS", env: []string{"USE_REDIS=perhaps"}},
+		{name: "WebhookURLNotHTTP", key: "WEBHOOK_URLS", env: []string{"WEBHOOK_URLS=mailto:ops@example.com", "WEBHOOK_SECRET=hook-secret-value"}, secret: "hook-secret-value"},
+		{name: "WebhookURLWithoutSecret", key: "WEBHOOK_SECRET", env: []string{"WEBHOOK_URLS=https://hooks.example.com/in"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -45,6 +45,7 @@ import (
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
 	"github.com/eventide/server/supervisor"
+	"github.com/eventide/server/webhook"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -297,9 +298,29 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 
 	// The store: MongoDB when MONGO_URI is set, else SQLite under DATA_DIR (an earlier version's
 	// FerretDB files there are imported first).
-	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg)
+	// Webhooks: the stores write each message in the write of its change (nothing without
+	// WEBHOOK_URLS); the worker, woken by those writes, delivers them.
+	var wake atomic.Pointer[webhook.Worker]
+	outbox := eventide.OutboxOptions{Receivers: cfg.WebhookURLs, Notify: func() {
+		if w := wake.Load(); w != nil {
+			w.Notify()
+		}
+	}}
+	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg, outbox)
 	if err != nil {
 		return nil, err
+	}
+	hooks, _ := a.store.(eventide.WebhookOutbox)
+	if len(cfg.WebhookURLs) > 0 && hooks != nil {
+		w := webhook.New(hooks, webhook.Options{
+			Receivers: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout,
+			MaxAttempts: cfg.WebhookMaxAttempts, Backoff: cfg.WebhookBackoff, Retention: cfg.WebhookRetention,
+			Logger: log.With("component", "webhook"),
+		})
+		reg.MustRegister(w.Collectors()...)
+		wake.Store(w)
+		a.goBackground(func() { w.Run(bgctx) })
+		log.Info("webhooks on", "receivers", len(cfg.WebhookURLs), "max_attempts", cfg.WebhookMaxAttempts, "timeout", cfg.WebhookTimeout)
 	}
 
 	// The shared cache: Redis when configured (unreachable is a fallback, not a failure), else
@@ -430,6 +451,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		BruteForce: brute,
 		Memory:     sampler,
 		Pool:       a.store.Stats,
+		Webhooks:   hooks,
 		Server: model.ServerInfo{
 			Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
 			Environment: cfg.AppEnv, Restarts: o.restarts,

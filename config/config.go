@@ -84,6 +84,14 @@ type Config struct {
 	// built-in list (comma-separated).
 	CORSAllowedHeaders []string
 
+	// Webhooks (API.md, "Webhooks").
+	WebhookURLs        []string      // WEBHOOK_URLS: comma-separated http(s) receivers; empty: off
+	WebhookSecret      string        // WEBHOOK_SECRET (secret): HMAC-SHA256 key of Eventide-Signature
+	WebhookTimeout     time.Duration // WEBHOOK_TIMEOUT: per attempt
+	WebhookMaxAttempts int           // WEBHOOK_MAX_ATTEMPTS: then FAILED
+	WebhookBackoff     time.Duration // WEBHOOK_BACKOFF: first retry delay, doubling up to an hour
+	WebhookRetention   time.Duration // WEBHOOK_RETENTION: DELIVERED/FAILED deliveries kept this long
+
 	Supervise              bool          // SUPERVISE or -supervise
 	SuperviseMaxRestarts   int           // SUPERVISE_MAX_RESTARTS: crashes within 10 minutes before -supervise gives up
 	MemoryRestartThreshold int64         // MEMORY_RESTART_THRESHOLD: a size; 0 disables

@@ -72,6 +72,11 @@ func productionDefaults() *Config {
 		ShutdownTimeout:                 15 * time.Second,
 		ShutdownDelay:                   5 * time.Second,
 
+		WebhookTimeout:     5 * time.Second,
+		WebhookMaxAttempts: 10,
+		WebhookBackoff:     time.Second,
+		WebhookRetention:   72 * time.Hour,
+
 		JWTTTL:                  24 * time.Hour,
 		PasswordHashCost:        12,
 		PasswordHashConcurrency: runtime.NumCPU(),

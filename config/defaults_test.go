@@ -67,6 +67,7 @@ func TestDefaults(t *testing.T) {
 			ShutdownTimeout: 15 * time.Second, SuperviseMaxRestarts: 10, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
 			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second,
 			LogMaxSizeMB: 10, LogMaxBackups: 5, LogMaxAgeDays: 14,
+			WebhookTimeout: 5 * time.Second, WebhookMaxAttempts: 10, WebhookBackoff: time.Second, WebhookRetention: 72 * time.Hour,
 		}
 		for _, env := range []string{EnvProduction, EnvDevelopment, EnvTest} {
 			c, _ := Defaults(env)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,6 +182,20 @@ var fields = []field{
 	list("CORS_ORIGINS", "comma-separated allowed origins (* for any)", func(c *Config) *[]string { return &c.CORSOrigins }),
 	list("CORS_ALLOWED_HEADERS", "comma-separated request headers CORS preflights accept beyond the built-in list", func(c *Config) *[]string { return &c.CORSAllowedHeaders }).
 		withCheck(checkHeaderNames),
+
+	list("WEBHOOK_URLS", "comma-separated http(s) URLs that receive webhooks (empty: none)", func(c *Config) *[]string { return &c.WebhookURLs }).
+		withCheck(checkWebhookURLs),
+	text("WEBHOOK_SECRET", "HMAC-SHA256 key of the Eventide-Signature header; required with WEBHOOK_URLS", func(c *Config) *string { return &c.WebhookSecret }).
+		secretKey().withCheck(func(c *Config) string {
+		if len(c.WebhookURLs) > 0 && c.WebhookSecret == "" {
+			return "required when WEBHOOK_URLS is set"
+		}
+		return ""
+	}),
+	duration("WEBHOOK_TIMEOUT", "how long one webhook delivery attempt may take", func(c *Config) *time.Duration { return &c.WebhookTimeout }),
+	integer("WEBHOOK_MAX_ATTEMPTS", "webhook delivery attempts before a delivery is FAILED", 1, 100, func(c *Config) *int { return &c.WebhookMaxAttempts }),
+	duration("WEBHOOK_BACKOFF", "delay before the first webhook retry, doubling (with jitter) up to an hour", func(c *Config) *time.Duration { return &c.WebhookBackoff }),
+	duration("WEBHOOK_RETENTION", "how long delivered and failed webhook deliveries are kept", func(c *Config) *time.Duration { return &c.WebhookRetention }),
 
 	boolean("SUPERVISE", "run the server as a supervised child process", func(c *Config) *bool { return &c.Supervise }),
 	integer("SUPERVISE_MAX_RESTARTS", "crashes within 10 minutes after which -supervise gives up (exit 1)", 1, math.MaxInt, func(c *Config) *int { return &c.SuperviseMaxRestarts }),
@@ -461,6 +476,30 @@ func checkMongoURI(c *Config) string {
 func checkMongoDatabase(c *Config) string {
 	if c.MongoDatabase == "" || strings.ContainsAny(c.MongoDatabase, "/\\. \"$\x00") || len(c.MongoDatabase) > 63 {
 		return `must be a MongoDB database name: 1-63 bytes without / \ . " $ or space`
+	}
+	return ""
+}
+
+// maxWebhookURLs bounds WEBHOOK_URLS: the worker runs one delivery loop per receiver.
+const maxWebhookURLs = 32
+
+// checkWebhookURLs refuses a WEBHOOK_URLS entry that is not an absolute http(s) URL with a host,
+// duplicates, and more than maxWebhookURLs.
+func checkWebhookURLs(c *Config) string {
+	const want = "must be comma-separated absolute http:// or https:// URLs"
+	if len(c.WebhookURLs) > maxWebhookURLs {
+		return fmt.Sprintf("at most %d URLs", maxWebhookURLs)
+	}
+	seen := map[string]bool{}
+	for _, raw := range c.WebhookURLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			return want
+		}
+		if seen[raw] {
+			return want + ", each once"
+		}
+		seen[raw] = true
 	}
 	return ""
 }

@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"net/mail"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -258,4 +259,14 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// redactURL is a URL without its user information (a webhook receiver's credentials).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }

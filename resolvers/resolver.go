@@ -51,6 +51,8 @@ type Resolver struct {
 	Memory *memstats.Sampler
 	// Pool reports the store's connection pool for databaseStats.
 	Pool func() eventide.StoreStats
+	// Webhooks is the store's webhook outbox for webhookDeliveries (nil: an empty list).
+	Webhooks eventide.WebhookOutbox
 	// Server describes this process for serverInfo.
 	Server model.ServerInfo
 	Now    func() time.Time

@@ -480,6 +480,24 @@ func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, erro
 	return &info, nil
 }
 
+func (r *queryResolver) WebhookDeliveries(ctx context.Context, status *eventide.DeliveryStatus, last *int) ([]*eventide.WebhookDelivery, error) {
+	n := 100
+	if last != nil {
+		n = *last
+	}
+	if n < 1 || n > 1000 {
+		return nil, eventide.InvalidField("last", "must be between 1 and 1000")
+	}
+	if r.Webhooks == nil {
+		return []*eventide.WebhookDelivery{}, nil
+	}
+	var st eventide.DeliveryStatus
+	if status != nil {
+		st = *status
+	}
+	return r.Webhooks.WebhookDeliveries(ctx, st, n)
+}
+
 // Event is the resolver for the event field.
 func (r *registrationResolver) Event(ctx context.Context, obj *eventide.Registration) (*eventide.Event, error) {
 	return r.loaders(ctx).Events.Load(ctx, obj.EventID)
@@ -591,6 +609,36 @@ func (r *venueResolver) Events(ctx context.Context, obj *eventide.Venue, first *
 	return r.eventConnection(ctx, q, page(first, after))
 }
 
+func (r *webhookDeliveryResolver) ID(ctx context.Context, obj *eventide.WebhookDelivery) (string, error) {
+	return obj.Key, nil
+}
+
+func (r *webhookDeliveryResolver) MessageID(ctx context.Context, obj *eventide.WebhookDelivery) (string, error) {
+	return obj.ID, nil
+}
+
+func (r *webhookDeliveryResolver) Receiver(ctx context.Context, obj *eventide.WebhookDelivery) (string, error) {
+	return redactURL(obj.Receiver), nil
+}
+
+func (r *webhookDeliveryResolver) LastError(ctx context.Context, obj *eventide.WebhookDelivery) (*string, error) {
+	if obj.LastError == "" {
+		return nil, nil
+	}
+	return &obj.LastError, nil
+}
+
+func (r *webhookDeliveryResolver) NextAttemptAt(ctx context.Context, obj *eventide.WebhookDelivery) (*time.Time, error) {
+	if obj.Status != eventide.DeliveryPending {
+		return nil, nil
+	}
+	return &obj.NextAttemptAt, nil
+}
+
+func (r *webhookDeliveryResolver) Payload(ctx context.Context, obj *eventide.WebhookDelivery) (string, error) {
+	return string(obj.Body), nil
+}
+
 func (r *Resolver) Event() graph.EventResolver { return &eventResolver{r} }
 
 func (r *Resolver) MemoryStats() graph.MemoryStatsResolver { return &memoryStatsResolver{r} }
@@ -609,14 +657,19 @@ func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
 
 func (r *Resolver) Venue() graph.VenueResolver { return &venueResolver{r} }
 
+func (r *Resolver) WebhookDelivery() graph.WebhookDeliveryResolver {
+	return &webhookDeliveryResolver{r}
+}
+
 type (
-	eventResolver         struct{ *Resolver }
-	memoryStatsResolver   struct{ *Resolver }
-	mutationResolver      struct{ *Resolver }
-	queryResolver         struct{ *Resolver }
-	registrationResolver  struct{ *Resolver }
-	securityEventResolver struct{ *Resolver }
-	subscriptionResolver  struct{ *Resolver }
-	userResolver          struct{ *Resolver }
-	venueResolver         struct{ *Resolver }
+	eventResolver           struct{ *Resolver }
+	memoryStatsResolver     struct{ *Resolver }
+	mutationResolver        struct{ *Resolver }
+	queryResolver           struct{ *Resolver }
+	registrationResolver    struct{ *Resolver }
+	securityEventResolver   struct{ *Resolver }
+	subscriptionResolver    struct{ *Resolver }
+	userResolver            struct{ *Resolver }
+	venueResolver           struct{ *Resolver }
+	webhookDeliveryResolver struct{ *Resolver }
 )

@@ -14,6 +14,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/store"
 	"github.com/eventide/server/store/embedded"
 	"github.com/eventide/server/store/storetest"
@@ -191,4 +192,27 @@ func commandName(msg []byte) string {
 		return ""
 	}
 	return e.Key()
+}
+
+// TestContractOutbox runs the webhook outbox contract on the MongoDB store over FerretDB.
+func TestContractOutbox(t *testing.T) {
+	srv, err := embedded.Start(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	var n atomic.Int64
+	storetest.RunOutbox(t, func(t *testing.T, o eventide.OutboxOptions) storetest.OutboxStore {
+		p := startFaultProxy(t, srv.Addr())
+		u := (&url.URL{Scheme: "mongodb", Host: p.addr(), Path: "/"}).String()
+		st, err := store.Open(context.Background(), store.Options{
+			URI: u, Database: fmt.Sprintf("outbox%d", n.Add(1)), PoolSize: 20, ConnectTimeout: 5 * time.Second,
+			ServerSelectionTimeout: 5 * time.Second, MaxConnIdleTime: time.Minute, Outbox: o,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close(context.Background()) })
+		return &faultyMongo{Store: st, p: p}
+	})
 }

@@ -33,10 +33,13 @@ type eventDoc struct {
 	// Pending holds the marks of multi-step registration writes under way (or stopped
 	// halfway): token → the instant the write began. Rev counts the changes to the counters
 	// and the marks, so that a repair writes only if nothing changed since its read.
-	Pending   map[string]time.Time `bson:"pending,omitempty"`
-	Rev       int64                `bson:"rev"`
-	CreatedAt time.Time            `bson:"createdAt"`
-	UpdatedAt time.Time            `bson:"updatedAt"`
+	Pending map[string]time.Time `bson:"pending,omitempty"`
+	Rev     int64                `bson:"rev"`
+	// Outbox holds webhook messages about this event written with its change and not yet
+	// moved to the outbox collection (webhooks.go).
+	Outbox    []embeddedMsg `bson:"outbox,omitempty"`
+	CreatedAt time.Time     `bson:"createdAt"`
+	UpdatedAt time.Time     `bson:"updatedAt"`
 }
 
 func toEvent(d *eventDoc) *eventide.Event {
@@ -179,9 +182,16 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	}
 	// The filter on the old updatedAt makes a concurrent edit from another replica fail loudly
 	// instead of being overwritten.
+	// The event.* message goes into the edit itself (webhooks.go).
+	var msgs []embeddedMsg
+	if typ := eventide.EventChangeType(eventide.EventStatus(cur.Status), e.Status); typ != "" && s.emitting() {
+		after := *e
+		after.ID = oid.Hex()
+		msgs = []embeddedMsg{toEmbedded(eventide.EventMessage(bson.NewObjectID().Hex(), typ, e.UpdatedAt, &after))}
+	}
 	res, err := s.events.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "updatedAt", Value: cur.UpdatedAt}},
-		withBegin(nil, d.editableFields(), m))
+		withPush(withBegin(nil, d.editableFields(), m), msgs...))
 	if err != nil {
 		if m != nil {
 			s.halfway(ctx, oid, m, err)
@@ -191,6 +201,7 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	if res.MatchedCount == 0 {
 		return nil, eventide.Errorf(eventide.CodeBadUserInput, "the event changed while it was being updated; try again")
 	}
+	s.moveOutbox(ctx, s.events, oid, msgs...)
 	if m != nil {
 		if err := s.fillSeats(ctx, oid); err != nil {
 			s.halfway(ctx, oid, m, err)

@@ -19,6 +19,9 @@ type registrationDoc struct {
 	Status    string        `bson:"status"`
 	CreatedAt time.Time     `bson:"createdAt"`
 	UpdatedAt time.Time     `bson:"updatedAt"`
+	// Outbox holds webhook messages about this registration written with its change and not
+	// yet moved to the outbox collection (webhooks.go).
+	Outbox []embeddedMsg `bson:"outbox,omitempty"`
 }
 
 func toRegistration(d *registrationDoc) *eventide.Registration {
@@ -75,17 +78,31 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 	}
 	t := msTime(at)
 	var reg registrationDoc
+	// The webhook message goes into the registration's own write (webhooks.go).
+	var msgs []embeddedMsg
+	typ := eventide.WebhookRegistrationConfirmed
+	if status == eventide.RegistrationWaitlisted {
+		typ = eventide.WebhookRegistrationWaitlisted
+	}
 	if existing.ID.IsZero() {
 		reg = registrationDoc{ID: bson.NewObjectID(), EventID: eid, UserID: uid, Status: string(status), CreatedAt: t, UpdatedAt: t}
+		if s.emitting() {
+			msgs = []embeddedMsg{regMessage(typ, &reg)}
+			reg.Outbox = msgs
+		}
 		_, err = s.regs.InsertOne(ctx, reg)
+		reg.Outbox = nil
 	} else {
 		// Re-registering after a cancellation is a new arrival.
 		reg = existing
-		reg.Status, reg.CreatedAt, reg.UpdatedAt = string(status), t, t
+		reg.Status, reg.CreatedAt, reg.UpdatedAt, reg.Outbox = string(status), t, t, nil
+		if s.emitting() {
+			msgs = []embeddedMsg{regMessage(typ, &reg)}
+		}
 		var res *mongo.UpdateResult
 		res, err = s.regs.UpdateOne(ctx,
 			bson.D{{Key: "_id", Value: reg.ID}, {Key: "status", Value: string(eventide.RegistrationCancelled)}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: reg.Status}, {Key: "createdAt", Value: t}, {Key: "updatedAt", Value: t}}}})
+			withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: reg.Status}, {Key: "createdAt", Value: t}, {Key: "updatedAt", Value: t}}}}, msgs...))
 		if err == nil && res.MatchedCount == 0 {
 			err = mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000, Message: "registration changed concurrently"}}}
 		}
@@ -112,6 +129,7 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 		return toRegistration(&d), toEvent(ev2), nil
 	}
 	s.end(ctx, eid, m)
+	s.moveOutbox(ctx, s.regs, reg.ID, msgs...)
 	return toRegistration(&reg), toEvent(ev), nil
 }
 
@@ -193,6 +211,9 @@ func (s *Store) inc(ctx context.Context, eid bson.ObjectID, status eventide.Regi
 // promoteOldest moves the oldest waitlisted registration of an event to CONFIRMED and returns it,
 // or nil when nobody waits. It does not touch the counters.
 func (s *Store) promoteOldest(ctx context.Context, eid bson.ObjectID) (*registrationDoc, error) {
+	if s.emitting() {
+		return s.promoteOldestWithMessage(ctx, eid)
+	}
 	var d registrationDoc
 	err := s.regs.FindOneAndUpdate(ctx,
 		bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: string(eventide.RegistrationWaitlisted)}},
@@ -206,6 +227,41 @@ func (s *Store) promoteOldest(ctx context.Context, eid bson.ObjectID) (*registra
 		return nil, mapErr(err)
 	}
 	return &d, nil
+}
+
+// promoteOldestWithMessage is promoteOldest that also writes the registration.promoted message
+// into the promoted registration's update: it reads the oldest waitlisted registration, then
+// promotes it by a findOneAndUpdate conditional on its still waiting (another replica may have
+// promoted or cancelled it between; then it reads again).
+func (s *Store) promoteOldestWithMessage(ctx context.Context, eid bson.ObjectID) (*registrationDoc, error) {
+	waiting := bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: string(eventide.RegistrationWaitlisted)}}
+	for range maxSeatRetries {
+		var d registrationDoc
+		err := s.regs.FindOne(ctx, waiting, options.FindOne().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).
+			SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		t := now()
+		d.Status, d.UpdatedAt = string(eventide.RegistrationConfirmed), t
+		msg := regMessage(eventide.WebhookRegistrationPromoted, &d)
+		err = s.regs.FindOneAndUpdate(ctx,
+			bson.D{{Key: "_id", Value: d.ID}, {Key: "status", Value: string(eventide.RegistrationWaitlisted)}},
+			withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: d.Status}, {Key: "updatedAt", Value: t}}}}, msg),
+			options.FindOneAndUpdate().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue
+		}
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		s.moveOutbox(ctx, s.regs, d.ID, msg)
+		return &d, nil
+	}
+	return nil, eventide.Errorf(eventide.CodeUnavailable, "the waitlist is changing too fast; try again")
 }
 
 // fillSeats promotes waitlisted registrations while seats are free.
@@ -253,10 +309,21 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 
 	active := bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
 	noActive := eventide.Errorf(eventide.CodeNotFound, "you have no active registration for event %q", eventID)
-	if err := s.regs.FindOne(ctx, active).Err(); errors.Is(err, mongo.ErrNoDocuments) {
+	var found registrationDoc
+	if err := s.regs.FindOne(ctx, active, options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&found); errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil, noActive
 	} else if err != nil {
 		return nil, nil, mapErr(err)
+	}
+	// The registration.cancelled message goes into the cancellation's own update; its body
+	// names the registration, so the update is conditional on the one read (by id).
+	var msgs []embeddedMsg
+	if s.emitting() {
+		c := found
+		c.Status, c.UpdatedAt = string(eventide.RegistrationCancelled), msTime(at)
+		msgs = []embeddedMsg{regMessage(eventide.WebhookRegistrationCancelled, &c)}
+		active = bson.D{{Key: "_id", Value: found.ID}, {Key: "createdAt", Value: found.CreatedAt},
+			{Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
 	}
 	if _, err := s.lockedEvent(ctx, eid); err != nil {
 		return nil, nil, err
@@ -272,8 +339,8 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	}
 	var reg registrationDoc
 	err = s.regs.FindOneAndUpdate(ctx, active,
-		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)}}}},
-		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&reg)
+		withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)}}}}, msgs...),
+		options.FindOneAndUpdate().SetReturnDocument(options.Before).SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&reg)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// Another replica cancelled it between our read and our write.
 		s.end(ctx, eid, m)
@@ -305,6 +372,7 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 		return nil, nil, err
 	}
 	s.end(ctx, eid, m)
+	s.moveOutbox(ctx, s.regs, reg.ID, msgs...)
 	ev, err := s.eventDoc(ctx, eid)
 	if err != nil {
 		return nil, nil, err

@@ -228,6 +228,12 @@ func (s *Store) runSweeps(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("store: repair sweep", "events", n)
 		}
+		// After the repair, whose promotions left their messages in their documents too.
+		if n, err := s.sweepOutbox(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("store: webhook outbox sweep failed", "error", err)
+		} else if n > 0 {
+			s.log.Info("store: webhook outbox sweep moved messages a write left in their documents", "messages", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

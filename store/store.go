@@ -38,6 +38,8 @@ type Options struct {
 	Logger                 *slog.Logger
 	// Registerer receives eventide_mongo_commands_total; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Outbox says for which webhook receivers writes add messages to the outbox (none: none).
+	Outbox eventide.OutboxOptions
 }
 
 // eventLockStripes bounds the in-process locks that serialise writes to one event's
@@ -52,6 +54,8 @@ type Store struct {
 	venues *mongo.Collection
 	events *mongo.Collection
 	regs   *mongo.Collection
+	hooks  *mongo.Collection // webhook_outbox (webhooks.go)
+	outbox eventide.OutboxOptions
 	log    *slog.Logger
 	mon    *monitor
 
@@ -115,6 +119,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		venues: db.Collection("venues"),
 		events: db.Collection("events"),
 		regs:   db.Collection("registrations"),
+		hooks:  db.Collection("webhook_outbox"),
+		outbox: opts.Outbox,
 		log:    log,
 		mon:    mon,
 	}
@@ -186,6 +192,10 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.regs, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetName("event_user_unique").SetUnique(true)},
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "status", Value: 1}, {Key: "createdAt", Value: 1}}, Options: options.Index().SetName("event_status_arrival")},
+		}},
+		{s.hooks, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "receiver", Value: 1}, {Key: "status", Value: 1}, {Key: "occurredAt", Value: 1}, {Key: "messageId", Value: 1}}, Options: options.Index().SetName("receiver_status_age")},
+			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "updatedAt", Value: 1}}, Options: options.Index().SetName("status_updated")},
 		}},
 	}
 	for _, sp := range specs {

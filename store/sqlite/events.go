@@ -141,7 +141,19 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 			return err
 		}
 		// Seats freed by a raised capacity go to the waitlist, oldest first.
+		var msgs []eventide.WebhookMessage
 		if free := min(e.Capacity-cur.ConfirmedCount, cur.WaitlistCount); free > 0 {
+			if s.emitting() {
+				// The rows the promotion below changes, for their registration.promoted messages.
+				next, err := queryAll(w.ctx, w.tx.StmtContext(w.ctx, s.stmts.wOldestWaitingN), scanReg, id, free)
+				if err != nil {
+					return err
+				}
+				for _, r := range next {
+					r.Status, r.UpdatedAt = eventide.RegistrationConfirmed, t
+					msgs = append(msgs, regMessage(eventide.WebhookRegistrationPromoted, r))
+				}
+			}
 			res, err := w.exec(s.stmts.wPromoteOldest, ms(t), id, free)
 			if err != nil {
 				return err
@@ -155,7 +167,13 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 			}
 		}
 		out, err = one(w.row(s.stmts.wEventByID, id), scanEvent, "event", id)
-		return err
+		if err != nil {
+			return err
+		}
+		if typ := eventide.EventChangeType(cur.Status, out.Status); typ != "" && s.emitting() {
+			msgs = append([]eventide.WebhookMessage{eventide.EventMessage(newID(), typ, t, out)}, msgs...)
+		}
+		return s.emit(w, msgs...)
 	})
 	return out, err
 }

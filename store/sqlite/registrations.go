@@ -85,6 +85,13 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 		if _, err := w.exec(s.stmts.wAddCounts, dc, dw, ms(now()), eid); err != nil {
 			return err
 		}
+		typ := eventide.WebhookRegistrationConfirmed
+		if status == eventide.RegistrationWaitlisted {
+			typ = eventide.WebhookRegistrationWaitlisted
+		}
+		if err := s.emit(w, regMessage(typ, reg)); err != nil {
+			return err
+		}
 		ev, err = one(w.row(s.stmts.wEventByID, eid), scanEvent, "event", eventID)
 		return err
 	})
@@ -120,6 +127,7 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 			return err
 		}
 		dc, dw := 0, 0
+		var promoted *eventide.Registration
 		switch r.Status {
 		case eventide.RegistrationWaitlisted:
 			dw = -1
@@ -129,9 +137,12 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 			next, err := one(w.row(s.stmts.wOldestWaiting, eid), scanReg, "registration", eventID)
 			switch {
 			case err == nil:
-				if _, err := w.exec(s.stmts.wSetRegStatus, string(eventide.RegistrationConfirmed), ms(now()), next.ID); err != nil {
+				pt := now()
+				if _, err := w.exec(s.stmts.wSetRegStatus, string(eventide.RegistrationConfirmed), ms(pt), next.ID); err != nil {
 					return err
 				}
+				next.Status, next.UpdatedAt = eventide.RegistrationConfirmed, pt
+				promoted = next
 				dw = -1
 			case eventide.IsCode(err, eventide.CodeNotFound):
 				dc = -1
@@ -144,6 +155,13 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 		}
 		r.Status, r.UpdatedAt = eventide.RegistrationCancelled, fromMS(t)
 		reg = r
+		msgs := []eventide.WebhookMessage{regMessage(eventide.WebhookRegistrationCancelled, r)}
+		if promoted != nil {
+			msgs = append(msgs, regMessage(eventide.WebhookRegistrationPromoted, promoted))
+		}
+		if err := s.emit(w, msgs...); err != nil {
+			return err
+		}
 		ev, err = one(w.row(s.stmts.wEventByID, eid), scanEvent, "event", eventID)
 		return err
 	})

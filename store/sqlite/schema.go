@@ -126,6 +126,33 @@ CREATE TABLE imports (
 );
 CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 `,
+	// webhooks: the outbox, one row per message and receiver, written in the transaction of the
+	// change it reports (see webhooks.go). Tables and indexes only, so that it applies in any
+	// order beside other migrations.
+	`
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+	seq             INTEGER PRIMARY KEY AUTOINCREMENT, -- a receiver's order
+	key             TEXT NOT NULL UNIQUE,              -- message id + receiver
+	message_id      TEXT NOT NULL,                     -- Eventide-Delivery
+	receiver        TEXT NOT NULL,
+	type            TEXT NOT NULL,
+	body            BLOB NOT NULL,                     -- the exact bytes POSTed and signed
+	occurred_at     INTEGER NOT NULL,
+	status          TEXT NOT NULL,                     -- PENDING, DELIVERED, FAILED
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	last_error      TEXT NOT NULL DEFAULT '',
+	next_attempt_at INTEGER NOT NULL,
+	lease_owner     TEXT NOT NULL DEFAULT '',
+	lease_until     INTEGER NOT NULL DEFAULT 0,
+	updated_at      INTEGER NOT NULL
+);
+-- A receiver's oldest pending message (the worker's claim).
+CREATE INDEX IF NOT EXISTS webhook_outbox_receiver ON webhook_outbox (receiver, status, seq);
+-- webhookDeliveries by status, newest first; the backlog count.
+CREATE INDEX IF NOT EXISTS webhook_outbox_status ON webhook_outbox (status, seq);
+-- Retention: finished rows by age.
+CREATE INDEX IF NOT EXISTS webhook_outbox_done ON webhook_outbox (status, updated_at);
+`,
 }
 
 // migrate applies the migrations the database lacks, recording each in schema_migrations and in
@@ -202,6 +229,7 @@ type statements struct {
 	rRegFor, rRegsOf, rAttendees, rAttendeesAfter *sql.Stmt
 	wRegFor, wInsertReg, wRenewReg, wSetRegStatus *sql.Stmt
 	wOldestWaiting, wPromoteOldest                *sql.Stmt
+	wInsertOutbox, wOldestWaitingN                *sql.Stmt
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -268,6 +296,10 @@ func (s *Store) prepare(ctx context.Context) error {
 	p(s.w, &st.wPromoteOldest, `UPDATE registrations SET status = 'CONFIRMED', updated_at = ?
 		WHERE id IN (SELECT id FROM registrations WHERE event_id = ? AND status = 'WAITLISTED'
 			ORDER BY created_at, id LIMIT ?)`)
+	p(s.w, &st.wInsertOutbox, `INSERT INTO webhook_outbox (key, message_id, receiver, type, body, occurred_at, status,
+		next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wOldestWaitingN, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND status = 'WAITLISTED' ORDER BY created_at, id LIMIT ?`)
 	return err
 }
 

@@ -58,6 +58,8 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock held by another connection or
 	// process (default 5s).
 	BusyTimeout time.Duration
+	// Outbox says for which webhook receivers writes add messages to the outbox (none: no rows).
+	Outbox eventide.OutboxOptions
 }
 
 // Store implements eventide.Store on SQLite.
@@ -65,6 +67,7 @@ type Store struct {
 	w, r    *sql.DB
 	readers int
 	stmts   statements
+	outbox  eventide.OutboxOptions
 
 	// fault, when set (tests only), is called before every write statement inside a write
 	// transaction; an error it returns fails the transaction there, as a crash or a full disk
@@ -110,7 +113,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, readers: opts.Readers}
+	s := &Store{w: w, readers: opts.Readers, outbox: opts.Outbox}
 	s.note("opened")
 	if err := migrate(ctx, w); err != nil {
 		_ = w.Close()
@@ -180,6 +183,8 @@ type wtx struct {
 	ctx context.Context
 	tx  *sql.Tx
 	s   *Store
+	// outboxed is set when the transaction added webhook messages (emit).
+	outboxed bool
 }
 
 func (w *wtx) step() error {
@@ -208,12 +213,16 @@ func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
 	if err != nil {
 		return s.noteFull(err)
 	}
-	if err := fn(&wtx{ctx: ctx, tx: tx, s: s}); err != nil {
+	w := &wtx{ctx: ctx, tx: tx, s: s}
+	if err := fn(w); err != nil {
 		_ = tx.Rollback()
 		return s.noteFull(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return s.noteFull(err)
+	}
+	if w.outboxed && s.outbox.Notify != nil {
+		s.outbox.Notify()
 	}
 	if s.full.Swap(false) {
 		s.note("disk space back: a write committed")

@@ -55,3 +55,15 @@ func TestContractSearchWalk(t *testing.T) {
 	fewMatchesLimit = 0
 	storetest.Run(t, func(t *testing.T) storetest.Store { return &faulty{Store: openTest(t)} })
 }
+
+// TestContractOutbox runs the webhook outbox contract.
+func TestContractOutbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T, o eventide.OutboxOptions) storetest.OutboxStore {
+		st, err := Open(context.Background(), Options{Path: filepath.Join(t.TempDir(), "eventide.db"), Outbox: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close(context.Background()) })
+		return &faulty{Store: st}
+	})
+}

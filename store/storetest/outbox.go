@@ -1,0 +1,267 @@
+package storetest
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventide/server/eventide"
+)
+
+// OutboxStore is a store with the webhook outbox.
+type OutboxStore interface {
+	Store
+	eventide.WebhookOutbox
+}
+
+// RunOutbox runs the webhook outbox contract: open returns an empty store writing messages for
+// o's receivers.
+func RunOutbox(t *testing.T, open func(t *testing.T, o eventide.OutboxOptions) OutboxStore) {
+	t.Run("none-without-receivers", func(t *testing.T) { outboxNone(t, open) })
+	t.Run("messages", func(t *testing.T) { outboxMessages(t, open) })
+	t.Run("lease", func(t *testing.T) { outboxLease(t, open) })
+	t.Run("failed-write-writes-none", func(t *testing.T) { outboxFailedWrite(t, open) })
+}
+
+// all returns every delivery, oldest first.
+func allDeliveries(t *testing.T, st OutboxStore) []*eventide.WebhookDelivery {
+	t.Helper()
+	ds, err := st.WebhookDeliveries(ctx, "", 1000)
+	must(t, err)
+	for i, j := 0, len(ds)-1; i < j; i, j = i+1, j-1 {
+		ds[i], ds[j] = ds[j], ds[i]
+	}
+	return ds
+}
+
+// scenario makes one change of each kind: publish, edit, two registrations (one waitlisted), a
+// cancellation that promotes, an event cancellation.
+func scenario(t *testing.T, st OutboxStore) (e *eventide.Event, us []*eventide.User) {
+	t.Helper()
+	now := clock()
+	org := user(t, st, "org", eventide.RoleOrganizer)
+	us = users(t, st, 2)
+	e = event(t, st, now, ev{start: 24 * time.Hour, capacity: 1, status: eventide.EventDraft, org: org.ID})
+	_, err := st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error { x.Title = "draft edit"; return nil })
+	must(t, err)
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error { x.Status = eventide.EventPublished; return nil })
+	must(t, err)
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error { x.Title = "edited"; return nil })
+	must(t, err)
+	_, _, err = st.Register(ctx, e.ID, us[0].ID, now)
+	must(t, err)
+	_, _, err = st.Register(ctx, e.ID, us[1].ID, now.Add(time.Millisecond))
+	must(t, err)
+	_, _, err = st.CancelRegistration(ctx, e.ID, us[0].ID, now.Add(2*time.Millisecond))
+	must(t, err)
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error {
+		x.Status, x.CancelReason = eventide.EventCancelled, "rain"
+		return nil
+	})
+	must(t, err)
+	return e, us
+}
+
+func outboxNone(t *testing.T, open func(*testing.T, eventide.OutboxOptions) OutboxStore) {
+	st := open(t, eventide.OutboxOptions{})
+	scenario(t, st)
+	if ds := allDeliveries(t, st); len(ds) != 0 {
+		t.Fatalf("%d deliveries without receivers, want none", len(ds))
+	}
+	if n, oldest, err := st.WebhookBacklog(ctx); err != nil || n != 0 || !oldest.IsZero() {
+		t.Fatalf("backlog %d %v %v", n, oldest, err)
+	}
+}
+
+func outboxMessages(t *testing.T, open func(*testing.T, eventide.OutboxOptions) OutboxStore) {
+	notified := make(chan struct{}, 100)
+	rs := []string{"http://a.example/hook", "https://b.example/hook"}
+	st := open(t, eventide.OutboxOptions{Receivers: rs, Notify: func() {
+		select {
+		case notified <- struct{}{}:
+		default:
+		}
+	}})
+	e, us := scenario(t, st)
+	ds := allDeliveries(t, st)
+	want := []string{"event.published", "event.updated", "registration.confirmed", "registration.waitlisted",
+		"registration.cancelled", "registration.promoted", "event.cancelled"}
+	for _, r := range rs {
+		var got []string
+		ids := map[string]bool{}
+		for _, d := range ds {
+			if d.Receiver != r {
+				continue
+			}
+			got = append(got, d.Type)
+			ids[d.ID] = true
+			if d.Status != eventide.DeliveryPending || d.Attempts != 0 || d.Key != eventide.DeliveryKey(d.ID, r) {
+				t.Fatalf("new delivery %+v", d)
+			}
+			var body struct {
+				ID, Type   string
+				OccurredAt time.Time
+				Data       map[string]json.RawMessage
+			}
+			if err := json.Unmarshal(d.Body, &body); err != nil || body.ID != d.ID || body.Type != d.Type || body.OccurredAt.IsZero() {
+				t.Fatalf("body %s (%v)", d.Body, err)
+			}
+			if strings.HasPrefix(d.Type, "registration.") && body.Data["registration"] == nil ||
+				strings.HasPrefix(d.Type, "event.") && body.Data["event"] == nil {
+				t.Fatalf("body data %s", d.Body)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("receiver %s got %v\nwant %v", r, got, want)
+		}
+		if len(ids) != len(want) {
+			t.Fatalf("%d distinct ids for %d messages", len(ids), len(want))
+		}
+	}
+	// The same message has the same id for every receiver.
+	byType := map[string][]string{}
+	for _, d := range ds {
+		byType[d.Type] = append(byType[d.Type], d.ID)
+	}
+	for typ, ids := range byType {
+		if len(ids) != 2 || ids[0] != ids[1] {
+			t.Fatalf("%s: ids %v", typ, ids)
+		}
+	}
+	// The promoted message names the second user, confirmed.
+	for _, d := range ds {
+		if d.Type == "registration.promoted" {
+			var b struct {
+				Data struct{ Registration eventide.WebhookRegistration }
+			}
+			must(t, json.Unmarshal(d.Body, &b))
+			if b.Data.Registration.UserID != us[1].ID || b.Data.Registration.Status != "CONFIRMED" || b.Data.Registration.EventID != e.ID {
+				t.Fatalf("promoted %s", d.Body)
+			}
+		}
+	}
+	select {
+	case <-notified:
+	default:
+		t.Fatal("Notify was never called")
+	}
+	if n, oldest, err := st.WebhookBacklog(ctx); err != nil || n != 14 || oldest.IsZero() {
+		t.Fatalf("backlog %d %v %v", n, oldest, err)
+	}
+}
+
+func outboxLease(t *testing.T, open func(*testing.T, eventide.OutboxOptions) OutboxStore) {
+	r := "http://a.example/hook"
+	st := open(t, eventide.OutboxOptions{Receivers: []string{r}})
+	scenario(t, st)
+	now := time.Now()
+	d, _, err := st.ClaimWebhook(ctx, r, "one", now, time.Minute)
+	must(t, err)
+	if d == nil || d.Type != "event.published" || d.Attempts != 1 {
+		t.Fatalf("first claim %+v", d)
+	}
+	// Leased: nobody else gets it, nor the next message (one in flight, in order).
+	d2, next, err := st.ClaimWebhook(ctx, r, "two", now, time.Minute)
+	must(t, err)
+	if d2 != nil || next.Before(now.Add(59*time.Second)) {
+		t.Fatalf("second claim while leased: %+v, next %v", d2, next)
+	}
+	if ok, err := st.FinishWebhook(ctx, d.Key, "two", eventide.WebhookOutcome{Status: eventide.DeliveryDelivered, At: now}); err != nil || ok {
+		t.Fatalf("finish by a non-owner: %v %v", ok, err)
+	}
+	// A failed attempt: retried not before its time, with its error kept.
+	retry := now.Add(time.Hour)
+	if ok, err := st.FinishWebhook(ctx, d.Key, "one", eventide.WebhookOutcome{Status: eventide.DeliveryPending, NextAttemptAt: retry, Error: "HTTP 500", At: now}); err != nil || !ok {
+		t.Fatalf("finish: %v %v", ok, err)
+	}
+	d2, next, err = st.ClaimWebhook(ctx, r, "two", now, time.Minute)
+	must(t, err)
+	if d2 != nil || !next.Equal(retry.UTC().Truncate(time.Millisecond)) {
+		t.Fatalf("claim before the retry is due: %+v next %v want %v", d2, next, retry)
+	}
+	// Due: same message, second attempt; the lease runs out and a third owner takes it.
+	d2, _, err = st.ClaimWebhook(ctx, r, "two", retry, time.Second)
+	must(t, err)
+	if d2 == nil || d2.ID != d.ID || d2.Attempts != 2 || d2.LastError != "HTTP 500" {
+		t.Fatalf("retry claim %+v", d2)
+	}
+	d3, _, err := st.ClaimWebhook(ctx, r, "three", retry.Add(2*time.Second), time.Minute)
+	must(t, err)
+	if d3 == nil || d3.ID != d.ID || d3.Attempts != 3 {
+		t.Fatalf("claim after the lease ran out %+v", d3)
+	}
+	// A released claim is not counted.
+	must(t, st.ReleaseWebhook(ctx, d3.Key, "three"))
+	d3, _, err = st.ClaimWebhook(ctx, r, "four", retry.Add(2*time.Second), time.Minute)
+	must(t, err)
+	if d3 == nil || d3.Attempts != 3 {
+		t.Fatalf("claim after release %+v", d3)
+	}
+	done := retry.Add(3 * time.Second)
+	if ok, err := st.FinishWebhook(ctx, d3.Key, "four", eventide.WebhookOutcome{Status: eventide.DeliveryFailed, Error: "HTTP 500", At: done}); err != nil || !ok {
+		t.Fatalf("fail: %v %v", ok, err)
+	}
+	// The next message is now the head.
+	d4, _, err := st.ClaimWebhook(ctx, r, "five", done, time.Minute)
+	must(t, err)
+	if d4 == nil || d4.Type != "event.updated" {
+		t.Fatalf("after the first failed: %+v", d4)
+	}
+	if ok, err := st.FinishWebhook(ctx, d4.Key, "five", eventide.WebhookOutcome{Status: eventide.DeliveryDelivered, At: done.Add(time.Hour)}); err != nil || !ok {
+		t.Fatalf("deliver: %v %v", ok, err)
+	}
+	failed, err := st.WebhookDeliveries(ctx, eventide.DeliveryFailed, 10)
+	must(t, err)
+	if len(failed) != 1 || failed[0].ID != d.ID || failed[0].Attempts != 3 {
+		t.Fatalf("failed list %+v", failed)
+	}
+	// Retention: finished rows older than the cutoff go, pending ones stay.
+	n, err := st.PurgeWebhooks(ctx, done.Add(time.Minute))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("purged %d, want 1 (the failed one; the delivered one is younger)", n)
+	}
+	n, err = st.PurgeWebhooks(ctx, done.Add(2*time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("purged %d, want 1", n)
+	}
+	left := allDeliveries(t, st)
+	sort.Slice(left, func(i, j int) bool { return left[i].Type < left[j].Type })
+	if len(left) != 5 {
+		t.Fatalf("%d left, want the 5 pending", len(left))
+	}
+	for _, d := range left {
+		if d.Status != eventide.DeliveryPending {
+			t.Fatalf("left %+v", d)
+		}
+	}
+}
+
+// outboxFailedWrite: a write that fails (a crash, a full disk, an outage before its change)
+// leaves no message.
+func outboxFailedWrite(t *testing.T, open func(*testing.T, eventide.OutboxOptions) OutboxStore) {
+	st := open(t, eventide.OutboxOptions{Receivers: []string{"http://a.example/hook"}})
+	f, ok := st.(Faults)
+	if !ok {
+		t.Skip("the store cannot inject faults")
+	}
+	now := clock()
+	org := user(t, st, "org", eventide.RoleOrganizer)
+	us := users(t, st, 1)
+	e := event(t, st, now, ev{start: 24 * time.Hour, capacity: 1, org: org.ID})
+	f.FailWritesAfter(0)
+	_, _, err := st.Register(ctx, e.ID, us[0].ID, now)
+	f.Heal()
+	if err == nil {
+		t.Fatal("the register succeeded despite the fault")
+	}
+	if _, err := st.RegistrationFor(ctx, e.ID, us[0].ID); eventide.ErrorCode(err) != eventide.CodeNotFound {
+		t.Fatalf("the failed registration exists: %v", err)
+	}
+	if ds := allDeliveries(t, st); len(ds) != 0 {
+		t.Fatalf("%d deliveries for a write that did not happen", len(ds))
+	}
+}
