@@ -250,8 +250,7 @@ func (s *Store) promoteOldestWithMessage(ctx context.Context, eid bson.ObjectID)
 		msg := regMessage(eventide.WebhookRegistrationPromoted, &d)
 		err = s.regs.FindOneAndUpdate(ctx,
 			bson.D{{Key: "_id", Value: d.ID}, {Key: "status", Value: string(eventide.RegistrationWaitlisted)}},
-			withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: d.Status}, {Key: "updatedAt", Value: t}}}}, msg),
-			options.FindOneAndUpdate().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+			withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: d.Status}, {Key: "updatedAt", Value: t}}}}, msg)).Err()
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			continue
 		}
@@ -340,7 +339,7 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	var reg registrationDoc
 	err = s.regs.FindOneAndUpdate(ctx, active,
 		withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)}}}}, msgs...),
-		options.FindOneAndUpdate().SetReturnDocument(options.Before).SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&reg)
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&reg)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// Another replica cancelled it between our read and our write.
 		s.end(ctx, eid, m)
@@ -377,7 +376,7 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	reg.Status, reg.UpdatedAt = string(eventide.RegistrationCancelled), msTime(at)
+	reg.Status, reg.UpdatedAt, reg.Outbox = string(eventide.RegistrationCancelled), msTime(at), nil
 	return toRegistration(&reg), toEvent(ev), nil
 }
 

@@ -96,7 +96,7 @@ func (s *Store) moveOutbox(ctx context.Context, coll *mongo.Collection, id bson.
 }
 
 func (s *Store) moveOutboxErr(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, msgs []embeddedMsg) error {
-	ids := make(bson.A, 0, len(msgs))
+	done := make(bson.A, 0, len(msgs))
 	for _, m := range msgs {
 		for _, r := range s.outbox.Receivers {
 			d := outboxDoc{
@@ -107,10 +107,12 @@ func (s *Store) moveOutboxErr(ctx context.Context, coll *mongo.Collection, id bs
 				return mapErr(err)
 			}
 		}
-		ids = append(ids, m.ID)
+		done = append(done, m)
 	}
+	// $pullAll removes exactly these elements (FerretDB has no $pull with a condition); each is
+	// encoded from the same struct as when it was pushed, so it is equal to the stored one.
 	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
-		bson.D{{Key: "$pull", Value: bson.D{{Key: "outbox", Value: bson.D{{Key: "id", Value: bson.D{{Key: "$in", Value: ids}}}}}}}}); err != nil {
+		bson.D{{Key: "$pullAll", Value: bson.D{{Key: "outbox", Value: done}}}}); err != nil {
 		return mapErr(err)
 	}
 	if s.outbox.Notify != nil {

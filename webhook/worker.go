@@ -231,7 +231,8 @@ func (w *Worker) attempt(ctx context.Context, d *eventide.WebhookDelivery) event
 	err := w.post(ctx, d)
 	at := time.Now()
 	if err == nil {
-		return eventide.WebhookOutcome{Status: eventide.DeliveryDelivered, At: at, NextAttemptAt: at}
+		// The error of an earlier attempt stays visible (webhookDeliveries' lastError).
+		return eventide.WebhookOutcome{Status: eventide.DeliveryDelivered, Error: d.LastError, At: at, NextAttemptAt: at}
 	}
 	msg := err.Error()
 	if len(msg) > 500 {
