@@ -182,6 +182,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "organizerId", Value: 1}}, Options: options.Index().SetName("organizer")},
 			{Keys: bson.D{{Key: "venueId", Value: 1}}, Options: options.Index().SetName("venue")},
 			{Keys: bson.D{{Key: "tags", Value: 1}}, Options: options.Index().SetName("tags")},
+			// The repair sweep's: only events with a write under way (or a dead one) carry
+			// pending, so the sweep reads those instead of scanning every event each lease.
+			{Keys: bson.D{{Key: "pending", Value: 1}}, Options: options.Index().SetName("pending_sparse").SetSparse(true)},
 		}},
 		{s.regs, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetName("event_user_unique").SetUnique(true)},
