@@ -133,9 +133,9 @@ func (g *failFast) UpdateVenue(ctx context.Context, id string, change func(*even
 	return guard(g, ctx, func(ctx context.Context) (*eventide.Venue, error) { return g.inner.UpdateVenue(ctx, id, change) })
 }
 
-func (g *failFast) ActiveRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
+func (g *failFast) CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
 	return guard(g, ctx, func(ctx context.Context) ([]*eventide.Registration, error) {
-		return g.inner.ActiveRegistrations(ctx, userID, limit)
+		return g.inner.CalendarRegistrations(ctx, userID, limit)
 	})
 }
 

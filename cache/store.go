@@ -536,11 +536,11 @@ func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventid
 	return v, err
 }
 
-// ActiveRegistrations implements eventide.RegistrationStore from the store: a calendar feed,
+// CalendarRegistrations implements eventide.RegistrationStore from the store: a calendar feed,
 // read by one user's calendar app every few hours, is not worth a token per user.
-func (s *Store) ActiveRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
+func (s *Store) CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
 	taint(ctx)
-	return s.inner.ActiveRegistrations(ctx, userID, limit)
+	return s.inner.CalendarRegistrations(ctx, userID, limit)
 }
 
 // CalendarSecret implements eventide.CalendarStore from the store; secrets are never cached.

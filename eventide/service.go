@@ -123,9 +123,10 @@ type RegistrationStore interface {
 	RegistrationFor(ctx context.Context, eventID, userID string) (*Registration, error)
 	// Attendees lists the CONFIRMED registrations of an event in arrival order.
 	Attendees(ctx context.Context, eventID string, page Page) (*Conn[*Registration], error)
-	// ActiveRegistrations returns the user's CONFIRMED and WAITLISTED registrations, newest
-	// first, at most limit of them (a calendar feed).
-	ActiveRegistrations(ctx context.Context, userID string, limit int) ([]*Registration, error)
+	// CalendarRegistrations returns the user's registrations in every status, newest first, at
+	// most limit of them: a calendar feed shows the active ones and those whose event was
+	// cancelled.
+	CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*Registration, error)
 }
 
 // CalendarStore keeps the secret of each user's calendar feed URL (the URL is derived from it

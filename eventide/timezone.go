@@ -87,3 +87,13 @@ func ZoneOr(name string) string {
 	}
 	return name
 }
+
+// EventZone is the zone e's local times are in: its venue's (v, nil when it has none or it was
+// not found), else its own. The venue's is read from the venue, not e's copy, so a cached event
+// shows a venue's new zone as soon as the venue changed.
+func EventZone(e *Event, v *Venue) string {
+	if v != nil && e.VenueID != "" && v.ID == e.VenueID {
+		return ZoneOr(v.TimeZone)
+	}
+	return ZoneOr(e.TimeZone)
+}

@@ -16,14 +16,13 @@ import (
 // {_id: the user's id, secret, createdAt}.
 func (s *Store) calendarSecrets() *mongo.Collection { return s.db.Collection("calendarSecrets") }
 
-// ActiveRegistrations implements eventide.RegistrationStore.
-func (s *Store) ActiveRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
+// CalendarRegistrations implements eventide.RegistrationStore.
+func (s *Store) CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
 	uid, err := bson.ObjectIDFromHex(userID)
 	if err != nil || limit <= 0 {
 		return nil, nil
 	}
-	return findAll(ctx, s.regs, bson.D{{Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{
-		string(eventide.RegistrationConfirmed), string(eventide.RegistrationWaitlisted)}}}}}, toRegistration,
+	return findAll(ctx, s.regs, bson.D{{Key: "userId", Value: uid}}, toRegistration,
 		options.Find().SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)))
 }
 

@@ -8,14 +8,14 @@ import (
 	"github.com/eventide/server/eventide"
 )
 
-// ActiveRegistrations implements eventide.RegistrationStore (registrations_user_status, then a
+// CalendarRegistrations implements eventide.RegistrationStore (registrations_user_status, then a
 // top-n sort of one user's rows).
-func (s *Store) ActiveRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
+func (s *Store) CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
 	uid := normID(userID)
 	if !validID(uid) || limit <= 0 {
 		return nil, nil
 	}
-	return queryAll(ctx, s.stmts.rActiveRegs, scanReg, uid, limit)
+	return queryAll(ctx, s.stmts.rCalendarRegs, scanReg, uid, limit)
 }
 
 // CalendarSecret implements eventide.CalendarStore.

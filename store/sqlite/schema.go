@@ -224,7 +224,7 @@ type statements struct {
 
 	rVenueByID, rVenuesByIDs               *sql.Stmt
 	wInsertVenue, wVenueByID, wUpdateVenue *sql.Stmt
-	wVenueEvents, rActiveRegs              *sql.Stmt
+	wVenueEvents, rCalendarRegs              *sql.Stmt
 	rCalendarSecret, wSetCalendarSecret    *sql.Stmt
 
 	rEventByID, rEventsByIDs, rFTSMatches         *sql.Stmt
@@ -270,8 +270,8 @@ func (s *Store) prepare(ctx context.Context) error {
 	p(s.w, &st.wUpdateVenue, `UPDATE venues SET name = ?, name_key = ?, address = ?, city = ?, city_key = ?, capacity = ?,
 		time_zone = ? WHERE id = ?`)
 	p(s.w, &st.wVenueEvents, `UPDATE events SET city = ?, city_key = ?, time_zone = ? WHERE venue_id = ?`)
-	p(s.r, &st.rActiveRegs, `SELECT `+regCols+` FROM registrations INDEXED BY registrations_user_created
-		WHERE user_id = ? AND status IN ('CONFIRMED', 'WAITLISTED') ORDER BY created_at DESC, id DESC LIMIT ?`)
+	p(s.r, &st.rCalendarRegs, `SELECT `+regCols+` FROM registrations INDEXED BY registrations_user_created
+		WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`)
 	p(s.r, &st.rCalendarSecret, `SELECT secret FROM calendar_secrets WHERE user_id = ?`)
 	p(s.w, &st.wSetCalendarSecret, `INSERT INTO calendar_secrets (user_id, secret, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`)

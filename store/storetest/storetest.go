@@ -68,7 +68,7 @@ func RunWith(t *testing.T, open func(t *testing.T) Store, o Options) {
 		{"crash", s.crash},
 		{"venue-update", s.venueUpdate},
 		{"event-zone-online-revision", s.eventZoneOnline},
-		{"active-registrations", s.activeRegistrations},
+		{"calendar-registrations", s.calendarRegistrations},
 		{"calendar-secrets", s.calendarSecrets},
 	} {
 		t.Run(c.name, func(t *testing.T) {

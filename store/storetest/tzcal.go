@@ -128,9 +128,9 @@ func (s *suite) eventZoneOnline(t *testing.T) {
 	}
 }
 
-// activeRegistrations: a user's confirmed and waitlisted registrations, newest first, bounded;
-// cancelled ones and other users' are left out.
-func (s *suite) activeRegistrations(t *testing.T) {
+// calendarRegistrations: a user's registrations in every status, newest first, bounded; other
+// users' are left out.
+func (s *suite) calendarRegistrations(t *testing.T) {
 	st := s.open(t)
 	now := clock()
 	org := user(t, st, "Org", eventide.RoleOrganizer)
@@ -147,7 +147,7 @@ func (s *suite) activeRegistrations(t *testing.T) {
 	}
 	_, _, err = st.CancelRegistration(ctx, b.ID, us[0].ID, now)
 	must(t, err)
-	regs, err := st.ActiveRegistrations(ctx, us[0].ID, 10)
+	regs, err := st.CalendarRegistrations(ctx, us[0].ID, 10)
 	must(t, err)
 	var got []string
 	for _, r := range regs {
@@ -156,14 +156,14 @@ func (s *suite) activeRegistrations(t *testing.T) {
 		}
 		got = append(got, r.EventID+":"+string(r.Status))
 	}
-	want := []string{c.ID + ":CONFIRMED", a.ID + ":WAITLISTED"}
+	want := []string{c.ID + ":CONFIRMED", b.ID + ":CANCELLED", a.ID + ":WAITLISTED"}
 	if !slices.Equal(got, want) {
-		t.Fatalf("ActiveRegistrations = %v, want %v", got, want)
+		t.Fatalf("CalendarRegistrations = %v, want %v", got, want)
 	}
-	if regs, err := st.ActiveRegistrations(ctx, us[0].ID, 1); err != nil || len(regs) != 1 || regs[0].EventID != c.ID {
+	if regs, err := st.CalendarRegistrations(ctx, us[0].ID, 1); err != nil || len(regs) != 1 || regs[0].EventID != c.ID {
 		t.Fatalf("limit 1: %+v, %v", regs, err)
 	}
-	if regs, err := st.ActiveRegistrations(ctx, "junk", 10); err != nil || len(regs) != 0 {
+	if regs, err := st.CalendarRegistrations(ctx, "junk", 10); err != nil || len(regs) != 0 {
 		t.Fatalf("a bad id: %+v, %v", regs, err)
 	}
 }
