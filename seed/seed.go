@@ -160,7 +160,7 @@ type plannedUser struct {
 type plannedVenue struct {
 	name, address, city string
 	zone                string // the city's IANA zone
-	capacity            int // 0: none
+	capacity            int    // 0: none
 	creator             int
 }
 
@@ -175,7 +175,7 @@ type plannedEvent struct {
 	cancelReason       string
 	zone               string // the venue's city's zone, or the organizer's city's without a venue
 	onlineURL          string // set for the online events (no venue, "Online"/"Virtual"/"Remote" in the title)
-	full               bool // planned to be full with a waitlist
+	full               bool   // planned to be full with a waitlist
 	regs               []plannedAction
 	cancels            []plannedAction
 }

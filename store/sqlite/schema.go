@@ -224,7 +224,7 @@ type statements struct {
 
 	rVenueByID, rVenuesByIDs               *sql.Stmt
 	wInsertVenue, wVenueByID, wUpdateVenue *sql.Stmt
-	wVenueEvents, rCalendarRegs              *sql.Stmt
+	wVenueEvents, rCalendarRegs            *sql.Stmt
 	rCalendarSecret, wSetCalendarSecret    *sql.Stmt
 
 	rEventByID, rEventsByIDs, rFTSMatches         *sql.Stmt
