@@ -78,7 +78,17 @@ func TestEventValidationE2E(t *testing.T) {
 // admin only) changes it for every event there, past the caches; updateEvent removes a venue
 // when venueId is null and leaves it when absent.
 func TestVenueZoneUpdateAndRemovalE2E(t *testing.T) {
-	ts := startServer(t, nil)
+	onBothStores(t, testVenueZoneUpdateAndRemoval)
+}
+
+// onBothStores runs test against a server on the embedded SQLite store and one on MongoDB (the
+// in-process FerretDB).
+func onBothStores(t *testing.T, test func(t *testing.T, ts *testServer)) {
+	t.Run("SQLite", func(t *testing.T) { test(t, startServer(t, nil)) })
+	t.Run("MongoDB", func(t *testing.T) { test(t, startServer(t, onMongoDB(t, nil))) })
+}
+
+func testVenueZoneUpdateAndRemoval(t *testing.T, ts *testServer) {
 	org, other := ts.organizer("Org"), ts.organizer("Other")
 	var v struct{ CreateVenue struct{ ID, TimeZone string } }
 	ts.mustData(org.Token, `mutation{ createVenue(input:{name:"Hall", address:"1 Rua", city:"Lisbon", capacity: 50, timeZone:"Europe/Lisbon"}){ id timeZone } }`, nil, &v)
@@ -293,8 +303,9 @@ func icsEvents(t *testing.T, cal *goical.Calendar) map[string]icsEvent {
 // library: UID stable per event, SEQUENCE bumped by each change, STATUS:CANCELLED, DTSTART with
 // the event's TZID and its VTIMEZONE; drafts and unknown tokens 404; resetCalendarToken retires
 // the old URL; the feed's token never reaches the log.
-func TestCalendarFilesE2E(t *testing.T) {
-	ts := startServer(t, nil)
+func TestCalendarFilesE2E(t *testing.T) { onBothStores(t, testCalendarFiles) }
+
+func testCalendarFiles(t *testing.T, ts *testServer) {
 	org := ts.organizer("Org")
 	var v struct{ CreateVenue struct{ ID string } }
 	ts.mustData(org.Token, `mutation{ createVenue(input:{name:"Hall, the big one", address:"1 Rua", city:"Lisbon", timeZone:"Europe/Lisbon"}){ id } }`, nil, &v)
