@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -247,6 +248,9 @@ func (r *mutationResolver) UpdateVenue(ctx context.Context, id string, input mod
 // ResetCalendarToken is the resolver for the resetCalendarToken field.
 func (r *mutationResolver) ResetCalendarToken(ctx context.Context) (string, error) {
 	viewer := eventide.ViewerFrom(ctx)
+	if r.Calendar == nil {
+		return "", eventide.Internal(errors.New("resetCalendarToken: no calendar keys configured"))
+	}
 	secret := calendar.NewSecret()
 	if err := r.Store.SetCalendarSecret(ctx, viewer.ID, secret); err != nil {
 		return "", err
@@ -639,7 +643,7 @@ func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, 
 // CalendarURL is the resolver for the calendarUrl field.
 func (r *userResolver) CalendarURL(ctx context.Context, obj *eventide.User) (*string, error) {
 	v := eventide.ViewerFrom(ctx)
-	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) {
+	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) || r.Calendar == nil {
 		return nil, nil
 	}
 	secret, err := r.Store.CalendarSecret(ctx, obj.ID)
