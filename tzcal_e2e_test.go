@@ -116,9 +116,15 @@ func testVenueZoneUpdateAndRemoval(t *testing.T, ts *testServer) {
 		ts.mustData(token, q, map[string]any{"id": id}, &out)
 		return out
 	}
+	// The zone alone, without the venue in the selection: the kept answer must still depend on
+	// the venue.
+	zoneOnly, _ := json.Marshal(map[string]any{"query": `query($id: ID!){ event(id: $id){ timeZone startsAtLocal } }`, "variables": map[string]any{"id": id}})
 	for range 2 { // the second anonymous read is a kept response
 		if got := read(""); got.Event.TimeZone != "Europe/Lisbon" || got.Event.StartsAtLocal != start.Add(time.Hour).Format("2006-01-02T15:04:05") {
 			t.Fatalf("before: %+v", got)
+		}
+		if _, _, raw := ts.rawPost("", "", zoneOnly); !bytes.Contains(raw, []byte("Europe/Lisbon")) {
+			t.Fatalf("before, zone only: %s", raw)
 		}
 	}
 
@@ -140,6 +146,9 @@ func testVenueZoneUpdateAndRemoval(t *testing.T, ts *testServer) {
 	got := read("")
 	if got.Event.TimeZone != "Europe/Berlin" || got.Event.Venue.City != "Berlin" || got.Event.StartsAtLocal != start.Add(2*time.Hour).Format("2006-01-02T15:04:05") {
 		t.Fatalf("after updateVenue, the anonymous (cached) view is stale: %+v", got)
+	}
+	if _, _, raw := ts.rawPost("", "", zoneOnly); !bytes.Contains(raw, []byte("Europe/Berlin")) {
+		t.Fatalf("after updateVenue, the kept zone-only answer is stale: %s", raw)
 	}
 	var inBerlin struct{ Events struct{ TotalCount int } }
 	ts.mustData("", `{ events(filter: {city: "berlin"}){ totalCount } }`, nil, &inBerlin)
