@@ -30,6 +30,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/cache"
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
@@ -419,12 +420,15 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		reg.MustRegister(responses.Collectors()...)
 		cacheAdmin = purgeResponses{cached, responses}
 	}
+	calKeys := calendar.NewKeys(cfg.JWTSecret)
 	root := &resolvers.Resolver{
-		Store:  cached,
-		Auth:   tokens,
-		Events: events,
-		Cache:  cacheAdmin,
-		Log:    log,
+		Calendar:  calKeys,
+		PublicURL: cfg.PublicURL,
+		Store:     cached,
+		Auth:      tokens,
+		Events:    events,
+		Cache:     cacheAdmin,
+		Log:       log,
 
 		Security:   secEvents,
 		Throttle:   throttle,
@@ -485,6 +489,8 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
 		CORSOrigins:         cfg.CORSOrigins,
 		CORSAllowedHeaders:  cfg.CORSAllowedHeaders,
+		Calendar:            &calendar.Service{Store: cached, Keys: calKeys},
+		PublicURL:           cfg.PublicURL,
 
 		// Each stream is a connection: the connection cap never refuses what the stream cap allows.
 		MaxConnectionsPerClient: max(cfg.HTTPMaxConnectionsPerClient, cfg.WSMaxConnectionsPerClient),

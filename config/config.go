@@ -67,6 +67,7 @@ type Config struct {
 	SSEKeepAliveInterval            time.Duration // SSE_KEEPALIVE_INTERVAL: keep-alive comments on an idle SSE stream
 	SSEWriteTimeout                 time.Duration // SSE_WRITE_TIMEOUT: how long one SSE write may wait for a reader
 	MetricsAddr                     string        // METRICS_ADDR: host:port serving /metrics apart; empty: the public port
+	PublicURL                       string        // PUBLIC_URL: base of the URLs the server gives out (calendarUrl); empty: the request's
 	ShutdownTimeout                 time.Duration // SHUTDOWN_TIMEOUT: how long draining may take
 	ShutdownDelay                   time.Duration // SHUTDOWN_DELAY: /readyz 503 this long before the listener closes
 

@@ -87,6 +87,8 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrSSEKeepAliveNegative", environ: []string{"SSE_KEEPALIVE_INTERVAL=-1s"}, key: "SSE_KEEPALIVE_INTERVAL", value: "-1s"},
 		{name: "ErrSSEWriteTimeoutZero", environ: []string{"SSE_WRITE_TIMEOUT=0s"}, key: "SSE_WRITE_TIMEOUT", value: "0s"},
 		{name: "ErrMetricsAddrNoPort", environ: []string{"METRICS_ADDR=localhost"}, key: "METRICS_ADDR", value: "localhost"},
+		{name: "ErrPublicURLNotHTTP", environ: []string{"PUBLIC_URL=ftp://example.com"}, key: "PUBLIC_URL", value: "ftp://example.com"},
+		{name: "ErrPublicURLRelative", environ: []string{"PUBLIC_URL=/events"}, key: "PUBLIC_URL", value: "/events"},
 		{name: "ErrMetricsAddrBadPort", environ: []string{"METRICS_ADDR=:99999"}, key: "METRICS_ADDR", value: ":99999"},
 		{name: "ErrShutdownTimeoutZero", environ: []string{"SHUTDOWN_TIMEOUT=0s"}, key: "SHUTDOWN_TIMEOUT", value: "0s"},
 		{name: "ErrJWTSecretShort", environ: []string{"JWT_SECRET=" + shortSecret}, key: "JWT_SECRET", value: "***", secret: shortSecret},

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,6 +143,8 @@ var fields = []field{
 			}
 			return ""
 		}),
+	text("PUBLIC_URL", "base URL of this server as clients reach it (calendarUrl); empty: the scheme and host of each request", func(c *Config) *string { return &c.PublicURL }).
+		withCheck(checkPublicURL),
 	duration("SHUTDOWN_TIMEOUT", "how long draining may take", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	delay("SHUTDOWN_DELAY", "how long /readyz answers 503 before the listener closes on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 
@@ -474,6 +477,18 @@ func checkHeaderNames(c *Config) string {
 		}) >= 0 {
 			return "comma-separated HTTP header names (letters, digits and !#$%&'*+-.^_`|~)"
 		}
+	}
+	return ""
+}
+
+// checkPublicURL refuses a PUBLIC_URL that is not an absolute http(s) URL without a query.
+func checkPublicURL(c *Config) string {
+	if c.PublicURL == "" {
+		return ""
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "must be empty or an http(s) URL such as https://events.example.com"
 	}
 	return ""
 }

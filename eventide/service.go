@@ -88,6 +88,9 @@ type VenueStore interface {
 	// Venues lists venues (in one city when city is set, case-insensitively) by name, then ID.
 	Venues(ctx context.Context, city string, page Page) (*Conn[*Venue], error)
 	CountVenues(ctx context.Context, city string) (int, error)
+	// UpdateVenue applies change to the current venue and stores the result; the events at the
+	// venue take its new city and time zone in the same write. NOT_FOUND when absent.
+	UpdateVenue(ctx context.Context, id string, change func(*Venue) error) (*Venue, error)
 }
 
 // EventStore keeps events.
@@ -120,6 +123,19 @@ type RegistrationStore interface {
 	RegistrationFor(ctx context.Context, eventID, userID string) (*Registration, error)
 	// Attendees lists the CONFIRMED registrations of an event in arrival order.
 	Attendees(ctx context.Context, eventID string, page Page) (*Conn[*Registration], error)
+	// CalendarRegistrations returns the user's registrations in every status, newest first, at
+	// most limit of them: a calendar feed shows the active ones and those whose event was
+	// cancelled.
+	CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*Registration, error)
+}
+
+// CalendarStore keeps the secret of each user's calendar feed URL (the URL is derived from it
+// with a server key, so the store alone does not give it away).
+type CalendarStore interface {
+	// CalendarSecret returns the user's current secret, "" when none was ever set.
+	CalendarSecret(ctx context.Context, userID string) (string, error)
+	// SetCalendarSecret replaces the user's secret; the URLs derived from the old one stop working.
+	SetCalendarSecret(ctx context.Context, userID, secret string) error
 }
 
 // StoreStats describes a store's connections for databaseStats: for MongoDB the driver's pool,
@@ -143,6 +159,7 @@ type Store interface {
 	VenueStore
 	EventStore
 	RegistrationStore
+	CalendarStore
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }

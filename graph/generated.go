@@ -88,11 +88,16 @@ type ComplexityRoot struct {
 		CreatedAt          func(childComplexity int) int
 		Description        func(childComplexity int) int
 		EndsAt             func(childComplexity int) int
+		EndsAtLocal        func(childComplexity int) int
 		ID                 func(childComplexity int) int
+		Online             func(childComplexity int) int
+		OnlineURL          func(childComplexity int) int
 		Organizer          func(childComplexity int) int
 		StartsAt           func(childComplexity int) int
+		StartsAtLocal      func(childComplexity int) int
 		Status             func(childComplexity int) int
 		Tags               func(childComplexity int) int
+		TimeZone           func(childComplexity int) int
 		Title              func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 		Venue              func(childComplexity int) int
@@ -135,9 +140,11 @@ type ComplexityRoot struct {
 		PublishEvent       func(childComplexity int, id string) int
 		PurgeCache         func(childComplexity int) int
 		RegisterForEvent   func(childComplexity int, eventID string) int
+		ResetCalendarToken func(childComplexity int) int
 		SetUserRole        func(childComplexity int, userID string, role eventide.Role) int
 		SignUp             func(childComplexity int, input model.SignUpInput) int
 		UpdateEvent        func(childComplexity int, id string, input model.UpdateEventInput) int
+		UpdateVenue        func(childComplexity int, id string, input model.UpdateVenueInput) int
 	}
 
 	PageInfo struct {
@@ -199,6 +206,7 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
+		CalendarURL     func(childComplexity int) int
 		CreatedAt       func(childComplexity int) int
 		Email           func(childComplexity int) int
 		ID              func(childComplexity int) int
@@ -225,6 +233,7 @@ type ComplexityRoot struct {
 		Events   func(childComplexity int, first *int, after *string) int
 		ID       func(childComplexity int) int
 		Name     func(childComplexity int) int
+		TimeZone func(childComplexity int) int
 	}
 
 	VenueConnection struct {
@@ -244,6 +253,12 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type EventResolver interface {
+	TimeZone(ctx context.Context, obj *eventide.Event) (string, error)
+	StartsAtLocal(ctx context.Context, obj *eventide.Event) (string, error)
+	EndsAtLocal(ctx context.Context, obj *eventide.Event) (string, error)
+
+	OnlineURL(ctx context.Context, obj *eventide.Event) (*string, error)
+
 	Venue(ctx context.Context, obj *eventide.Event) (*eventide.Venue, error)
 	Organizer(ctx context.Context, obj *eventide.Event) (*eventide.User, error)
 
@@ -259,6 +274,8 @@ type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
 	CreateVenue(ctx context.Context, input model.CreateVenueInput) (*eventide.Venue, error)
+	UpdateVenue(ctx context.Context, id string, input model.UpdateVenueInput) (*eventide.Venue, error)
+	ResetCalendarToken(ctx context.Context) (string, error)
 	CreateEvent(ctx context.Context, input model.CreateEventInput) (*eventide.Event, error)
 	UpdateEvent(ctx context.Context, id string, input model.UpdateEventInput) (*eventide.Event, error)
 	PublishEvent(ctx context.Context, id string) (*eventide.Event, error)
@@ -302,9 +319,11 @@ type SubscriptionResolver interface {
 type UserResolver interface {
 	Email(ctx context.Context, obj *eventide.User) (*string, error)
 
+	CalendarURL(ctx context.Context, obj *eventide.User) (*string, error)
 	OrganizedEvents(ctx context.Context, obj *eventide.User, first *int, after *string) (*relay.EventConnection, error)
 }
 type VenueResolver interface {
+	TimeZone(ctx context.Context, obj *eventide.Venue) (string, error)
 	Events(ctx context.Context, obj *eventide.Venue, first *int, after *string) (*relay.EventConnection, error)
 }
 
@@ -502,12 +521,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.EndsAt(childComplexity), true
+	case "Event.endsAtLocal":
+		if e.ComplexityRoot.Event.EndsAtLocal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.EndsAtLocal(childComplexity), true
 	case "Event.id":
 		if e.ComplexityRoot.Event.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Event.ID(childComplexity), true
+	case "Event.online":
+		if e.ComplexityRoot.Event.Online == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Online(childComplexity), true
+	case "Event.onlineUrl":
+		if e.ComplexityRoot.Event.OnlineURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.OnlineURL(childComplexity), true
 	case "Event.organizer":
 		if e.ComplexityRoot.Event.Organizer == nil {
 			break
@@ -520,6 +557,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.StartsAt(childComplexity), true
+	case "Event.startsAtLocal":
+		if e.ComplexityRoot.Event.StartsAtLocal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.StartsAtLocal(childComplexity), true
 	case "Event.status":
 		if e.ComplexityRoot.Event.Status == nil {
 			break
@@ -532,6 +575,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.Tags(childComplexity), true
+	case "Event.timeZone":
+		if e.ComplexityRoot.Event.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.TimeZone(childComplexity), true
 	case "Event.title":
 		if e.ComplexityRoot.Event.Title == nil {
 			break
@@ -751,6 +800,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RegisterForEvent(childComplexity, args["eventId"].(string)), true
+	case "Mutation.resetCalendarToken":
+		if e.ComplexityRoot.Mutation.ResetCalendarToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.ResetCalendarToken(childComplexity), true
 	case "Mutation.setUserRole":
 		if e.ComplexityRoot.Mutation.SetUserRole == nil {
 			break
@@ -784,6 +839,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateEvent(childComplexity, args["id"].(string), args["input"].(model.UpdateEventInput)), true
+	case "Mutation.updateVenue":
+		if e.ComplexityRoot.Mutation.UpdateVenue == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateVenue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateVenue(childComplexity, args["id"].(string), args["input"].(model.UpdateVenueInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1087,6 +1153,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.SecurityEvents(childComplexity, args["minSeverity"].(*security.Severity)), true
 
+	case "User.calendarUrl":
+		if e.ComplexityRoot.User.CalendarURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.CalendarURL(childComplexity), true
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -1202,6 +1274,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Venue.Name(childComplexity), true
+	case "Venue.timeZone":
+		if e.ComplexityRoot.Venue.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Venue.TimeZone(childComplexity), true
 
 	case "VenueConnection.edges":
 		if e.ComplexityRoot.VenueConnection.Edges == nil {
@@ -1250,6 +1328,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SecurityEventFilter", ec.unmarshalInputSecurityEventFilter),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("UpdateEventInput", ec.unmarshalInputUpdateEventInput),
+			graphql.NewInputUnmarshaler("UpdateVenueInput", ec.unmarshalInputUpdateVenueInput),
 		)
 	}
 	first := true
@@ -1407,6 +1486,8 @@ type User {
   role: Role!
   "When the account was created."
   createdAt: Time!
+  "The URL of this user's personal calendar feed (iCalendar: their confirmed and waitlisted registrations' events), for a calendar app to subscribe to; visible only to the user and to admins, null otherwise. Keep it secret: anyone with it reads the feed. resetCalendarToken replaces it."
+  calendarUrl: String
   "Events this user organizes, by start time. Drafts are included only for the user and admins."
   organizedEvents(
     "Page size, at most 100."
@@ -1428,6 +1509,8 @@ type Venue {
   city: String!
   "How many people the place holds, when known; an event there may not exceed it."
   capacity: Int
+  "The IANA time zone of the place, e.g. \"Europe/Lisbon\"; its events' local times are given in it."
+  timeZone: String!
   "Published events at this venue that have not ended, by start time."
   events(
     "Page size, at most 100."
@@ -1449,6 +1532,16 @@ type Event {
   startsAt: Time!
   "When it ends; always after startsAt."
   endsAt: Time!
+  "The IANA time zone its local times are in: its venue's, or its own for an event without a venue."
+  timeZone: String!
+  "When it starts, as an ISO 8601 local date-time in timeZone, without an offset (\"2026-05-01T19:30:00\")."
+  startsAtLocal: String!
+  "When it ends, as an ISO 8601 local date-time in timeZone, without an offset."
+  endsAtLocal: String!
+  "Whether it happens online (it may also have a venue)."
+  online: Boolean!
+  "The link to join an online event: seen only by confirmed attendees, the organizer and admins; null for everyone else (and never in a cached anonymous response)."
+  onlineUrl: String
   "Where it is in its life."
   status: EventStatus!
   "Seats; registrations beyond it are waitlisted."
@@ -1606,6 +1699,22 @@ input CreateVenueInput {
   city: String!
   "How many people it holds, if known (> 0)."
   capacity: Int
+  "Its IANA time zone, e.g. \"Europe/Lisbon\" (default UTC)."
+  timeZone: String
+}
+
+"Changes to a venue; absent fields stay as they are. Its events take its new city and time zone."
+input UpdateVenueInput {
+  "New name."
+  name: String
+  "New street address."
+  address: String
+  "New city."
+  city: String
+  "New capacity (> 0, and at least every event's there); null: unknown."
+  capacity: Int
+  "New IANA time zone."
+  timeZone: String
 }
 
 "A new event; it starts as a DRAFT."
@@ -1624,6 +1733,12 @@ input CreateEventInput {
   tags: [String!]
   "Where it happens."
   venueId: ID
+  "Whether it happens online (default false)."
+  online: Boolean
+  "The link to join, for an online event (http or https); shown only to confirmed attendees, the organizer and admins."
+  onlineUrl: String
+  "The IANA time zone of an event without a venue; required for an online event without one. An event at a venue takes the venue's."
+  timeZone: String
 }
 
 "Changes to an event; absent fields stay as they are."
@@ -1640,8 +1755,14 @@ input UpdateEventInput {
   capacity: Int
   "New tags (replace the old ones)."
   tags: [String!]
-  "New venue."
+  "New venue; null removes it (the event then keeps the venue's time zone unless timeZone says otherwise)."
   venueId: ID
+  "Whether it happens online; false also removes the link."
+  online: Boolean
+  "New link to join (http or https); an empty string removes it."
+  onlineUrl: String
+  "New IANA time zone, for an event without a venue; required when an online event loses its venue."
+  timeZone: String
 }
 
 "The shared cache: where it lives now and how well it serves. Admins only."
@@ -1883,6 +2004,10 @@ type Mutation {
   login(email: String!, password: String!): AuthPayload!
   "Creates a venue."
   createVenue(input: CreateVenueInput!): Venue! @hasRole(role: ORGANIZER)
+  "Changes a venue (its creator or an admin); its events take its new city and time zone."
+  updateVenue(id: ID!, input: UpdateVenueInput!): Venue! @hasRole(role: ORGANIZER)
+  "Replaces the viewer's calendar feed URL and returns the new one; the old one stops working at once."
+  resetCalendarToken: String! @hasRole(role: USER)
   "Creates a DRAFT event organized by the viewer."
   createEvent(input: CreateEventInput!): Event! @hasRole(role: ORGANIZER)
   "Changes an event (its organizer or an admin)."
@@ -1996,6 +2121,16 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_startsAt(ctx, field)
 	case "endsAt":
 		return ec.fieldContext_Event_endsAt(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_Event_timeZone(ctx, field)
+	case "startsAtLocal":
+		return ec.fieldContext_Event_startsAtLocal(ctx, field)
+	case "endsAtLocal":
+		return ec.fieldContext_Event_endsAtLocal(ctx, field)
+	case "online":
+		return ec.fieldContext_Event_online(ctx, field)
+	case "onlineUrl":
+		return ec.fieldContext_Event_onlineUrl(ctx, field)
 	case "status":
 		return ec.fieldContext_Event_status(ctx, field)
 	case "capacity":
@@ -2160,6 +2295,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_role(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_User_createdAt(ctx, field)
+	case "calendarUrl":
+		return ec.fieldContext_User_calendarUrl(ctx, field)
 	case "organizedEvents":
 		return ec.fieldContext_User_organizedEvents(ctx, field)
 	}
@@ -2200,6 +2337,8 @@ func (ec *executionContext) childFields_Venue(ctx context.Context, field graphql
 		return ec.fieldContext_Venue_city(ctx, field)
 	case "capacity":
 		return ec.fieldContext_Venue_capacity(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_Venue_timeZone(ctx, field)
 	case "events":
 		return ec.fieldContext_Venue_events(ctx, field)
 	}
@@ -2544,6 +2683,28 @@ func (ec *executionContext) field_Mutation_updateEvent_args(ctx context.Context,
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.UpdateEventInput, error) {
 			return ec.unmarshalNUpdateEventInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateEventInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateVenue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateVenueInput, error) {
+			return ec.unmarshalNUpdateVenueInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateVenueInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3509,6 +3670,121 @@ func (ec *executionContext) fieldContext_Event_endsAt(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Event_timeZone(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().TimeZone(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
+func (ec *executionContext) _Event_startsAtLocal(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_startsAtLocal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().StartsAtLocal(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_startsAtLocal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
+func (ec *executionContext) _Event_endsAtLocal(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_endsAtLocal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().EndsAtLocal(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_endsAtLocal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
+func (ec *executionContext) _Event_online(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_online(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Online, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_online(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Event_onlineUrl(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_onlineUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().OnlineURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_onlineUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
 func (ec *executionContext) _Event_status(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4399,6 +4675,109 @@ func (ec *executionContext) fieldContext_Mutation_createVenue(ctx context.Contex
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateVenue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateVenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateVenue(ctx, fc.Args["id"].(string), fc.Args["input"].(model.UpdateVenueInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ORGANIZER")
+				if err != nil {
+					var zeroVal *eventide.Venue
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *eventide.Venue
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *eventide.Venue) graphql.Marshaler {
+			return ec.marshalNVenue2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐVenue(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateVenue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Venue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateVenue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resetCalendarToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resetCalendarToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().ResetCalendarToken(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal string
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal string
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resetCalendarToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "String")
 }
 
 func (ec *executionContext) _Mutation_createEvent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -6443,6 +6822,29 @@ func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field
 	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
 }
 
+func (ec *executionContext) _User_calendarUrl(ctx context.Context, field graphql.CollectedField, obj *eventide.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_calendarUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().CalendarURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_calendarUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "String")
+}
+
 func (ec *executionContext) _User_organizedEvents(ctx context.Context, field graphql.CollectedField, obj *eventide.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6742,6 +7144,29 @@ func (ec *executionContext) _Venue_capacity(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_Venue_capacity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Venue", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Venue_timeZone(ctx context.Context, field graphql.CollectedField, obj *eventide.Venue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Venue_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Venue().TimeZone(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Venue_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Venue", field, true, true, "String")
 }
 
 func (ec *executionContext) _Venue_events(ctx context.Context, field graphql.CollectedField, obj *eventide.Venue) (ret graphql.Marshaler) {
@@ -8014,7 +8439,7 @@ func (ec *executionContext) unmarshalInputCreateEventInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId"}
+	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId", "online", "onlineUrl", "timeZone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8070,6 +8495,27 @@ func (ec *executionContext) unmarshalInputCreateEventInput(ctx context.Context, 
 				return it, err
 			}
 			it.VenueID = data
+		case "online":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("online"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Online = data
+		case "onlineUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onlineUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnlineURL = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -8098,7 +8544,7 @@ func (ec *executionContext) unmarshalInputCreateVenueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "address", "city", "capacity"}
+	fieldsInOrder := [...]string{"name", "address", "city", "capacity", "timeZone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8133,6 +8579,13 @@ func (ec *executionContext) unmarshalInputCreateVenueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Capacity = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -8378,7 +8831,7 @@ func (ec *executionContext) unmarshalInputUpdateEventInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId"}
+	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId", "online", "onlineUrl", "timeZone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8433,7 +8886,28 @@ func (ec *executionContext) unmarshalInputUpdateEventInput(ctx context.Context, 
 			if err != nil {
 				return it, err
 			}
-			it.VenueID = data
+			it.VenueID = graphql.OmittableOf(data)
+		case "online":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("online"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Online = data
+		case "onlineUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onlineUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnlineURL = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -8448,6 +8922,76 @@ func (ec *executionContext) unmarshalInputUpdateEventInput(ctx context.Context, 
 func UnmarshalUpdateEventInput(ctx context.Context, raw any) (model.UpdateEventInput, error) {
 	var out model.UpdateEventInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateEventInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateVenueInput(ctx context.Context, obj any) (model.UpdateVenueInput, error) {
+	var it model.UpdateVenueInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "address", "city", "capacity", "timeZone"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		case "city":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("city"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.City = data
+		case "capacity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("capacity"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Capacity = graphql.OmittableOf(data)
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateVenueInput unmarshals raw into the UpdateVenueInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateVenueInput(ctx context.Context, raw any) (model.UpdateVenueInput, error) {
+	var out model.UpdateVenueInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateVenueInput", raw, &out)
 	return out, err
 }
 
@@ -8684,6 +9228,35 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "timeZone":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_timeZone(ctx, field, obj)
+				})
+		case "startsAtLocal":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_startsAtLocal(ctx, field, obj)
+				})
+		case "endsAtLocal":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_endsAtLocal(ctx, field, obj)
+				})
+		case "online":
+			out.Values[i] = ec._Event_online(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "onlineUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_onlineUrl(ctx, field, obj)
+				})
 		case "status":
 			out.Values[i] = ec._Event_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -8974,6 +9547,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "createVenue":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createVenue(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateVenue":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateVenue(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resetCalendarToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resetCalendarToken(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9479,6 +10066,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "calendarUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_calendarUrl(ctx, field, obj)
+				})
 		case "organizedEvents":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -9620,6 +10213,12 @@ func (ec *executionContext) _Venue(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "timeZone":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Venue_timeZone(ctx, field, obj)
+				})
 		case "events":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -10442,6 +11041,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 
 func (ec *executionContext) unmarshalNUpdateEventInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateEventInput(ctx context.Context, v any) (model.UpdateEventInput, error) {
 	res, err := ec.unmarshalInputUpdateEventInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateVenueInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateVenueInput(ctx context.Context, v any) (model.UpdateVenueInput, error) {
+	res, err := ec.unmarshalInputUpdateVenueInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 

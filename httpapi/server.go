@@ -79,6 +79,11 @@ type Options struct {
 	// current role (see Sessions).
 	Sessions *Sessions
 
+	// Calendar, when set, serves GET /events/{id}.ics and GET /calendar/{token}.ics; PublicURL,
+	// when set, is the base of the URLs calendarUrl gives out (else the request's scheme and host).
+	Calendar  Calendar
+	PublicURL string
+
 	// CORSAllowedHeaders are request headers a preflight accepts beyond BuiltinCORSHeaders
 	// (CORS_ALLOWED_HEADERS).
 	CORSAllowedHeaders []string
@@ -164,6 +169,7 @@ func New(o Options) *Server {
 		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
 		responseHints,
 		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
+		withCalendarBase(o.PublicURL),
 		s.trackStreams,
 		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps
 		limitStreams(o.MaxSocketsPerClient, o.Throttle),
@@ -179,6 +185,14 @@ func New(o Options) *Server {
 		negotiate, // outermost: a method or an Accept /graphql cannot answer costs nothing
 	)
 	mux.Handle("/graphql", gql)
+	if o.Calendar != nil {
+		// The guards of /graphql that need only the headers: who the client is, who the viewer
+		// is (a draft's organizer), and the client's budget.
+		ics := chain(calendarFiles(o.Calendar, o.Logger), throttle(o.Throttle), keyByViewer,
+			authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger), identify(o.TrustedProxies))
+		mux.Handle(eventFilePrefix, ics)
+		mux.Handle(feedPrefix, ics)
+	}
 	if o.Monitor != nil {
 		mux.Handle("/monitor", o.Monitor)
 		mux.Handle("/monitor/", o.Monitor)

@@ -7,10 +7,14 @@ package resolvers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/eventide/server/cache"
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
@@ -18,6 +22,28 @@ import (
 	"github.com/eventide/server/relay"
 	"github.com/eventide/server/security"
 )
+
+// TimeZone is the resolver for the timeZone field.
+func (r *eventResolver) TimeZone(ctx context.Context, obj *eventide.Event) (string, error) {
+	return r.eventZone(ctx, obj)
+}
+
+// StartsAtLocal is the resolver for the startsAtLocal field.
+func (r *eventResolver) StartsAtLocal(ctx context.Context, obj *eventide.Event) (string, error) {
+	z, err := r.eventZone(ctx, obj)
+	return eventide.LocalTime(obj.StartsAt, eventide.Location(z)), err
+}
+
+// EndsAtLocal is the resolver for the endsAtLocal field.
+func (r *eventResolver) EndsAtLocal(ctx context.Context, obj *eventide.Event) (string, error) {
+	z, err := r.eventZone(ctx, obj)
+	return eventide.LocalTime(obj.EndsAt, eventide.Location(z)), err
+}
+
+// OnlineURL is the resolver for the onlineUrl field.
+func (r *eventResolver) OnlineURL(ctx context.Context, obj *eventide.Event) (*string, error) {
+	return r.onlineURL(ctx, obj)
+}
 
 // Venue is the resolver for the venue field.
 func (r *eventResolver) Venue(ctx context.Context, obj *eventide.Event) (*eventide.Venue, error) {
@@ -172,7 +198,14 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 
 // CreateVenue is the resolver for the createVenue field.
 func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVenueInput) (*eventide.Venue, error) {
-	v := &eventide.Venue{Capacity: input.Capacity, CreatedByID: eventide.ViewerFrom(ctx).ID}
+	v := &eventide.Venue{Capacity: input.Capacity, CreatedByID: eventide.ViewerFrom(ctx).ID, TimeZone: eventide.DefaultTimeZone}
+	if input.TimeZone != nil {
+		loc, err := eventide.ValidTimeZone("timeZone", *input.TimeZone)
+		if err != nil {
+			return nil, err
+		}
+		v.TimeZone = loc.String()
+	}
 	var err error
 	if v.Name, err = text("name", input.Name, maxName, true); err != nil {
 		return nil, err
@@ -193,6 +226,38 @@ func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVe
 	return v, nil
 }
 
+// UpdateVenue is the resolver for the updateVenue field.
+func (r *mutationResolver) UpdateVenue(ctx context.Context, id string, input model.UpdateVenueInput) (*eventide.Venue, error) {
+	viewer := eventide.ViewerFrom(ctx)
+	v, err := r.Store.UpdateVenue(ctx, id, func(v *eventide.Venue) error {
+		if viewer == nil || (viewer.ID != v.CreatedByID && viewer.Role != eventide.RoleAdmin) {
+			return eventide.Errorf(eventide.CodeForbidden, "only the venue's creator or an admin may change it")
+		}
+		return applyVenueInput(v, input)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.wrote(ctx)
+	if viewer.Role == eventide.RoleAdmin && viewer.ID != v.CreatedByID {
+		r.adminAction(ctx, "updateVenue on venue %s (%q) of %s", v.ID, v.Name, v.CreatedByID)
+	}
+	return v, nil
+}
+
+// ResetCalendarToken is the resolver for the resetCalendarToken field.
+func (r *mutationResolver) ResetCalendarToken(ctx context.Context) (string, error) {
+	viewer := eventide.ViewerFrom(ctx)
+	if r.Calendar == nil {
+		return "", eventide.Internal(errors.New("resetCalendarToken: no calendar keys configured"))
+	}
+	secret := calendar.NewSecret()
+	if err := r.Store.SetCalendarSecret(ctx, viewer.ID, secret); err != nil {
+		return "", err
+	}
+	return r.calendarURL(ctx, viewer.ID, secret), nil
+}
+
 // CreateEvent is the resolver for the createEvent field.
 func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEventInput) (*eventide.Event, error) {
 	ev := &eventide.Event{Status: eventide.EventDraft, OrganizerID: eventide.ViewerFrom(ctx).ID, Tags: []string{}}
@@ -202,8 +267,9 @@ func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEv
 	}
 	err := r.applyEventInput(ctx, ev, model.UpdateEventInput{
 		Title: &input.Title, Description: &desc, StartsAt: &input.StartsAt, EndsAt: &input.EndsAt,
-		Capacity: &input.Capacity, Tags: input.Tags, VenueID: input.VenueID,
-	})
+		Capacity: &input.Capacity, Tags: input.Tags, VenueID: graphql.OmittableOf(input.VenueID),
+		Online: input.Online, OnlineURL: input.OnlineURL, TimeZone: input.TimeZone,
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +290,7 @@ func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input mod
 		if ev.Status == eventide.EventCancelled {
 			return eventide.InvalidField("id", "a cancelled event cannot be changed")
 		}
-		return r.applyEventInput(ctx, ev, input)
+		return r.applyEventInput(ctx, ev, input, false)
 	})
 	if err != nil {
 		return nil, err
@@ -574,6 +640,20 @@ func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, 
 	return &email, nil
 }
 
+// CalendarURL is the resolver for the calendarUrl field.
+func (r *userResolver) CalendarURL(ctx context.Context, obj *eventide.User) (*string, error) {
+	v := eventide.ViewerFrom(ctx)
+	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) || r.Calendar == nil {
+		return nil, nil
+	}
+	secret, err := r.Store.CalendarSecret(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	u := r.calendarURL(ctx, obj.ID, secret)
+	return &u, nil
+}
+
 // OrganizedEvents is the resolver for the organizedEvents field.
 func (r *userResolver) OrganizedEvents(ctx context.Context, obj *eventide.User, first *int, after *string) (*relay.EventConnection, error) {
 	v := eventide.ViewerFrom(ctx)
@@ -582,6 +662,11 @@ func (r *userResolver) OrganizedEvents(ctx context.Context, obj *eventide.User, 
 		q.NoDrafts = true
 	}
 	return r.eventConnection(ctx, q, page(first, after))
+}
+
+// TimeZone is the resolver for the timeZone field.
+func (r *venueResolver) TimeZone(ctx context.Context, obj *eventide.Venue) (string, error) {
+	return eventide.ZoneOr(obj.TimeZone), nil
 }
 
 // Events is the resolver for the events field.

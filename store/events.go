@@ -37,6 +37,12 @@ type eventDoc struct {
 	Rev       int64                `bson:"rev"`
 	CreatedAt time.Time            `bson:"createdAt"`
 	UpdatedAt time.Time            `bson:"updatedAt"`
+	TimeZone  string               `bson:"timeZone,omitempty"`
+	Online    bool                 `bson:"online,omitempty"`
+	OnlineURL string               `bson:"onlineUrl,omitempty"`
+	// Revision counts edits (UpdateEvent), for the iCalendar SEQUENCE; rev above is the
+	// counters' own.
+	Revision int `bson:"revision,omitempty"`
 }
 
 func toEvent(d *eventDoc) *eventide.Event {
@@ -46,6 +52,11 @@ func toEvent(d *eventDoc) *eventide.Event {
 		Capacity: d.Capacity, Tags: d.Tags, City: d.City, OrganizerID: d.OrganizerID.Hex(),
 		ConfirmedCount: d.Confirmed, WaitlistCount: d.Waitlisted, CancelReason: d.CancelReason,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		TimeZone: d.TimeZone, Online: d.Online, OnlineURL: d.OnlineURL, Revision: d.Revision,
+	}
+	if e.TimeZone == "" {
+		// Stored before events had zones: its venue's city's.
+		e.TimeZone = eventide.CityTimeZone(d.City)
 	}
 	if e.Tags == nil {
 		e.Tags = []string{}
@@ -64,6 +75,7 @@ func (d *eventDoc) editableFields() bson.D {
 		{Key: "status", Value: d.Status}, {Key: "capacity", Value: d.Capacity}, {Key: "tags", Value: d.Tags},
 		{Key: "venueId", Value: d.VenueID}, {Key: "city", Value: d.City}, {Key: "cityKey", Value: d.CityKey},
 		{Key: "cancelReason", Value: d.CancelReason}, {Key: "updatedAt", Value: d.UpdatedAt},
+		{Key: "timeZone", Value: d.TimeZone}, {Key: "online", Value: d.Online}, {Key: "onlineUrl", Value: d.OnlineURL},
 	}
 }
 
@@ -77,6 +89,7 @@ func fromEvent(e *eventide.Event) (eventDoc, error) {
 		Status: string(e.Status), Capacity: e.Capacity, Tags: e.Tags, City: e.City, CityKey: foldKey(e.City),
 		OrganizerID: org, Confirmed: e.ConfirmedCount, Waitlisted: e.WaitlistCount, CancelReason: e.CancelReason,
 		CreatedAt: msTime(e.CreatedAt), UpdatedAt: msTime(e.UpdatedAt),
+		TimeZone: eventide.ZoneOr(e.TimeZone), Online: e.Online, OnlineURL: e.OnlineURL, Revision: e.Revision,
 	}
 	if d.Tags == nil {
 		d.Tags = []string{}
@@ -106,7 +119,7 @@ func (s *Store) CreateEvent(ctx context.Context, e *eventide.Event) error {
 	if err != nil {
 		return err
 	}
-	d.ID = bson.NewObjectID()
+	d.ID, d.Revision = bson.NewObjectID(), 0
 	if _, err := s.events.InsertOne(ctx, d); err != nil {
 		return mapErr(err)
 	}
@@ -181,7 +194,7 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	// instead of being overwritten.
 	res, err := s.events.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "updatedAt", Value: cur.UpdatedAt}},
-		withBegin(nil, d.editableFields(), m))
+		withBegin(bson.D{{Key: "revision", Value: 1}}, d.editableFields(), m))
 	if err != nil {
 		if m != nil {
 			s.halfway(ctx, oid, m, err)

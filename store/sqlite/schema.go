@@ -126,6 +126,34 @@ CREATE TABLE imports (
 );
 CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 `,
+	// 4 (issue 14: time zones, online events, calendars). Only adds columns and a table to what
+	// migration 2 left, so it applies in any order with its siblings. Venues of the cities the
+	// demo data and the synthetic seed use get their zones, every other venue UTC; an event
+	// takes its venue's zone.
+	`
+ALTER TABLE venues ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+UPDATE venues SET time_zone = CASE city_key
+	WHEN 'lisbon' THEN 'Europe/Lisbon' WHEN 'porto' THEN 'Europe/Lisbon' WHEN 'faro' THEN 'Europe/Lisbon'
+	WHEN 'braga' THEN 'Europe/Lisbon' WHEN 'coimbra' THEN 'Europe/Lisbon'
+	WHEN 'madrid' THEN 'Europe/Madrid' WHEN 'barcelona' THEN 'Europe/Madrid' WHEN 'seville' THEN 'Europe/Madrid'
+	WHEN 'valencia' THEN 'Europe/Madrid' WHEN 'bilbao' THEN 'Europe/Madrid' WHEN 'granada' THEN 'Europe/Madrid'
+	WHEN 'berlin' THEN 'Europe/Berlin' WHEN 'amsterdam' THEN 'Europe/Amsterdam'
+	WHEN 'copenhagen' THEN 'Europe/Copenhagen' WHEN 'vienna' THEN 'Europe/Vienna'
+	ELSE 'UTC' END;
+ALTER TABLE events ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+ALTER TABLE events ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN online_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET time_zone = (SELECT v.time_zone FROM venues v WHERE v.id = events.venue_id)
+	WHERE venue_id IS NOT NULL AND EXISTS (SELECT 1 FROM venues v WHERE v.id = events.venue_id);
+-- A user's registrations newest first (the calendar feed), walked backwards.
+CREATE INDEX IF NOT EXISTS registrations_user_created ON registrations (user_id, created_at, id);
+CREATE TABLE calendar_secrets (
+	user_id    TEXT PRIMARY KEY,
+	secret     TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+`,
 }
 
 // migrate applies the migrations the database lacks, recording each in schema_migrations and in
@@ -174,13 +202,14 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 const eventCols = `e.id, e.title, e.description, e.starts_at, e.ends_at, e.status, e.capacity, e.tags,
-	coalesce(e.venue_id, ''), e.city, e.organizer_id, e.confirmed, e.waitlisted, e.cancel_reason, e.created_at, e.updated_at`
+	coalesce(e.venue_id, ''), e.city, e.organizer_id, e.confirmed, e.waitlisted, e.cancel_reason, e.created_at, e.updated_at,
+	e.time_zone, e.online, e.online_url, e.revision`
 
 const regCols = `id, event_id, user_id, status, created_at, updated_at`
 
 const userCols = `id, name, email, role, password_hash, created_at, updated_at`
 
-const venueCols = `id, name, address, city, capacity, created_by, created_at, name_key`
+const venueCols = `id, name, address, city, capacity, created_by, created_at, name_key, time_zone`
 
 // statements are prepared once at Open: r* on the reader pool, w* on the writer (used inside
 // transactions through Tx.StmtContext).
@@ -193,8 +222,10 @@ type statements struct {
 	rUserByID, rUserByEmail, rUsersByIDs, rCountUsers *sql.Stmt
 	wInsertUser, wSetRole, wSetCreds, wUserByID       *sql.Stmt
 
-	rVenueByID, rVenuesByIDs *sql.Stmt
-	wInsertVenue             *sql.Stmt
+	rVenueByID, rVenuesByIDs               *sql.Stmt
+	wInsertVenue, wVenueByID, wUpdateVenue *sql.Stmt
+	wVenueEvents, rCalendarRegs            *sql.Stmt
+	rCalendarSecret, wSetCalendarSecret    *sql.Stmt
 
 	rEventByID, rEventsByIDs, rFTSMatches         *sql.Stmt
 	wEventByID, wInsertEvent, wUpdateEvent        *sql.Stmt
@@ -233,18 +264,29 @@ func (s *Store) prepare(ctx context.Context) error {
 
 	p(s.r, &st.rVenueByID, `SELECT `+venueCols+` FROM venues WHERE id = ?`)
 	p(s.r, &st.rVenuesByIDs, `SELECT `+venueCols+` FROM venues WHERE id IN (SELECT value FROM json_each(?))`)
-	p(s.w, &st.wInsertVenue, `INSERT INTO venues (id, name, name_key, address, city, city_key, capacity, created_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wInsertVenue, `INSERT INTO venues (id, name, name_key, address, city, city_key, capacity, created_by, created_at, time_zone)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wVenueByID, `SELECT `+venueCols+` FROM venues WHERE id = ?`)
+	p(s.w, &st.wUpdateVenue, `UPDATE venues SET name = ?, name_key = ?, address = ?, city = ?, city_key = ?, capacity = ?,
+		time_zone = ? WHERE id = ?`)
+	p(s.w, &st.wVenueEvents, `UPDATE events SET city = ?, city_key = ?, time_zone = ? WHERE venue_id = ?`)
+	p(s.r, &st.rCalendarRegs, `SELECT `+regCols+` FROM registrations INDEXED BY registrations_user_created
+		WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`)
+	p(s.r, &st.rCalendarSecret, `SELECT secret FROM calendar_secrets WHERE user_id = ?`)
+	p(s.w, &st.wSetCalendarSecret, `INSERT INTO calendar_secrets (user_id, secret, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`)
 
 	p(s.r, &st.rEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
 	p(s.r, &st.rEventsByIDs, `SELECT `+eventCols+` FROM events e WHERE e.id IN (SELECT value FROM json_each(?))`)
 	p(s.r, &st.rFTSMatches, `SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?`)
 	p(s.w, &st.wEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
 	p(s.w, &st.wInsertEvent, `INSERT INTO events (id, title, description, starts_at, ends_at, status, capacity, tags,
-		venue_id, city, city_key, organizer_id, confirmed, waitlisted, cancel_reason, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?, ?, ?)`)
+		venue_id, city, city_key, organizer_id, confirmed, waitlisted, cancel_reason, created_at, updated_at,
+		time_zone, online, online_url)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	p(s.w, &st.wUpdateEvent, `UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, status = ?,
-		capacity = ?, tags = ?, venue_id = nullif(?, ''), city = ?, city_key = ?, cancel_reason = ?, updated_at = ?
+		capacity = ?, tags = ?, venue_id = nullif(?, ''), city = ?, city_key = ?, cancel_reason = ?, updated_at = ?,
+		time_zone = ?, online = ?, online_url = ?, revision = revision + 1
 		WHERE id = ?`)
 	p(s.w, &st.wDeleteTags, `DELETE FROM event_tags WHERE event_id = ?`)
 	p(s.w, &st.wInsertTag, `INSERT OR IGNORE INTO event_tags (tag, status, starts_at, event_id, ends_at) VALUES (?, ?, ?, ?, ?)`)

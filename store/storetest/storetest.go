@@ -66,6 +66,10 @@ func RunWith(t *testing.T, open func(t *testing.T) Store, o Options) {
 		{"register-refused", s.registerRefused},
 		{"registrations-of", s.registrationsOf},
 		{"crash", s.crash},
+		{"venue-update", s.venueUpdate},
+		{"event-zone-online-revision", s.eventZoneOnline},
+		{"calendar-registrations", s.calendarRegistrations},
+		{"calendar-secrets", s.calendarSecrets},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s.skipKnown(t)
