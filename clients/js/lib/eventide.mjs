@@ -95,6 +95,17 @@ export function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+// waitFor polls pred every 20 ms and resolves with its first truthy value, or with undefined when
+// ms pass first.
+export async function waitFor(pred, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = pred();
+    if (v || Date.now() >= deadline) return v || undefined;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 // rename has the organizer (token) give the event a new title: one eventUpdated carrying it.
 export async function rename(eventId, title, token) {
   const d = await mustData(

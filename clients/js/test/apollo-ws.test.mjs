@@ -54,13 +54,8 @@ test('eventUpdated over GraphQLWsLink receives the event after a mutation, and t
     const n = sink.values.length;
     const reg = await ev.register(eventId, organizer.token);
     assert.equal(reg.status, 'CONFIRMED');
-    const counted = await ev.within(5000, 'the registration', (async () => {
-      for (;;) {
-        const v = sink.values.slice(n).find((x) => x.data?.eventUpdated?.attendeeCount === 1);
-        if (v) return v;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })());
+    const counted = await ev.waitFor(() => sink.values.slice(n).find((x) => x.data?.eventUpdated?.attendeeCount === 1), 5000);
+    assert.ok(counted, `no value with attendeeCount 1: ${JSON.stringify(sink.values.slice(n))}`);
     assert.equal(counted.data.eventUpdated.id, eventId);
   } finally {
     sub.unsubscribe();
