@@ -129,12 +129,13 @@ export async function renameUntil(received, eventId, token, { every = 250, ms = 
   const loop = (async () => {
     while (!settled && Date.now() < deadline) {
       const title = `Renamed ${sent.length + 1} ${randomUUID().slice(0, 8)}`;
-      await rename(eventId, title, token);
       sent.push(title);
+      await rename(eventId, title, token);
       await new Promise((r) => setTimeout(r, every));
     }
   })();
-  const value = await within(ms, `an event after renaming ${eventId}`, watched);
+  // A failed rename fails the wait with its own error rather than a time-out.
+  const value = await within(ms, `an event after renaming ${eventId}`, Promise.race([watched, loop.then(() => watched)]));
   await loop;
   return { value, sent };
 }
