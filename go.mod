@@ -2,6 +2,9 @@ module github.com/eventide/server
 
 go 1.26.8
 
+// clients/js is a Node project (clients_e2e_test.go); no Go package lives in its npm packages.
+ignore ./clients/js/node_modules
+
 require (
 	github.com/99designs/gqlgen v0.17.98
 	github.com/FerretDB/FerretDB v1.24.2
