@@ -17,7 +17,7 @@ import (
 
 // codecVersion changes whenever the layout below changes; it is also part of the key prefix, so
 // replicas of two versions never read each other's values.
-const codecVersion = 1
+const codecVersion = 2
 
 // Value kinds.
 const (
@@ -296,11 +296,13 @@ func encodeRegistration(e *encoder, r *eventide.Registration) {
 	e.str(string(r.Status))
 	e.time(r.CreatedAt)
 	e.time(r.UpdatedAt)
+	e.str(r.CancelReason)
 }
 
 func decodeRegistration(d *decoder) *eventide.Registration {
 	r := &eventide.Registration{ID: d.str(), EventID: d.str(), UserID: d.str(), Status: eventide.RegistrationStatus(d.str())}
 	r.CreatedAt, r.UpdatedAt = d.time(), d.time()
+	r.CancelReason = d.str()
 	return r
 }
 
