@@ -156,6 +156,25 @@ func TestOrganizerJourney(t *testing.T) {
 		ts.mustCode("FORBIDDEN", us[1].Token, `mutation($r: ID!){ removeRegistration(id: $r){ id } }`, map[string]any{"r": c.Edges[0].Node.ID})
 		ts.mustCode("NOT_FOUND", org.Token, `mutation($r: ID!){ removeRegistration(id: $r){ id } }`, map[string]any{"r": "0123456789abcdef01234567"})
 	})
+	// What the caches hold before the removal (the viewer's registration, an anonymous
+	// response) must not outlive it.
+	evq := `query($id: ID!){ event(id: $id){ attendeeCount waitlistCount viewerRegistration { status waitlistPosition } } }`
+	anonq := `query($id: ID!){ event(id: $id){ attendeeCount waitlistCount } }`
+	anon := func() string {
+		var a struct{ Event struct{ AttendeeCount, WaitlistCount int } }
+		ts.mustData("", anonq, map[string]any{"id": id}, &a)
+		return fmt.Sprintf("%d/%d", a.Event.AttendeeCount, a.Event.WaitlistCount)
+	}
+	for range 2 {
+		if got := anon(); got != "2/2" {
+			t.Fatalf("anonymous counts %s before the removal", got)
+		}
+	}
+	var pre struct{ Event struct{ ViewerRegistration struct{ Status string } } }
+	ts.mustData(us[2].Token, evq, map[string]any{"id": id}, &pre)
+	if pre.Event.ViewerRegistration.Status != "WAITLISTED" {
+		t.Fatalf("us2 before: %+v", pre)
+	}
 	// Removing a confirmed guest promotes the first in line; the removed one sees the reason.
 	var rm struct {
 		RemoveRegistration struct {
@@ -177,7 +196,9 @@ func TestOrganizerJourney(t *testing.T) {
 			}
 		}
 	}
-	evq := `query($id: ID!){ event(id: $id){ attendeeCount waitlistCount viewerRegistration { status waitlistPosition } } }`
+	if got := anon(); got != "2/1" {
+		t.Fatalf("anonymous counts %s right after the removal, want 2/1", got)
+	}
 	ts.mustData(us[2].Token, evq, map[string]any{"id": id}, &ev)
 	if ev.Event.ViewerRegistration.Status != "CONFIRMED" || ev.Event.AttendeeCount != 2 || ev.Event.WaitlistCount != 1 {
 		t.Fatalf("after the removal: %+v", ev)
@@ -200,6 +221,9 @@ func TestOrganizerJourney(t *testing.T) {
 	}
 	if withReason != 3 { // the three still registered; the removed and the one who left keep theirs
 		t.Fatalf("%d registrations carry the event's reason, want 3", withReason)
+	}
+	if got := anon(); got != "0/0" {
+		t.Fatalf("anonymous counts %s right after the cancellation, want 0/0", got)
 	}
 	ts.mustData(us[2].Token, evq, map[string]any{"id": id}, &ev)
 	if ev.Event.AttendeeCount != 0 || ev.Event.WaitlistCount != 0 || ev.Event.ViewerRegistration.Status != "CANCELLED" {
