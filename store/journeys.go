@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -270,13 +272,35 @@ func (s *Store) cascadeLocked(ctx context.Context, d *eventDoc) error {
 }
 
 // backfillEventTimes gives the registrations written before they carried their event's times
-// (an older version's data) those times, once, at Open.
+// (an older version's data) those times, once: a document in the meta collection records that it
+// was done, so later starts do not scan the registrations again.
 func (s *Store) backfillEventTimes(ctx context.Context) error {
-	var ids []bson.ObjectID
-	err := s.regs.Distinct(ctx, "eventId", bson.D{{Key: "eventStartsAt", Value: bson.D{{Key: "$exists", Value: false}}}}).Decode(&ids)
-	if err != nil {
+	meta := s.db.Collection("meta")
+	const done = "registrations.eventTimes"
+	if err := meta.FindOne(ctx, bson.D{{Key: "_id", Value: done}}).Err(); err == nil {
+		return nil
+	} else if !errors.Is(err, mongo.ErrNoDocuments) {
 		return mapErr(err)
 	}
+	if err := s.fillEventTimes(ctx); err != nil {
+		return err
+	}
+	_, err := meta.UpdateOne(ctx, bson.D{{Key: "_id", Value: done}}, bson.D{{Key: "$set", Value: bson.D{{Key: "at", Value: now()}}}},
+		options.UpdateOne().SetUpsert(true))
+	return mapErr(err)
+}
+
+func (s *Store) fillEventTimes(ctx context.Context) error {
+	type ref struct {
+		EventID bson.ObjectID `bson:"eventId"`
+	}
+	refs, err := findAll(ctx, s.regs, bson.D{{Key: "eventStartsAt", Value: bson.D{{Key: "$exists", Value: false}}}},
+		func(r *ref) bson.ObjectID { return r.EventID }, options.Find().SetProjection(bson.D{{Key: "eventId", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(refs, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	ids := slices.Compact(refs)
 	for _, id := range ids {
 		d, err := s.eventDoc(ctx, id)
 		if errors.Is(err, mongo.ErrNoDocuments) || eventide.IsCode(err, eventide.CodeNotFound) {
