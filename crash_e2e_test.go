@@ -229,7 +229,9 @@ func TestCrashUnderRegistrationLoad(t *testing.T) {
 		d := ts.eventCounts(users[0][0].Token, doomed).Event
 		var regs struct {
 			Event struct {
-				Registrations struct{ Edges []struct{ Node struct{ Status string } } }
+				Registrations struct {
+					Edges []struct{ Node struct{ Status string } }
+				}
 			}
 		}
 		ts.mustData(org.Token, `query($id: ID!){ event(id: $id){ registrations { edges { node { status } } } } }`, map[string]any{"id": doomed}, &regs)

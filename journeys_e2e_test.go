@@ -51,7 +51,9 @@ func (ts *testServer) myRegistrationTitles(s session, vars map[string]any, per i
 		for k, x := range vars {
 			v[k] = x
 		}
-		var out struct{ Me struct{ Registrations regConn } }
+		var out struct {
+			Me struct{ Registrations regConn }
+		}
 		ts.mustData(s.Token, myRegsQuery, v, &out)
 		c := out.Me.Registrations
 		for _, e := range c.Edges {
@@ -68,7 +70,9 @@ func (ts *testServer) myRegistrationTitles(s session, vars map[string]any, per i
 
 func (ts *testServer) eventRegistrations(s session, id string, status any) regConn {
 	ts.t.Helper()
-	var out struct{ Event struct{ Registrations regConn } }
+	var out struct {
+		Event struct{ Registrations regConn }
+	}
 	ts.mustData(s.Token, eventRegsQuery, map[string]any{"id": id, "s": status, "first": 50}, &out)
 	return out.Event.Registrations
 }
@@ -101,7 +105,9 @@ func TestAttendeeJourney(t *testing.T) {
 		t.Fatalf("past: %v", got)
 	}
 	// The waitlisted one has its place; the others have none.
-	var out struct{ Me struct{ Registrations regConn } }
+	var out struct {
+		Me struct{ Registrations regConn }
+	}
 	ts.mustData(ann.Token, myRegsQuery, map[string]any{"first": 10}, &out)
 	for _, e := range out.Me.Registrations.Edges {
 		if (e.Node.Status == "WAITLISTED") != (e.Node.WaitlistPosition != nil) || (e.Node.WaitlistPosition != nil && *e.Node.WaitlistPosition != 1) {
@@ -114,7 +120,9 @@ func TestAttendeeJourney(t *testing.T) {
 		ts.mustCode("FORBIDDEN", bob.Token, q, map[string]any{"u": ann.ID})
 		ts.mustCode("FORBIDDEN", org.Token, q, map[string]any{"u": ann.ID})
 		ts.mustCode("UNAUTHENTICATED", "", q, map[string]any{"u": ann.ID})
-		var got struct{ User struct{ Registrations struct{ TotalCount int } } }
+		var got struct {
+			User struct{ Registrations struct{ TotalCount int } }
+		}
 		ts.mustData(ts.admin().Token, q, map[string]any{"u": ann.ID}, &got)
 		if got.User.Registrations.TotalCount != 4 {
 			t.Fatalf("admin sees %d", got.User.Registrations.TotalCount)
@@ -161,7 +169,9 @@ func TestOrganizerJourney(t *testing.T) {
 	evq := `query($id: ID!){ event(id: $id){ attendeeCount waitlistCount viewerRegistration { status waitlistPosition } } }`
 	anonq := `query($id: ID!){ event(id: $id){ attendeeCount waitlistCount } }`
 	anon := func() string {
-		var a struct{ Event struct{ AttendeeCount, WaitlistCount int } }
+		var a struct {
+			Event struct{ AttendeeCount, WaitlistCount int }
+		}
 		ts.mustData("", anonq, map[string]any{"id": id}, &a)
 		return fmt.Sprintf("%d/%d", a.Event.AttendeeCount, a.Event.WaitlistCount)
 	}
@@ -170,7 +180,9 @@ func TestOrganizerJourney(t *testing.T) {
 			t.Fatalf("anonymous counts %s before the removal", got)
 		}
 	}
-	var pre struct{ Event struct{ ViewerRegistration struct{ Status string } } }
+	var pre struct {
+		Event struct{ ViewerRegistration struct{ Status string } }
+	}
 	ts.mustData(us[2].Token, evq, map[string]any{"id": id}, &pre)
 	if pre.Event.ViewerRegistration.Status != "WAITLISTED" {
 		t.Fatalf("us2 before: %+v", pre)
@@ -270,7 +282,9 @@ func TestWaitlistPositionsUnderRacingCancellations(t *testing.T) {
 	if !slices.Equal(order, want) {
 		t.Fatalf("waitlist %v, want %v", order, want)
 	}
-	var ev struct{ Event struct{ ViewerRegistration struct{ Status string } } }
+	var ev struct {
+		Event struct{ ViewerRegistration struct{ Status string } }
+	}
 	ts.mustData(us[1].Token, `query($id: ID!){ event(id: $id){ viewerRegistration { status } } }`, map[string]any{"id": id}, &ev)
 	if ev.Event.ViewerRegistration.Status != "CONFIRMED" {
 		t.Fatalf("the first in line is %s", ev.Event.ViewerRegistration.Status)
