@@ -2093,7 +2093,12 @@ extend type Event {
 
 extend type Mutation {
   "Cancels someone's registration to an event (its organizer or an admin), with a reason they see; a freed seat goes to the oldest waitlisted registration. An event that has ended keeps its registrations (BAD_USER_INPUT)."
-  removeRegistration(id: ID!, reason: String): Registration! @hasRole(role: ORGANIZER)
+  removeRegistration(
+    "The registration (from Event.registrations)."
+    id: ID!
+    "Why; its user sees it as cancelReason."
+    reason: String
+  ): Registration! @hasRole(role: ORGANIZER)
 }
 
 extend type Subscription {
