@@ -331,6 +331,9 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	// one address hold 1 000: 50 websockets x 20).
 	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers,
 		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
+	// myRegistrations subscribers, by user id, bounded like eventUpdated's.
+	myRegs := cache.NewRegistrationRelay(a.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers,
+		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
 	a.bus.Start()
 	cached.Init(ctx)
 	log.Info("cache ready", "backend", a.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
@@ -422,13 +425,14 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	}
 	calKeys := calendar.NewKeys(cfg.JWTSecret)
 	root := &resolvers.Resolver{
-		Calendar:  calKeys,
-		PublicURL: cfg.PublicURL,
-		Store:     cached,
-		Auth:      tokens,
-		Events:    events,
-		Cache:     cacheAdmin,
-		Log:       log,
+		Calendar:      calKeys,
+		PublicURL:     cfg.PublicURL,
+		Store:         cached,
+		Auth:          tokens,
+		Events:        events,
+		Cache:         cacheAdmin,
+		Registrations: myRegs,
+		Log:           log,
 
 		Security:   secEvents,
 		Throttle:   throttle,

@@ -303,11 +303,13 @@ func encodeRegistration(e *encoder, r *eventide.Registration) {
 	e.str(string(r.Status))
 	e.time(r.CreatedAt)
 	e.time(r.UpdatedAt)
+	e.str(r.CancelReason)
 }
 
 func decodeRegistration(d *decoder) *eventide.Registration {
 	r := &eventide.Registration{ID: d.str(), EventID: d.str(), UserID: d.str(), Status: eventide.RegistrationStatus(d.str())}
 	r.CreatedAt, r.UpdatedAt = d.time(), d.time()
+	r.CancelReason = d.str()
 	return r
 }
 

@@ -53,6 +53,8 @@ type StoreOptions struct {
 //	createEvent                        list of events
 //	updateEvent, publish, cancel       the event; list of events
 //	register, cancelRegistration       the event (its counts, registrations and attendee pages)
+//	removeRegistration                 the event, as cancelRegistration (journeys.go)
+//	  (cancelEvent also cancels the event's registrations: they are under the event's token)
 //	createVenue                        list of venues
 //	updateVenue                        the venue; list of venues; list of events (their city
 //	                                   copies); not each event: its zone is read from the venue

@@ -135,4 +135,7 @@ type Registration struct {
 	Status    RegistrationStatus
 	CreatedAt time.Time // arrival time; the waitlist is ordered by it
 	UpdatedAt time.Time
+	// CancelReason says why the organizer removed it, or the event's reason when the event was
+	// cancelled; empty otherwise.
+	CancelReason string
 }

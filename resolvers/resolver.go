@@ -42,8 +42,10 @@ type Resolver struct {
 	Store  Store
 	Auth   *auth.Auth
 	Events EventBus
-	Cache  CacheAdmin
-	Log    *slog.Logger
+	// Registrations carries myRegistrations (optional).
+	Registrations RegistrationBus
+	Cache         CacheAdmin
+	Log           *slog.Logger
 	// Security is the security event log; Throttle and BruteForce guard login. All optional.
 	Security   *security.Log
 	Throttle   *security.Throttle

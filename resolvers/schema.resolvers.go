@@ -98,6 +98,11 @@ func (r *eventResolver) CancelReason(ctx context.Context, obj *eventide.Event) (
 	return &reason, nil
 }
 
+// Registrations is the resolver for the registrations field.
+func (r *eventResolver) Registrations(ctx context.Context, obj *eventide.Event, status *eventide.RegistrationStatus, first *int, after *string) (*relay.RegistrationConnection, error) {
+	return r.eventRegistrations(ctx, obj, status, first, after)
+}
+
 func (r *memoryStatsResolver) MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error) {
 	if obj.MemoryLimitBytes <= 0 {
 		return nil, nil
@@ -282,6 +287,8 @@ func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEv
 // UpdateEvent is the resolver for the updateEvent field.
 func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input model.UpdateEventInput) (*eventide.Event, error) {
 	viewer := eventide.ViewerFrom(ctx)
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
 		if err := checkManage(viewer, ev); err != nil {
 			return err
@@ -332,6 +339,8 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 			return nil, err
 		}
 	}
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
 		if err := checkManage(viewer, ev); err != nil {
 			return err
@@ -350,6 +359,8 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 
 // RegisterForEvent is the resolver for the registerForEvent field.
 func (r *mutationResolver) RegisterForEvent(ctx context.Context, eventID string) (*eventide.Registration, error) {
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	reg, ev, err := r.Store.Register(ctx, eventID, eventide.ViewerFrom(ctx).ID, r.now())
 	if err != nil {
 		return nil, err
@@ -361,6 +372,8 @@ func (r *mutationResolver) RegisterForEvent(ctx context.Context, eventID string)
 
 // CancelRegistration is the resolver for the cancelRegistration field.
 func (r *mutationResolver) CancelRegistration(ctx context.Context, eventID string) (*eventide.Registration, error) {
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	reg, ev, err := r.Store.CancelRegistration(ctx, eventID, eventide.ViewerFrom(ctx).ID, r.now())
 	if err != nil {
 		return nil, err
@@ -398,6 +411,11 @@ func (r *mutationResolver) PurgeCache(ctx context.Context) (int, error) {
 	r.Log.InfoContext(ctx, "cache purged", "entries", n, "by", eventide.ViewerFrom(ctx).ID)
 	r.adminAction(ctx, "purgeCache dropped %d cache entries", n)
 	return n, nil
+}
+
+// RemoveRegistration is the resolver for the removeRegistration field.
+func (r *mutationResolver) RemoveRegistration(ctx context.Context, id string, reason *string) (*eventide.Registration, error) {
+	return r.removeRegistration(ctx, id, reason)
 }
 
 // Me is the resolver for the me field.
@@ -555,6 +573,19 @@ func (r *registrationResolver) User(ctx context.Context, obj *eventide.Registrat
 	return r.loaders(ctx).Users.Load(ctx, obj.UserID)
 }
 
+// WaitlistPosition is the resolver for the waitlistPosition field.
+func (r *registrationResolver) WaitlistPosition(ctx context.Context, obj *eventide.Registration) (*int, error) {
+	return r.waitlistPosition(ctx, obj)
+}
+
+// CancelReason is the resolver for the cancelReason field.
+func (r *registrationResolver) CancelReason(ctx context.Context, obj *eventide.Registration) (*string, error) {
+	if obj.Status != eventide.RegistrationCancelled {
+		return nil, nil
+	}
+	return optional(obj.CancelReason), nil
+}
+
 func (r *securityEventResolver) IP(ctx context.Context, obj *security.Event) (*string, error) {
 	return optional(obj.IP), nil
 }
@@ -629,6 +660,11 @@ func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *
 	return out, nil
 }
 
+// MyRegistrations is the resolver for the myRegistrations field.
+func (r *subscriptionResolver) MyRegistrations(ctx context.Context) (<-chan *eventide.Registration, error) {
+	return r.myRegistrations(ctx)
+}
+
 // Email is the resolver for the email field.
 func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, error) {
 	v := eventide.ViewerFrom(ctx)
@@ -661,6 +697,11 @@ func (r *userResolver) OrganizedEvents(ctx context.Context, obj *eventide.User, 
 		q.NoDrafts = true
 	}
 	return r.eventConnection(ctx, q, page(first, after))
+}
+
+// Registrations is the resolver for the registrations field.
+func (r *userResolver) Registrations(ctx context.Context, obj *eventide.User, status *eventide.RegistrationStatus, upcoming *bool, first *int, after *string) (*relay.RegistrationConnection, error) {
+	return r.ownRegistrations(ctx, obj, status, upcoming, first, after)
 }
 
 // TimeZone is the resolver for the timeZone field.

@@ -185,9 +185,12 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	if err != nil {
 		return nil, err
 	}
-	// A capacity raise promotes in further steps: the edit itself begins the repair mark.
+	// A capacity raise promotes in further steps, a cancellation cancels the registrations, new
+	// times are copied onto them: the edit itself begins the repair mark.
+	cancelling := d.Status == string(eventide.EventCancelled) && cur.Status != string(eventide.EventCancelled)
+	retimed := !d.StartsAt.Equal(cur.StartsAt) || !d.EndsAt.Equal(cur.EndsAt)
 	var m *mark
-	if d.Capacity > cur.Capacity {
+	if d.Capacity > cur.Capacity || cancelling || retimed {
 		m = newMark()
 	}
 	// The filter on the old updatedAt makes a concurrent edit from another replica fail loudly
@@ -205,7 +208,18 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 		return nil, eventide.Errorf(eventide.CodeBadUserInput, "the event changed while it was being updated; try again")
 	}
 	if m != nil {
-		if err := s.fillSeats(ctx, oid); err != nil {
+		var err error
+		switch {
+		case cancelling:
+			err = s.cancelAllOf(ctx, oid, d.CancelReason)
+		case d.Capacity > cur.Capacity:
+			err = s.fillSeats(ctx, oid)
+		}
+		if err == nil && retimed {
+			d.ID = oid
+			err = s.syncEventTimes(ctx, &d)
+		}
+		if err != nil {
 			s.halfway(ctx, oid, m, err)
 			return nil, err
 		}

@@ -115,6 +115,9 @@ func (s *Store) repairLocked(ctx context.Context, eid bson.ObjectID) error {
 		s.broken.forgetExcept(eid, d.Pending)
 		return nil
 	}
+	if err := s.cascadeLocked(ctx, d); err != nil {
+		return err
+	}
 	confirmed, err := s.countRegs(ctx, eid, eventide.RegistrationConfirmed)
 	if err != nil {
 		return err

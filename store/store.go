@@ -122,6 +122,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	if err := s.backfillEventTimes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("store: registrations' event times: %w", err)
+	}
 	// Repair what a crash left halfway (DESIGN.md): now, and every lease until Close.
 	sctx, stop := context.WithCancel(context.Background())
 	s.stopSweeps, s.sweepDone = stop, make(chan struct{})
@@ -189,6 +193,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.regs, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetName("event_user_unique").SetUnique(true)},
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "status", Value: 1}, {Key: "createdAt", Value: 1}}, Options: options.Index().SetName("event_status_arrival")},
+			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("event_arrival")},
+			{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "eventStartsAt", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("user_event_start")},
 		}},
 	}
 	for _, sp := range specs {

@@ -115,7 +115,9 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	}
 	id = normID(id)
 	var out *eventide.Event
+	var changed []*eventide.Registration
 	err := s.write(ctx, func(w *wtx) error {
+		changed = nil
 		cur, err := one(w.row(s.stmts.wEventByID, id), scanEvent, "event", id)
 		if err != nil {
 			return err
@@ -142,16 +144,20 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 		if err := s.writeTags(w, &e); err != nil {
 			return err
 		}
-		// Seats freed by a raised capacity go to the waitlist, oldest first.
-		if free := min(e.Capacity-cur.ConfirmedCount, cur.WaitlistCount); free > 0 {
-			res, err := w.exec(s.stmts.wPromoteOldest, ms(t), id, free)
-			if err != nil {
+		// Cancelling the event cancels its registrations with it, and the counters with them.
+		if e.Status == eventide.EventCancelled && cur.Status != eventide.EventCancelled {
+			if changed, err = w.query(s.stmts.wCancelAllRegs, e.CancelReason, ms(t), id); err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
+			if _, err := w.exec(s.stmts.wAddCounts, -cur.ConfirmedCount, -cur.WaitlistCount, ms(t), id); err != nil {
 				return err
 			}
+		} else if free := min(e.Capacity-cur.ConfirmedCount, cur.WaitlistCount); free > 0 {
+			// Seats freed by a raised capacity go to the waitlist, oldest first.
+			if changed, err = w.query(s.stmts.wPromoteReturning, ms(t), id, free); err != nil {
+				return err
+			}
+			n := len(changed)
 			if _, err := w.exec(s.stmts.wAddCounts, n, -n, ms(t), id); err != nil {
 				return err
 			}
@@ -159,6 +165,9 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 		out, err = one(w.row(s.stmts.wEventByID, id), scanEvent, "event", id)
 		return err
 	})
+	if err == nil {
+		eventide.NoteRegistrations(ctx, changed...)
+	}
 	return out, err
 }
 

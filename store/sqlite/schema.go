@@ -126,6 +126,24 @@ CREATE TABLE imports (
 );
 CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 `,
+	// 3: the attendee's and the organizer's journeys. A registration carries why it was cancelled
+	// and copies of its event's times (kept in step by the insert and a trigger), so that a
+	// user's list comes in order (upcoming by start, then past) from one index; an event's list
+	// of every status comes in arrival order from another.
+	`
+ALTER TABLE registrations ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE registrations ADD COLUMN event_starts_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE registrations ADD COLUMN event_ends_at INTEGER NOT NULL DEFAULT 0;
+UPDATE registrations SET
+	event_starts_at = coalesce((SELECT starts_at FROM events e WHERE e.id = registrations.event_id), 0),
+	event_ends_at = coalesce((SELECT ends_at FROM events e WHERE e.id = registrations.event_id), 0);
+CREATE INDEX registrations_user_start ON registrations (user_id, event_starts_at, id, event_ends_at, status);
+CREATE INDEX registrations_event_created ON registrations (event_id, created_at, id);
+CREATE TRIGGER registrations_event_times AFTER UPDATE OF starts_at, ends_at ON events
+WHEN old.starts_at != new.starts_at OR old.ends_at != new.ends_at BEGIN
+	UPDATE registrations SET event_starts_at = new.starts_at, event_ends_at = new.ends_at WHERE event_id = new.id;
+END;
+`,
 	// 4 (issue 14: time zones, online events, calendars). Only adds columns and a table to what
 	// migration 2 left, so it applies in any order with its siblings. Venues of the cities the
 	// demo data and the synthetic seed use get their zones, every other venue UTC; an event
@@ -205,7 +223,7 @@ const eventCols = `e.id, e.title, e.description, e.starts_at, e.ends_at, e.statu
 	coalesce(e.venue_id, ''), e.city, e.organizer_id, e.confirmed, e.waitlisted, e.cancel_reason, e.created_at, e.updated_at,
 	e.time_zone, e.online, e.online_url, e.revision`
 
-const regCols = `id, event_id, user_id, status, created_at, updated_at`
+const regCols = `id, event_id, user_id, status, created_at, updated_at, cancel_reason`
 
 const userCols = `id, name, email, role, password_hash, created_at, updated_at`
 
@@ -233,6 +251,9 @@ type statements struct {
 	rRegFor, rRegsOf, rAttendees, rAttendeesAfter *sql.Stmt
 	wRegFor, wInsertReg, wRenewReg, wSetRegStatus *sql.Stmt
 	wOldestWaiting, wPromoteOldest                *sql.Stmt
+
+	rRegByID, rWaitlistPositions, rEventRegs, rEventRegsOf  *sql.Stmt
+	wRegByID, wCancelReg, wCancelAllRegs, wPromoteReturning *sql.Stmt
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -301,8 +322,13 @@ func (s *Store) prepare(ctx context.Context) error {
 	p(s.r, &st.rAttendeesAfter, `SELECT `+regCols+` FROM registrations
 		WHERE event_id = ? AND status = 'CONFIRMED' AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
 	p(s.w, &st.wRegFor, `SELECT `+regCols+` FROM registrations WHERE event_id = ? AND user_id = ?`)
-	p(s.w, &st.wInsertReg, `INSERT INTO registrations (`+regCols+`) VALUES (?, ?, ?, ?, ?, ?)`)
-	p(s.w, &st.wRenewReg, `UPDATE registrations SET status = ?, created_at = ?, updated_at = ?
+	// The event's times are copied onto the registration as it is written (an orphan, which only
+	// an import can bring, gets zeros).
+	p(s.w, &st.wInsertReg, `INSERT INTO registrations (id, event_id, user_id, status, created_at, updated_at,
+		event_starts_at, event_ends_at)
+		SELECT v.c1, v.c2, v.c3, v.c4, v.c5, v.c6, coalesce(ev.starts_at, 0), coalesce(ev.ends_at, 0)
+		FROM (SELECT ? AS c1, ? AS c2, ? AS c3, ? AS c4, ? AS c5, ? AS c6) v LEFT JOIN events ev ON ev.id = v.c2`)
+	p(s.w, &st.wRenewReg, `UPDATE registrations SET status = ?, created_at = ?, updated_at = ?, cancel_reason = ''
 		WHERE id = ? AND status = 'CANCELLED'`)
 	p(s.w, &st.wSetRegStatus, `UPDATE registrations SET status = ?, updated_at = ? WHERE id = ?`)
 	p(s.w, &st.wOldestWaiting, `SELECT `+regCols+` FROM registrations
@@ -310,6 +336,24 @@ func (s *Store) prepare(ctx context.Context) error {
 	p(s.w, &st.wPromoteOldest, `UPDATE registrations SET status = 'CONFIRMED', updated_at = ?
 		WHERE id IN (SELECT id FROM registrations WHERE event_id = ? AND status = 'WAITLISTED'
 			ORDER BY created_at, id LIMIT ?)`)
+	p(s.w, &st.wPromoteReturning, `UPDATE registrations SET status = 'CONFIRMED', updated_at = ?
+		WHERE id IN (SELECT id FROM registrations WHERE event_id = ? AND status = 'WAITLISTED'
+			ORDER BY created_at, id LIMIT ?)
+		RETURNING `+regCols)
+
+	p(s.r, &st.rRegByID, `SELECT `+regCols+` FROM registrations WHERE id = ?`)
+	// A waitlisted registration's place: one more than those of its event waiting since before it.
+	p(s.r, &st.rWaitlistPositions, `SELECT r.id, 1 + (SELECT count(*) FROM registrations w
+			WHERE w.event_id = r.event_id AND w.status = 'WAITLISTED' AND (w.created_at, w.id) < (r.created_at, r.id))
+		FROM registrations r WHERE r.id IN (SELECT value FROM json_each(?)) AND r.status = 'WAITLISTED'`)
+	p(s.r, &st.rEventRegs, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
+	p(s.r, &st.rEventRegsOf, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND status = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
+	p(s.w, &st.wRegByID, `SELECT `+regCols+` FROM registrations WHERE id = ?`)
+	p(s.w, &st.wCancelReg, `UPDATE registrations SET status = 'CANCELLED', cancel_reason = ?, updated_at = ? WHERE id = ?`)
+	p(s.w, &st.wCancelAllRegs, `UPDATE registrations SET status = 'CANCELLED', cancel_reason = ?, updated_at = ?
+		WHERE event_id = ? AND status != 'CANCELLED' RETURNING `+regCols)
 	return err
 }
 

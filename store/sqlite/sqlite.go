@@ -197,6 +197,18 @@ func (w *wtx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
 	return w.tx.StmtContext(w.ctx, st).ExecContext(w.ctx, args...)
 }
 
+// query runs a prepared write statement that returns rows (RETURNING) and scans them.
+func (w *wtx) query(st *sql.Stmt, args ...any) ([]*eventide.Registration, error) {
+	if err := w.step(); err != nil {
+		return nil, err
+	}
+	rows, err := w.tx.StmtContext(w.ctx, st).QueryContext(w.ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanReg)
+}
+
 func (w *wtx) row(st *sql.Stmt, args ...any) *sql.Row {
 	return w.tx.StmtContext(w.ctx, st).QueryRowContext(w.ctx, args...)
 }
