@@ -135,9 +135,10 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 	}
 
 	// The operation's own context ends with the subscription (its session may end it, with an
-	// error response still to come); ctx, the request's, ends with the stream.
+	// error response still to come); ctx, the request's, ends with the stream. Each event is
+	// encoded here, before the next is asked for: gqlgen reuses the buffer a response's data is in.
 	responses, opCtx := exec.DispatchOperation(ctx, oc)
-	next := make(chan *graphql.Response)
+	next := make(chan []byte)
 	go func() {
 		defer close(next)
 		for {
@@ -146,7 +147,7 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 				return
 			}
 			select {
-			case next <- resp:
+			case next <- marshalPart(payloadPart{Payload: resp}):
 			case <-ctx.Done():
 				return
 			}
@@ -161,12 +162,12 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 	defer timer.Stop()
 	for {
 		select {
-		case resp, open := <-next:
+		case part, open := <-next:
 			if !open {
 				t.finish(ctx, mw)
 				return
 			}
-			if mw.part(marshalPart(payloadPart{Payload: resp})) != nil {
+			if mw.part(part) != nil {
 				return
 			}
 			timer.Reset(beat)
