@@ -471,6 +471,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Security:                      secEvents,
 		Throttle:                      throttle,
 		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
+		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
 		ResponseCache:                 responses,
 		Extensions: []graphql.HandlerExtension{
 			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg)}},

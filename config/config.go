@@ -66,6 +66,7 @@ type Config struct {
 	HTTPMaxConnectionsPerClient     int           // HTTP_MAX_CONNECTIONS_PER_CLIENT: open connections per client address
 	SSEKeepAliveInterval            time.Duration // SSE_KEEPALIVE_INTERVAL: keep-alive comments on an idle SSE stream
 	SSEWriteTimeout                 time.Duration // SSE_WRITE_TIMEOUT: how long one SSE write may wait for a reader
+	MultipartHeartbeatInterval      time.Duration // MULTIPART_HEARTBEAT_INTERVAL: heartbeat parts on an idle multipart subscription
 	MetricsAddr                     string        // METRICS_ADDR: host:port serving /metrics apart; empty: the public port
 	PublicURL                       string        // PUBLIC_URL: base of the URLs the server gives out (calendarUrl); empty: the request's
 	ShutdownTimeout                 time.Duration // SHUTDOWN_TIMEOUT: how long draining may take

@@ -69,6 +69,7 @@ func productionDefaults() *Config {
 		HTTPMaxConnectionsPerClient:     100,
 		SSEKeepAliveInterval:            15 * time.Second,
 		SSEWriteTimeout:                 10 * time.Second,
+		MultipartHeartbeatInterval:      5 * time.Second,
 		ShutdownTimeout:                 15 * time.Second,
 		ShutdownDelay:                   5 * time.Second,
 

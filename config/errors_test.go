@@ -86,6 +86,7 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrHTTPConnectionsNotInteger", environ: []string{"HTTP_MAX_CONNECTIONS_PER_CLIENT=many"}, key: "HTTP_MAX_CONNECTIONS_PER_CLIENT", value: "many"},
 		{name: "ErrSSEKeepAliveNegative", environ: []string{"SSE_KEEPALIVE_INTERVAL=-1s"}, key: "SSE_KEEPALIVE_INTERVAL", value: "-1s"},
 		{name: "ErrSSEWriteTimeoutZero", environ: []string{"SSE_WRITE_TIMEOUT=0s"}, key: "SSE_WRITE_TIMEOUT", value: "0s"},
+		{name: "ErrMultipartHeartbeatZero", environ: []string{"MULTIPART_HEARTBEAT_INTERVAL=0s"}, key: "MULTIPART_HEARTBEAT_INTERVAL", value: "0s"},
 		{name: "ErrMetricsAddrNoPort", environ: []string{"METRICS_ADDR=localhost"}, key: "METRICS_ADDR", value: "localhost"},
 		{name: "ErrPublicURLNotHTTP", environ: []string{"PUBLIC_URL=ftp://example.com"}, key: "PUBLIC_URL", value: "ftp://example.com"},
 		{name: "ErrPublicURLRelative", environ: []string{"PUBLIC_URL=/events"}, key: "PUBLIC_URL", value: "/events"},

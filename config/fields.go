@@ -132,7 +132,8 @@ var fields = []field{
 	duration("HTTP_READ_TIMEOUT", "time for a whole request to arrive, body included (not a stream once open)", func(c *Config) *time.Duration { return &c.HTTPReadTimeout }),
 	integer("HTTP_MAX_CONNECTIONS_PER_CLIENT", "open connections per client address, websockets and SSE included", 1, math.MaxInt, func(c *Config) *int { return &c.HTTPMaxConnectionsPerClient }),
 	duration("SSE_KEEPALIVE_INTERVAL", "interval of keep-alive comments on an idle Server-Sent Events stream", func(c *Config) *time.Duration { return &c.SSEKeepAliveInterval }),
-	duration("SSE_WRITE_TIMEOUT", "how long one write to a Server-Sent Events stream may wait for its reader", func(c *Config) *time.Duration { return &c.SSEWriteTimeout }),
+	duration("SSE_WRITE_TIMEOUT", "how long one write to a Server-Sent Events stream or multipart subscription may wait for its reader", func(c *Config) *time.Duration { return &c.SSEWriteTimeout }),
+	duration("MULTIPART_HEARTBEAT_INTERVAL", "interval of heartbeat parts on an idle multipart subscription", func(c *Config) *time.Duration { return &c.MultipartHeartbeatInterval }),
 	text("METRICS_ADDR", "host:port serving /metrics on its own listener; empty: on the public port", func(c *Config) *string { return &c.MetricsAddr }).
 		withCheck(func(c *Config) string {
 			if c.MetricsAddr == "" {

@@ -40,7 +40,10 @@ func (memBody) Close() error { return nil }
 type pendingResponse struct {
 	deps cache.Deps
 	keep atomic.Bool
-	op   atomic.Pointer[string]
+	// partial: the operation was answered in parts (@defer); its body, multipart or merged, is
+	// never kept, so no repeat can be answered with half of it.
+	partial atomic.Bool
+	op      atomic.Pointer[string]
 }
 
 type pendingKey struct{}
@@ -81,7 +84,7 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 			ctx := cache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)
 			rec := &captureWriter{statusRecorder: statusRecorder{ResponseWriter: w}, limit: maxCapturedBytes}
 			next.ServeHTTP(rec, r.WithContext(ctx))
-			if rec.status != http.StatusOK || rec.over || !p.keep.Load() {
+			if rec.status != http.StatusOK || rec.over || !p.keep.Load() || p.partial.Load() {
 				return
 			}
 			keys, vals, until, ok := p.deps.Result()
@@ -158,7 +161,8 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 }
 
 // keepResponses is the gqlgen side of cacheResponses: it marks a response that may be kept, one
-// to a query selecting only CacheableRoots that ended without an error or extension.
+// to a query selecting only CacheableRoots that ended without an error or extension, and not
+// delivered in parts (@defer).
 type keepResponses struct{}
 
 var _ interface {
@@ -171,6 +175,9 @@ func (keepResponses) Validate(graphql.ExecutableSchema) error { return nil }
 func (keepResponses) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	p, _ := ctx.Value(pendingKey{}).(*pendingResponse)
+	if p != nil && resp != nil && resp.HasNext != nil {
+		p.partial.Store(true)
+	}
 	if p == nil || resp == nil || len(resp.Errors) > 0 || len(resp.Extensions) > 0 || !graphql.HasOperationContext(ctx) {
 		return resp
 	}

@@ -52,8 +52,8 @@ type Options struct {
 	Throttle *security.Throttle
 	// Security, when set, hears of invalid tokens (TOKEN_INVALID).
 	Security *security.Log
-	// MaxSocketsPerClient caps open streams, websockets and SSE together, per client address
-	// (0: no cap).
+	// MaxSocketsPerClient caps open streams (websockets, SSE and multipart subscriptions
+	// together) per client address (0: no cap).
 	MaxSocketsPerClient int
 	// MaxConnectionsPerClient caps open connections per client address, and requests in flight
 	// per client behind a trusted proxy (0: no cap); see conns.go.
@@ -65,8 +65,9 @@ type Options struct {
 	// (DefaultReadTimeout when 0); a stream, once open, is not cut by it.
 	ReadTimeout time.Duration
 	// SSEKeepAlive is the interval of keep-alive comments on an idle SSE stream
-	// (DefaultSSEKeepAlive when 0); SSEWriteTimeout how long one SSE write may wait for its
-	// reader before the stream is cut (DefaultSSEWriteTimeout when 0).
+	// (DefaultSSEKeepAlive when 0); SSEWriteTimeout how long one write to an HTTP stream (SSE or
+	// a multipart subscription) may wait for its reader before the stream is cut
+	// (DefaultSSEWriteTimeout when 0).
 	SSEKeepAlive    time.Duration
 	SSEWriteTimeout time.Duration
 	// MetricsApart leaves /metrics off this server: it is served on its own listener
@@ -75,7 +76,7 @@ type Options struct {
 	// ResponseCache, when set, answers anonymous queries with kept responses; GraphQL must be
 	// built with the same cache (GraphQLOptions.ResponseCache) for it to keep any.
 	ResponseCache *respcache.Cache
-	// Sessions, when set, makes websockets and SSE streams follow their token and their user's
+	// Sessions, when set, makes websockets and HTTP streams follow their token and their user's
 	// current role (see Sessions).
 	Sessions *Sessions
 
@@ -122,7 +123,7 @@ type Server struct {
 	http *http.Server
 	log  *slog.Logger
 
-	// streams is cancelled at shutdown: every websocket and SSE request runs under it, so gqlgen
+	// streams is cancelled at shutdown: every websocket and HTTP stream runs under it, so gqlgen
 	// completes its subscriptions and sends a proper close.
 	streams     context.Context
 	stopStreams context.CancelFunc
@@ -321,8 +322,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// trackStreams runs long-lived requests (websocket upgrades and SSE) under the streams context,
-// so Shutdown can end them properly, and counts them so Shutdown can wait for their close.
+// trackStreams runs long-lived requests (websocket upgrades, SSE and multipart subscriptions)
+// under the streams context, so Shutdown can end them properly, and counts them so Shutdown can
+// wait for their close. An HTTP stream writes through a streamWriter (write deadlines).
 func (s *Server) trackStreams(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isStream(r) {
@@ -331,14 +333,17 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		}
 		s.streamWG.Add(1)
 		defer s.streamWG.Done()
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		stop := context.AfterFunc(s.streams, cancel)
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		// The cause tells the multipart transport to say why in a last part.
+		stop := context.AfterFunc(s.streams, func() { cancel(errServerShutdown) })
 		defer stop()
-		if isSSE(r) {
-			sw := newSSEWriter(w, s.sseWriteTimeout, cancel)
+		if kind := httpStream(r); kind != streamNone {
+			sw := newStreamWriter(w, s.sseWriteTimeout, func() { cancel(nil) })
 			defer sw.close()
-			sw.keepAlive(s.sseKeepAlive)
+			if kind == streamSSE { // a multipart subscription writes its own heartbeats
+				sw.keepAlive(s.sseKeepAlive)
+			}
 			w = sw
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
