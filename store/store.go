@@ -44,6 +44,14 @@ type Options struct {
 // registration state. See Store.lockEvent.
 const eventLockStripes = 256
 
+// The store's collections.
+const (
+	collUsers         = "users"
+	collVenues        = "venues"
+	collEvents        = "events"
+	collRegistrations = "registrations"
+)
+
 // Store implements eventide.Store on MongoDB.
 type Store struct {
 	client *mongo.Client
@@ -111,10 +119,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		client: client,
 		db:     db,
-		users:  db.Collection("users"),
-		venues: db.Collection("venues"),
-		events: db.Collection("events"),
-		regs:   db.Collection("registrations"),
+		users:  db.Collection(collUsers),
+		venues: db.Collection(collVenues),
+		events: db.Collection(collEvents),
+		regs:   db.Collection(collRegistrations),
 		log:    log,
 		mon:    mon,
 	}
