@@ -56,6 +56,9 @@ type GraphQLOptions struct {
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
+	// Operations reports each operation (metrics, and a span when tracing is on); nil: an
+	// unregistered one.
+	Operations *Operations
 }
 
 // maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
@@ -89,6 +92,12 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
 	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
+	// First, so outermost: its span is the parent of all the operation does, and it sees the
+	// refusals of every extension after it.
+	if o.Operations == nil {
+		o.Operations = NewOperations(nil, nil, 0)
+	}
+	srv.Use(o.Operations)
 	if o.APQ != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
 	}
