@@ -26,6 +26,10 @@ func TestBadConfigExits2(t *testing.T) {
 		{name: "BadLogFormat", key: "LOG_FORMAT", env: []string{"LOG_FORMAT=xml"}},
 		{name: "BadMongoURI", key: "MONGO_URI", env: []string{"MONGO_URI=postgres://x"}},
 		{name: "BadBool", key: "USE_REDIS", env: []string{"USE_REDIS=perhaps"}},
+		{name: "BadOtelEndpoint", key: "OTEL_EXPORTER_OTLP_ENDPOINT", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318"}},
+		{name: "BadOtelSampler", key: "OTEL_TRACES_SAMPLER", env: []string{"OTEL_TRACES_SAMPLER=jaeger_remote"}},
+		{name: "BadOtelSamplerArg", key: "OTEL_TRACES_SAMPLER_ARG", env: []string{"OTEL_TRACES_SAMPLER_ARG=half"}},
+		{name: "OtelHeadersSecret", key: "OTEL_EXPORTER_OTLP_HEADERS", env: []string{"OTEL_EXPORTER_OTLP_HEADERS=x-api-key"}, secret: "x-api-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -18,6 +18,7 @@ import (
 	"github.com/eventide/server/store"
 	"github.com/eventide/server/store/ferretfile"
 	"github.com/eventide/server/store/sqlite"
+	"github.com/eventide/server/telemetry"
 )
 
 // appStore is what the server needs of a store, whichever it is: the data (read through the
@@ -54,16 +55,18 @@ func legacyDir(dataDir string) string { return filepath.Join(dataDir, "embedded"
 
 // openStore opens MongoDB when MONGO_URI is set, else the SQLite file under DATA_DIR, into
 // which an earlier version's embedded store is imported first (see importLegacy).
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (appStore, string, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, cmds *telemetry.Commands) (appStore, string, error) {
 	if cfg.MongoURI != "" {
-		s, err := store.Open(ctx, mongoOptions(cfg, cfg.MongoURI, log.With("component", "store"), reg))
+		o := mongoOptions(cfg, cfg.MongoURI, log.With("component", "store"), reg)
+		o.Commands = cmds
+		s, err := store.Open(ctx, o)
 		if err != nil {
 			return nil, "", err
 		}
 		return s, storeMongoDB, nil
 	}
 	path := sqlitePath(cfg.DataDir)
-	s, err := sqlite.Open(ctx, sqlite.Options{Path: path})
+	s, err := sqlite.Open(ctx, sqlite.Options{Path: path, Commands: cmds})
 	if err != nil {
 		return nil, "", fmt.Errorf("embedded store: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/eventide/server/auth"
@@ -47,6 +48,7 @@ import (
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
 	"github.com/eventide/server/supervisor"
+	"github.com/eventide/server/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -66,6 +68,8 @@ func main() {
 	// go-redis logs through one process-wide logger (a line per failed dial while Redis is away);
 	// set once here, not in run, which tests call concurrently.
 	redis.SetLogger(redisLogs)
+	// The OpenTelemetry SDK reports failed exports through one process-wide handler too.
+	otel.SetErrorHandler(otelErrors)
 	os.Exit(exitCode(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
 }
 
@@ -79,6 +83,36 @@ func (r *redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	if l := r.log.Load(); l != nil {
 		l.DebugContext(ctx, fmt.Sprintf(format, v...))
 	}
+}
+
+// otelErrors routes the OpenTelemetry SDK's errors (a failed export: the collector is down) to
+// the server's logger, at most one line per otelErrorEvery with the number left out.
+var otelErrors = &otelErrorLog{}
+
+const otelErrorEvery = 30 * time.Second
+
+type otelErrorLog struct {
+	log     atomic.Pointer[slog.Logger]
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func (o *otelErrorLog) Handle(err error) {
+	l := o.log.Load()
+	if l == nil {
+		return
+	}
+	o.mu.Lock()
+	if time.Since(o.last) < otelErrorEvery {
+		o.skipped++
+		o.mu.Unlock()
+		return
+	}
+	skipped := o.skipped
+	o.last, o.skipped = time.Now(), 0
+	o.mu.Unlock()
+	l.Warn("tracing: "+err.Error(), "similar_errors_left_out", skipped)
 }
 
 // exitCode prints err (one line) and maps it to the process exit status.
@@ -152,6 +186,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	defer closeLog.Close()
 	redisLogs.log.Store(log.With("component", "redis"))
+	otelErrors.log.Store(log.With("component", "tracing"))
 	log.Info("configuration", "config", cfg)
 
 	a, err := startWith(ctx, cfg, log, startOptions{restarts: supervisor.RestartsFromEnv(environ), inherited: inherited})
@@ -249,6 +284,7 @@ type app struct {
 	store    appStore
 	storeIs  string // storeSQLite or storeMongoDB, as /readyz names it
 	cache    *cache.Switch
+	tracing  *telemetry.Tracing // Off() unless OTEL_* configures an endpoint
 	bus      *cache.Bus
 	sessions *httpapi.Sessions
 	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
@@ -291,15 +327,26 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		if err != nil {
 			a.stopBackground()
 			_ = a.closeStore(context.Background())
+			a.stopTracing(context.Background())
 		}
 	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Traces: off (no SDK, a nil tracer everywhere) unless the OTEL_* keys name an endpoint.
+	a.tracing, err = startTracing(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	tracer := a.tracing.Tracer("github.com/eventide/server")
+	if a.tracing.Enabled() {
+		log.Info("tracing on", "endpoint", cfg.TracesEndpoint(), "sampler", cfg.OtelTracesSampler, "queue", telemetry.DefaultQueueSize)
+	}
+
 	// The store: MongoDB when MONGO_URI is set, else SQLite under DATA_DIR (an earlier version's
 	// FerretDB files there are imported first).
-	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg)
+	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg, telemetry.NewCommands(reg, tracer))
 	if err != nil {
 		return nil, err
 	}
@@ -312,6 +359,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Redis: cache.RedisOptions{
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName, SentinelPassword: cfg.RedisSentinelPassword,
 			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
+			Tracer: tracer,
 		},
 		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: cacheLog, Registerer: reg,
 	})
@@ -448,6 +496,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Resolvers:  root,
 		Directives: graph.DirectiveRoot{HasRole: root.HasRole},
 	})
+	operations := httpapi.NewOperations(reg, tracer, 0)
 	gql := httpapi.NewGraphQL(es, httpapi.GraphQLOptions{
 		Logger:         log,
 		Authenticator:  authn,
@@ -474,8 +523,9 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
 		ResponseCache:                 responses,
 		Extensions: []graphql.HandlerExtension{
-			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg)}},
+			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg), Tracer: tracer}},
 		},
+		Operations: operations,
 	})
 	a.http = httpapi.New(httpapi.Options{
 		Logger:     log,
@@ -491,6 +541,8 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Sessions:            sessions,
 		Authenticator:       authn,
 		Registry:            reg,
+		Tracer:              tracer,
+		Operations:          operations,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
 		CORSOrigins:         cfg.CORSOrigins,
 		CORSAllowedHeaders:  cfg.CORSAllowedHeaders,
@@ -558,7 +610,41 @@ func (a *app) shutdown(ctx context.Context) error {
 	defer a.abortStoreLate(ctx)()
 	err := a.http.Shutdown(ctx)
 	a.stopBackground()
-	return errors.Join(err, a.closeStore(ctx))
+	err = errors.Join(err, a.closeStore(ctx))
+	a.stopTracing(ctx)
+	return err
+}
+
+// startTracing starts OpenTelemetry tracing as the OTEL_* keys say: Off when they name no
+// endpoint (or switch it off).
+func startTracing(ctx context.Context, cfg *config.Config) (*telemetry.Tracing, error) {
+	endpoint := cfg.TracesEndpoint()
+	if endpoint == "" {
+		return telemetry.Off(), nil
+	}
+	// Both were validated by config; parsing again cannot fail.
+	headers, _ := config.ParseOtelHeaders(cfg.OtelHeaders)
+	ratio, _ := config.ParseRatio(cfg.OtelTracesSamplerArg)
+	return telemetry.Start(ctx, telemetry.Options{
+		Endpoint: endpoint, Headers: headers, ServiceName: cfg.OtelServiceName, ServiceVersion: version,
+		Sampler: cfg.OtelTracesSampler, SamplerArg: ratio,
+	})
+}
+
+// maxTraceFlush bounds how long shutdown waits to export the spans still queued: a collector that
+// is down must not hold the process past SHUTDOWN_TIMEOUT, nor fail its exit.
+const maxTraceFlush = 2 * time.Second
+
+// stopTracing exports the queued spans, within ctx and maxTraceFlush; a failure is logged only.
+func (a *app) stopTracing(ctx context.Context) {
+	if !a.tracing.Enabled() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, maxTraceFlush)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.log.Warn("tracing: spans not exported at shutdown", "error", err)
+	}
 }
 
 // abortStoreLate makes the store's calls in flight fail with SERVICE_UNAVAILABLE once three

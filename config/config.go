@@ -4,6 +4,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -102,6 +103,18 @@ type Config struct {
 	LogMaxAgeDays int    // LOG_MAX_AGE_DAYS
 
 	PprofAddr string // PPROF_ADDR: loopback host:port for net/http/pprof; empty: off
+
+	// OpenTelemetry traces, through the specification's own variables; off unless an endpoint is
+	// set (see TracesEndpoint).
+	OtelSDKDisabled      bool   // OTEL_SDK_DISABLED
+	OtelServiceName      string // OTEL_SERVICE_NAME
+	OtelTracesExporter   string // OTEL_TRACES_EXPORTER: otlp or none
+	OtelEndpoint         string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL; traces go to <base>/v1/traces
+	OtelTracesEndpoint   string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL, wins over the base
+	OtelProtocol         string // OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf only
+	OtelHeaders          string // OTEL_EXPORTER_OTLP_HEADERS (secret): k=v,k2=v2, values URL-encoded
+	OtelTracesSampler    string // OTEL_TRACES_SAMPLER
+	OtelTracesSamplerArg string // OTEL_TRACES_SAMPLER_ARG: the ratio of the traceidratio samplers
 }
 
 // Environments Eventide knows.
@@ -113,3 +126,19 @@ const (
 
 // IsProduction reports whether c is a production configuration.
 func (c *Config) IsProduction() bool { return c.AppEnv == EnvProduction }
+
+// TracesEndpoint is the URL traces are exported to, or "" when tracing is off: OTEL_SDK_DISABLED,
+// OTEL_TRACES_EXPORTER=none, or neither endpoint set. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used
+// as given; the base OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces appended, as the specification
+// says.
+func (c *Config) TracesEndpoint() string {
+	switch {
+	case c.OtelSDKDisabled || c.OtelTracesExporter == "none":
+		return ""
+	case c.OtelTracesEndpoint != "":
+		return c.OtelTracesEndpoint
+	case c.OtelEndpoint != "":
+		return strings.TrimRight(c.OtelEndpoint, "/") + "/v1/traces"
+	}
+	return ""
+}

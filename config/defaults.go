@@ -87,6 +87,11 @@ func productionDefaults() *Config {
 		LogMaxSizeMB:  10,
 		LogMaxBackups: 5,
 		LogMaxAgeDays: 14,
+
+		OtelServiceName:    "eventide",
+		OtelTracesExporter: "otlp",
+		OtelProtocol:       "http/protobuf",
+		OtelTracesSampler:  "parentbased_always_on",
 	}
 }
 

@@ -67,6 +67,8 @@ func TestDefaults(t *testing.T) {
 			ShutdownTimeout: 15 * time.Second, SuperviseMaxRestarts: 10, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
 			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second,
 			LogMaxSizeMB: 10, LogMaxBackups: 5, LogMaxAgeDays: 14,
+			OtelServiceName: "eventide", OtelTracesExporter: "otlp", OtelProtocol: "http/protobuf",
+			OtelTracesSampler: "parentbased_always_on",
 		}
 		for _, env := range []string{EnvProduction, EnvDevelopment, EnvTest} {
 			c, _ := Defaults(env)

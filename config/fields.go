@@ -215,6 +215,37 @@ var fields = []field{
 			}
 			return ""
 		}),
+
+	boolean("OTEL_SDK_DISABLED", "switch OpenTelemetry tracing off whatever else is set", func(c *Config) *bool { return &c.OtelSDKDisabled }),
+	text("OTEL_SERVICE_NAME", "service.name of the traces", func(c *Config) *string { return &c.OtelServiceName }).
+		withCheck(func(c *Config) string {
+			if strings.TrimSpace(c.OtelServiceName) == "" {
+				return "must not be empty"
+			}
+			return ""
+		}),
+	enum("OTEL_TRACES_EXPORTER", "where traces go: otlp (when an endpoint is set) or none", []string{"otlp", "none"}, func(c *Config) *string { return &c.OtelTracesExporter }),
+	text("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/HTTP base URL (traces to <URL>/v1/traces); empty: no traces", func(c *Config) *string { return &c.OtelEndpoint }).
+		withCheck(func(c *Config) string { return checkHTTPURL(c.OtelEndpoint) }),
+	text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTLP/HTTP traces URL, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT", func(c *Config) *string { return &c.OtelTracesEndpoint }).
+		withCheck(func(c *Config) string { return checkHTTPURL(c.OtelTracesEndpoint) }),
+	enum("OTEL_EXPORTER_OTLP_PROTOCOL", "OTLP protocol (only http/protobuf is built in)", []string{"http/protobuf"}, func(c *Config) *string { return &c.OtelProtocol }),
+	text("OTEL_EXPORTER_OTLP_HEADERS", "headers sent with each export: key=value,key2=value2 (values URL-encoded)", func(c *Config) *string { return &c.OtelHeaders }).
+		secretKey().withCheck(func(c *Config) string {
+		if _, err := ParseOtelHeaders(c.OtelHeaders); err != nil {
+			return "must be comma-separated key=value pairs, values URL-encoded"
+		}
+		return ""
+	}),
+	enum("OTEL_TRACES_SAMPLER", "trace sampler", []string{"always_on", "always_off", "traceidratio",
+		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}, func(c *Config) *string { return &c.OtelTracesSampler }),
+	text("OTEL_TRACES_SAMPLER_ARG", "ratio of the traceidratio samplers, 0 to 1 (empty: 1)", func(c *Config) *string { return &c.OtelTracesSamplerArg }).
+		withCheck(func(c *Config) string {
+			if _, err := ParseRatio(c.OtelTracesSamplerArg); err != nil {
+				return "must be a number from 0 to 1, such as 0.25"
+			}
+			return ""
+		}),
 }
 
 const (
@@ -453,6 +484,18 @@ func (f field) flagNames() []string {
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n >= 0 && n <= 65535
+}
+
+// checkHTTPURL refuses a non-empty value that is not an http or https URL with a host.
+func checkHTTPURL(v string) string {
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be empty or an http:// or https:// URL, such as http://localhost:4318"
+	}
+	return ""
 }
 
 func checkMongoURI(c *Config) string {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/eventide"
 )
@@ -39,12 +40,15 @@ type Options struct {
 	Config
 	// Metrics, when set, observes batch sizes by loader.
 	Metrics *Metrics
+	// Tracer, when set, makes each batch a span (nil: tracing off).
+	Tracer trace.Tracer
 }
 
 // New returns loaders reading src for viewer (nil when anonymous).
 func New(src Source, viewer *eventide.User, o Options) *Loaders {
 	cfg := func(name string) Config {
 		c := o.Config
+		c.Name, c.Tracer = name, o.Tracer
 		if o.Metrics != nil {
 			c.Observe = o.Metrics.observer(name)
 		}

@@ -59,6 +59,9 @@ type GraphQLOptions struct {
 	// MultipartHeartbeat is how long a multipart subscription stays without a part before a
 	// heartbeat part is written (DefaultMultipartHeartbeat when 0).
 	MultipartHeartbeat time.Duration
+	// Operations reports each operation (metrics, and a span when tracing is on); nil: an
+	// unregistered one.
+	Operations *Operations
 }
 
 // maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
@@ -95,6 +98,12 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
 	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
+	// First, so outermost: its span is the parent of all the operation does, and it sees the
+	// refusals of every extension after it.
+	if o.Operations == nil {
+		o.Operations = NewOperations(nil, nil, 0)
+	}
+	srv.Use(o.Operations)
 	if o.APQ != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
 	}

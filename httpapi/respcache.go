@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
@@ -51,7 +54,7 @@ type pendingKey struct{}
 // cacheResponses answers an anonymous query from rc when the same request's response is kept and
 // still exact, and keeps the responses of those it lets through when keepResponses marked them.
 // It runs behind every guard (throttle, CSRF, body limits) and right in front of gqlgen.
-func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
+func cacheResponses(rc *respcache.Cache, ops *Operations) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if rc == nil {
 			return next
@@ -62,9 +65,11 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			began := time.Now()
 			e, known := rc.Lookup(r.Context(), key)
 			if e != nil {
 				serveKept(w, r, e)
+				ops.countKept(e.Operation, time.Since(began))
 				return
 			}
 			// A response that was kept before (a popular page gone stale) is rebuilt once while
@@ -74,6 +79,7 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 				if waited {
 					if e := rc.Get(r.Context(), key); e != nil {
 						serveKept(w, r, e)
+						ops.countKept(e.Operation, time.Since(began))
 						return
 					}
 				} else {
@@ -104,6 +110,9 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 func serveKept(w http.ResponseWriter, r *http.Request, e *respcache.Entry) {
 	if o, _ := r.Context().Value(opNameKey{}).(*opName); o != nil {
 		o.name.Store(&e.Operation)
+	}
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attribute.Bool("eventide.response_cache.hit", true), attribute.String("graphql.operation.name", e.Operation))
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{e.ContentType}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
@@ -88,6 +89,12 @@ type Options struct {
 	// CORSAllowedHeaders are request headers a preflight accepts beyond BuiltinCORSHeaders
 	// (CORS_ALLOWED_HEADERS).
 	CORSAllowedHeaders []string
+
+	// Tracer, when set, makes each /graphql request a server span, under the caller's span when
+	// the request carries a W3C traceparent (nil: tracing off).
+	Tracer trace.Tracer
+	// Operations, the one GraphQLOptions has, counts the answers of the response cache too.
+	Operations *Operations
 }
 
 // Defaults of the HTTP timeouts (API.md: HTTP_READ_TIMEOUT, SSE keep-alive every 15 s).
@@ -169,7 +176,7 @@ func New(o Options) *Server {
 	gql := chain(o.GraphQL,
 		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
 		responseHints,
-		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
+		cacheResponses(o.ResponseCache, o.Operations), // outside responseHints: it sees the status they set
 		withCalendarBase(o.PublicURL),
 		s.trackStreams,
 		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps
@@ -183,7 +190,8 @@ func New(o Options) *Server {
 		authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger),
 		identify(o.TrustedProxies),
 		preventCSRF,
-		negotiate, // outermost: a method or an Accept /graphql cannot answer costs nothing
+		negotiate,               // a method or an Accept /graphql cannot answer costs nothing
+		traceRequests(o.Tracer), // outermost: the request's span covers every refusal too
 	)
 	mux.Handle("/graphql", gql)
 	if o.Calendar != nil {
@@ -338,7 +346,13 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		// The cause tells the multipart transport to say why in a last part.
 		stop := context.AfterFunc(s.streams, func() { cancel(errServerShutdown) })
 		defer stop()
+		ctx = withTransport(ctx, TransportWebsocket)
 		if kind := httpStream(r); kind != streamNone {
+			if kind == streamSSE {
+				ctx = withTransport(ctx, TransportSSE)
+			} else {
+				ctx = withTransport(ctx, TransportMultipart)
+			}
 			sw := newStreamWriter(w, s.sseWriteTimeout, func() { cancel(nil) })
 			defer sw.close()
 			if kind == streamSSE { // a multipart subscription writes its own heartbeats

@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/telemetry"
 )
 
 // Options configures Open.
@@ -38,6 +39,9 @@ type Options struct {
 	Logger                 *slog.Logger
 	// Registerer receives eventide_mongo_commands_total; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Commands, when set, times every command (eventide_store_command_seconds) and traces it
+	// under a traced request.
+	Commands *telemetry.Commands
 }
 
 // eventLockStripes bounds the in-process locks that serialise writes to one event's
@@ -98,7 +102,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mon := newMonitor(log, opts.PoolSize, opts.Registerer)
+	mon := newMonitor(log, opts.PoolSize, opts.Registerer, opts.Commands)
 	// The heartbeat is how the store is known down and known back (see monitor.Up); a URI's
 	// heartbeatFrequencyMS still wins.
 	co := options.Client().SetHeartbeatInterval(heartbeatInterval).ApplyURI(opts.URI).

@@ -47,6 +47,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/telemetry"
 )
 
 // Options configures Open.
@@ -58,6 +59,9 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock held by another connection or
 	// process (default 5s).
 	BusyTimeout time.Duration
+	// Commands, when set, times every statement (eventide_store_command_seconds) and traces it
+	// under a traced request.
+	Commands *telemetry.Commands
 }
 
 // Store implements eventide.Store on SQLite.
@@ -102,7 +106,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	base := "file:" + (&url.URL{Path: opts.Path}).EscapedPath()
 	common := fmt.Sprintf("_busy_timeout=%d&_journal_mode=WAL&_synchronous=NORMAL&_pragma=temp_store(memory)",
 		opts.BusyTimeout.Milliseconds())
-	w, err := sql.Open("sqlite", base+"?"+common+"&_txlock=immediate")
+	w, err := openDB(base+"?"+common+"&_txlock=immediate", opts.Commands)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -116,7 +120,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", base+"?"+common+"&_query_only=1")
+	r, err := openDB(base+"?"+common+"&_query_only=1", opts.Commands)
 	if err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
