@@ -28,6 +28,10 @@ func TestBadConfigExits2(t *testing.T) {
 		{name: "BadBool", key: "USE_REDIS", env: []string{"USE_REDIS=perhaps"}},
 		{name: "WebhookURLNotHTTP", key: "WEBHOOK_URLS", env: []string{"WEBHOOK_URLS=mailto:ops@example.com", "WEBHOOK_SECRET=hook-secret-value"}, secret: "hook-secret-value"},
 		{name: "WebhookURLWithoutSecret", key: "WEBHOOK_SECRET", env: []string{"WEBHOOK_URLS=https://hooks.example.com/in"}},
+		{name: "BadOtelEndpoint", key: "OTEL_EXPORTER_OTLP_ENDPOINT", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318"}},
+		{name: "BadOtelSampler", key: "OTEL_TRACES_SAMPLER", env: []string{"OTEL_TRACES_SAMPLER=jaeger_remote"}},
+		{name: "BadOtelSamplerArg", key: "OTEL_TRACES_SAMPLER_ARG", env: []string{"OTEL_TRACES_SAMPLER_ARG=half"}},
+		{name: "OtelHeadersSecret", key: "OTEL_EXPORTER_OTLP_HEADERS", env: []string{"OTEL_EXPORTER_OTLP_HEADERS=x-api-key"}, secret: "x-api-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,8 +16,9 @@ import (
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/store"
-	"github.com/eventide/server/store/embedded"
+	"github.com/eventide/server/store/ferretfile"
 	"github.com/eventide/server/store/sqlite"
+	"github.com/eventide/server/telemetry"
 )
 
 // appStore is what the server needs of a store, whichever it is: the data (read through the
@@ -55,9 +55,10 @@ func legacyDir(dataDir string) string { return filepath.Join(dataDir, "embedded"
 
 // openStore opens MongoDB when MONGO_URI is set, else the SQLite file under DATA_DIR, into
 // which an earlier version's embedded store is imported first (see importLegacy).
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, outbox eventide.OutboxOptions) (appStore, string, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, cmds *telemetry.Commands, outbox eventide.OutboxOptions) (appStore, string, error) {
 	if cfg.MongoURI != "" {
 		o := mongoOptions(cfg, cfg.MongoURI, log.With("component", "store"), reg)
+		o.Commands = cmds
 		o.Outbox = outbox
 		s, err := store.Open(ctx, o)
 		if err != nil {
@@ -66,7 +67,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 		return s, storeMongoDB, nil
 	}
 	path := sqlitePath(cfg.DataDir)
-	s, err := sqlite.Open(ctx, sqlite.Options{Path: path, Outbox: outbox})
+	s, err := sqlite.Open(ctx, sqlite.Options{Path: path, Commands: cmds, Outbox: outbox})
 	if err != nil {
 		return nil, "", fmt.Errorf("embedded store: %w", err)
 	}
@@ -87,9 +88,9 @@ func mongoOptions(cfg *config.Config, uri string, log *slog.Logger, reg promethe
 }
 
 // importLegacy imports DATA_DIR/embedded, the FerretDB store of earlier versions, into s once:
-// when that directory exists and s is empty, it starts FerretDB on it, copies every user,
-// venue, event and registration in one transaction (so a failure leaves s empty, and start-up
-// stops with the error: nothing is silently left behind), stops FerretDB, and renames the
+// when that directory exists and s is empty, it reads FerretDB's files there (read-only, without
+// FerretDB), copies every user, venue, event and registration in one transaction (so a failure
+// leaves s empty, and start-up stops with the error: nothing is silently left behind), and renames the
 // directory to DATA_DIR/embedded.imported-<UTC time>, never deleting it. A directory left
 // beside an import that committed (a crash before the rename) is renamed then; one beside data
 // that was not imported from it stops start-up.
@@ -125,7 +126,7 @@ func importLegacy(ctx context.Context, cfg *config.Config, s *sqlite.Store, log 
 	}
 
 	began := time.Now()
-	n, err := importFerret(ctx, cfg, dir, s, log)
+	n, err := importFerret(ctx, cfg, dir, s)
 	if err != nil {
 		return fmt.Errorf("importing the earlier version's store in %s (nothing was imported; its files are untouched): %w", dir, err)
 	}
@@ -140,19 +141,11 @@ func importLegacy(ctx context.Context, cfg *config.Config, s *sqlite.Store, log 
 	return nil
 }
 
-// importFerret runs FerretDB on dir for as long as it takes to copy its data into s.
-func importFerret(ctx context.Context, cfg *config.Config, dir string, s *sqlite.Store, log *slog.Logger) (_ sqlite.ImportCounts, err error) {
-	fdb, err := embedded.Start(ctx, embedded.Options{Dir: dir, Logger: log.With("component", "ferretdb")})
-	if err != nil {
-		return sqlite.ImportCounts{}, err
-	}
-	defer func() { err = errors.Join(err, fdb.Close(context.WithoutCancel(ctx))) }()
-	old, err := store.Open(ctx, mongoOptions(cfg, fdb.URI(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil))
-	if err != nil {
-		return sqlite.ImportCounts{}, err
-	}
-	defer func() { err = errors.Join(err, old.Close(context.WithoutCancel(ctx))) }()
+// importFerret copies the data of dir, FerretDB's SQLite files, into s: read-only and without
+// FerretDB (store/ferretfile), through the MongoDB store's own document types.
+func importFerret(ctx context.Context, cfg *config.Config, dir string, s *sqlite.Store) (sqlite.ImportCounts, error) {
 	return s.Import(ctx, "ferretdb:"+dir, func(im *sqlite.Importer) error {
-		return old.Export(ctx, store.Exporter{User: im.User, Venue: im.Venue, Event: im.Event, Registration: im.Registration})
+		return ferretfile.Export(ctx, dir, cfg.MongoDatabase,
+			store.Exporter{User: im.User, Venue: im.Venue, Event: im.Event, Registration: im.Registration})
 	})
 }

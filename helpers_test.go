@@ -210,10 +210,26 @@ func (ts *testServer) publishedEvent(org session, title string, capacity int, st
 func (ts *testServer) draftEvent(org session, title string, capacity int, startsIn time.Duration) string {
 	ts.t.Helper()
 	start := time.Now().Add(startsIn).UTC()
+	created := start
+	if startsIn < time.Minute {
+		// A new event may not start in the past: make it later, then move it back.
+		created = time.Now().Add(time.Hour).UTC()
+	}
 	var out struct{ CreateEvent struct{ ID string } }
 	ts.mustData(org.Token, `mutation($i: CreateEventInput!){ createEvent(input: $i){ id } }`, map[string]any{"i": map[string]any{
-		"title": title, "startsAt": start.Format(time.RFC3339), "endsAt": start.Add(2 * time.Hour).Format(time.RFC3339),
+		"title": title, "startsAt": created.Format(time.RFC3339), "endsAt": created.Add(2 * time.Hour).Format(time.RFC3339),
 		"capacity": capacity, "tags": []string{"test"},
 	}}, &out)
+	if !created.Equal(start) {
+		ts.moveEvent(org, out.CreateEvent.ID, start, start.Add(2*time.Hour))
+	}
 	return out.CreateEvent.ID
+}
+
+// moveEvent sets an event's times with updateEvent (which, unlike createEvent, may put an event
+// in the past).
+func (ts *testServer) moveEvent(org session, id string, start, end time.Time) {
+	ts.t.Helper()
+	ts.mustData(org.Token, `mutation($id: ID!, $i: UpdateEventInput!){ updateEvent(id: $id, input: $i){ id } }`, map[string]any{
+		"id": id, "i": map[string]any{"startsAt": start.Format(time.RFC3339Nano), "endsAt": end.Format(time.RFC3339Nano)}}, nil)
 }

@@ -35,9 +35,10 @@ func TestResponseCacheEventsPageWithCount(t *testing.T) {
 	ends := time.Now().Add(8 * time.Second).UTC().Truncate(time.Millisecond)
 	var short struct{ CreateEvent struct{ ID string } }
 	ts.mustData(org.Token, `mutation($i: CreateEventInput!){ createEvent(input: $i){ id } }`, map[string]any{"i": map[string]any{
-		"title": "Short", "startsAt": start.Format(time.RFC3339Nano), "endsAt": ends.Format(time.RFC3339Nano),
+		"title": "Short", "startsAt": ends.Add(time.Hour).Format(time.RFC3339Nano), "endsAt": ends.Add(2 * time.Hour).Format(time.RFC3339Nano),
 		"capacity": 5, "tags": []string{"test"},
 	}}, &short)
+	ts.moveEvent(org, short.CreateEvent.ID, start, ends) // a new event may not start in the past
 	ts.mustData(org.Token, `mutation($id: ID!){ publishEvent(id: $id){ id } }`, map[string]any{"id": short.CreateEvent.ID}, nil)
 	atLisbon(short.CreateEvent.ID)
 

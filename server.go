@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/cache"
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
@@ -45,6 +48,7 @@ import (
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
 	"github.com/eventide/server/supervisor"
+	"github.com/eventide/server/telemetry"
 	"github.com/eventide/server/webhook"
 )
 
@@ -65,6 +69,8 @@ func main() {
 	// go-redis logs through one process-wide logger (a line per failed dial while Redis is away);
 	// set once here, not in run, which tests call concurrently.
 	redis.SetLogger(redisLogs)
+	// The OpenTelemetry SDK reports failed exports through one process-wide handler too.
+	otel.SetErrorHandler(otelErrors)
 	os.Exit(exitCode(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
 }
 
@@ -78,6 +84,36 @@ func (r *redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	if l := r.log.Load(); l != nil {
 		l.DebugContext(ctx, fmt.Sprintf(format, v...))
 	}
+}
+
+// otelErrors routes the OpenTelemetry SDK's errors (a failed export: the collector is down) to
+// the server's logger, at most one line per otelErrorEvery with the number left out.
+var otelErrors = &otelErrorLog{}
+
+const otelErrorEvery = 30 * time.Second
+
+type otelErrorLog struct {
+	log     atomic.Pointer[slog.Logger]
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func (o *otelErrorLog) Handle(err error) {
+	l := o.log.Load()
+	if l == nil {
+		return
+	}
+	o.mu.Lock()
+	if time.Since(o.last) < otelErrorEvery {
+		o.skipped++
+		o.mu.Unlock()
+		return
+	}
+	skipped := o.skipped
+	o.last, o.skipped = time.Now(), 0
+	o.mu.Unlock()
+	l.Warn("tracing: "+err.Error(), "similar_errors_left_out", skipped)
 }
 
 // exitCode prints err (one line) and maps it to the process exit status.
@@ -151,6 +187,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	defer closeLog.Close()
 	redisLogs.log.Store(log.With("component", "redis"))
+	otelErrors.log.Store(log.With("component", "tracing"))
 	log.Info("configuration", "config", cfg)
 
 	a, err := startWith(ctx, cfg, log, startOptions{restarts: supervisor.RestartsFromEnv(environ), inherited: inherited})
@@ -248,6 +285,7 @@ type app struct {
 	store    appStore
 	storeIs  string // storeSQLite or storeMongoDB, as /readyz names it
 	cache    *cache.Switch
+	tracing  *telemetry.Tracing // Off() unless OTEL_* configures an endpoint
 	bus      *cache.Bus
 	sessions *httpapi.Sessions
 	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
@@ -290,11 +328,22 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		if err != nil {
 			a.stopBackground()
 			_ = a.closeStore(context.Background())
+			a.stopTracing(context.Background())
 		}
 	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Traces: off (no SDK, a nil tracer everywhere) unless the OTEL_* keys name an endpoint.
+	a.tracing, err = startTracing(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	tracer := a.tracing.Tracer("github.com/eventide/server")
+	if a.tracing.Enabled() {
+		log.Info("tracing on", "endpoint", cfg.TracesEndpoint(), "sampler", cfg.OtelTracesSampler, "queue", telemetry.DefaultQueueSize)
+	}
 
 	// The store: MongoDB when MONGO_URI is set, else SQLite under DATA_DIR (an earlier version's
 	// FerretDB files there are imported first).
@@ -306,7 +355,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			w.Notify()
 		}
 	}}
-	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg, outbox)
+	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg, telemetry.NewCommands(reg, tracer), outbox)
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +380,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Redis: cache.RedisOptions{
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName, SentinelPassword: cfg.RedisSentinelPassword,
 			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
+			Tracer: tracer,
 		},
 		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: cacheLog, Registerer: reg,
 	})
@@ -349,6 +399,9 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	// hundred addresses are needed to fill the broker (the stream and subscription caps alone let
 	// one address hold 1 000: 50 websockets x 20).
 	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers,
+		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
+	// myRegistrations subscribers, by user id, bounded like eventUpdated's.
+	myRegs := cache.NewRegistrationRelay(a.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers,
 		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
 	a.bus.Start()
 	cached.Init(ctx)
@@ -439,12 +492,16 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		reg.MustRegister(responses.Collectors()...)
 		cacheAdmin = purgeResponses{cached, responses}
 	}
+	calKeys := calendar.NewKeys(cfg.JWTSecret)
 	root := &resolvers.Resolver{
-		Store:  cached,
-		Auth:   tokens,
-		Events: events,
-		Cache:  cacheAdmin,
-		Log:    log,
+		Calendar:      calKeys,
+		PublicURL:     cfg.PublicURL,
+		Store:         cached,
+		Auth:          tokens,
+		Events:        events,
+		Cache:         cacheAdmin,
+		Registrations: myRegs,
+		Log:           log,
 
 		Security:   secEvents,
 		Throttle:   throttle,
@@ -461,6 +518,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Resolvers:  root,
 		Directives: graph.DirectiveRoot{HasRole: root.HasRole},
 	})
+	operations := httpapi.NewOperations(reg, tracer, 0)
 	gql := httpapi.NewGraphQL(es, httpapi.GraphQLOptions{
 		Logger:         log,
 		Authenticator:  authn,
@@ -484,10 +542,12 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Security:                      secEvents,
 		Throttle:                      throttle,
 		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
+		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
 		ResponseCache:                 responses,
 		Extensions: []graphql.HandlerExtension{
-			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg)}},
+			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg), Tracer: tracer}},
 		},
+		Operations: operations,
 	})
 	a.http = httpapi.New(httpapi.Options{
 		Logger:     log,
@@ -503,9 +563,13 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Sessions:            sessions,
 		Authenticator:       authn,
 		Registry:            reg,
+		Tracer:              tracer,
+		Operations:          operations,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
 		CORSOrigins:         cfg.CORSOrigins,
 		CORSAllowedHeaders:  cfg.CORSAllowedHeaders,
+		Calendar:            &calendar.Service{Store: cached, Keys: calKeys},
+		PublicURL:           cfg.PublicURL,
 
 		// Each stream is a connection: the connection cap never refuses what the stream cap allows.
 		MaxConnectionsPerClient: max(cfg.HTTPMaxConnectionsPerClient, cfg.WSMaxConnectionsPerClient),
@@ -553,6 +617,10 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		return nil, err
 	}
 	a.listener = newDrainListener(l)
+	// What start-up allocated and dropped (the schema's parse, the demo data, password hashing,
+	// an import) goes back to the OS now: the runtime's scavenger would keep it while the heap
+	// stays under its goal, and an idle server would hold it for good (about 2–3 MiB here).
+	debug.FreeOSMemory()
 	go func() { a.serveErr <- a.http.Serve(a.listener) }()
 	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
 		"startup_ms", time.Since(began).Milliseconds())
@@ -564,7 +632,41 @@ func (a *app) shutdown(ctx context.Context) error {
 	defer a.abortStoreLate(ctx)()
 	err := a.http.Shutdown(ctx)
 	a.stopBackground()
-	return errors.Join(err, a.closeStore(ctx))
+	err = errors.Join(err, a.closeStore(ctx))
+	a.stopTracing(ctx)
+	return err
+}
+
+// startTracing starts OpenTelemetry tracing as the OTEL_* keys say: Off when they name no
+// endpoint (or switch it off).
+func startTracing(ctx context.Context, cfg *config.Config) (*telemetry.Tracing, error) {
+	endpoint := cfg.TracesEndpoint()
+	if endpoint == "" {
+		return telemetry.Off(), nil
+	}
+	// Both were validated by config; parsing again cannot fail.
+	headers, _ := config.ParseOtelHeaders(cfg.OtelHeaders)
+	ratio, _ := config.ParseRatio(cfg.OtelTracesSamplerArg)
+	return telemetry.Start(ctx, telemetry.Options{
+		Endpoint: endpoint, Headers: headers, ServiceName: cfg.OtelServiceName, ServiceVersion: version,
+		Sampler: cfg.OtelTracesSampler, SamplerArg: ratio,
+	})
+}
+
+// maxTraceFlush bounds how long shutdown waits to export the spans still queued: a collector that
+// is down must not hold the process past SHUTDOWN_TIMEOUT, nor fail its exit.
+const maxTraceFlush = 2 * time.Second
+
+// stopTracing exports the queued spans, within ctx and maxTraceFlush; a failure is logged only.
+func (a *app) stopTracing(ctx context.Context) {
+	if !a.tracing.Enabled() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, maxTraceFlush)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.log.Warn("tracing: spans not exported at shutdown", "error", err)
+	}
 }
 
 // abortStoreLate makes the store's calls in flight fail with SERVICE_UNAVAILABLE once three

@@ -16,7 +16,7 @@ import (
 // Long-lived connections follow their token and their user's current role (issue: an open
 // websocket kept the role it had at connection_init; a demoted admin promoted themself back over
 // it, and an expired token kept working). Each protocol a browser uses is tried: both websocket
-// subprotocols and Server-Sent Events.
+// subprotocols, Server-Sent Events and multipart subscriptions.
 
 const (
 	memoryStatsSub    = `subscription { memoryStats(intervalMs: 250) { rssBytes } }`
@@ -136,6 +136,7 @@ func (ts *testServer) streams(token string) map[string]stream {
 		"graphql-transport-ws": &wsStream{c: ts.dialWS("graphql-transport-ws", init)},
 		"graphql-ws":           &wsStream{c: ts.dialWS("graphql-ws", init), legacy: true},
 		"SSE":                  newSSESubs(ts, token),
+		"multipart":            newMPSubs(ts, token),
 	}
 }
 
@@ -230,9 +231,9 @@ func TestSessionsFollowRole(t *testing.T) {
 			if out.User.Role != "USER" {
 				t.Fatalf("role after the attempts = %s, want USER", out.User.Role)
 			}
-			// One per connection: SSE runs each subscription on its own.
+			// One per connection: SSE and multipart run each subscription on its own.
 			conns := 1
-			if name == "SSE" {
+			if name == "SSE" || name == "multipart" {
 				conns = 2
 			}
 			ended := ts.securityEvents(admin, map[string]any{"types": []string{"SESSION_ENDED"}, "userId": user.ID}, 10)
@@ -244,7 +245,8 @@ func TestSessionsFollowRole(t *testing.T) {
 }
 
 // TestSessionsEndAtExpiry: a token that expires ends what it opened at that instant, keep-alive
-// pings or not: a websocket is closed with 4403, an SSE subscription ends with UNAUTHENTICATED.
+// pings or not: a websocket is closed with 4403, an SSE or multipart subscription ends with
+// UNAUTHENTICATED.
 // After, no session of it is left in the registry.
 func TestSessionsEndAtExpiry(t *testing.T) {
 	cfg := testConfig(t)
@@ -270,6 +272,13 @@ func TestSessionsEndAtExpiry(t *testing.T) {
 		firstData(t, s, "mem")
 		endsWith(t, s, "UNAUTHENTICATED", "mem")
 	})
+	t.Run("multipart", func(t *testing.T) {
+		ts := ts.in(t)
+		s := newMPSubs(ts, ts.admin().Token)
+		s.subscribe("mem", memoryStatsSub)
+		firstData(t, s, "mem")
+		endsWith(t, s, "UNAUTHENTICATED", "mem")
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for ts.app.sessions.Open() != 0 {
 		if time.Now().After(deadline) {
@@ -279,8 +288,8 @@ func TestSessionsEndAtExpiry(t *testing.T) {
 	}
 	ended := only(ts.securityEvents(ts.admin(), map[string]any{"types": []string{"SESSION_ENDED"}}, 10),
 		func(e secEvent) bool { return strings.Contains(e.Message, "expired") })
-	if len(ended) != 3 {
-		t.Fatalf("%d SESSION_ENDED events for an expired token, want 3 (one per connection): %v", len(ended), ended)
+	if len(ended) != 4 {
+		t.Fatalf("%d SESSION_ENDED events for an expired token, want 4 (one per connection): %v", len(ended), ended)
 	}
 }
 

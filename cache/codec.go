@@ -17,7 +17,7 @@ import (
 
 // codecVersion changes whenever the layout below changes; it is also part of the key prefix, so
 // replicas of two versions never read each other's values.
-const codecVersion = 1
+const codecVersion = 2
 
 // Value kinds.
 const (
@@ -244,6 +244,7 @@ func encodeVenue(e *encoder, v *eventide.Venue) {
 	e.optInt(v.Capacity)
 	e.str(v.CreatedByID)
 	e.time(v.CreatedAt)
+	e.str(v.TimeZone)
 }
 
 func decodeVenue(d *decoder) *eventide.Venue {
@@ -251,6 +252,7 @@ func decodeVenue(d *decoder) *eventide.Venue {
 	v.Capacity = d.optInt()
 	v.CreatedByID = d.str()
 	v.CreatedAt = d.time()
+	v.TimeZone = d.str()
 	return v
 }
 
@@ -271,6 +273,10 @@ func encodeEvent(e *encoder, ev *eventide.Event) {
 	e.str(ev.CancelReason)
 	e.time(ev.CreatedAt)
 	e.time(ev.UpdatedAt)
+	e.str(ev.TimeZone)
+	e.bool(ev.Online)
+	e.str(ev.OnlineURL)
+	e.int(int64(ev.Revision))
 }
 
 func decodeEvent(d *decoder) *eventide.Event {
@@ -283,6 +289,7 @@ func decodeEvent(d *decoder) *eventide.Event {
 	ev.ConfirmedCount, ev.WaitlistCount = d.intN(), d.intN()
 	ev.CancelReason = d.str()
 	ev.CreatedAt, ev.UpdatedAt = d.time(), d.time()
+	ev.TimeZone, ev.Online, ev.OnlineURL, ev.Revision = d.str(), d.bool(), d.str(), d.intN()
 	if ev.Tags == nil {
 		ev.Tags = []string{}
 	}
@@ -296,11 +303,13 @@ func encodeRegistration(e *encoder, r *eventide.Registration) {
 	e.str(string(r.Status))
 	e.time(r.CreatedAt)
 	e.time(r.UpdatedAt)
+	e.str(r.CancelReason)
 }
 
 func decodeRegistration(d *decoder) *eventide.Registration {
 	r := &eventide.Registration{ID: d.str(), EventID: d.str(), UserID: d.str(), Status: eventide.RegistrationStatus(d.str())}
 	r.CreatedAt, r.UpdatedAt = d.time(), d.time()
+	r.CancelReason = d.str()
 	return r
 }
 

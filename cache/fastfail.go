@@ -129,6 +129,24 @@ func (g *failFast) CountVenues(ctx context.Context, city string) (int, error) {
 	return guard(g, ctx, func(ctx context.Context) (int, error) { return g.inner.CountVenues(ctx, city) })
 }
 
+func (g *failFast) UpdateVenue(ctx context.Context, id string, change func(*eventide.Venue) error) (*eventide.Venue, error) {
+	return guard(g, ctx, func(ctx context.Context) (*eventide.Venue, error) { return g.inner.UpdateVenue(ctx, id, change) })
+}
+
+func (g *failFast) CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
+	return guard(g, ctx, func(ctx context.Context) ([]*eventide.Registration, error) {
+		return g.inner.CalendarRegistrations(ctx, userID, limit)
+	})
+}
+
+func (g *failFast) CalendarSecret(ctx context.Context, userID string) (string, error) {
+	return guard(g, ctx, func(ctx context.Context) (string, error) { return g.inner.CalendarSecret(ctx, userID) })
+}
+
+func (g *failFast) SetCalendarSecret(ctx context.Context, userID, secret string) error {
+	return guard0(g, ctx, func(ctx context.Context) error { return g.inner.SetCalendarSecret(ctx, userID, secret) })
+}
+
 func (g *failFast) CreateEvent(ctx context.Context, e *eventide.Event) error {
 	return guard0(g, ctx, func(ctx context.Context) error { return g.inner.CreateEvent(ctx, e) })
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisOptions configures NewRedis. Zero durations and sizes take the defaults below: short,
@@ -33,6 +34,8 @@ type RedisOptions struct {
 	PoolSize    int
 	OpTimeout   time.Duration
 	DialTimeout time.Duration
+	// Tracer, when set, makes each command sent for a traced request a span (nil: tracing off).
+	Tracer trace.Tracer
 }
 
 // Redis is the shared backend. Every key carries Prefix and a TTL; batches are one MGET, or one
@@ -83,6 +86,9 @@ func NewRedis(o RedisOptions) *Redis {
 		DisableIdentity:       true,
 	}
 	r := &Redis{client: redis.NewUniversalClient(uo), prefix: o.Prefix, ttl: o.TTL, timeout: o.OpTimeout}
+	if o.Tracer != nil {
+		r.client.AddHook(traceHook{tracer: o.Tracer})
+	}
 	switch c := r.client.(type) {
 	case *redis.ClusterClient:
 		r.cluster, r.mode = c, "cluster"

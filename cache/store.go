@@ -53,7 +53,12 @@ type StoreOptions struct {
 //	createEvent                        list of events
 //	updateEvent, publish, cancel       the event; list of events
 //	register, cancelRegistration       the event (its counts, registrations and attendee pages)
+//	removeRegistration                 the event, as cancelRegistration (journeys.go)
+//	  (cancelEvent also cancels the event's registrations: they are under the event's token)
 //	createVenue                        list of venues
+//	updateVenue                        the venue; list of venues; list of events (their city
+//	                                   copies); not each event: its zone is read from the venue
+//	setCalendarSecret                  nothing (never cached)
 //	setUserRole, credentials           the user
 //	signUp (createUser)                nothing (no list holds users; the id is new)
 type Store struct {
@@ -520,6 +525,35 @@ func (s *Store) CreateVenue(ctx context.Context, v *eventide.Venue) error {
 		s.invalidate(ctx, []string{tokenVenueList}, nil)
 	}
 	return err
+}
+
+// UpdateVenue implements eventide.VenueStore and invalidates the venue, the list of venues and
+// the list of events (events carry a copy of their venue's city, which city filters read). The
+// events' records are left: what they show of the venue (its zone) is read from the venue.
+func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventide.Venue) error) (*eventide.Venue, error) {
+	v, err := s.inner.UpdateVenue(ctx, id, change)
+	if mayHaveWritten(err) {
+		s.invalidate(ctx, []string{venueKey(id).token, tokenVenueList, tokenEventList}, []string{venueKey(id).key})
+	}
+	return v, err
+}
+
+// CalendarRegistrations implements eventide.RegistrationStore from the store: a calendar feed,
+// read by one user's calendar app every few hours, is not worth a token per user.
+func (s *Store) CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*eventide.Registration, error) {
+	taint(ctx)
+	return s.inner.CalendarRegistrations(ctx, userID, limit)
+}
+
+// CalendarSecret implements eventide.CalendarStore from the store; secrets are never cached.
+func (s *Store) CalendarSecret(ctx context.Context, userID string) (string, error) {
+	taint(ctx)
+	return s.inner.CalendarSecret(ctx, userID)
+}
+
+// SetCalendarSecret implements eventide.CalendarStore; nothing cached depends on it.
+func (s *Store) SetCalendarSecret(ctx context.Context, userID, secret string) error {
+	return s.inner.SetCalendarSecret(ctx, userID, secret)
 }
 
 // CreateEvent implements eventide.EventStore and invalidates the list of events (a draft is in

@@ -4,6 +4,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -66,7 +67,9 @@ type Config struct {
 	HTTPMaxConnectionsPerClient     int           // HTTP_MAX_CONNECTIONS_PER_CLIENT: open connections per client address
 	SSEKeepAliveInterval            time.Duration // SSE_KEEPALIVE_INTERVAL: keep-alive comments on an idle SSE stream
 	SSEWriteTimeout                 time.Duration // SSE_WRITE_TIMEOUT: how long one SSE write may wait for a reader
+	MultipartHeartbeatInterval      time.Duration // MULTIPART_HEARTBEAT_INTERVAL: heartbeat parts on an idle multipart subscription
 	MetricsAddr                     string        // METRICS_ADDR: host:port serving /metrics apart; empty: the public port
+	PublicURL                       string        // PUBLIC_URL: base of the URLs the server gives out (calendarUrl); empty: the request's
 	ShutdownTimeout                 time.Duration // SHUTDOWN_TIMEOUT: how long draining may take
 	ShutdownDelay                   time.Duration // SHUTDOWN_DELAY: /readyz 503 this long before the listener closes
 
@@ -108,6 +111,18 @@ type Config struct {
 	LogMaxAgeDays int    // LOG_MAX_AGE_DAYS
 
 	PprofAddr string // PPROF_ADDR: loopback host:port for net/http/pprof; empty: off
+
+	// OpenTelemetry traces, through the specification's own variables; off unless an endpoint is
+	// set (see TracesEndpoint).
+	OtelSDKDisabled      bool   // OTEL_SDK_DISABLED
+	OtelServiceName      string // OTEL_SERVICE_NAME
+	OtelTracesExporter   string // OTEL_TRACES_EXPORTER: otlp or none
+	OtelEndpoint         string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL; traces go to <base>/v1/traces
+	OtelTracesEndpoint   string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL, wins over the base
+	OtelProtocol         string // OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf only
+	OtelHeaders          string // OTEL_EXPORTER_OTLP_HEADERS (secret): k=v,k2=v2, values URL-encoded
+	OtelTracesSampler    string // OTEL_TRACES_SAMPLER
+	OtelTracesSamplerArg string // OTEL_TRACES_SAMPLER_ARG: the ratio of the traceidratio samplers
 }
 
 // Environments Eventide knows.
@@ -119,3 +134,19 @@ const (
 
 // IsProduction reports whether c is a production configuration.
 func (c *Config) IsProduction() bool { return c.AppEnv == EnvProduction }
+
+// TracesEndpoint is the URL traces are exported to, or "" when tracing is off: OTEL_SDK_DISABLED,
+// OTEL_TRACES_EXPORTER=none, or neither endpoint set. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used
+// as given; the base OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces appended, as the specification
+// says.
+func (c *Config) TracesEndpoint() string {
+	switch {
+	case c.OtelSDKDisabled || c.OtelTracesExporter == "none":
+		return ""
+	case c.OtelTracesEndpoint != "":
+		return c.OtelTracesEndpoint
+	case c.OtelEndpoint != "":
+		return strings.TrimRight(c.OtelEndpoint, "/") + "/v1/traces"
+	}
+	return ""
+}

@@ -69,6 +69,7 @@ func productionDefaults() *Config {
 		HTTPMaxConnectionsPerClient:     100,
 		SSEKeepAliveInterval:            15 * time.Second,
 		SSEWriteTimeout:                 10 * time.Second,
+		MultipartHeartbeatInterval:      5 * time.Second,
 		ShutdownTimeout:                 15 * time.Second,
 		ShutdownDelay:                   5 * time.Second,
 
@@ -91,6 +92,11 @@ func productionDefaults() *Config {
 		LogMaxSizeMB:  10,
 		LogMaxBackups: 5,
 		LogMaxAgeDays: 14,
+
+		OtelServiceName:    "eventide",
+		OtelTracesExporter: "otlp",
+		OtelProtocol:       "http/protobuf",
+		OtelTracesSampler:  "parentbased_always_on",
 	}
 }
 

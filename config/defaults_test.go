@@ -63,11 +63,13 @@ func TestDefaults(t *testing.T) {
 			QueryMaxDepth: 12, QueryMaxComplexity: 1000, QueryMaxAliases: 30, QueryMaxTokens: 2000,
 			HTTPMaxBodyBytes: 1048576, WSMaxConnectionsPerClient: 50, WSMaxSubscriptionsPerConnection: 20,
 			HTTPReadTimeout: 15 * time.Second, HTTPMaxConnectionsPerClient: 100,
-			SSEKeepAliveInterval: 15 * time.Second, SSEWriteTimeout: 10 * time.Second,
+			SSEKeepAliveInterval: 15 * time.Second, SSEWriteTimeout: 10 * time.Second, MultipartHeartbeatInterval: 5 * time.Second,
 			ShutdownTimeout: 15 * time.Second, SuperviseMaxRestarts: 10, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
 			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second,
 			LogMaxSizeMB: 10, LogMaxBackups: 5, LogMaxAgeDays: 14,
 			WebhookTimeout: 5 * time.Second, WebhookMaxAttempts: 10, WebhookBackoff: time.Second, WebhookRetention: 72 * time.Hour,
+			OtelServiceName: "eventide", OtelTracesExporter: "otlp", OtelProtocol: "http/protobuf",
+			OtelTracesSampler: "parentbased_always_on",
 		}
 		for _, env := range []string{EnvProduction, EnvDevelopment, EnvTest} {
 			c, _ := Defaults(env)

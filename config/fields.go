@@ -132,7 +132,8 @@ var fields = []field{
 	duration("HTTP_READ_TIMEOUT", "time for a whole request to arrive, body included (not a stream once open)", func(c *Config) *time.Duration { return &c.HTTPReadTimeout }),
 	integer("HTTP_MAX_CONNECTIONS_PER_CLIENT", "open connections per client address, websockets and SSE included", 1, math.MaxInt, func(c *Config) *int { return &c.HTTPMaxConnectionsPerClient }),
 	duration("SSE_KEEPALIVE_INTERVAL", "interval of keep-alive comments on an idle Server-Sent Events stream", func(c *Config) *time.Duration { return &c.SSEKeepAliveInterval }),
-	duration("SSE_WRITE_TIMEOUT", "how long one write to a Server-Sent Events stream may wait for its reader", func(c *Config) *time.Duration { return &c.SSEWriteTimeout }),
+	duration("SSE_WRITE_TIMEOUT", "how long one write to a Server-Sent Events stream or multipart subscription may wait for its reader", func(c *Config) *time.Duration { return &c.SSEWriteTimeout }),
+	duration("MULTIPART_HEARTBEAT_INTERVAL", "interval of heartbeat parts on an idle multipart subscription", func(c *Config) *time.Duration { return &c.MultipartHeartbeatInterval }),
 	text("METRICS_ADDR", "host:port serving /metrics on its own listener; empty: on the public port", func(c *Config) *string { return &c.MetricsAddr }).
 		withCheck(func(c *Config) string {
 			if c.MetricsAddr == "" {
@@ -143,6 +144,8 @@ var fields = []field{
 			}
 			return ""
 		}),
+	text("PUBLIC_URL", "base URL of this server as clients reach it (calendarUrl); empty: the scheme and host of each request", func(c *Config) *string { return &c.PublicURL }).
+		withCheck(checkPublicURL),
 	duration("SHUTDOWN_TIMEOUT", "how long draining may take", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	delay("SHUTDOWN_DELAY", "how long /readyz answers 503 before the listener closes on SIGTERM", func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 
@@ -223,6 +226,37 @@ var fields = []field{
 			}
 			if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
 				return "must be on a loopback address (127.0.0.1, ::1 or localhost): the profiler is not for the network"
+			}
+			return ""
+		}),
+
+	boolean("OTEL_SDK_DISABLED", "switch OpenTelemetry tracing off whatever else is set", func(c *Config) *bool { return &c.OtelSDKDisabled }),
+	text("OTEL_SERVICE_NAME", "service.name of the traces", func(c *Config) *string { return &c.OtelServiceName }).
+		withCheck(func(c *Config) string {
+			if strings.TrimSpace(c.OtelServiceName) == "" {
+				return "must not be empty"
+			}
+			return ""
+		}),
+	enum("OTEL_TRACES_EXPORTER", "where traces go: otlp (when an endpoint is set) or none", []string{"otlp", "none"}, func(c *Config) *string { return &c.OtelTracesExporter }),
+	text("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/HTTP base URL (traces to <URL>/v1/traces); empty: no traces", func(c *Config) *string { return &c.OtelEndpoint }).
+		withCheck(func(c *Config) string { return checkHTTPURL(c.OtelEndpoint) }),
+	text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTLP/HTTP traces URL, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT", func(c *Config) *string { return &c.OtelTracesEndpoint }).
+		withCheck(func(c *Config) string { return checkHTTPURL(c.OtelTracesEndpoint) }),
+	enum("OTEL_EXPORTER_OTLP_PROTOCOL", "OTLP protocol (only http/protobuf is built in)", []string{"http/protobuf"}, func(c *Config) *string { return &c.OtelProtocol }),
+	text("OTEL_EXPORTER_OTLP_HEADERS", "headers sent with each export: key=value,key2=value2 (values URL-encoded)", func(c *Config) *string { return &c.OtelHeaders }).
+		secretKey().withCheck(func(c *Config) string {
+		if _, err := ParseOtelHeaders(c.OtelHeaders); err != nil {
+			return "must be comma-separated key=value pairs, values URL-encoded"
+		}
+		return ""
+	}),
+	enum("OTEL_TRACES_SAMPLER", "trace sampler", []string{"always_on", "always_off", "traceidratio",
+		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}, func(c *Config) *string { return &c.OtelTracesSampler }),
+	text("OTEL_TRACES_SAMPLER_ARG", "ratio of the traceidratio samplers, 0 to 1 (empty: 1)", func(c *Config) *string { return &c.OtelTracesSamplerArg }).
+		withCheck(func(c *Config) string {
+			if _, err := ParseRatio(c.OtelTracesSamplerArg); err != nil {
+				return "must be a number from 0 to 1, such as 0.25"
 			}
 			return ""
 		}),
@@ -466,6 +500,18 @@ func validPort(s string) bool {
 	return err == nil && n >= 0 && n <= 65535
 }
 
+// checkHTTPURL refuses a non-empty value that is not an http or https URL with a host.
+func checkHTTPURL(v string) string {
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be empty or an http:// or https:// URL, such as http://localhost:4318"
+	}
+	return ""
+}
+
 func checkMongoURI(c *Config) string {
 	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
 		return "must be empty or start with mongodb:// or mongodb+srv://"
@@ -513,6 +559,18 @@ func checkHeaderNames(c *Config) string {
 		}) >= 0 {
 			return "comma-separated HTTP header names (letters, digits and !#$%&'*+-.^_`|~)"
 		}
+	}
+	return ""
+}
+
+// checkPublicURL refuses a PUBLIC_URL that is not an absolute http(s) URL without a query.
+func checkPublicURL(c *Config) string {
+	if c.PublicURL == "" {
+		return ""
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "must be empty or an http(s) URL such as https://events.example.com"
 	}
 	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -223,4 +224,39 @@ func MaskURI(s string) string {
 		rest = rest[:q+1] + strings.Join(opts, "&")
 	}
 	return prefix + rest
+}
+
+// ParseRatio reads OTEL_TRACES_SAMPLER_ARG: a number from 0 to 1; empty is 1.
+func ParseRatio(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 1, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0 && f <= 1) {
+		return 0, fmt.Errorf("config: %q is not a ratio from 0 to 1", s)
+	}
+	return f, nil
+}
+
+// ParseOtelHeaders reads OTEL_EXPORTER_OTLP_HEADERS: comma-separated key=value pairs whose
+// values are URL-encoded (the OpenTelemetry specification's format).
+func ParseOtelHeaders(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || strings.ContainsAny(k, " \t\"(),/:;<=>?@[\\]{}") {
+			return nil, fmt.Errorf("config: %q is not key=value", pair)
+		}
+		val, err := url.QueryUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("config: header %s: %w", k, err)
+		}
+		out[k] = val
+	}
+	return out, nil
 }

@@ -11,6 +11,11 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventide/server/telemetry"
 )
 
 // Loader loads values of type V by string key in batches. A batch is sent when MaxBatch keys are
@@ -24,6 +29,8 @@ type Loader[V any] struct {
 	maxBatch int
 	maxMemo  int
 	observe  func(size int)
+	name     string
+	tracer   trace.Tracer
 
 	mu   sync.Mutex
 	memo map[string]*result[V]
@@ -54,6 +61,10 @@ type Config struct {
 	MaxMemo int
 	// Observe, when set, is told the size of every batch sent.
 	Observe func(size int)
+	// Name names the loader in its batches' spans; Tracer, when set, makes each batch a span
+	// under the span of the request that asked for its first key.
+	Name   string
+	Tracer trace.Tracer
 }
 
 // NewLoader returns a loader over fetch, which returns the values found by key; missing makes the
@@ -69,7 +80,7 @@ func NewLoader[V any](fetch func(ctx context.Context, keys []string) (map[string
 		c.MaxMemo = 2000
 	}
 	return &Loader[V]{fetch: fetch, missing: missing, wait: c.Wait, maxBatch: c.MaxBatch, maxMemo: c.MaxMemo,
-		observe: c.Observe, memo: make(map[string]*result[V])}
+		observe: c.Observe, name: c.Name, tracer: c.Tracer, memo: make(map[string]*result[V])}
 }
 
 // Load returns the value of key, waiting for its batch.
@@ -181,7 +192,10 @@ func (l *Loader[V]) run(b *batch[V]) {
 	if l.observe != nil {
 		l.observe(len(b.keys))
 	}
-	got, err := l.safeFetch(b.ctx, b.keys)
+	ctx, span := telemetry.Child(b.ctx, l.tracer, "dataloader "+l.name, trace.WithAttributes(
+		attribute.String("dataloader.name", l.name), attribute.Int("dataloader.keys", len(b.keys))))
+	got, err := l.safeFetch(ctx, b.keys)
+	telemetry.End(span, err)
 	for _, k := range b.keys {
 		r := b.results[k]
 		switch v, ok := got[k]; {

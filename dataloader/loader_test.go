@@ -67,6 +67,49 @@ func (f *fakeSource) RegistrationsOf(_ context.Context, userID string, eventIDs 
 	return []*eventide.Registration{{ID: "r1", EventID: eventIDs[0], UserID: userID}}, nil
 }
 
+func (f *fakeSource) WaitlistPositions(_ context.Context, ids []string) (map[string]int, error) {
+	if err := f.record(ids); err != nil {
+		return nil, err
+	}
+	m := map[string]int{}
+	for i, id := range ids {
+		if id != "confirmed" {
+			m[id] = i + 1
+		}
+	}
+	return m, nil
+}
+
+// TestPositionsAreOneBatch: the waitlist positions of a page of registrations are one read, and
+// a registration not waitlisted has none (0).
+func TestPositionsAreOneBatch(t *testing.T) {
+	src := &fakeSource{}
+	// The batch goes when its fourth key arrives, however slowly a loaded machine starts the
+	// goroutines (with the default 1 ms wait it could go out in two).
+	l := New(src, nil, Options{Config: Config{Wait: time.Hour, MaxBatch: 4}})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	got := make([]int, 4)
+	for i, id := range []string{"w1", "confirmed", "w2", "w3"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := l.Positions.Load(ctx, id)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = n
+		}()
+	}
+	wg.Wait()
+	if calls := src.calls(); len(calls) != 1 || len(calls[0]) != 4 {
+		t.Fatalf("batches %v, want one of 4 ids", calls)
+	}
+	if got[1] != 0 || got[0] == 0 || got[2] == 0 || got[3] == 0 {
+		t.Fatalf("positions %v", got)
+	}
+}
+
 func TestLoadManyIsOneBatchInKeyOrder(t *testing.T) {
 	src := &fakeSource{}
 	l := New(src, nil, Options{})

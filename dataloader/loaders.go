@@ -5,6 +5,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/eventide"
 )
@@ -16,6 +17,7 @@ type Source interface {
 	VenuesByIDs(ctx context.Context, ids []string) ([]*eventide.Venue, error)
 	EventsByIDs(ctx context.Context, ids []string) ([]*eventide.Event, error)
 	RegistrationsOf(ctx context.Context, userID string, eventIDs []string) ([]*eventide.Registration, error)
+	WaitlistPositions(ctx context.Context, ids []string) (map[string]int, error)
 }
 
 // Loaders are one response's loaders. A relation that the schema resolves per object has one
@@ -28,6 +30,9 @@ type Loaders struct {
 	// Registrations is the viewer's registration by event id; nil when the viewer has none (or
 	// is anonymous).
 	Registrations *Loader[*eventide.Registration]
+	// Positions is a registration's place in its event's waitlist by registration id; 0 when it
+	// is not waitlisted.
+	Positions *Loader[int]
 }
 
 // Options configures New and Middleware.
@@ -35,12 +40,15 @@ type Options struct {
 	Config
 	// Metrics, when set, observes batch sizes by loader.
 	Metrics *Metrics
+	// Tracer, when set, makes each batch a span (nil: tracing off).
+	Tracer trace.Tracer
 }
 
 // New returns loaders reading src for viewer (nil when anonymous).
 func New(src Source, viewer *eventide.User, o Options) *Loaders {
 	cfg := func(name string) Config {
 		c := o.Config
+		c.Name, c.Tracer = name, o.Tracer
 		if o.Metrics != nil {
 			c.Observe = o.Metrics.observer(name)
 		}
@@ -51,6 +59,7 @@ func New(src Source, viewer *eventide.User, o Options) *Loaders {
 		Venues:        newVenueLoader(src, cfg("venues")),
 		Events:        newEventLoader(src, cfg("events")),
 		Registrations: newRegistrationLoader(src, viewer, cfg("registrations")),
+		Positions:     newPositionLoader(src, cfg("positions")),
 	}
 }
 
@@ -61,6 +70,7 @@ func (l *Loaders) Clear() {
 	l.Venues.Clear()
 	l.Events.Clear()
 	l.Registrations.Clear()
+	l.Positions.Clear()
 }
 
 type ctxKey struct{}

@@ -84,6 +84,7 @@ type Venue struct {
 	Capacity    *int // nil when unknown
 	CreatedByID string
 	CreatedAt   time.Time
+	TimeZone    string // IANA name (ValidTimeZone); "" reads as UTC
 }
 
 // Event is something people register for. ConfirmedCount and WaitlistCount are kept exact by the
@@ -105,6 +106,16 @@ type Event struct {
 	CancelReason   string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// TimeZone is the IANA zone the event's local times are given in: its venue's (a copy, kept
+	// in step by UpdateVenue) or, without a venue, its own. "" reads as UTC.
+	TimeZone string
+	// Online events have a link, OnlineURL, shown only to confirmed attendees, the organizer and
+	// admins (CanSeeOnlineURL).
+	Online    bool
+	OnlineURL string
+	// Revision counts the edits of the event (UpdateEvent), not its registrations: the
+	// iCalendar SEQUENCE.
+	Revision int
 }
 
 // VisibleTo reports whether viewer (nil for anonymous) may see e: drafts are seen by their
@@ -124,4 +135,7 @@ type Registration struct {
 	Status    RegistrationStatus
 	CreatedAt time.Time // arrival time; the waitlist is ordered by it
 	UpdatedAt time.Time
+	// CancelReason says why the organizer removed it, or the event's reason when the event was
+	// cancelled; empty otherwise.
+	CancelReason string
 }

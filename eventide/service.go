@@ -88,6 +88,9 @@ type VenueStore interface {
 	// Venues lists venues (in one city when city is set, case-insensitively) by name, then ID.
 	Venues(ctx context.Context, city string, page Page) (*Conn[*Venue], error)
 	CountVenues(ctx context.Context, city string) (int, error)
+	// UpdateVenue applies change to the current venue and stores the result; the events at the
+	// venue take its new city and time zone in the same write. NOT_FOUND when absent.
+	UpdateVenue(ctx context.Context, id string, change func(*Venue) error) (*Venue, error)
 }
 
 // EventStore keeps events.
@@ -113,13 +116,68 @@ type RegistrationStore interface {
 	// again returns the active registration unchanged. The event must be PUBLISHED and not ended
 	// at now (BAD_USER_INPUT otherwise). It returns the registration and the event after the change.
 	Register(ctx context.Context, eventID, userID string, now time.Time) (*Registration, *Event, error)
-	// CancelRegistration cancels the user's active registration (NOT_FOUND when there is none) and,
-	// when it held a seat, promotes the oldest waitlisted registration.
+	// CancelRegistration cancels the user's active registration (NOT_FOUND when there is none;
+	// BAD_USER_INPUT once its event has ended at now) and, when it held a seat, promotes the
+	// oldest waitlisted registration.
 	CancelRegistration(ctx context.Context, eventID, userID string, now time.Time) (*Registration, *Event, error)
 	// RegistrationFor returns the user's registration at the event, or NOT_FOUND.
 	RegistrationFor(ctx context.Context, eventID, userID string) (*Registration, error)
 	// Attendees lists the CONFIRMED registrations of an event in arrival order.
 	Attendees(ctx context.Context, eventID string, page Page) (*Conn[*Registration], error)
+	// CalendarRegistrations returns the user's registrations in every status, newest first, at
+	// most limit of them: a calendar feed shows the active ones and those whose event was
+	// cancelled.
+	CalendarRegistrations(ctx context.Context, userID string, limit int) ([]*Registration, error)
+	RegistrationJourneys
+}
+
+// CalendarStore keeps the secret of each user's calendar feed URL (the URL is derived from it
+// with a server key, so the store alone does not give it away).
+type CalendarStore interface {
+	// CalendarSecret returns the user's current secret, "" when none was ever set.
+	CalendarSecret(ctx context.Context, userID string) (string, error)
+	// SetCalendarSecret replaces the user's secret; the URLs derived from the old one stop working.
+	SetCalendarSecret(ctx context.Context, userID, secret string) error
+}
+
+// RegistrationFilter narrows a user's registrations; zero fields do not constrain.
+type RegistrationFilter struct {
+	Status RegistrationStatus
+	// Upcoming, when set, keeps the registrations whose event has not ended at Now (true) or
+	// has (false).
+	Upcoming *bool
+	// Now splits upcoming from past; the list is ordered by it in every case.
+	Now time.Time
+}
+
+// RegistrationJourneys are the attendee's and the organizer's views of registrations.
+//
+// UpdateEvent also keeps registrations in step: a change to CANCELLED cancels every active
+// registration of the event (CancelReason from the event) with the status, the counters going to
+// zero in the same write (or, on MongoDB, repaired to it); raising the capacity promotes.
+// Every registration a write changes is reported to NoteRegistrations once the write is durable.
+type RegistrationJourneys interface {
+	// UserRegistrations lists a user's registrations: those whose event has not ended at f.Now
+	// first, by the event's start, then the past ones, latest start first. A bad cursor or a
+	// negative page size is BAD_USER_INPUT.
+	UserRegistrations(ctx context.Context, userID string, f RegistrationFilter, page Page) (*Conn[*Registration], error)
+	// CountUserRegistrations counts what UserRegistrations lists.
+	CountUserRegistrations(ctx context.Context, userID string, f RegistrationFilter) (int, error)
+	// EventRegistrations lists an event's registrations of status (every status when empty) in
+	// arrival order.
+	EventRegistrations(ctx context.Context, eventID string, status RegistrationStatus, page Page) (*Conn[*Registration], error)
+	// CountEventRegistrations counts what EventRegistrations lists.
+	CountEventRegistrations(ctx context.Context, eventID string, status RegistrationStatus) (int, error)
+	// RegistrationByID returns a registration or NOT_FOUND.
+	RegistrationByID(ctx context.Context, id string) (*Registration, error)
+	// RemoveRegistration cancels the registration id with reason, promoting the oldest waitlisted
+	// registration into a freed seat, as CancelRegistration does. An already cancelled one is
+	// NOT_FOUND; one whose event has ended at now is BAD_USER_INPUT.
+	RemoveRegistration(ctx context.Context, id, reason string, now time.Time) (*Registration, *Event, error)
+	// WaitlistPositions returns the 1-based place in its event's waitlist of each registration
+	// among ids that is WAITLISTED now, by id (others are absent): one count of those ahead
+	// of it on the (event, status, arrival) index.
+	WaitlistPositions(ctx context.Context, ids []string) (map[string]int, error)
 }
 
 // StoreStats describes a store's connections for databaseStats: for MongoDB the driver's pool,
@@ -143,6 +201,7 @@ type Store interface {
 	VenueStore
 	EventStore
 	RegistrationStore
+	CalendarStore
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }

@@ -89,11 +89,17 @@ type ComplexityRoot struct {
 		CreatedAt          func(childComplexity int) int
 		Description        func(childComplexity int) int
 		EndsAt             func(childComplexity int) int
+		EndsAtLocal        func(childComplexity int) int
 		ID                 func(childComplexity int) int
+		Online             func(childComplexity int) int
+		OnlineURL          func(childComplexity int) int
 		Organizer          func(childComplexity int) int
+		Registrations      func(childComplexity int, status *eventide.RegistrationStatus, first *int, after *string) int
 		StartsAt           func(childComplexity int) int
+		StartsAtLocal      func(childComplexity int) int
 		Status             func(childComplexity int) int
 		Tags               func(childComplexity int) int
+		TimeZone           func(childComplexity int) int
 		Title              func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 		Venue              func(childComplexity int) int
@@ -136,9 +142,12 @@ type ComplexityRoot struct {
 		PublishEvent       func(childComplexity int, id string) int
 		PurgeCache         func(childComplexity int) int
 		RegisterForEvent   func(childComplexity int, eventID string) int
+		RemoveRegistration func(childComplexity int, id string, reason *string) int
+		ResetCalendarToken func(childComplexity int) int
 		SetUserRole        func(childComplexity int, userID string, role eventide.Role) int
 		SignUp             func(childComplexity int, input model.SignUpInput) int
 		UpdateEvent        func(childComplexity int, id string, input model.UpdateEventInput) int
+		UpdateVenue        func(childComplexity int, id string, input model.UpdateVenueInput) int
 	}
 
 	PageInfo struct {
@@ -164,11 +173,25 @@ type ComplexityRoot struct {
 	}
 
 	Registration struct {
-		CreatedAt func(childComplexity int) int
-		Event     func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Status    func(childComplexity int) int
-		User      func(childComplexity int) int
+		CancelReason     func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		Event            func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Status           func(childComplexity int) int
+		UpdatedAt        func(childComplexity int) int
+		User             func(childComplexity int) int
+		WaitlistPosition func(childComplexity int) int
+	}
+
+	RegistrationConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	RegistrationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	SecurityEvent struct {
@@ -195,17 +218,20 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		EventUpdated   func(childComplexity int, id string) int
-		MemoryStats    func(childComplexity int, intervalMs *int) int
-		SecurityEvents func(childComplexity int, minSeverity *security.Severity) int
+		EventUpdated    func(childComplexity int, id string) int
+		MemoryStats     func(childComplexity int, intervalMs *int) int
+		MyRegistrations func(childComplexity int) int
+		SecurityEvents  func(childComplexity int, minSeverity *security.Severity) int
 	}
 
 	User struct {
+		CalendarURL     func(childComplexity int) int
 		CreatedAt       func(childComplexity int) int
 		Email           func(childComplexity int) int
 		ID              func(childComplexity int) int
 		Name            func(childComplexity int) int
 		OrganizedEvents func(childComplexity int, first *int, after *string) int
+		Registrations   func(childComplexity int, status *eventide.RegistrationStatus, upcoming *bool, first *int, after *string) int
 		Role            func(childComplexity int) int
 	}
 
@@ -227,6 +253,7 @@ type ComplexityRoot struct {
 		Events   func(childComplexity int, first *int, after *string) int
 		ID       func(childComplexity int) int
 		Name     func(childComplexity int) int
+		TimeZone func(childComplexity int) int
 	}
 
 	VenueConnection struct {
@@ -260,12 +287,20 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type EventResolver interface {
+	TimeZone(ctx context.Context, obj *eventide.Event) (string, error)
+	StartsAtLocal(ctx context.Context, obj *eventide.Event) (string, error)
+	EndsAtLocal(ctx context.Context, obj *eventide.Event) (string, error)
+
+	OnlineURL(ctx context.Context, obj *eventide.Event) (*string, error)
+
 	Venue(ctx context.Context, obj *eventide.Event) (*eventide.Venue, error)
 	Organizer(ctx context.Context, obj *eventide.Event) (*eventide.User, error)
 
 	Attendees(ctx context.Context, obj *eventide.Event, first *int, after *string) (*relay.UserConnection, error)
 	ViewerRegistration(ctx context.Context, obj *eventide.Event) (*eventide.Registration, error)
 	CancelReason(ctx context.Context, obj *eventide.Event) (*string, error)
+
+	Registrations(ctx context.Context, obj *eventide.Event, status *eventide.RegistrationStatus, first *int, after *string) (*relay.RegistrationConnection, error)
 }
 type MemoryStatsResolver interface {
 	MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error)
@@ -275,6 +310,8 @@ type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
 	CreateVenue(ctx context.Context, input model.CreateVenueInput) (*eventide.Venue, error)
+	UpdateVenue(ctx context.Context, id string, input model.UpdateVenueInput) (*eventide.Venue, error)
+	ResetCalendarToken(ctx context.Context) (string, error)
 	CreateEvent(ctx context.Context, input model.CreateEventInput) (*eventide.Event, error)
 	UpdateEvent(ctx context.Context, id string, input model.UpdateEventInput) (*eventide.Event, error)
 	PublishEvent(ctx context.Context, id string) (*eventide.Event, error)
@@ -283,6 +320,7 @@ type MutationResolver interface {
 	CancelRegistration(ctx context.Context, eventID string) (*eventide.Registration, error)
 	SetUserRole(ctx context.Context, userID string, role eventide.Role) (*eventide.User, error)
 	PurgeCache(ctx context.Context) (int, error)
+	RemoveRegistration(ctx context.Context, id string, reason *string) (*eventide.Registration, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*eventide.User, error)
@@ -303,6 +341,9 @@ type QueryResolver interface {
 type RegistrationResolver interface {
 	Event(ctx context.Context, obj *eventide.Registration) (*eventide.Event, error)
 	User(ctx context.Context, obj *eventide.Registration) (*eventide.User, error)
+
+	WaitlistPosition(ctx context.Context, obj *eventide.Registration) (*int, error)
+	CancelReason(ctx context.Context, obj *eventide.Registration) (*string, error)
 }
 type SecurityEventResolver interface {
 	IP(ctx context.Context, obj *security.Event) (*string, error)
@@ -315,13 +356,17 @@ type SubscriptionResolver interface {
 	EventUpdated(ctx context.Context, id string) (<-chan *eventide.Event, error)
 	MemoryStats(ctx context.Context, intervalMs *int) (<-chan *memstats.Sample, error)
 	SecurityEvents(ctx context.Context, minSeverity *security.Severity) (<-chan *security.Event, error)
+	MyRegistrations(ctx context.Context) (<-chan *eventide.Registration, error)
 }
 type UserResolver interface {
 	Email(ctx context.Context, obj *eventide.User) (*string, error)
 
+	CalendarURL(ctx context.Context, obj *eventide.User) (*string, error)
 	OrganizedEvents(ctx context.Context, obj *eventide.User, first *int, after *string) (*relay.EventConnection, error)
+	Registrations(ctx context.Context, obj *eventide.User, status *eventide.RegistrationStatus, upcoming *bool, first *int, after *string) (*relay.RegistrationConnection, error)
 }
 type VenueResolver interface {
+	TimeZone(ctx context.Context, obj *eventide.Venue) (string, error)
 	Events(ctx context.Context, obj *eventide.Venue, first *int, after *string) (*relay.EventConnection, error)
 }
 type WebhookDeliveryResolver interface {
@@ -531,24 +576,59 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.EndsAt(childComplexity), true
+	case "Event.endsAtLocal":
+		if e.ComplexityRoot.Event.EndsAtLocal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.EndsAtLocal(childComplexity), true
 	case "Event.id":
 		if e.ComplexityRoot.Event.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Event.ID(childComplexity), true
+	case "Event.online":
+		if e.ComplexityRoot.Event.Online == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.Online(childComplexity), true
+	case "Event.onlineUrl":
+		if e.ComplexityRoot.Event.OnlineURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.OnlineURL(childComplexity), true
 	case "Event.organizer":
 		if e.ComplexityRoot.Event.Organizer == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Event.Organizer(childComplexity), true
+	case "Event.registrations":
+		if e.ComplexityRoot.Event.Registrations == nil {
+			break
+		}
+
+		args, err := ec.field_Event_registrations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Event.Registrations(childComplexity, args["status"].(*eventide.RegistrationStatus), args["first"].(*int), args["after"].(*string)), true
 	case "Event.startsAt":
 		if e.ComplexityRoot.Event.StartsAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Event.StartsAt(childComplexity), true
+	case "Event.startsAtLocal":
+		if e.ComplexityRoot.Event.StartsAtLocal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.StartsAtLocal(childComplexity), true
 	case "Event.status":
 		if e.ComplexityRoot.Event.Status == nil {
 			break
@@ -561,6 +641,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Event.Tags(childComplexity), true
+	case "Event.timeZone":
+		if e.ComplexityRoot.Event.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Event.TimeZone(childComplexity), true
 	case "Event.title":
 		if e.ComplexityRoot.Event.Title == nil {
 			break
@@ -780,6 +866,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RegisterForEvent(childComplexity, args["eventId"].(string)), true
+	case "Mutation.removeRegistration":
+		if e.ComplexityRoot.Mutation.RemoveRegistration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeRegistration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveRegistration(childComplexity, args["id"].(string), args["reason"].(*string)), true
+	case "Mutation.resetCalendarToken":
+		if e.ComplexityRoot.Mutation.ResetCalendarToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.ResetCalendarToken(childComplexity), true
 	case "Mutation.setUserRole":
 		if e.ComplexityRoot.Mutation.SetUserRole == nil {
 			break
@@ -813,6 +916,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateEvent(childComplexity, args["id"].(string), args["input"].(model.UpdateEventInput)), true
+	case "Mutation.updateVenue":
+		if e.ComplexityRoot.Mutation.UpdateVenue == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateVenue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateVenue(childComplexity, args["id"].(string), args["input"].(model.UpdateVenueInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -958,6 +1072,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.WebhookDeliveries(childComplexity, args["status"].(*eventide.DeliveryStatus), args["last"].(*int)), true
 
+	case "Registration.cancelReason":
+		if e.ComplexityRoot.Registration.CancelReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Registration.CancelReason(childComplexity), true
 	case "Registration.createdAt":
 		if e.ComplexityRoot.Registration.CreatedAt == nil {
 			break
@@ -982,12 +1102,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Registration.Status(childComplexity), true
+	case "Registration.updatedAt":
+		if e.ComplexityRoot.Registration.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Registration.UpdatedAt(childComplexity), true
 	case "Registration.user":
 		if e.ComplexityRoot.Registration.User == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Registration.User(childComplexity), true
+	case "Registration.waitlistPosition":
+		if e.ComplexityRoot.Registration.WaitlistPosition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Registration.WaitlistPosition(childComplexity), true
+
+	case "RegistrationConnection.edges":
+		if e.ComplexityRoot.RegistrationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegistrationConnection.Edges(childComplexity), true
+	case "RegistrationConnection.pageInfo":
+		if e.ComplexityRoot.RegistrationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegistrationConnection.PageInfo(childComplexity), true
+	case "RegistrationConnection.totalCount":
+		if e.ComplexityRoot.RegistrationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegistrationConnection.TotalCount(childComplexity), true
+
+	case "RegistrationEdge.cursor":
+		if e.ComplexityRoot.RegistrationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegistrationEdge.Cursor(childComplexity), true
+	case "RegistrationEdge.node":
+		if e.ComplexityRoot.RegistrationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegistrationEdge.Node(childComplexity), true
 
 	case "SecurityEvent.at":
 		if e.ComplexityRoot.SecurityEvent.At == nil {
@@ -1115,6 +1279,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.MemoryStats(childComplexity, args["intervalMs"].(*int)), true
+	case "Subscription.myRegistrations":
+		if e.ComplexityRoot.Subscription.MyRegistrations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.MyRegistrations(childComplexity), true
 	case "Subscription.securityEvents":
 		if e.ComplexityRoot.Subscription.SecurityEvents == nil {
 			break
@@ -1127,6 +1297,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.SecurityEvents(childComplexity, args["minSeverity"].(*security.Severity)), true
 
+	case "User.calendarUrl":
+		if e.ComplexityRoot.User.CalendarURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.CalendarURL(childComplexity), true
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -1162,6 +1338,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.OrganizedEvents(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "User.registrations":
+		if e.ComplexityRoot.User.Registrations == nil {
+			break
+		}
+
+		args, err := ec.field_User_registrations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Registrations(childComplexity, args["status"].(*eventide.RegistrationStatus), args["upcoming"].(*bool), args["first"].(*int), args["after"].(*string)), true
 	case "User.role":
 		if e.ComplexityRoot.User.Role == nil {
 			break
@@ -1242,6 +1429,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Venue.Name(childComplexity), true
+	case "Venue.timeZone":
+		if e.ComplexityRoot.Venue.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Venue.TimeZone(childComplexity), true
 
 	case "VenueConnection.edges":
 		if e.ComplexityRoot.VenueConnection.Edges == nil {
@@ -1357,6 +1550,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SecurityEventFilter", ec.unmarshalInputSecurityEventFilter),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("UpdateEventInput", ec.unmarshalInputUpdateEventInput),
+			graphql.NewInputUnmarshaler("UpdateVenueInput", ec.unmarshalInputUpdateVenueInput),
 		)
 	}
 	first := true
@@ -1514,6 +1708,8 @@ type User {
   role: Role!
   "When the account was created."
   createdAt: Time!
+  "The URL of this user's personal calendar feed (iCalendar: their confirmed and waitlisted registrations' events), for a calendar app to subscribe to; visible only to the user and to admins, null otherwise. Keep it secret: anyone with it reads the feed. resetCalendarToken replaces it."
+  calendarUrl: String
   "Events this user organizes, by start time. Drafts are included only for the user and admins."
   organizedEvents(
     "Page size, at most 100."
@@ -1535,6 +1731,8 @@ type Venue {
   city: String!
   "How many people the place holds, when known; an event there may not exceed it."
   capacity: Int
+  "The IANA time zone of the place, e.g. \"Europe/Lisbon\"; its events' local times are given in it."
+  timeZone: String!
   "Published events at this venue that have not ended, by start time."
   events(
     "Page size, at most 100."
@@ -1556,6 +1754,16 @@ type Event {
   startsAt: Time!
   "When it ends; always after startsAt."
   endsAt: Time!
+  "The IANA time zone its local times are in: its venue's, or its own for an event without a venue."
+  timeZone: String!
+  "When it starts, as an ISO 8601 local date-time in timeZone, without an offset (\"2026-05-01T19:30:00\")."
+  startsAtLocal: String!
+  "When it ends, as an ISO 8601 local date-time in timeZone, without an offset."
+  endsAtLocal: String!
+  "Whether it happens online (it may also have a venue)."
+  online: Boolean!
+  "The link to join an online event: seen only by confirmed attendees, the organizer and admins; null for everyone else (and never in a cached anonymous response)."
+  onlineUrl: String
   "Where it is in its life."
   status: EventStatus!
   "Seats; registrations beyond it are waitlisted."
@@ -1713,6 +1921,22 @@ input CreateVenueInput {
   city: String!
   "How many people it holds, if known (> 0)."
   capacity: Int
+  "Its IANA time zone, e.g. \"Europe/Lisbon\" (default UTC)."
+  timeZone: String
+}
+
+"Changes to a venue; absent fields stay as they are. Its events take its new city and time zone."
+input UpdateVenueInput {
+  "New name."
+  name: String
+  "New street address."
+  address: String
+  "New city."
+  city: String
+  "New capacity (> 0, and at least every event's there); null: unknown."
+  capacity: Int
+  "New IANA time zone."
+  timeZone: String
 }
 
 "A new event; it starts as a DRAFT."
@@ -1731,6 +1955,12 @@ input CreateEventInput {
   tags: [String!]
   "Where it happens."
   venueId: ID
+  "Whether it happens online (default false)."
+  online: Boolean
+  "The link to join, for an online event (http or https); shown only to confirmed attendees, the organizer and admins."
+  onlineUrl: String
+  "The IANA time zone of an event without a venue; required for an online event without one. An event at a venue takes the venue's."
+  timeZone: String
 }
 
 "Changes to an event; absent fields stay as they are."
@@ -1747,8 +1977,14 @@ input UpdateEventInput {
   capacity: Int
   "New tags (replace the old ones)."
   tags: [String!]
-  "New venue."
+  "New venue; null removes it (the event then keeps the venue's time zone unless timeZone says otherwise)."
   venueId: ID
+  "Whether it happens online; false also removes the link."
+  online: Boolean
+  "New link to join (http or https); an empty string removes it."
+  onlineUrl: String
+  "New IANA time zone, for an event without a venue; required when an online event loses its venue."
+  timeZone: String
 }
 
 "The shared cache: where it lives now and how well it serves. Admins only."
@@ -1990,6 +2226,10 @@ type Mutation {
   login(email: String!, password: String!): AuthPayload!
   "Creates a venue."
   createVenue(input: CreateVenueInput!): Venue! @hasRole(role: ORGANIZER)
+  "Changes a venue (its creator or an admin); its events take its new city and time zone."
+  updateVenue(id: ID!, input: UpdateVenueInput!): Venue! @hasRole(role: ORGANIZER)
+  "Replaces the viewer's calendar feed URL and returns the new one; the old one stops working at once."
+  resetCalendarToken: String! @hasRole(role: USER)
   "Creates a DRAFT event organized by the viewer."
   createEvent(input: CreateEventInput!): Event! @hasRole(role: ORGANIZER)
   "Changes an event (its organizer or an admin)."
@@ -2068,6 +2308,80 @@ extend type Query {
     "How many, at most (1-1000)."
     last: Int = 100
   ): [WebhookDelivery!]! @hasRole(role: ADMIN)
+}
+
+# ---- The attendee's and the organizer's journeys ----
+
+"A page of registrations."
+type RegistrationConnection {
+  "The registrations of this page, each with its cursor."
+  edges: [RegistrationEdge!]!
+  "Where this page ends."
+  pageInfo: PageInfo!
+  "How many registrations match in all."
+  totalCount: Int!
+}
+
+"A registration and its cursor."
+type RegistrationEdge {
+  "Opaque position of this edge."
+  cursor: String!
+  "The registration."
+  node: Registration!
+}
+
+extend type User {
+  """
+  This user's registrations, every status unless ` + "`" + `status` + "`" + ` says: those whose event has not ended
+  first, by the event's start, then past ones, latest first. Seen by that user and admins only
+  (FORBIDDEN to others, UNAUTHENTICATED when anonymous).
+  """
+  registrations(
+    "Only registrations with this status."
+    status: RegistrationStatus
+    "true: only events that have not ended; false: only ended ones; absent: both."
+    upcoming: Boolean
+    "Page size, at most 100."
+    first: Int = 20
+    "Cursor of the last item of the previous page."
+    after: String
+  ): RegistrationConnection!
+}
+
+extend type Registration {
+  "When it last changed (confirmed, waitlisted, promoted or cancelled)."
+  updatedAt: Time!
+  "Its 1-based place in the event's waitlist while WAITLISTED (it moves up as people ahead leave); null otherwise."
+  waitlistPosition: Int
+  "Why it was cancelled, when the organizer removed it or the event was cancelled with a reason; null otherwise."
+  cancelReason: String
+}
+
+extend type Event {
+  "Every registration of the event (or those with ` + "`" + `status` + "`" + `) in arrival order, with timestamps and waitlist positions. Its organizer and admins only (FORBIDDEN to others)."
+  registrations(
+    "Only registrations with this status."
+    status: RegistrationStatus
+    "Page size, at most 100."
+    first: Int = 50
+    "Cursor of the last item of the previous page."
+    after: String
+  ): RegistrationConnection!
+}
+
+extend type Mutation {
+  "Cancels someone's registration to an event (its organizer or an admin), with a reason they see; a freed seat goes to the oldest waitlisted registration. An event that has ended keeps its registrations (BAD_USER_INPUT)."
+  removeRegistration(
+    "The registration (from Event.registrations)."
+    id: ID!
+    "Why; its user sees it as cancelReason."
+    reason: String
+  ): Registration! @hasRole(role: ORGANIZER)
+}
+
+extend type Subscription {
+  "The viewer's own registrations as they change: confirmed, waitlisted, promoted from the waitlist, cancelled (by the viewer, by the organizer, or with the event). Ends when the session does."
+  myRegistrations: Registration! @hasRole(role: USER)
 }
 `, BuiltIn: false},
 }
@@ -2149,6 +2463,16 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_startsAt(ctx, field)
 	case "endsAt":
 		return ec.fieldContext_Event_endsAt(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_Event_timeZone(ctx, field)
+	case "startsAtLocal":
+		return ec.fieldContext_Event_startsAtLocal(ctx, field)
+	case "endsAtLocal":
+		return ec.fieldContext_Event_endsAtLocal(ctx, field)
+	case "online":
+		return ec.fieldContext_Event_online(ctx, field)
+	case "onlineUrl":
+		return ec.fieldContext_Event_onlineUrl(ctx, field)
 	case "status":
 		return ec.fieldContext_Event_status(ctx, field)
 	case "capacity":
@@ -2173,6 +2497,8 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Event_updatedAt(ctx, field)
+	case "registrations":
+		return ec.fieldContext_Event_registrations(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 }
@@ -2251,8 +2577,36 @@ func (ec *executionContext) childFields_Registration(ctx context.Context, field 
 		return ec.fieldContext_Registration_status(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Registration_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Registration_updatedAt(ctx, field)
+	case "waitlistPosition":
+		return ec.fieldContext_Registration_waitlistPosition(ctx, field)
+	case "cancelReason":
+		return ec.fieldContext_Registration_cancelReason(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Registration", field.Name)
+}
+
+func (ec *executionContext) childFields_RegistrationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_RegistrationConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_RegistrationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_RegistrationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegistrationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_RegistrationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_RegistrationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_RegistrationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RegistrationEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_SecurityEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2313,8 +2667,12 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_role(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_User_createdAt(ctx, field)
+	case "calendarUrl":
+		return ec.fieldContext_User_calendarUrl(ctx, field)
 	case "organizedEvents":
 		return ec.fieldContext_User_organizedEvents(ctx, field)
+	case "registrations":
+		return ec.fieldContext_User_registrations(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -2353,6 +2711,8 @@ func (ec *executionContext) childFields_Venue(ctx context.Context, field graphql
 		return ec.fieldContext_Venue_city(ctx, field)
 	case "capacity":
 		return ec.fieldContext_Venue_capacity(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_Venue_timeZone(ctx, field)
 	case "events":
 		return ec.fieldContext_Venue_events(ctx, field)
 	}
@@ -2561,6 +2921,36 @@ func (ec *executionContext) field_Event_attendees_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Event_registrations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*eventide.RegistrationStatus, error) {
+			return ec.unmarshalORegistrationStatus2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistrationStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cancelEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2675,6 +3065,28 @@ func (ec *executionContext) field_Mutation_registerForEvent_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_removeRegistration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setUserRole_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2725,6 +3137,28 @@ func (ec *executionContext) field_Mutation_updateEvent_args(ctx context.Context,
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.UpdateEventInput, error) {
 			return ec.unmarshalNUpdateEventInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateEventInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateVenue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateVenueInput, error) {
+			return ec.unmarshalNUpdateVenueInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateVenueInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3006,6 +3440,44 @@ func (ec *executionContext) field_User_organizedEvents_args(ctx context.Context,
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_User_registrations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*eventide.RegistrationStatus, error) {
+			return ec.unmarshalORegistrationStatus2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistrationStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "upcoming",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["upcoming"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -3712,6 +4184,121 @@ func (ec *executionContext) fieldContext_Event_endsAt(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Event_timeZone(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().TimeZone(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
+func (ec *executionContext) _Event_startsAtLocal(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_startsAtLocal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().StartsAtLocal(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_startsAtLocal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
+func (ec *executionContext) _Event_endsAtLocal(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_endsAtLocal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().EndsAtLocal(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_endsAtLocal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
+func (ec *executionContext) _Event_online(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_online(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Online, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_online(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Event_onlineUrl(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_onlineUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Event().OnlineURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Event_onlineUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
+}
+
 func (ec *executionContext) _Event_status(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4034,6 +4621,50 @@ func (ec *executionContext) _Event_updatedAt(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Event_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Event", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Event_registrations(ctx context.Context, field graphql.CollectedField, obj *eventide.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_registrations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Event().Registrations(ctx, obj, fc.Args["status"].(*eventide.RegistrationStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *relay.RegistrationConnection) graphql.Marshaler {
+			return ec.marshalNRegistrationConnection2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_registrations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Event",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RegistrationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Event_registrations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *relay.EventConnection) (ret graphql.Marshaler) {
@@ -4604,6 +5235,109 @@ func (ec *executionContext) fieldContext_Mutation_createVenue(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_updateVenue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateVenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateVenue(ctx, fc.Args["id"].(string), fc.Args["input"].(model.UpdateVenueInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ORGANIZER")
+				if err != nil {
+					var zeroVal *eventide.Venue
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *eventide.Venue
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *eventide.Venue) graphql.Marshaler {
+			return ec.marshalNVenue2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐVenue(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateVenue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Venue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateVenue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resetCalendarToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resetCalendarToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().ResetCalendarToken(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal string
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal string
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resetCalendarToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "String")
+}
+
 func (ec *executionContext) _Mutation_createEvent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5077,6 +5811,68 @@ func (ec *executionContext) _Mutation_purgeCache(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_Mutation_purgeCache(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Mutation_removeRegistration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeRegistration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveRegistration(ctx, fc.Args["id"].(string), fc.Args["reason"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ORGANIZER")
+				if err != nil {
+					var zeroVal *eventide.Registration
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *eventide.Registration
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *eventide.Registration) graphql.Marshaler {
+			return ec.marshalNRegistration2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeRegistration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Registration(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeRegistration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *relay.PageInfo) (ret graphql.Marshaler) {
@@ -6034,6 +6830,217 @@ func (ec *executionContext) fieldContext_Registration_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Registration", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Registration_updatedAt(ctx context.Context, field graphql.CollectedField, obj *eventide.Registration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Registration_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Registration_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Registration", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Registration_waitlistPosition(ctx context.Context, field graphql.CollectedField, obj *eventide.Registration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Registration_waitlistPosition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Registration().WaitlistPosition(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Registration_waitlistPosition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Registration", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Registration_cancelReason(ctx context.Context, field graphql.CollectedField, obj *eventide.Registration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Registration_cancelReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Registration().CancelReason(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Registration_cancelReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Registration", field, true, true, "String")
+}
+
+func (ec *executionContext) _RegistrationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *relay.RegistrationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegistrationConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*relay.RegistrationEdge) graphql.Marshaler {
+			return ec.marshalNRegistrationEdge2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegistrationConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegistrationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RegistrationEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegistrationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *relay.RegistrationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegistrationConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *relay.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegistrationConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegistrationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RegistrationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *relay.RegistrationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegistrationConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegistrationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegistrationConnection", field, true, false, "Int")
+}
+
+func (ec *executionContext) _RegistrationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *relay.RegistrationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegistrationEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegistrationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegistrationEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _RegistrationEdge_node(ctx context.Context, field graphql.CollectedField, obj *relay.RegistrationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegistrationEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *eventide.Registration) graphql.Marshaler {
+			return ec.marshalNRegistration2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegistrationEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RegistrationEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Registration(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SecurityEvent_id(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6593,6 +7600,56 @@ func (ec *executionContext) fieldContext_Subscription_securityEvents(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_myRegistrations(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_myRegistrations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().MyRegistrations(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *eventide.Registration
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *eventide.Registration
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *eventide.Registration) graphql.Marshaler {
+			return ec.marshalNRegistration2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_myRegistrations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Registration(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *eventide.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6708,6 +7765,29 @@ func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field
 	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
 }
 
+func (ec *executionContext) _User_calendarUrl(ctx context.Context, field graphql.CollectedField, obj *eventide.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_calendarUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().CalendarURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_calendarUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "String")
+}
+
 func (ec *executionContext) _User_organizedEvents(ctx context.Context, field graphql.CollectedField, obj *eventide.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6746,6 +7826,50 @@ func (ec *executionContext) fieldContext_User_organizedEvents(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_User_organizedEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_registrations(ctx context.Context, field graphql.CollectedField, obj *eventide.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_registrations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Registrations(ctx, obj, fc.Args["status"].(*eventide.RegistrationStatus), fc.Args["upcoming"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *relay.RegistrationConnection) graphql.Marshaler {
+			return ec.marshalNRegistrationConnection2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_registrations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RegistrationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_registrations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7007,6 +8131,29 @@ func (ec *executionContext) _Venue_capacity(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_Venue_capacity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Venue", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Venue_timeZone(ctx context.Context, field graphql.CollectedField, obj *eventide.Venue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Venue_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Venue().TimeZone(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Venue_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Venue", field, true, true, "String")
 }
 
 func (ec *executionContext) _Venue_events(ctx context.Context, field graphql.CollectedField, obj *eventide.Venue) (ret graphql.Marshaler) {
@@ -8532,7 +9679,7 @@ func (ec *executionContext) unmarshalInputCreateEventInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId"}
+	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId", "online", "onlineUrl", "timeZone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8588,6 +9735,27 @@ func (ec *executionContext) unmarshalInputCreateEventInput(ctx context.Context, 
 				return it, err
 			}
 			it.VenueID = data
+		case "online":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("online"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Online = data
+		case "onlineUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onlineUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnlineURL = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -8616,7 +9784,7 @@ func (ec *executionContext) unmarshalInputCreateVenueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "address", "city", "capacity"}
+	fieldsInOrder := [...]string{"name", "address", "city", "capacity", "timeZone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8651,6 +9819,13 @@ func (ec *executionContext) unmarshalInputCreateVenueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Capacity = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -8896,7 +10071,7 @@ func (ec *executionContext) unmarshalInputUpdateEventInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId"}
+	fieldsInOrder := [...]string{"title", "description", "startsAt", "endsAt", "capacity", "tags", "venueId", "online", "onlineUrl", "timeZone"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8951,7 +10126,28 @@ func (ec *executionContext) unmarshalInputUpdateEventInput(ctx context.Context, 
 			if err != nil {
 				return it, err
 			}
-			it.VenueID = data
+			it.VenueID = graphql.OmittableOf(data)
+		case "online":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("online"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Online = data
+		case "onlineUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("onlineUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OnlineURL = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -8966,6 +10162,76 @@ func (ec *executionContext) unmarshalInputUpdateEventInput(ctx context.Context, 
 func UnmarshalUpdateEventInput(ctx context.Context, raw any) (model.UpdateEventInput, error) {
 	var out model.UpdateEventInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateEventInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateVenueInput(ctx context.Context, obj any) (model.UpdateVenueInput, error) {
+	var it model.UpdateVenueInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "address", "city", "capacity", "timeZone"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		case "city":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("city"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.City = data
+		case "capacity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("capacity"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Capacity = graphql.OmittableOf(data)
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateVenueInput unmarshals raw into the UpdateVenueInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateVenueInput(ctx context.Context, raw any) (model.UpdateVenueInput, error) {
+	var out model.UpdateVenueInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateVenueInput", raw, &out)
 	return out, err
 }
 
@@ -9202,6 +10468,35 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "timeZone":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_timeZone(ctx, field, obj)
+				})
+		case "startsAtLocal":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_startsAtLocal(ctx, field, obj)
+				})
+		case "endsAtLocal":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_endsAtLocal(ctx, field, obj)
+				})
+		case "online":
+			out.Values[i] = ec._Event_online(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "onlineUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_onlineUrl(ctx, field, obj)
+				})
 		case "status":
 			out.Values[i] = ec._Event_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9267,6 +10562,12 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "registrations":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Event_registrations(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9496,6 +10797,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updateVenue":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateVenue(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resetCalendarToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resetCalendarToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createEvent":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createEvent(ctx, field)
@@ -9548,6 +10863,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "purgeCache":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_purgeCache(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeRegistration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeRegistration(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9779,6 +11101,105 @@ func (ec *executionContext) _Registration(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "updatedAt":
+			out.Values[i] = ec._Registration_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "waitlistPosition":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Registration_waitlistPosition(ctx, field, obj)
+				})
+		case "cancelReason":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Registration_cancelReason(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var registrationConnectionImplementors = []string{"RegistrationConnection"}
+
+func (ec *executionContext) _RegistrationConnection(ctx context.Context, sel ast.SelectionSet, obj *relay.RegistrationConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, registrationConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RegistrationConnection")
+		case "edges":
+			out.Values[i] = ec._RegistrationConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pageInfo":
+			out.Values[i] = ec._RegistrationConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "totalCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RegistrationConnection_totalCount(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var registrationEdgeImplementors = []string{"RegistrationEdge"}
+
+func (ec *executionContext) _RegistrationEdge(ctx context.Context, sel ast.SelectionSet, obj *relay.RegistrationEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, registrationEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RegistrationEdge")
+		case "cursor":
+			out.Values[i] = ec._RegistrationEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._RegistrationEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9961,6 +11382,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_memoryStats(ctx, fields[0])
 	case "securityEvents":
 		return ec._Subscription_securityEvents(ctx, fields[0])
+	case "myRegistrations":
+		return ec._Subscription_myRegistrations(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -10003,11 +11426,23 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "calendarUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_calendarUrl(ctx, field, obj)
+				})
 		case "organizedEvents":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_organizedEvents(ctx, field, obj)
+				})
+		case "registrations":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_registrations(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -10144,6 +11579,12 @@ func (ec *executionContext) _Venue(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "timeZone":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Venue_timeZone(ctx, field, obj)
+				})
 		case "events":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -10914,6 +12355,38 @@ func (ec *executionContext) marshalNRegistration2ᚖgithubᚗcomᚋeventideᚋse
 	return ec._Registration(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRegistrationConnection2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationConnection(ctx context.Context, sel ast.SelectionSet, v *relay.RegistrationConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RegistrationConnection!")
+		return graphql.Null
+	}
+	return ec._RegistrationConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRegistrationEdge2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*relay.RegistrationEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRegistrationEdge2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRegistrationEdge2ᚖgithubᚗcomᚋeventideᚋserverᚋrelayᚐRegistrationEdge(ctx context.Context, sel ast.SelectionSet, v *relay.RegistrationEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RegistrationEdge!")
+		return graphql.Null
+	}
+	return ec._RegistrationEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRegistrationStatus2githubᚗcomᚋeventideᚋserverᚋeventideᚐRegistrationStatus(ctx context.Context, v any) (eventide.RegistrationStatus, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := eventide.RegistrationStatus(tmp)
@@ -11070,6 +12543,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 
 func (ec *executionContext) unmarshalNUpdateEventInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateEventInput(ctx context.Context, v any) (model.UpdateEventInput, error) {
 	res, err := ec.unmarshalInputUpdateEventInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateVenueInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐUpdateVenueInput(ctx context.Context, v any) (model.UpdateVenueInput, error) {
+	res, err := ec.unmarshalInputUpdateVenueInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -11478,6 +12956,25 @@ func (ec *executionContext) marshalORegistration2ᚖgithubᚗcomᚋeventideᚋse
 		return graphql.Null
 	}
 	return ec._Registration(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORegistrationStatus2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistrationStatus(ctx context.Context, v any) (*eventide.RegistrationStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := eventide.RegistrationStatus(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORegistrationStatus2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRegistrationStatus(ctx context.Context, sel ast.SelectionSet, v *eventide.RegistrationStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx context.Context, v any) (*eventide.Role, error) {

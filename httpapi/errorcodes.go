@@ -101,13 +101,15 @@ func (c *codingWriter) finish() {
 }
 
 // Flush passes a streamed success on; an error held back is written by finish.
-func (c *codingWriter) Flush() {
+func (c *codingWriter) Flush() { _ = c.FlushError() }
+
+// FlushError is Flush reporting a failed write (a stream past its write deadline), as
+// http.ResponseController asks.
+func (c *codingWriter) FlushError() error {
 	if c.status != 0 {
-		return
+		return nil
 	}
-	if f, ok := c.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	return http.NewResponseController(c.ResponseWriter).Flush()
 }
 
 // Hijack lets a websocket upgrade through.

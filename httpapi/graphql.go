@@ -56,6 +56,12 @@ type GraphQLOptions struct {
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
+	// MultipartHeartbeat is how long a multipart subscription stays without a part before a
+	// heartbeat part is written (DefaultMultipartHeartbeat when 0).
+	MultipartHeartbeat time.Duration
+	// Operations reports each operation (metrics, and a span when tracing is on); nil: an
+	// unregistered one.
+	Operations *Operations
 }
 
 // maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
@@ -66,7 +72,8 @@ const maxCachedQueryBytes = 16 << 10
 const DefaultQueryCacheSize = 1000
 
 // NewGraphQL builds the gqlgen server with explicit transports: websocket (graphql-transport-ws
-// and graphql-ws, keepalive and ping/pong dead-peer detection on), Server-Sent Events, GET and POST.
+// and graphql-ws, keepalive and ping/pong dead-peer detection on), Server-Sent Events, multipart
+// subscriptions, GET and POST (with @defer: multipart.go).
 func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv := handler.New(es)
 	if o.InitTimeout <= 0 {
@@ -81,7 +88,9 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      15 * time.Second,
 	})
-	srv.AddTransport(sseTransport{}) // before POST: both take POST, SSE only as negotiated (isSSE)
+	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
+	srv.AddTransport(sseTransport{})
+	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
@@ -89,6 +98,12 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
 	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
+	// First, so outermost: its span is the parent of all the operation does, and it sees the
+	// refusals of every extension after it.
+	if o.Operations == nil {
+		o.Operations = NewOperations(nil, nil, 0)
+	}
+	srv.Use(o.Operations)
 	if o.APQ != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
 	}

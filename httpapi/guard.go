@@ -233,11 +233,11 @@ func (b *bodyBudget) clients() int {
 	return len(b.used)
 }
 
-// limitStreams refuses a long-lived stream (a websocket upgrade or an SSE subscription) beyond
-// max open streams per client address with 429, and reports it through t (a RATE_LIMITED security
-// event per client and window) when set. Both kinds share the one cap: they cost the server the
-// same (a connection, a goroutine, subscriptions), and a cap on websockets alone was walked around
-// over SSE. The address is the forwarded one behind a trusted proxy.
+// limitStreams refuses a long-lived stream (a websocket upgrade, an SSE or a multipart
+// subscription) beyond max open streams per client address with 429, and reports it through t (a
+// RATE_LIMITED security event per client and window) when set. All kinds share the one cap: they
+// cost the server the same (a connection, a goroutine, subscriptions), and a cap on websockets
+// alone was walked around over SSE. The address is the forwarded one behind a trusted proxy.
 func limitStreams(max int, t *security.Throttle) func(http.Handler) http.Handler {
 	l := newClientSlots(max)
 	return func(next http.Handler) http.Handler {
@@ -256,7 +256,7 @@ func limitStreams(max int, t *security.Throttle) func(http.Handler) http.Handler
 				}
 				w.Header().Set("Retry-After", "1")
 				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
-					fmt.Sprintf("too many open streams (websockets and SSE) from this client (at most %d)", max))
+					fmt.Sprintf("too many open streams (websockets, SSE and multipart) from this client (at most %d)", max))
 				return
 			}
 			defer l.release(key)

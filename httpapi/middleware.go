@@ -134,7 +134,7 @@ func accessLog(log *slog.Logger, m *metrics, trusted []netip.Prefix) func(http.H
 				level = slog.LevelDebug
 			}
 			log.Log(r.Context(), level, "request",
-				"method", r.Method, "path", r.URL.Path, "operation", opNameFrom(r.Context()), "status", rec.status,
+				"method", r.Method, "path", redactPath(r.URL.Path), "operation", opNameFrom(r.Context()), "status", rec.status,
 				"duration_ms", float64(d.Microseconds())/1000, "request_id", eventide.RequestIDFrom(r.Context()),
 				"client", clientAddr(r, trusted))
 		})
@@ -150,6 +150,10 @@ func routeOf(path string) string {
 		return "/playground"
 	case strings.HasPrefix(path, "/monitor"):
 		return "/monitor"
+	case strings.HasPrefix(path, eventFilePrefix):
+		return eventFilePrefix + "{id}" + icsSuffix
+	case strings.HasPrefix(path, feedPrefix):
+		return feedPrefix + "{token}" + icsSuffix
 	}
 	return "other"
 }

@@ -18,9 +18,14 @@ import (
 // Content negotiation of /graphql (API.md, "HTTP surface"): the client's Accept decides, by
 // q-value, then by how specific the range that names a type is, then by its order; the server's
 // own order breaks what is still tied (plain JSON first, so `*/*` gets application/json). A stream
-// is answered only when the client prefers one, or when the operation is a subscription and the
-// client accepts Server-Sent Events: urql's default Accept (application/graphql-response+json
-// first, text/event-stream after) gets plain JSON for its queries and mutations.
+// is answered only when the client prefers Server-Sent Events, or when the operation is a
+// subscription and the client accepts a stream: Server-Sent Events or multipart/mixed (Apollo's
+// multipart subscriptions), whichever it prefers, SSE on a tie. urql's default Accept
+// (application/graphql-response+json first, text/event-stream after) gets plain JSON for its
+// queries and mutations and SSE for its subscriptions; Apollo Client's subscription Accept
+// (multipart/mixed;subscriptionSpec=1.0 first) gets multipart. A query whose @defer leaves parts
+// to follow is answered in multipart/mixed when the client accepts it (transports.go), else as one
+// JSON answer with the parts merged.
 
 // The media types /graphql answers with.
 const (
@@ -158,25 +163,52 @@ func (a accept) jsonType() string {
 // acceptsSSE reports whether the client accepts Server-Sent Events at all.
 func (a accept) acceptsSSE() bool { return a[offerSSE].q > 0 }
 
+// acceptsMultipart reports whether the client accepts multipart/mixed at all.
+func (a accept) acceptsMultipart() bool { return a[offerMultipart].q > 0 }
+
+// acceptsJSON reports whether the client accepts a single JSON answer.
+func (a accept) acceptsJSON() bool { return a.best(offerJSON, offerGraphQLResponse) >= 0 }
+
+// subscriptionStream is the stream a subscription gets: the one of SSE and multipart the client
+// prefers (SSE on a tie), or streamNone when it accepts neither.
+func (a accept) subscriptionStream() streamKind {
+	switch a.best(offerSSE, offerMultipart) {
+	case offerSSE:
+		return streamSSE
+	case offerMultipart:
+		return streamMultipart
+	}
+	return streamNone
+}
+
 // prefersSSE reports whether Server-Sent Events is what the client wants most.
 func (a accept) prefersSSE() bool {
 	return a.best(offerJSON, offerGraphQLResponse, offerSSE, offerMultipart) == offerSSE
 }
 
 // servable reports whether the server can answer method with a type the client accepts:
-// JSON for GET, JSON or Server-Sent Events for POST. Multipart is not served yet.
+// JSON for GET; JSON, Server-Sent Events or multipart/mixed for POST.
 func (a accept) servable(method string) bool {
-	if method == http.MethodPost && a.acceptsSSE() {
+	if method == http.MethodPost && (a.acceptsSSE() || a.acceptsMultipart()) {
 		return true
 	}
-	return a.best(offerJSON, offerGraphQLResponse) >= 0
+	return a.acceptsJSON()
 }
+
+// streamKind is how a POST is answered when it is a long-lived stream.
+type streamKind uint8
+
+const (
+	streamNone      streamKind = iota
+	streamSSE                  // Server-Sent Events (graphql-sse's distinct connections mode)
+	streamMultipart            // a multipart/mixed subscription (Apollo's protocol, multipart.go)
+)
 
 // negotiation is a request's Accept, read once, and the stream decision, made once the body is in.
 type negotiation struct {
 	accept  accept
 	decided bool
-	sse     bool
+	stream  streamKind
 }
 
 type negotiationKey struct{}
@@ -216,7 +248,7 @@ func negotiate(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), negotiationKey{}, n))
 		if !isUpgrade(r) && !n.accept.servable(r.Method) {
 			writeError(w, r, http.StatusNotAcceptable, codeNotAcceptable,
-				"/graphql answers with application/graphql-response+json, application/json or, for POST, text/event-stream; the Accept header allows none of them")
+				"/graphql answers with application/graphql-response+json, application/json or, for POST, text/event-stream or multipart/mixed; the Accept header allows none of them")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -228,33 +260,46 @@ func isUpgrade(r *http.Request) bool {
 }
 
 // isStream reports whether r is a long-lived stream: a websocket upgrade, or a POST answered with
-// Server-Sent Events. Stream caps, sessions and the shutdown of streams all ask this, and the SSE
-// transport answers exactly the requests it says are SSE.
+// Server-Sent Events or as a multipart subscription. Stream caps, sessions and the shutdown of
+// streams all ask this, and the SSE and multipart transports answer exactly the requests it says
+// are theirs.
 func isStream(r *http.Request) bool {
-	return isUpgrade(r) || isSSE(r)
+	return isUpgrade(r) || httpStream(r) != streamNone
 }
 
-// isSSE reports whether the POST r is answered with Server-Sent Events: the client prefers them,
-// or accepts them and sends a subscription. The decision needs the body for the second case; it
-// is made once, when the body has been read (graphQLBody), and kept.
-func isSSE(r *http.Request) bool {
+// isSSE reports whether the POST r is answered with Server-Sent Events.
+func isSSE(r *http.Request) bool { return httpStream(r) == streamSSE }
+
+// isMultipartSubscription reports whether the POST r is a subscription answered in multipart/mixed.
+func isMultipartSubscription(r *http.Request) bool { return httpStream(r) == streamMultipart }
+
+// httpStream is the stream the POST r is answered with: SSE when the client prefers it, else, for
+// a subscription, the stream it prefers of those it accepts. The decision needs the body for the
+// second case; it is made once, when the body has been read (graphQLBody), and kept.
+func httpStream(r *http.Request) streamKind {
 	if r.Method != http.MethodPost {
-		return false
+		return streamNone
 	}
 	n, _ := r.Context().Value(negotiationKey{}).(*negotiation)
 	if n != nil && n.decided {
-		return n.sse
+		return n.stream
 	}
 	a := acceptOf(r)
 	body, inMemory := r.Body.(memBody)
-	sse, known := a.prefersSSE(), true
-	if !sse && a.acceptsSSE() {
-		sse, known = inMemory && isSubscription(body.b), inMemory
+	kind, known := streamNone, true
+	switch {
+	case a.prefersSSE():
+		kind = streamSSE
+	case a.subscriptionStream() != streamNone:
+		known = inMemory
+		if inMemory && isSubscription(body.b) {
+			kind = a.subscriptionStream()
+		}
 	}
 	if n != nil && known {
-		n.decided, n.sse = true, sse
+		n.decided, n.stream = true, kind
 	}
-	return sse
+	return kind
 }
 
 // maxScanTokens bounds the tokens isSubscription reads; a longer document is taken for no

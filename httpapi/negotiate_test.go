@@ -32,7 +32,7 @@ func TestAcceptNegotiation(t *testing.T) {
 		{"SSEByQ", "application/json;q=0.5, text/event-stream", mediaJSON, true, true, true},
 		{"SSERefused", "text/event-stream;q=0, */*", mediaJSON, false, false, true},
 		{"ApolloMultipart", `multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json`, mediaJSON, false, false, true},
-		{"MultipartOnly", "multipart/mixed", mediaJSON, false, false, false},
+		{"MultipartOnly", "multipart/mixed", mediaJSON, false, false, true},
 		{"HTML", "text/html", mediaJSON, false, false, false},
 		{"JSONRefused", "application/json;q=0", mediaJSON, false, false, false},
 		{"Browser", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", mediaJSON, true, false, true},
@@ -95,7 +95,7 @@ func TestOperationKind(t *testing.T) {
 	}
 }
 
-func TestIsSSE(t *testing.T) {
+func TestHTTPStream(t *testing.T) {
 	post := func(accept, body string) *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/graphql", nil)
 		r.Header.Set("Accept", accept)
@@ -103,24 +103,38 @@ func TestIsSSE(t *testing.T) {
 		r.Body = memBody{Reader: bytes.NewReader(b), b: b}
 		return r
 	}
-	const urql = "application/graphql-response+json, application/json, text/event-stream"
+	const (
+		urql        = "application/graphql-response+json, application/json, text/event-stream, multipart/mixed"
+		apolloSub   = "multipart/mixed;boundary=graphql;subscriptionSpec=1.0,application/graphql-response+json,application/json;q=0.9"
+		apolloDefer = "multipart/mixed;deferSpec=20220824,application/graphql-response+json,application/json;q=0.9"
+	)
 	for _, tc := range []struct {
 		accept, body string
-		want         bool
+		want         streamKind
 	}{
-		{urql, `{"query":"mutation { a }"}`, false},
-		{urql, `{"query":"{ a }"}`, false},
-		{urql, `{"query":"subscription { a }"}`, true},
-		{urql, `{"query":"query A { a } subscription B { a }","operationName":"B"}`, true},
-		{urql, `{"extensions":{"persistedQuery":{}}}`, false},
-		{urql, `{"query":"\u0073ubscription { a }"}`, true},
-		{"text/event-stream", `{"query":"{ a }"}`, true},
-		{"application/json", `{"query":"subscription { a }"}`, false},
-		{`multipart/mixed;subscriptionSpec=1.0, application/json`, `{"query":"subscription { a }"}`, false},
+		{urql, `{"query":"mutation { a }"}`, streamNone},
+		{urql, `{"query":"{ a }"}`, streamNone},
+		{urql, `{"query":"subscription { a }"}`, streamSSE},
+		{urql, `{"query":"query A { a } subscription B { a }","operationName":"B"}`, streamSSE},
+		{urql, `{"extensions":{"persistedQuery":{}}}`, streamNone},
+		{urql, `{"query":"\u0073ubscription { a }"}`, streamSSE},
+		{"text/event-stream", `{"query":"{ a }"}`, streamSSE},
+		{"application/json", `{"query":"subscription { a }"}`, streamNone},
+		{apolloSub, `{"query":"subscription { a }"}`, streamMultipart},
+		{apolloSub, `{"query":"{ a }"}`, streamNone},
+		{apolloDefer, `{"query":"{ a ... @defer { b } }"}`, streamNone}, // a query, answered in parts but not a stream
+		{"multipart/mixed", `{"query":"subscription { a }"}`, streamMultipart},
+		{"text/event-stream;q=0.5, multipart/mixed", `{"query":"subscription { a }"}`, streamMultipart},
+		{"text/event-stream, multipart/mixed", `{"query":"subscription { a }"}`, streamSSE},
+		{"*/*", `{"query":"subscription { a }"}`, streamSSE}, // a tie: SSE, as before multipart
+		{"multipart/mixed;q=0, application/json", `{"query":"subscription { a }"}`, streamNone},
 	} {
 		r := post(tc.accept, tc.body)
-		if got := isSSE(r); got != tc.want {
-			t.Errorf("isSSE(Accept %q, %s) = %v, want %v", tc.accept, tc.body, got, tc.want)
+		if got := httpStream(r); got != tc.want {
+			t.Errorf("httpStream(Accept %q, %s) = %v, want %v", tc.accept, tc.body, got, tc.want)
+		}
+		if got := isStream(r); got != (tc.want != streamNone) {
+			t.Errorf("isStream(Accept %q, %s) = %v", tc.accept, tc.body, got)
 		}
 	}
 	get := httptest.NewRequest(http.MethodGet, "/graphql", nil)

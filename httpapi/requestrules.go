@@ -25,8 +25,9 @@ const MaxErrors = 50
 //   - A string argument holds no C0 control character (U+0000 to U+001F): BAD_USER_INPUT naming
 //     the field, before any resolver runs, so no NUL byte reaches a store, a regular expression
 //     or a log line. Multi-line free text (the fields in freeText) may hold tab, LF and CR.
-//   - A subscription runs on a stream only (a websocket or Server-Sent Events): over
-//     plain JSON it is BAD_REQUEST, never a request held open for its first event.
+//   - A subscription runs on a stream only (a websocket, Server-Sent Events or a multipart
+//     subscription): over plain JSON it is BAD_REQUEST, never a request held open for its first
+//     event.
 //   - A response carries at most MaxErrors errors.
 type requestRules struct{}
 
@@ -45,7 +46,7 @@ func (requestRules) MutateOperationContext(_ context.Context, oc *graphql.Operat
 	}
 	if oc.Operation.Operation == ast.Subscription && !streaming(oc.Headers) {
 		return requestError(eventide.Errorf(eventide.CodeBadRequest,
-			"a subscription needs a stream: open a websocket (graphql-transport-ws), or POST with Accept: text/event-stream (multipart/mixed subscriptions are not served yet)"))
+			"a subscription needs a stream: open a websocket (graphql-transport-ws), or POST with Accept: text/event-stream or multipart/mixed;subscriptionSpec=1.0"))
 	}
 	s := argScan{doc: oc.Doc, vars: oc.Variables}
 	if err := s.selections(oc.Operation.SelectionSet); err != nil {
@@ -73,13 +74,14 @@ func requestError(e *eventide.Error) *gqlerror.Error {
 
 // streaming reports whether a subscription sent with headers h runs on a stream: a websocket
 // upgrade (its operations carry the upgrade request's headers) or a POST that accepts Server-Sent
-// Events (negotiation answers every such subscription with SSE: isSSE). Multipart is not served
-// yet: a subscription that accepts only multipart/mixed and JSON is refused at once, never held.
+// Events or multipart/mixed (negotiation answers every such subscription with one: httpStream).
+// One whose text negotiation could not see (sent by its APQ hash) reaches the POST transport,
+// which refuses it at once.
 func streaming(h http.Header) bool {
 	if strings.EqualFold(h.Get("Upgrade"), "websocket") {
 		return true
 	}
-	return parseAccept(h.Values("Accept")).acceptsSSE()
+	return parseAccept(h.Values("Accept")).subscriptionStream() != streamNone
 }
 
 // capErrors keeps the first MaxErrors-1 errors of errs and replaces the rest by one that says how

@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
@@ -40,7 +43,10 @@ func (memBody) Close() error { return nil }
 type pendingResponse struct {
 	deps cache.Deps
 	keep atomic.Bool
-	op   atomic.Pointer[string]
+	// partial: the operation was answered in parts (@defer); its body, multipart or merged, is
+	// never kept, so no repeat can be answered with half of it.
+	partial atomic.Bool
+	op      atomic.Pointer[string]
 }
 
 type pendingKey struct{}
@@ -48,7 +54,7 @@ type pendingKey struct{}
 // cacheResponses answers an anonymous query from rc when the same request's response is kept and
 // still exact, and keeps the responses of those it lets through when keepResponses marked them.
 // It runs behind every guard (throttle, CSRF, body limits) and right in front of gqlgen.
-func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
+func cacheResponses(rc *respcache.Cache, ops *Operations) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if rc == nil {
 			return next
@@ -59,9 +65,11 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			began := time.Now()
 			e, known := rc.Lookup(r.Context(), key)
 			if e != nil {
 				serveKept(w, r, e)
+				ops.countKept(e.Operation, time.Since(began))
 				return
 			}
 			// A response that was kept before (a popular page gone stale) is rebuilt once while
@@ -71,6 +79,7 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 				if waited {
 					if e := rc.Get(r.Context(), key); e != nil {
 						serveKept(w, r, e)
+						ops.countKept(e.Operation, time.Since(began))
 						return
 					}
 				} else {
@@ -81,7 +90,7 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 			ctx := cache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)
 			rec := &captureWriter{statusRecorder: statusRecorder{ResponseWriter: w}, limit: maxCapturedBytes}
 			next.ServeHTTP(rec, r.WithContext(ctx))
-			if rec.status != http.StatusOK || rec.over || !p.keep.Load() {
+			if rec.status != http.StatusOK || rec.over || !p.keep.Load() || p.partial.Load() {
 				return
 			}
 			keys, vals, until, ok := p.deps.Result()
@@ -101,6 +110,9 @@ func cacheResponses(rc *respcache.Cache) func(http.Handler) http.Handler {
 func serveKept(w http.ResponseWriter, r *http.Request, e *respcache.Entry) {
 	if o, _ := r.Context().Value(opNameKey{}).(*opName); o != nil {
 		o.name.Store(&e.Operation)
+	}
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attribute.Bool("eventide.response_cache.hit", true), attribute.String("graphql.operation.name", e.Operation))
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{e.ContentType}
@@ -158,7 +170,8 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 }
 
 // keepResponses is the gqlgen side of cacheResponses: it marks a response that may be kept, one
-// to a query selecting only CacheableRoots that ended without an error or extension.
+// to a query selecting only CacheableRoots that ended without an error or extension, and not
+// delivered in parts (@defer).
 type keepResponses struct{}
 
 var _ interface {
@@ -171,6 +184,9 @@ func (keepResponses) Validate(graphql.ExecutableSchema) error { return nil }
 func (keepResponses) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	p, _ := ctx.Value(pendingKey{}).(*pendingResponse)
+	if p != nil && resp != nil && resp.HasNext != nil {
+		p.partial.Store(true)
+	}
 	if p == nil || resp == nil || len(resp.Errors) > 0 || len(resp.Extensions) > 0 || !graphql.HasOperationContext(ctx) {
 		return resp
 	}

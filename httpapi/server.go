@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
@@ -52,8 +53,8 @@ type Options struct {
 	Throttle *security.Throttle
 	// Security, when set, hears of invalid tokens (TOKEN_INVALID).
 	Security *security.Log
-	// MaxSocketsPerClient caps open streams, websockets and SSE together, per client address
-	// (0: no cap).
+	// MaxSocketsPerClient caps open streams (websockets, SSE and multipart subscriptions
+	// together) per client address (0: no cap).
 	MaxSocketsPerClient int
 	// MaxConnectionsPerClient caps open connections per client address, and requests in flight
 	// per client behind a trusted proxy (0: no cap); see conns.go.
@@ -65,8 +66,9 @@ type Options struct {
 	// (DefaultReadTimeout when 0); a stream, once open, is not cut by it.
 	ReadTimeout time.Duration
 	// SSEKeepAlive is the interval of keep-alive comments on an idle SSE stream
-	// (DefaultSSEKeepAlive when 0); SSEWriteTimeout how long one SSE write may wait for its
-	// reader before the stream is cut (DefaultSSEWriteTimeout when 0).
+	// (DefaultSSEKeepAlive when 0); SSEWriteTimeout how long one write to an HTTP stream (SSE or
+	// a multipart subscription) may wait for its reader before the stream is cut
+	// (DefaultSSEWriteTimeout when 0).
 	SSEKeepAlive    time.Duration
 	SSEWriteTimeout time.Duration
 	// MetricsApart leaves /metrics off this server: it is served on its own listener
@@ -75,13 +77,24 @@ type Options struct {
 	// ResponseCache, when set, answers anonymous queries with kept responses; GraphQL must be
 	// built with the same cache (GraphQLOptions.ResponseCache) for it to keep any.
 	ResponseCache *respcache.Cache
-	// Sessions, when set, makes websockets and SSE streams follow their token and their user's
+	// Sessions, when set, makes websockets and HTTP streams follow their token and their user's
 	// current role (see Sessions).
 	Sessions *Sessions
+
+	// Calendar, when set, serves GET /events/{id}.ics and GET /calendar/{token}.ics; PublicURL,
+	// when set, is the base of the URLs calendarUrl gives out (else the request's scheme and host).
+	Calendar  Calendar
+	PublicURL string
 
 	// CORSAllowedHeaders are request headers a preflight accepts beyond BuiltinCORSHeaders
 	// (CORS_ALLOWED_HEADERS).
 	CORSAllowedHeaders []string
+
+	// Tracer, when set, makes each /graphql request a server span, under the caller's span when
+	// the request carries a W3C traceparent (nil: tracing off).
+	Tracer trace.Tracer
+	// Operations, the one GraphQLOptions has, counts the answers of the response cache too.
+	Operations *Operations
 }
 
 // Defaults of the HTTP timeouts (API.md: HTTP_READ_TIMEOUT, SSE keep-alive every 15 s).
@@ -117,7 +130,7 @@ type Server struct {
 	http *http.Server
 	log  *slog.Logger
 
-	// streams is cancelled at shutdown: every websocket and SSE request runs under it, so gqlgen
+	// streams is cancelled at shutdown: every websocket and HTTP stream runs under it, so gqlgen
 	// completes its subscriptions and sends a proper close.
 	streams     context.Context
 	stopStreams context.CancelFunc
@@ -163,7 +176,8 @@ func New(o Options) *Server {
 	gql := chain(o.GraphQL,
 		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
 		responseHints,
-		cacheResponses(o.ResponseCache), // outside responseHints: it sees the status they set
+		cacheResponses(o.ResponseCache, o.Operations), // outside responseHints: it sees the status they set
+		withCalendarBase(o.PublicURL),
 		s.trackStreams,
 		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps
 		limitStreams(o.MaxSocketsPerClient, o.Throttle),
@@ -176,9 +190,18 @@ func New(o Options) *Server {
 		authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger),
 		identify(o.TrustedProxies),
 		preventCSRF,
-		negotiate, // outermost: a method or an Accept /graphql cannot answer costs nothing
+		negotiate,               // a method or an Accept /graphql cannot answer costs nothing
+		traceRequests(o.Tracer), // outermost: the request's span covers every refusal too
 	)
 	mux.Handle("/graphql", gql)
+	if o.Calendar != nil {
+		// The guards of /graphql that need only the headers: who the client is, who the viewer
+		// is (a draft's organizer), and the client's budget.
+		ics := chain(calendarFiles(o.Calendar, o.Logger), throttle(o.Throttle), keyByViewer,
+			authenticate(o.Authenticator, o.Throttle, o.Security, o.Logger), identify(o.TrustedProxies))
+		mux.Handle(eventFilePrefix, ics)
+		mux.Handle(feedPrefix, ics)
+	}
 	if o.Monitor != nil {
 		mux.Handle("/monitor", o.Monitor)
 		mux.Handle("/monitor/", o.Monitor)
@@ -307,8 +330,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// trackStreams runs long-lived requests (websocket upgrades and SSE) under the streams context,
-// so Shutdown can end them properly, and counts them so Shutdown can wait for their close.
+// trackStreams runs long-lived requests (websocket upgrades, SSE and multipart subscriptions)
+// under the streams context, so Shutdown can end them properly, and counts them so Shutdown can
+// wait for their close. An HTTP stream writes through a streamWriter (write deadlines).
 func (s *Server) trackStreams(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isStream(r) {
@@ -317,14 +341,23 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		}
 		s.streamWG.Add(1)
 		defer s.streamWG.Done()
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		stop := context.AfterFunc(s.streams, cancel)
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		// The cause tells the multipart transport to say why in a last part.
+		stop := context.AfterFunc(s.streams, func() { cancel(errServerShutdown) })
 		defer stop()
-		if isSSE(r) {
-			sw := newSSEWriter(w, s.sseWriteTimeout, cancel)
+		ctx = withTransport(ctx, TransportWebsocket)
+		if kind := httpStream(r); kind != streamNone {
+			if kind == streamSSE {
+				ctx = withTransport(ctx, TransportSSE)
+			} else {
+				ctx = withTransport(ctx, TransportMultipart)
+			}
+			sw := newStreamWriter(w, s.sseWriteTimeout, func() { cancel(nil) })
 			defer sw.close()
-			sw.keepAlive(s.sseKeepAlive)
+			if kind == streamSSE { // a multipart subscription writes its own heartbeats
+				sw.keepAlive(s.sseKeepAlive)
+			}
 			w = sw
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))

@@ -21,7 +21,7 @@ import (
 // a change: the backstop for an invalidation lost on its way between replicas (Redis down).
 const DefaultSessionRecheck = 10 * time.Second
 
-// Sessions keeps the long-lived connections of signed-in users — websockets and SSE streams — so
+// Sessions keeps the long-lived connections of signed-in users — websockets and HTTP streams — so
 // that what they may see follows their token and their current role, not the ones they had when
 // they connected (a frozen viewer let a demoted admin promote themself back over an open socket):
 //

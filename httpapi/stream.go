@@ -8,21 +8,23 @@ import (
 	"time"
 )
 
-// Server-Sent Events: gqlgen's transport.SSE speaks the protocol (graphql-sse's distinct
-// connections mode: ":" first, then "event: next" / "event: complete"); sseWriter, between it and
-// the connection, adds what it lacks:
+// HTTP streams: Server-Sent Events, where gqlgen's transport.SSE speaks the protocol
+// (graphql-sse's distinct connections mode: ":" first, then "event: next" / "event: complete"),
+// and multipart subscriptions (multipart.go). streamWriter, between the transport and the
+// connection, adds what gqlgen's SSE lacks (the multipart transport writes its own heartbeats,
+// and takes the rest):
 //
 //   - a write deadline: each write and flush may wait writeTimeout for the reader, then the
 //     stream fails and its request context ends, so a reader that stalls frees its goroutine,
 //     subscription and connection instead of holding them for ever;
-//   - keep-alive comments (": ping") after keepAlive without a write, at event boundaries only
+//   - for SSE, keep-alive comments (": ping") after keepAlive without a write, at event boundaries only
 //     (what was written so far ends with a blank line), so proxies and clients keep an idle stream;
 //   - no write after the handler returned (gqlgen's own keep-alive goroutine could race with the
 //     end of the request).
 
 var errStreamClosed = errors.New("httpapi: stream closed")
 
-type sseWriter struct {
+type streamWriter struct {
 	http.ResponseWriter
 	rc           *http.ResponseController
 	writeTimeout time.Duration
@@ -37,14 +39,14 @@ type sseWriter struct {
 	stop     chan struct{}
 }
 
-func newSSEWriter(w http.ResponseWriter, writeTimeout time.Duration, fail func()) *sseWriter {
-	return &sseWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout,
+func newStreamWriter(w http.ResponseWriter, writeTimeout time.Duration, fail func()) *streamWriter {
+	return &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout,
 		fail: fail, stop: make(chan struct{})}
 }
 
-func (s *sseWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (s *sseWriter) WriteHeader(code int) {
+func (s *streamWriter) WriteHeader(code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -53,13 +55,13 @@ func (s *sseWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *sseWriter) Write(b []byte) (int, error) {
+func (s *streamWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.writeLocked(b)
 }
 
-func (s *sseWriter) writeLocked(b []byte) (int, error) {
+func (s *streamWriter) writeLocked(b []byte) (int, error) {
 	if s.closed {
 		return 0, errStreamClosed
 	}
@@ -82,15 +84,15 @@ func (s *sseWriter) writeLocked(b []byte) (int, error) {
 }
 
 // Flush sends what is buffered, within the write deadline.
-func (s *sseWriter) Flush() { _ = s.FlushError() }
+func (s *streamWriter) Flush() { _ = s.FlushError() }
 
-func (s *sseWriter) FlushError() error {
+func (s *streamWriter) FlushError() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.flushLocked()
 }
 
-func (s *sseWriter) flushLocked() error {
+func (s *streamWriter) flushLocked() error {
 	if s.closed {
 		return errStreamClosed
 	}
@@ -102,20 +104,20 @@ func (s *sseWriter) flushLocked() error {
 	return err
 }
 
-func (s *sseWriter) deadlineLocked() {
+func (s *streamWriter) deadlineLocked() {
 	if s.writeTimeout > 0 {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	}
 }
 
 // failLocked gives the stream up: nothing more is written, and the request's context ends.
-func (s *sseWriter) failLocked() {
+func (s *streamWriter) failLocked() {
 	s.closed = true
 	s.fail()
 }
 
 // keepAlive writes a comment whenever the stream has been idle for interval, until close.
-func (s *sseWriter) keepAlive(interval time.Duration) {
+func (s *streamWriter) keepAlive(interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
@@ -146,7 +148,7 @@ func (s *sseWriter) keepAlive(interval time.Duration) {
 // close ends the writer when the handler returns: later writes are dropped. The end of the
 // response (the last chunk) gets a fresh write deadline; the connection's ConnState hook clears it
 // once the connection is idle again.
-func (s *sseWriter) close() {
+func (s *streamWriter) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {

@@ -14,7 +14,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("i/o time
 
 func TestSSEWriter(t *testing.T) {
 	t.Run("Boundaries", func(t *testing.T) {
-		w := newSSEWriter(httptest.NewRecorder(), 0, func() {})
+		w := newStreamWriter(httptest.NewRecorder(), 0, func() {})
 		for _, tc := range []struct {
 			write    string
 			boundary bool
@@ -35,7 +35,7 @@ func TestSSEWriter(t *testing.T) {
 	})
 	t.Run("NothingAfterClose", func(t *testing.T) {
 		rec := httptest.NewRecorder()
-		w := newSSEWriter(rec, 0, func() {})
+		w := newStreamWriter(rec, 0, func() {})
 		_, _ = w.Write([]byte(":\n\n"))
 		w.close()
 		if _, err := w.Write([]byte(": ping\n\n")); !errors.Is(err, errStreamClosed) {
@@ -48,7 +48,7 @@ func TestSSEWriter(t *testing.T) {
 	})
 	t.Run("ErrWriteEndsTheStream", func(t *testing.T) {
 		failed := 0
-		w := newSSEWriter(failingWriter{httptest.NewRecorder()}, 0, func() { failed++ })
+		w := newStreamWriter(failingWriter{httptest.NewRecorder()}, 0, func() { failed++ })
 		if _, err := w.Write([]byte("event: next\n\n")); err == nil {
 			t.Fatal("the failed write reported no error")
 		}

@@ -25,7 +25,9 @@ import (
 //     rule refuses the operation before it runs) carries no "data" key, and its status is 200
 //     in application/json and a 4xx in application/graphql-response+json;
 //   - a mutation or subscription over GET is 405 METHOD_NOT_ALLOWED with Allow: POST;
-//   - Server-Sent Events answer exactly the requests isSSE names, whatever else Accept lists.
+//   - Server-Sent Events and multipart subscriptions answer exactly the requests negotiation
+//     names (httpStream), whatever else Accept lists;
+//   - a query with @defer is answered whole: in parts over multipart/mixed, or merged (multipart.go).
 
 // sseTransport is gqlgen's SSE transport, taking only the requests negotiation makes streams:
 // gqlgen's own takes any POST whose Accept merely contains "text/event-stream".
@@ -52,21 +54,30 @@ func (postTransport) Supports(r *http.Request) bool { return isJSONRequest(r) }
 func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	mt := responseType(r)
 	w.Header().Set("Content-Type", mt)
+	params, ok := readPOST(w, r)
+	if !ok {
+		return
+	}
+	run(w, r, exec, params, mt, false)
+}
+
+// readPOST reads the GraphQL request of a JSON POST, or answers BAD_REQUEST.
+func readPOST(w http.ResponseWriter, r *http.Request) (*graphql.RawParams, bool) {
 	start := graphql.Now()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest, "could not read the request body")
-		return
+		return nil, false
 	}
 	params := &graphql.RawParams{}
 	if err := decodeJSON(body, params); err != nil {
 		writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest,
 			"the request body must be a JSON object {query, variables, operationName, extensions}")
-		return
+		return nil, false
 	}
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	run(w, r, exec, params, mt, false)
+	return params, true
 }
 
 // getTransport runs a query sent as GET /graphql?query=...&variables=...
@@ -103,17 +114,25 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	run(w, r, exec, params, mt, true)
 }
 
-// run creates the operation of params and answers it: a request error with its status and no
-// data, a query over GET only, else the executed response.
+// run creates the operation of params and answers it.
 func run(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, mt string, get bool) {
+	oc, errs := exec.CreateOperationContext(r.Context(), params)
+	answer(w, r, exec, oc, errs, mt, get)
+}
+
+// answer answers the operation oc (or its request errors errs): a request error with its status
+// and no data, a query over GET only, a subscription never (it needs a stream), else the executed
+// response. A query whose @defer leaves parts to follow is answered in multipart/mixed when the
+// client prefers that to JSON, else with every part merged into one JSON answer; a client that
+// accepts no JSON at all gets its one answer as a multipart part.
+func answer(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, oc *graphql.OperationContext, errs gqlerror.List, mt string, get bool) {
 	ctx := r.Context()
-	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs == nil && oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
 		// Never held open for its first event: negotiation sends every subscription that
-		// accepts a stream to the SSE transport, so this one accepts none (or its text came
-		// from the APQ cache, out of negotiation's sight).
+		// accepts a stream to the SSE or multipart transport, so this one accepts none (or its
+		// text came from the APQ cache, out of negotiation's sight).
 		errs = gqlerror.List{requestError(eventide.Errorf(eventide.CodeBadRequest,
-			"a subscription needs a stream: open a websocket (graphql-transport-ws), or POST its query with Accept: text/event-stream"))}
+			"a subscription needs a stream: open a websocket (graphql-transport-ws), or POST its query with Accept: text/event-stream or multipart/mixed;subscriptionSpec=1.0"))}
 	}
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs)
@@ -127,7 +146,25 @@ func run(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, par
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	deferred := resp != nil && resp.HasNext != nil && *resp.HasNext
+	a := acceptOf(r)
+	if resp != nil && (deferred && a.best(offerJSON, offerGraphQLResponse, offerMultipart) == offerMultipart ||
+		!a.acceptsJSON() && a.acceptsMultipart()) {
+		writeIncremental(ctx, w, resp, responses)
+		return
+	}
+	if deferred {
+		merged, err := mergeDeferred(ctx, resp, responses)
+		if err != nil {
+			if ctx.Err() == nil {
+				panic(err) // gqlgen's handler recovers it into a masked 500
+			}
+			return // the client is gone
+		}
+		resp = merged
+	}
+	writeResponse(w, resp)
 }
 
 // requestErrorStatus is the status of a request error in media type mt: 200 in application/json

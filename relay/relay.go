@@ -100,3 +100,28 @@ func Venues(c *eventide.Conn[*eventide.Venue], count Counter) *VenueConnection {
 
 // TotalCount counts every matching venue.
 func (c *VenueConnection) TotalCount(ctx context.Context) (int, error) { return c.count(ctx) }
+
+// RegistrationEdge is a registration and its cursor.
+type RegistrationEdge struct {
+	Cursor string
+	Node   *eventide.Registration
+}
+
+// RegistrationConnection is a page of registrations.
+type RegistrationConnection struct {
+	Edges    []*RegistrationEdge
+	PageInfo *PageInfo
+	count    Counter
+}
+
+// Registrations builds a connection from a store page and a counter.
+func Registrations(c *eventide.Conn[*eventide.Registration], count Counter) *RegistrationConnection {
+	edges := make([]*RegistrationEdge, len(c.Items))
+	for i, r := range c.Items {
+		edges[i] = &RegistrationEdge{Cursor: c.Cursors[i], Node: r}
+	}
+	return &RegistrationConnection{Edges: edges, PageInfo: pageInfo(c), count: count}
+}
+
+// TotalCount counts every matching registration.
+func (c *RegistrationConnection) TotalCount(ctx context.Context) (int, error) { return c.count(ctx) }

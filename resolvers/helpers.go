@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventide/server/auth"
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/relay"
@@ -113,8 +114,9 @@ func cleanEmail(email string) (string, error) {
 }
 
 // applyEventInput validates a create or update input onto ev, looking the venue up when it
-// changes. Fields absent from the input stay as they are.
-func (r *Resolver) applyEventInput(ctx context.Context, ev *eventide.Event, in model.UpdateEventInput) error {
+// changes. Fields absent from the input stay as they are; a venueId given as null removes the
+// venue. creating adds the rules of a new event (it may not start in the past).
+func (r *Resolver) applyEventInput(ctx context.Context, ev *eventide.Event, in model.UpdateEventInput, creating bool) error {
 	var err error
 	if in.Title != nil {
 		if ev.Title, err = text("title", *in.Title, maxTitle, true); err != nil {
@@ -140,8 +142,26 @@ func (r *Resolver) applyEventInput(ctx context.Context, ev *eventide.Event, in m
 	if in.Capacity != nil {
 		ev.Capacity = *in.Capacity
 	}
-	if in.VenueID != nil {
-		ev.VenueID = *in.VenueID
+	hadVenue := ev.VenueID != ""
+	if v, set := in.VenueID.ValueOK(); set {
+		ev.VenueID = ""
+		if v != nil {
+			ev.VenueID = strings.TrimSpace(*v)
+		}
+	}
+	if err := applyOnline(ev, in); err != nil {
+		return err
+	}
+	zone := ""
+	if in.TimeZone != nil {
+		loc, err := eventide.ValidTimeZone("timeZone", *in.TimeZone)
+		if err != nil {
+			return err
+		}
+		zone = loc.String()
+	}
+	if creating && ev.StartsAt.Before(r.now()) {
+		return eventide.InvalidField("startsAt", "a new event may not start in the past")
 	}
 	if !ev.EndsAt.After(ev.StartsAt) {
 		return eventide.InvalidField("endsAt", "must be after startsAt")
@@ -162,8 +182,135 @@ func (r *Resolver) applyEventInput(ctx context.Context, ev *eventide.Event, in m
 			return eventide.InvalidField("capacity", "must be at most the venue's capacity (%d)", *v.Capacity)
 		}
 		ev.City = v.City
+		vz := eventide.ZoneOr(v.TimeZone)
+		if zone != "" && zone != vz {
+			return eventide.InvalidField("timeZone", "an event at a venue is in the venue's time zone (%s)", vz)
+		}
+		ev.TimeZone = vz
+		return nil
+	}
+	switch {
+	case zone != "":
+		ev.TimeZone = zone
+	case ev.Online && (creating || hadVenue):
+		return eventide.InvalidField("timeZone", "an online event without a venue must name its time zone")
+	case creating:
+		ev.TimeZone = eventide.DefaultTimeZone
 	}
 	return nil
+}
+
+// maxOnlineURL bounds an online event's link.
+const maxOnlineURL = 2000
+
+// applyOnline applies online and onlineUrl: a link needs an online event, and turning an event
+// offline removes its link.
+func applyOnline(ev *eventide.Event, in model.UpdateEventInput) error {
+	if in.Online != nil {
+		ev.Online = *in.Online
+		if !ev.Online {
+			ev.OnlineURL = ""
+		}
+	}
+	if in.OnlineURL == nil {
+		return nil
+	}
+	u := strings.TrimSpace(*in.OnlineURL)
+	if u == "" {
+		ev.OnlineURL = ""
+		return nil
+	}
+	if !ev.Online {
+		return eventide.InvalidField("onlineUrl", "only an online event has a link (set online: true)")
+	}
+	p, err := url.Parse(u)
+	if len(u) > maxOnlineURL || err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" ||
+		strings.ContainsFunc(u, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return eventide.InvalidField("onlineUrl", "must be an http or https URL of at most %d characters", maxOnlineURL)
+	}
+	ev.OnlineURL = u
+	return nil
+}
+
+// applyVenueInput validates an updateVenue input onto v; absent fields stay as they are.
+func applyVenueInput(v *eventide.Venue, in model.UpdateVenueInput) error {
+	var err error
+	if in.Name != nil {
+		if v.Name, err = text("name", *in.Name, maxName, true); err != nil {
+			return err
+		}
+	}
+	if in.Address != nil {
+		if v.Address, err = text("address", *in.Address, maxAddress, true); err != nil {
+			return err
+		}
+	}
+	if in.City != nil {
+		if v.City, err = text("city", *in.City, maxName, true); err != nil {
+			return err
+		}
+	}
+	if c, set := in.Capacity.ValueOK(); set {
+		if c != nil && (*c <= 0 || *c > maxCapacity) {
+			return eventide.InvalidField("capacity", "must be between 1 and %d", maxCapacity)
+		}
+		v.Capacity = c
+	}
+	if in.TimeZone != nil {
+		loc, err := eventide.ValidTimeZone("timeZone", *in.TimeZone)
+		if err != nil {
+			return err
+		}
+		v.TimeZone = loc.String()
+	}
+	return nil
+}
+
+// eventZone is the zone of ev's local times: its venue's, read through the loader (so a cached
+// event shows its venue's new zone), else its own.
+func (r *Resolver) eventZone(ctx context.Context, ev *eventide.Event) (string, error) {
+	if ev.VenueID == "" {
+		return eventide.EventZone(ev, nil), nil
+	}
+	v, err := r.loaders(ctx).Venues.Load(ctx, ev.VenueID)
+	if eventide.IsCode(err, eventide.CodeNotFound) {
+		return eventide.EventZone(ev, nil), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return eventide.EventZone(ev, v), nil
+}
+
+// onlineURL is ev's link as the viewer may see it: null to anonymous viewers (so no anonymous
+// response, cached or not, ever holds it), to the waitlisted and to everyone but confirmed
+// attendees, the organizer and admins.
+func (r *Resolver) onlineURL(ctx context.Context, ev *eventide.Event) (*string, error) {
+	viewer := eventide.ViewerFrom(ctx)
+	if viewer == nil || !ev.Online || ev.OnlineURL == "" {
+		return nil, nil
+	}
+	var reg *eventide.Registration
+	if viewer.ID != ev.OrganizerID && viewer.Role != eventide.RoleAdmin {
+		var err error
+		if reg, err = r.loaders(ctx).Registrations.Load(ctx, ev.ID); err != nil && !eventide.IsCode(err, eventide.CodeNotFound) {
+			return nil, err
+		}
+	}
+	if !ev.CanSeeOnlineURL(viewer, reg) {
+		return nil, nil
+	}
+	u := ev.OnlineURL
+	return &u, nil
+}
+
+// calendarURL is the feed URL of userID for secret: PublicURL, else the request's own base.
+func (r *Resolver) calendarURL(ctx context.Context, userID, secret string) string {
+	base := r.PublicURL
+	if base == "" {
+		base = calendar.BaseFrom(ctx)
+	}
+	return strings.TrimRight(base, "/") + calendar.FeedPath(r.Calendar.Token(userID, secret))
 }
 
 // publish tells subscribers of an event that it changed. It runs after the write returned (and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/cache"
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/dataloader"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph/model"
@@ -41,8 +42,10 @@ type Resolver struct {
 	Store  Store
 	Auth   *auth.Auth
 	Events EventBus
-	Cache  CacheAdmin
-	Log    *slog.Logger
+	// Registrations carries myRegistrations (optional).
+	Registrations RegistrationBus
+	Cache         CacheAdmin
+	Log           *slog.Logger
 	// Security is the security event log; Throttle and BruteForce guard login. All optional.
 	Security   *security.Log
 	Throttle   *security.Throttle
@@ -56,6 +59,10 @@ type Resolver struct {
 	// Server describes this process for serverInfo.
 	Server model.ServerInfo
 	Now    func() time.Time
+	// Calendar makes the tokens of calendar feed URLs; PublicURL, when set, is the base those
+	// URLs start with (PUBLIC_URL), else the request's own (calendar.BaseFrom).
+	Calendar  *calendar.Keys
+	PublicURL string
 	// Loaders configures the loaders made when a resolver runs outside dataloader.Middleware
 	// (tests that call the executor directly).
 	Loaders dataloader.Options

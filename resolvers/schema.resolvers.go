@@ -7,10 +7,13 @@ package resolvers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/eventide/server/cache"
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
@@ -18,6 +21,28 @@ import (
 	"github.com/eventide/server/relay"
 	"github.com/eventide/server/security"
 )
+
+// TimeZone is the resolver for the timeZone field.
+func (r *eventResolver) TimeZone(ctx context.Context, obj *eventide.Event) (string, error) {
+	return r.eventZone(ctx, obj)
+}
+
+// StartsAtLocal is the resolver for the startsAtLocal field.
+func (r *eventResolver) StartsAtLocal(ctx context.Context, obj *eventide.Event) (string, error) {
+	z, err := r.eventZone(ctx, obj)
+	return eventide.LocalTime(obj.StartsAt, eventide.Location(z)), err
+}
+
+// EndsAtLocal is the resolver for the endsAtLocal field.
+func (r *eventResolver) EndsAtLocal(ctx context.Context, obj *eventide.Event) (string, error) {
+	z, err := r.eventZone(ctx, obj)
+	return eventide.LocalTime(obj.EndsAt, eventide.Location(z)), err
+}
+
+// OnlineURL is the resolver for the onlineUrl field.
+func (r *eventResolver) OnlineURL(ctx context.Context, obj *eventide.Event) (*string, error) {
+	return r.onlineURL(ctx, obj)
+}
 
 // Venue is the resolver for the venue field.
 func (r *eventResolver) Venue(ctx context.Context, obj *eventide.Event) (*eventide.Venue, error) {
@@ -71,6 +96,11 @@ func (r *eventResolver) CancelReason(ctx context.Context, obj *eventide.Event) (
 	}
 	reason := obj.CancelReason
 	return &reason, nil
+}
+
+// Registrations is the resolver for the registrations field.
+func (r *eventResolver) Registrations(ctx context.Context, obj *eventide.Event, status *eventide.RegistrationStatus, first *int, after *string) (*relay.RegistrationConnection, error) {
+	return r.eventRegistrations(ctx, obj, status, first, after)
 }
 
 func (r *memoryStatsResolver) MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error) {
@@ -172,7 +202,14 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 
 // CreateVenue is the resolver for the createVenue field.
 func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVenueInput) (*eventide.Venue, error) {
-	v := &eventide.Venue{Capacity: input.Capacity, CreatedByID: eventide.ViewerFrom(ctx).ID}
+	v := &eventide.Venue{Capacity: input.Capacity, CreatedByID: eventide.ViewerFrom(ctx).ID, TimeZone: eventide.DefaultTimeZone}
+	if input.TimeZone != nil {
+		loc, err := eventide.ValidTimeZone("timeZone", *input.TimeZone)
+		if err != nil {
+			return nil, err
+		}
+		v.TimeZone = loc.String()
+	}
 	var err error
 	if v.Name, err = text("name", input.Name, maxName, true); err != nil {
 		return nil, err
@@ -193,6 +230,38 @@ func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVe
 	return v, nil
 }
 
+// UpdateVenue is the resolver for the updateVenue field.
+func (r *mutationResolver) UpdateVenue(ctx context.Context, id string, input model.UpdateVenueInput) (*eventide.Venue, error) {
+	viewer := eventide.ViewerFrom(ctx)
+	v, err := r.Store.UpdateVenue(ctx, id, func(v *eventide.Venue) error {
+		if viewer == nil || (viewer.ID != v.CreatedByID && viewer.Role != eventide.RoleAdmin) {
+			return eventide.Errorf(eventide.CodeForbidden, "only the venue's creator or an admin may change it")
+		}
+		return applyVenueInput(v, input)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.wrote(ctx)
+	if viewer.Role == eventide.RoleAdmin && viewer.ID != v.CreatedByID {
+		r.adminAction(ctx, "updateVenue on venue %s (%q) of %s", v.ID, v.Name, v.CreatedByID)
+	}
+	return v, nil
+}
+
+// ResetCalendarToken is the resolver for the resetCalendarToken field.
+func (r *mutationResolver) ResetCalendarToken(ctx context.Context) (string, error) {
+	viewer := eventide.ViewerFrom(ctx)
+	if r.Calendar == nil {
+		return "", eventide.Internal(errors.New("resetCalendarToken: no calendar keys configured"))
+	}
+	secret := calendar.NewSecret()
+	if err := r.Store.SetCalendarSecret(ctx, viewer.ID, secret); err != nil {
+		return "", err
+	}
+	return r.calendarURL(ctx, viewer.ID, secret), nil
+}
+
 // CreateEvent is the resolver for the createEvent field.
 func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEventInput) (*eventide.Event, error) {
 	ev := &eventide.Event{Status: eventide.EventDraft, OrganizerID: eventide.ViewerFrom(ctx).ID, Tags: []string{}}
@@ -202,8 +271,9 @@ func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEv
 	}
 	err := r.applyEventInput(ctx, ev, model.UpdateEventInput{
 		Title: &input.Title, Description: &desc, StartsAt: &input.StartsAt, EndsAt: &input.EndsAt,
-		Capacity: &input.Capacity, Tags: input.Tags, VenueID: input.VenueID,
-	})
+		Capacity: &input.Capacity, Tags: input.Tags, VenueID: graphql.OmittableOf(input.VenueID),
+		Online: input.Online, OnlineURL: input.OnlineURL, TimeZone: input.TimeZone,
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +287,8 @@ func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEv
 // UpdateEvent is the resolver for the updateEvent field.
 func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input model.UpdateEventInput) (*eventide.Event, error) {
 	viewer := eventide.ViewerFrom(ctx)
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
 		if err := checkManage(viewer, ev); err != nil {
 			return err
@@ -224,7 +296,7 @@ func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input mod
 		if ev.Status == eventide.EventCancelled {
 			return eventide.InvalidField("id", "a cancelled event cannot be changed")
 		}
-		return r.applyEventInput(ctx, ev, input)
+		return r.applyEventInput(ctx, ev, input, false)
 	})
 	if err != nil {
 		return nil, err
@@ -267,6 +339,8 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 			return nil, err
 		}
 	}
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
 		if err := checkManage(viewer, ev); err != nil {
 			return err
@@ -285,6 +359,8 @@ func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *s
 
 // RegisterForEvent is the resolver for the registerForEvent field.
 func (r *mutationResolver) RegisterForEvent(ctx context.Context, eventID string) (*eventide.Registration, error) {
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	reg, ev, err := r.Store.Register(ctx, eventID, eventide.ViewerFrom(ctx).ID, r.now())
 	if err != nil {
 		return nil, err
@@ -296,6 +372,8 @@ func (r *mutationResolver) RegisterForEvent(ctx context.Context, eventID string)
 
 // CancelRegistration is the resolver for the cancelRegistration field.
 func (r *mutationResolver) CancelRegistration(ctx context.Context, eventID string) (*eventide.Registration, error) {
+	ctx, tell := r.tracking(ctx)
+	defer tell()
 	reg, ev, err := r.Store.CancelRegistration(ctx, eventID, eventide.ViewerFrom(ctx).ID, r.now())
 	if err != nil {
 		return nil, err
@@ -333,6 +411,11 @@ func (r *mutationResolver) PurgeCache(ctx context.Context) (int, error) {
 	r.Log.InfoContext(ctx, "cache purged", "entries", n, "by", eventide.ViewerFrom(ctx).ID)
 	r.adminAction(ctx, "purgeCache dropped %d cache entries", n)
 	return n, nil
+}
+
+// RemoveRegistration is the resolver for the removeRegistration field.
+func (r *mutationResolver) RemoveRegistration(ctx context.Context, id string, reason *string) (*eventide.Registration, error) {
+	return r.removeRegistration(ctx, id, reason)
 }
 
 // Me is the resolver for the me field.
@@ -508,6 +591,19 @@ func (r *registrationResolver) User(ctx context.Context, obj *eventide.Registrat
 	return r.loaders(ctx).Users.Load(ctx, obj.UserID)
 }
 
+// WaitlistPosition is the resolver for the waitlistPosition field.
+func (r *registrationResolver) WaitlistPosition(ctx context.Context, obj *eventide.Registration) (*int, error) {
+	return r.waitlistPosition(ctx, obj)
+}
+
+// CancelReason is the resolver for the cancelReason field.
+func (r *registrationResolver) CancelReason(ctx context.Context, obj *eventide.Registration) (*string, error) {
+	if obj.Status != eventide.RegistrationCancelled {
+		return nil, nil
+	}
+	return optional(obj.CancelReason), nil
+}
+
 func (r *securityEventResolver) IP(ctx context.Context, obj *security.Event) (*string, error) {
 	return optional(obj.IP), nil
 }
@@ -582,6 +678,11 @@ func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *
 	return out, nil
 }
 
+// MyRegistrations is the resolver for the myRegistrations field.
+func (r *subscriptionResolver) MyRegistrations(ctx context.Context) (<-chan *eventide.Registration, error) {
+	return r.myRegistrations(ctx)
+}
+
 // Email is the resolver for the email field.
 func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, error) {
 	v := eventide.ViewerFrom(ctx)
@@ -592,6 +693,20 @@ func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, 
 	return &email, nil
 }
 
+// CalendarURL is the resolver for the calendarUrl field.
+func (r *userResolver) CalendarURL(ctx context.Context, obj *eventide.User) (*string, error) {
+	v := eventide.ViewerFrom(ctx)
+	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) || r.Calendar == nil {
+		return nil, nil
+	}
+	secret, err := r.Store.CalendarSecret(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	u := r.calendarURL(ctx, obj.ID, secret)
+	return &u, nil
+}
+
 // OrganizedEvents is the resolver for the organizedEvents field.
 func (r *userResolver) OrganizedEvents(ctx context.Context, obj *eventide.User, first *int, after *string) (*relay.EventConnection, error) {
 	v := eventide.ViewerFrom(ctx)
@@ -600,6 +715,16 @@ func (r *userResolver) OrganizedEvents(ctx context.Context, obj *eventide.User, 
 		q.NoDrafts = true
 	}
 	return r.eventConnection(ctx, q, page(first, after))
+}
+
+// Registrations is the resolver for the registrations field.
+func (r *userResolver) Registrations(ctx context.Context, obj *eventide.User, status *eventide.RegistrationStatus, upcoming *bool, first *int, after *string) (*relay.RegistrationConnection, error) {
+	return r.ownRegistrations(ctx, obj, status, upcoming, first, after)
+}
+
+// TimeZone is the resolver for the timeZone field.
+func (r *venueResolver) TimeZone(ctx context.Context, obj *eventide.Venue) (string, error) {
+	return eventide.ZoneOr(obj.TimeZone), nil
 }
 
 // Events is the resolver for the events field.

@@ -76,7 +76,7 @@ func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.
 
 	venues := make([]*eventide.Venue, len(p.venues))
 	for i, pv := range p.venues {
-		v := &eventide.Venue{Name: pv.name, Address: pv.address, City: pv.city, CreatedByID: users[pv.creator].ID}
+		v := &eventide.Venue{Name: pv.name, Address: pv.address, City: pv.city, CreatedByID: users[pv.creator].ID, TimeZone: pv.zone}
 		if pv.capacity > 0 {
 			v.Capacity = new(pv.capacity)
 		}
@@ -92,6 +92,7 @@ func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.
 			Title: pe.title, Description: pe.description, StartsAt: pe.startsAt, EndsAt: pe.endsAt,
 			Status: pe.status, Capacity: pe.capacity, Tags: slices.Clone(pe.tags),
 			OrganizerID: users[pe.organizer].ID, CancelReason: pe.cancelReason,
+			TimeZone: pe.zone, Online: pe.onlineURL != "", OnlineURL: pe.onlineURL,
 		}
 		if pe.venue >= 0 {
 			e.VenueID, e.City = venues[pe.venue].ID, venues[pe.venue].City
@@ -158,7 +159,8 @@ type plannedUser struct {
 
 type plannedVenue struct {
 	name, address, city string
-	capacity            int // 0: none
+	zone                string // the city's IANA zone
+	capacity            int    // 0: none
 	creator             int
 }
 
@@ -171,7 +173,9 @@ type plannedEvent struct {
 	status             eventide.EventStatus
 	capacity           int
 	cancelReason       string
-	full               bool // planned to be full with a waitlist
+	zone               string // the venue's city's zone, or the organizer's city's without a venue
+	onlineURL          string // set for the online events (no venue, "Online"/"Virtual"/"Remote" in the title)
+	full               bool   // planned to be full with a waitlist
 	regs               []plannedAction
 	cancels            []plannedAction
 }
@@ -200,6 +204,7 @@ func newPlan(now time.Time) *plan {
 	for _, vs := range venueSpecs {
 		p.venues = append(p.venues, plannedVenue{
 			name: vs.name, address: vs.address, city: vs.city, capacity: vs.capacity, creator: organizerOf[vs.city],
+			zone: zoneOf(vs.city),
 		})
 	}
 
@@ -271,6 +276,10 @@ func newPlan(now time.Time) *plan {
 			days = minDaysAhead + rng.IntN(maxDaysAhead-minDaysAhead+1)
 		}
 		loc := zones[placeholder]
+		pe.zone = zoneOf(placeholder)
+		if es.kind == kindNone && (strings.HasPrefix(es.title, "Online") || strings.HasPrefix(es.title, "Virtual") || strings.HasPrefix(es.title, "Remote")) {
+			pe.onlineURL = "https://meet.example.com/" + slug(pe.title)
+		}
 		local := now.In(loc)
 		pe.startsAt = time.Date(local.Year(), local.Month(), local.Day()+days, es.hour, es.minute, 0, 0, loc).UTC()
 		pe.endsAt = pe.startsAt.Add(time.Duration(es.hours) * time.Hour)
@@ -359,6 +368,23 @@ func newPlan(now time.Time) *plan {
 		}
 	}
 	return p
+}
+
+// zoneOf is the IANA zone of one of the data set's cities.
+func zoneOf(name string) string {
+	for _, c := range cities {
+		if c.name == name {
+			return c.zone
+		}
+	}
+	return eventide.DefaultTimeZone
+}
+
+// slug makes a URL path segment of a title: lower-case letters and digits joined by dashes.
+func slug(title string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToLower(title), func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	}), "-")
 }
 
 func email(p person) string {

@@ -40,6 +40,12 @@ type eventDoc struct {
 	Outbox    []embeddedMsg `bson:"outbox,omitempty"`
 	CreatedAt time.Time     `bson:"createdAt"`
 	UpdatedAt time.Time     `bson:"updatedAt"`
+	TimeZone  string        `bson:"timeZone,omitempty"`
+	Online    bool          `bson:"online,omitempty"`
+	OnlineURL string        `bson:"onlineUrl,omitempty"`
+	// Revision counts edits (UpdateEvent), for the iCalendar SEQUENCE; rev above is the
+	// counters' own.
+	Revision int `bson:"revision,omitempty"`
 }
 
 func toEvent(d *eventDoc) *eventide.Event {
@@ -49,6 +55,11 @@ func toEvent(d *eventDoc) *eventide.Event {
 		Capacity: d.Capacity, Tags: d.Tags, City: d.City, OrganizerID: d.OrganizerID.Hex(),
 		ConfirmedCount: d.Confirmed, WaitlistCount: d.Waitlisted, CancelReason: d.CancelReason,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		TimeZone: d.TimeZone, Online: d.Online, OnlineURL: d.OnlineURL, Revision: d.Revision,
+	}
+	if e.TimeZone == "" {
+		// Stored before events had zones: its venue's city's.
+		e.TimeZone = eventide.CityTimeZone(d.City)
 	}
 	if e.Tags == nil {
 		e.Tags = []string{}
@@ -67,6 +78,7 @@ func (d *eventDoc) editableFields() bson.D {
 		{Key: "status", Value: d.Status}, {Key: "capacity", Value: d.Capacity}, {Key: "tags", Value: d.Tags},
 		{Key: "venueId", Value: d.VenueID}, {Key: "city", Value: d.City}, {Key: "cityKey", Value: d.CityKey},
 		{Key: "cancelReason", Value: d.CancelReason}, {Key: "updatedAt", Value: d.UpdatedAt},
+		{Key: "timeZone", Value: d.TimeZone}, {Key: "online", Value: d.Online}, {Key: "onlineUrl", Value: d.OnlineURL},
 	}
 }
 
@@ -80,6 +92,7 @@ func fromEvent(e *eventide.Event) (eventDoc, error) {
 		Status: string(e.Status), Capacity: e.Capacity, Tags: e.Tags, City: e.City, CityKey: foldKey(e.City),
 		OrganizerID: org, Confirmed: e.ConfirmedCount, Waitlisted: e.WaitlistCount, CancelReason: e.CancelReason,
 		CreatedAt: msTime(e.CreatedAt), UpdatedAt: msTime(e.UpdatedAt),
+		TimeZone: eventide.ZoneOr(e.TimeZone), Online: e.Online, OnlineURL: e.OnlineURL, Revision: e.Revision,
 	}
 	if d.Tags == nil {
 		d.Tags = []string{}
@@ -109,7 +122,7 @@ func (s *Store) CreateEvent(ctx context.Context, e *eventide.Event) error {
 	if err != nil {
 		return err
 	}
-	d.ID = bson.NewObjectID()
+	d.ID, d.Revision = bson.NewObjectID(), 0
 	if _, err := s.events.InsertOne(ctx, d); err != nil {
 		return mapErr(err)
 	}
@@ -175,9 +188,12 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	if err != nil {
 		return nil, err
 	}
-	// A capacity raise promotes in further steps: the edit itself begins the repair mark.
+	// A capacity raise promotes in further steps, a cancellation cancels the registrations, new
+	// times are copied onto them: the edit itself begins the repair mark.
+	cancelling := d.Status == string(eventide.EventCancelled) && cur.Status != string(eventide.EventCancelled)
+	retimed := !d.StartsAt.Equal(cur.StartsAt) || !d.EndsAt.Equal(cur.EndsAt)
 	var m *mark
-	if d.Capacity > cur.Capacity {
+	if d.Capacity > cur.Capacity || cancelling || retimed {
 		m = newMark()
 	}
 	// The filter on the old updatedAt makes a concurrent edit from another replica fail loudly
@@ -191,7 +207,7 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	}
 	res, err := s.events.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: oid}, {Key: "updatedAt", Value: cur.UpdatedAt}},
-		withPush(withBegin(nil, d.editableFields(), m), msgs...))
+		withPush(withBegin(bson.D{{Key: "revision", Value: 1}}, d.editableFields(), m), msgs...))
 	if err != nil {
 		if m != nil {
 			s.halfway(ctx, oid, m, err)
@@ -203,7 +219,18 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	}
 	s.moveOutbox(ctx, s.events, oid, msgs...)
 	if m != nil {
-		if err := s.fillSeats(ctx, oid); err != nil {
+		var err error
+		switch {
+		case cancelling:
+			err = s.cancelAllOf(ctx, oid, d.CancelReason)
+		case d.Capacity > cur.Capacity:
+			err = s.fillSeats(ctx, oid)
+		}
+		if err == nil && retimed {
+			d.ID = oid
+			err = s.syncEventTimes(ctx, &d)
+		}
+		if err != nil {
 			s.halfway(ctx, oid, m, err)
 			return nil, err
 		}

@@ -10,8 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/telemetry"
 )
 
 // PoolStats is what the driver's monitors report about the connection pool and the server.
@@ -23,6 +26,8 @@ type monitor struct {
 	log      *slog.Logger
 	maxPool  int
 	commands *prometheus.CounterVec
+	cmds     *telemetry.Commands // latency histogram and tracer; nil: none
+	spans    commandSpans
 
 	open, inUse atomic.Int64
 
@@ -81,9 +86,10 @@ func (m *monitor) close() {
 	m.upDown(errStoreClosing)
 }
 
-func newMonitor(log *slog.Logger, maxPool uint64, reg prometheus.Registerer) *monitor {
+func newMonitor(log *slog.Logger, maxPool uint64, reg prometheus.Registerer, cmds *telemetry.Commands) *monitor {
 	m := &monitor{
 		log:     log,
+		cmds:    cmds,
 		maxPool: int(maxPool),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventide_mongo_commands_total",
@@ -115,13 +121,70 @@ var knownCommands = map[string]bool{
 
 func (m *monitor) commandMonitor() *event.CommandMonitor {
 	return &event.CommandMonitor{
-		Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			name := e.CommandName
-			if !knownCommands[name] {
-				name = "other"
-			}
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			name := commandLabel(e.CommandName)
 			m.commands.WithLabelValues(name).Inc()
+			m.spans.start(ctx, m.cmds.Tracer(), e, name)
 		},
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+			m.cmds.Observe("mongodb", commandLabel(e.CommandName), e.Duration)
+			m.spans.end(e.RequestID, nil)
+		},
+		Failed: func(_ context.Context, e *event.CommandFailedEvent) {
+			m.cmds.Observe("mongodb", commandLabel(e.CommandName), e.Duration)
+			m.spans.end(e.RequestID, e.Failure)
+		},
+	}
+}
+
+// commandLabel bounds a command name to knownCommands, else "other".
+func commandLabel(name string) string {
+	if !knownCommands[name] {
+		return "other"
+	}
+	return name
+}
+
+// maxOpenSpans bounds the command spans waiting for their command's end: far above the pool's
+// connections, each of which runs one command at a time. Past it, commands go untraced.
+const maxOpenSpans = 1024
+
+// commandSpans holds the span of each command in flight between the driver's Started and its
+// Succeeded or Failed event, by request id.
+type commandSpans struct {
+	mu   sync.Mutex
+	open map[int64]trace.Span
+}
+
+func (c *commandSpans) start(ctx context.Context, tracer trace.Tracer, e *event.CommandStartedEvent, name string) {
+	attrs := []attribute.KeyValue{attribute.String("db.system.name", "mongodb"),
+		attribute.String("db.operation.name", name), attribute.String("db.namespace", e.DatabaseName)}
+	if coll, ok := e.Command.Lookup(e.CommandName).StringValueOK(); ok {
+		attrs = append(attrs, attribute.String("db.collection.name", coll))
+	}
+	_, span := telemetry.Child(ctx, tracer, "mongodb "+name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	if span == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open = make(map[int64]trace.Span)
+	}
+	if len(c.open) >= maxOpenSpans {
+		span.End() // not kept: ended at once rather than leaked
+		return
+	}
+	c.open[e.RequestID] = span
+}
+
+func (c *commandSpans) end(id int64, failure error) {
+	c.mu.Lock()
+	span, ok := c.open[id]
+	delete(c.open, id)
+	c.mu.Unlock()
+	if ok {
+		telemetry.End(span, failure)
 	}
 }
 

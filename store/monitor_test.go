@@ -28,7 +28,7 @@ func isUnavailable(err error) bool {
 // then, with an UNAVAILABLE cause, and a fresh one follows when the server is back; Close cancels
 // it for good.
 func TestMonitorUp(t *testing.T) {
-	m := newMonitor(slog.New(slog.DiscardHandler), 5, nil)
+	m := newMonitor(slog.New(slog.DiscardHandler), 5, nil, nil)
 	sm := m.serverMonitor()
 	describe(sm, "Unknown") // before the first connection: not known down
 	if m.Up().Err() != nil {

@@ -19,6 +19,12 @@ type registrationDoc struct {
 	Status    string        `bson:"status"`
 	CreatedAt time.Time     `bson:"createdAt"`
 	UpdatedAt time.Time     `bson:"updatedAt"`
+	// CancelReason says why the organizer removed it or the event was cancelled.
+	CancelReason string `bson:"cancelReason,omitempty"`
+	// EventStartsAt and EventEndsAt copy the event's times (kept in step by UpdateEvent, and by
+	// the repair after a write stopped halfway), so that a user's list is one index walk.
+	EventStartsAt time.Time `bson:"eventStartsAt"`
+	EventEndsAt   time.Time `bson:"eventEndsAt"`
 	// Outbox holds webhook messages about this registration written with its change and not
 	// yet moved to the outbox collection (webhooks.go).
 	Outbox []embeddedMsg `bson:"outbox,omitempty"`
@@ -28,6 +34,7 @@ func toRegistration(d *registrationDoc) *eventide.Registration {
 	return &eventide.Registration{
 		ID: d.ID.Hex(), EventID: d.EventID.Hex(), UserID: d.UserID.Hex(),
 		Status: eventide.RegistrationStatus(d.Status), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		CancelReason: d.CancelReason,
 	}
 }
 
@@ -85,7 +92,8 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 		typ = eventide.WebhookRegistrationWaitlisted
 	}
 	if existing.ID.IsZero() {
-		reg = registrationDoc{ID: bson.NewObjectID(), EventID: eid, UserID: uid, Status: string(status), CreatedAt: t, UpdatedAt: t}
+		reg = registrationDoc{ID: bson.NewObjectID(), EventID: eid, UserID: uid, Status: string(status), CreatedAt: t, UpdatedAt: t,
+			EventStartsAt: ev.StartsAt, EventEndsAt: ev.EndsAt}
 		if s.emitting() {
 			msgs = []embeddedMsg{regMessage(typ, &reg)}
 			reg.Outbox = msgs
@@ -95,14 +103,16 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 	} else {
 		// Re-registering after a cancellation is a new arrival.
 		reg = existing
-		reg.Status, reg.CreatedAt, reg.UpdatedAt, reg.Outbox = string(status), t, t, nil
+		reg.Status, reg.CreatedAt, reg.UpdatedAt, reg.CancelReason, reg.Outbox = string(status), t, t, "", nil
+		reg.EventStartsAt, reg.EventEndsAt = ev.StartsAt, ev.EndsAt
 		if s.emitting() {
 			msgs = []embeddedMsg{regMessage(typ, &reg)}
 		}
 		var res *mongo.UpdateResult
 		res, err = s.regs.UpdateOne(ctx,
 			bson.D{{Key: "_id", Value: reg.ID}, {Key: "status", Value: string(eventide.RegistrationCancelled)}},
-			withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: reg.Status}, {Key: "createdAt", Value: t}, {Key: "updatedAt", Value: t}}}}, msgs...))
+			withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: reg.Status}, {Key: "createdAt", Value: t}, {Key: "updatedAt", Value: t},
+				{Key: "cancelReason", Value: ""}, {Key: "eventStartsAt", Value: ev.StartsAt}, {Key: "eventEndsAt", Value: ev.EndsAt}}}}, msgs...))
 		if err == nil && res.MatchedCount == 0 {
 			err = mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000, Message: "registration changed concurrently"}}}
 		}
@@ -130,7 +140,9 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 	}
 	s.end(ctx, eid, m)
 	s.moveOutbox(ctx, s.regs, reg.ID, msgs...)
-	return toRegistration(&reg), toEvent(ev), nil
+	out := toRegistration(&reg)
+	eventide.NoteRegistrations(ctx, out)
+	return out, toEvent(ev), nil
 }
 
 // registrable says why an event takes no registrations at instant at, or nil.
@@ -226,6 +238,7 @@ func (s *Store) promoteOldest(ctx context.Context, eid bson.ObjectID) (*registra
 	if err != nil {
 		return nil, mapErr(err)
 	}
+	eventide.NoteRegistrations(ctx, toRegistration(&d))
 	return &d, nil
 }
 
@@ -258,6 +271,7 @@ func (s *Store) promoteOldestWithMessage(ctx context.Context, eid bson.ObjectID)
 			return nil, mapErr(err)
 		}
 		s.moveOutbox(ctx, s.regs, d.ID, msg)
+		eventide.NoteRegistrations(ctx, toRegistration(&d))
 		return &d, nil
 	}
 	return nil, eventide.Errorf(eventide.CodeUnavailable, "the waitlist is changing too fast; try again")
@@ -301,13 +315,36 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	active := bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
+	noActive := eventide.Errorf(eventide.CodeNotFound, "you have no active registration for event %q", eventID)
+	return s.cancel(ctx, eid, active, "", at, noActive)
+}
+
+// RemoveRegistration implements eventide.RegistrationJourneys like CancelRegistration, by id.
+func (s *Store) RemoveRegistration(ctx context.Context, id, reason string, at time.Time) (*eventide.Registration, *eventide.Event, error) {
+	noActive := eventide.Errorf(eventide.CodeNotFound, "no active registration %q", id)
+	rid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return nil, nil, noActive
+	}
+	var d registrationDoc
+	if err := s.regs.FindOne(ctx, bson.D{{Key: "_id", Value: rid}}).Decode(&d); errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil, noActive
+	} else if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	active := bson.D{{Key: "_id", Value: rid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
+	return s.cancel(ctx, d.EventID, active, reason, at, noActive)
+}
+
+// cancel cancels the active registration of event eid that filter selects, with reason, and
+// gives a seat it held to the oldest waitlisted one: marked and repaired (DESIGN.md).
+func (s *Store) cancel(ctx context.Context, eid bson.ObjectID, active bson.D, reason string, at time.Time, noActive error) (*eventide.Registration, *eventide.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, writeBudget)
 	defer cancel()
 	unlock := s.lockEvent(eid.Hex())
 	defer unlock()
 
-	active := bson.D{{Key: "eventId", Value: eid}, {Key: "userId", Value: uid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
-	noActive := eventide.Errorf(eventide.CodeNotFound, "you have no active registration for event %q", eventID)
 	var found registrationDoc
 	if err := s.regs.FindOne(ctx, active, options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 0}})).Decode(&found); errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil, noActive
@@ -319,13 +356,17 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	var msgs []embeddedMsg
 	if s.emitting() {
 		c := found
-		c.Status, c.UpdatedAt = string(eventide.RegistrationCancelled), msTime(at)
+		c.Status, c.UpdatedAt, c.CancelReason = string(eventide.RegistrationCancelled), msTime(at), reason
 		msgs = []embeddedMsg{regMessage(eventide.WebhookRegistrationCancelled, &c)}
 		active = bson.D{{Key: "_id", Value: found.ID}, {Key: "createdAt", Value: found.CreatedAt},
 			{Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
 	}
-	if _, err := s.lockedEvent(ctx, eid); err != nil {
+	cur, err := s.lockedEvent(ctx, eid)
+	if err != nil {
 		return nil, nil, err
+	}
+	if !cur.EndsAt.After(at) {
+		return nil, nil, eventide.InvalidField("eventId", "the event has ended; its registrations stay as they were")
 	}
 	// The cancellation, the promotion and the counters are separate documents: the mark goes
 	// first, so that a stop anywhere after it is repaired (DESIGN.md).
@@ -338,7 +379,8 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	}
 	var reg registrationDoc
 	err = s.regs.FindOneAndUpdate(ctx, active,
-		withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)}}}}, msgs...),
+		withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)}, {Key: "updatedAt", Value: msTime(at)},
+			{Key: "cancelReason", Value: reason}}}}, msgs...),
 		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&reg)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// Another replica cancelled it between our read and our write.
@@ -350,6 +392,9 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 		return nil, nil, mapErr(err)
 	}
 	was := eventide.RegistrationStatus(reg.Status)
+	reg.Status, reg.UpdatedAt, reg.CancelReason = string(eventide.RegistrationCancelled), msTime(at), reason
+	out := toRegistration(&reg)
+	eventide.NoteRegistrations(ctx, out)
 	switch was {
 	case eventide.RegistrationWaitlisted:
 		_, err = s.inc(ctx, eid, eventide.RegistrationWaitlisted, -1, nil)
@@ -376,8 +421,7 @@ func (s *Store) CancelRegistration(ctx context.Context, eventID, userID string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	reg.Status, reg.UpdatedAt, reg.Outbox = string(eventide.RegistrationCancelled), msTime(at), nil
-	return toRegistration(&reg), toEvent(ev), nil
+	return out, toEvent(ev), nil
 }
 
 // RegistrationFor implements eventide.RegistrationStore.

@@ -115,6 +115,9 @@ func (s *Store) repairLocked(ctx context.Context, eid bson.ObjectID) error {
 		s.broken.forgetExcept(eid, d.Pending)
 		return nil
 	}
+	if err := s.cascadeLocked(ctx, d); err != nil {
+		return err
+	}
 	confirmed, err := s.countRegs(ctx, eid, eventide.RegistrationConfirmed)
 	if err != nil {
 		return err
@@ -192,30 +195,44 @@ func (s *Store) lockedEvent(ctx context.Context, eid bson.ObjectID) (*eventDoc, 
 
 // sweep repairs every event that carries only dead marks: at start-up (a crash of this or
 // another replica) and then every repairLease until Close.
+//
+// A finished write leaves its event with an empty pending document; the sweep removes those
+// first (each update re-checks emptiness as it writes, so a mark set meanwhile stays), which keeps
+// the sparse pending_sparse index to the events with a write under way, and the sweep's find on
+// it from growing with every event ever registered for. The find streams: memory stays one batch
+// whatever the number of marked events.
 func (s *Store) sweep(ctx context.Context) (repaired int, err error) {
+	if _, err := s.events.UpdateMany(ctx, bson.D{{Key: "pending", Value: bson.D{}}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "pending", Value: ""}}}}); err != nil {
+		return 0, mapErr(err)
+	}
 	cur, err := s.events.Find(ctx, bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}, {Key: "$ne", Value: bson.D{}}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "pending", Value: 1}}))
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "pending", Value: 1}}).SetBatchSize(sweepBatch))
 	if err != nil {
 		return 0, mapErr(err)
 	}
-	var docs []eventDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, mapErr(err)
-	}
-	for i := range docs {
-		if !s.needsRepair(&docs[i]) {
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d eventDoc
+		if err := cur.Decode(&d); err != nil {
+			return repaired, mapErr(err)
+		}
+		if !s.needsRepair(&d) {
 			continue
 		}
-		unlock := s.lockEvent(docs[i].ID.Hex())
-		err := s.repairLocked(ctx, docs[i].ID)
+		unlock := s.lockEvent(d.ID.Hex())
+		err := s.repairLocked(ctx, d.ID)
 		unlock()
 		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 			return repaired, err
 		}
 		repaired++
 	}
-	return repaired, nil
+	return repaired, mapErr(cur.Err())
 }
+
+// sweepBatch is how many marked events one getMore of the sweep brings.
+const sweepBatch = 100
 
 // runSweeps sweeps now and every repairLease until ctx ends.
 func (s *Store) runSweeps(ctx context.Context) {

@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/telemetry"
 )
 
 // Options configures Open.
@@ -40,11 +41,22 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Outbox says for which webhook receivers writes add messages to the outbox (none: none).
 	Outbox eventide.OutboxOptions
+	// Commands, when set, times every command (eventide_store_command_seconds) and traces it
+	// under a traced request.
+	Commands *telemetry.Commands
 }
 
 // eventLockStripes bounds the in-process locks that serialise writes to one event's
 // registration state. See Store.lockEvent.
 const eventLockStripes = 256
+
+// The store's collections.
+const (
+	collUsers         = "users"
+	collVenues        = "venues"
+	collEvents        = "events"
+	collRegistrations = "registrations"
+)
 
 // Store implements eventide.Store on MongoDB.
 type Store struct {
@@ -94,7 +106,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mon := newMonitor(log, opts.PoolSize, opts.Registerer)
+	mon := newMonitor(log, opts.PoolSize, opts.Registerer, opts.Commands)
 	// The heartbeat is how the store is known down and known back (see monitor.Up); a URI's
 	// heartbeatFrequencyMS still wins.
 	co := options.Client().SetHeartbeatInterval(heartbeatInterval).ApplyURI(opts.URI).
@@ -115,10 +127,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		client: client,
 		db:     db,
-		users:  db.Collection("users"),
-		venues: db.Collection("venues"),
-		events: db.Collection("events"),
-		regs:   db.Collection("registrations"),
+		users:  db.Collection(collUsers),
+		venues: db.Collection(collVenues),
+		events: db.Collection(collEvents),
+		regs:   db.Collection(collRegistrations),
 		hooks:  db.Collection("webhook_outbox"),
 		outbox: opts.Outbox,
 		log:    log,
@@ -127,6 +139,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
+	}
+	if err := s.backfillEventTimes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("store: registrations' event times: %w", err)
 	}
 	// Repair what a crash left halfway (DESIGN.md): now, and every lease until Close.
 	sctx, stop := context.WithCancel(context.Background())
@@ -188,10 +204,15 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "organizerId", Value: 1}}, Options: options.Index().SetName("organizer")},
 			{Keys: bson.D{{Key: "venueId", Value: 1}}, Options: options.Index().SetName("venue")},
 			{Keys: bson.D{{Key: "tags", Value: 1}}, Options: options.Index().SetName("tags")},
+			// The repair sweep's: only events with a write under way (or a dead one) carry
+			// pending, so the sweep reads those instead of scanning every event each lease.
+			{Keys: bson.D{{Key: "pending", Value: 1}}, Options: options.Index().SetName("pending_sparse").SetSparse(true)},
 		}},
 		{s.regs, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetName("event_user_unique").SetUnique(true)},
 			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "status", Value: 1}, {Key: "createdAt", Value: 1}}, Options: options.Index().SetName("event_status_arrival")},
+			{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("event_arrival")},
+			{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "eventStartsAt", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("user_event_start")},
 		}},
 		{s.hooks, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "receiver", Value: 1}, {Key: "status", Value: 1}, {Key: "occurredAt", Value: 1}, {Key: "messageId", Value: 1}}, Options: options.Index().SetName("receiver_status_age")},

@@ -46,7 +46,7 @@ func TestOpenTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(specs) != 5 { // _id_ + 4
-		t.Fatalf("events has %d indexes, want 5", len(specs))
+	if len(specs) != 6 { // _id_ + 5
+		t.Fatalf("events has %d indexes, want 6", len(specs))
 	}
 }

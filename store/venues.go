@@ -21,13 +21,19 @@ type venueDoc struct {
 	Capacity    *int          `bson:"capacity,omitempty"`
 	CreatedByID string        `bson:"createdById"`
 	CreatedAt   time.Time     `bson:"createdAt"`
+	TimeZone    string        `bson:"timeZone,omitempty"`
 }
 
 func toVenue(d *venueDoc) *eventide.Venue {
-	return &eventide.Venue{
+	v := &eventide.Venue{
 		ID: d.ID.Hex(), Name: d.Name, Address: d.Address, City: d.City, Capacity: d.Capacity,
-		CreatedByID: d.CreatedByID, CreatedAt: d.CreatedAt.UTC(),
+		CreatedByID: d.CreatedByID, CreatedAt: d.CreatedAt.UTC(), TimeZone: d.TimeZone,
 	}
+	if v.TimeZone == "" {
+		// Stored before venues had zones.
+		v.TimeZone = eventide.CityTimeZone(d.City)
+	}
+	return v
 }
 
 // foldKey is the case-insensitive form of a name or city used for filters and ordering.
@@ -38,6 +44,7 @@ func (s *Store) CreateVenue(ctx context.Context, v *eventide.Venue) error {
 	d := venueDoc{
 		ID: bson.NewObjectID(), Name: v.Name, NameKey: foldKey(v.Name), Address: v.Address,
 		City: v.City, CityKey: foldKey(v.City), Capacity: v.Capacity, CreatedByID: v.CreatedByID, CreatedAt: now(),
+		TimeZone: eventide.ZoneOr(v.TimeZone),
 	}
 	if _, err := s.venues.InsertOne(ctx, d); err != nil {
 		return mapErr(err)
@@ -101,6 +108,43 @@ func (s *Store) Venues(ctx context.Context, city string, page eventide.Page) (*e
 func (s *Store) CountVenues(ctx context.Context, city string) (int, error) {
 	n, err := s.venues.CountDocuments(ctx, venueFilter(city))
 	return int(n), mapErr(err)
+}
+
+// UpdateVenue implements eventide.VenueStore. The venue and its events' copies of its city and
+// zone are two writes; the second is idempotent, and a crash between them is repaired by the
+// next update of the venue.
+func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventide.Venue) error) (*eventide.Venue, error) {
+	oid, err := parseID("venue", id)
+	if err != nil {
+		return nil, err
+	}
+	var d venueDoc
+	if err := findOne(ctx, s.venues, bson.D{{Key: "_id", Value: oid}}, &d, "venue", id); err != nil {
+		return nil, err
+	}
+	cur := toVenue(&d)
+	v := *cur
+	if err := change(&v); err != nil {
+		return nil, err
+	}
+	v.ID, v.TimeZone = cur.ID, eventide.ZoneOr(v.TimeZone)
+	set := bson.D{
+		{Key: "name", Value: v.Name}, {Key: "nameKey", Value: foldKey(v.Name)}, {Key: "address", Value: v.Address},
+		{Key: "city", Value: v.City}, {Key: "cityKey", Value: foldKey(v.City)}, {Key: "timeZone", Value: v.TimeZone},
+	}
+	update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: "capacity", Value: v.Capacity})}}
+	if v.Capacity == nil {
+		update = bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: bson.D{{Key: "capacity", Value: ""}}}}
+	}
+	if _, err := s.venues.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, update); err != nil {
+		return nil, mapErr(err)
+	}
+	if _, err := s.events.UpdateMany(ctx, bson.D{{Key: "venueId", Value: oid}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "city", Value: v.City}, {Key: "cityKey", Value: foldKey(v.City)}, {Key: "timeZone", Value: v.TimeZone},
+	}}}); err != nil {
+		return nil, mapErr(err)
+	}
+	return &v, nil
 }
 
 // pageOf turns up to n+1 documents into a page of n with cursors; the extra one only says that a

@@ -5,6 +5,7 @@ package model
 import (
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/security"
 )
@@ -33,6 +34,12 @@ type CreateEventInput struct {
 	Tags []string `json:"tags,omitempty"`
 	// Where it happens.
 	VenueID *string `json:"venueId,omitempty"`
+	// Whether it happens online (default false).
+	Online *bool `json:"online,omitempty"`
+	// The link to join, for an online event (http or https); shown only to confirmed attendees, the organizer and admins.
+	OnlineURL *string `json:"onlineUrl,omitempty"`
+	// The IANA time zone of an event without a venue; required for an online event without one. An event at a venue takes the venue's.
+	TimeZone *string `json:"timeZone,omitempty"`
 }
 
 // A new venue.
@@ -45,6 +52,8 @@ type CreateVenueInput struct {
 	City string `json:"city"`
 	// How many people it holds, if known (> 0).
 	Capacity *int `json:"capacity,omitempty"`
+	// Its IANA time zone, e.g. "Europe/Lisbon" (default UTC).
+	TimeZone *string `json:"timeZone,omitempty"`
 }
 
 // The store's connection pool as the driver's monitors see it. Admins only.
@@ -149,6 +158,26 @@ type UpdateEventInput struct {
 	Capacity *int `json:"capacity,omitempty"`
 	// New tags (replace the old ones).
 	Tags []string `json:"tags,omitempty"`
-	// New venue.
-	VenueID *string `json:"venueId,omitempty"`
+	// New venue; null removes it (the event then keeps the venue's time zone unless timeZone says otherwise).
+	VenueID graphql.Omittable[*string] `json:"venueId,omitempty"`
+	// Whether it happens online; false also removes the link.
+	Online *bool `json:"online,omitempty"`
+	// New link to join (http or https); an empty string removes it.
+	OnlineURL *string `json:"onlineUrl,omitempty"`
+	// New IANA time zone, for an event without a venue; required when an online event loses its venue.
+	TimeZone *string `json:"timeZone,omitempty"`
+}
+
+// Changes to a venue; absent fields stay as they are. Its events take its new city and time zone.
+type UpdateVenueInput struct {
+	// New name.
+	Name *string `json:"name,omitempty"`
+	// New street address.
+	Address *string `json:"address,omitempty"`
+	// New city.
+	City *string `json:"city,omitempty"`
+	// New capacity (> 0, and at least every event's there); null: unknown.
+	Capacity graphql.Omittable[*int] `json:"capacity,omitempty"`
+	// New IANA time zone.
+	TimeZone *string `json:"timeZone,omitempty"`
 }

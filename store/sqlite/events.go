@@ -17,7 +17,8 @@ func scanEvent(r scanner) (*eventide.Event, error) {
 	var starts, ends, created, updated int64
 	var status, tags string
 	if err := r.Scan(&e.ID, &e.Title, &e.Description, &starts, &ends, &status, &e.Capacity, &tags,
-		&e.VenueID, &e.City, &e.OrganizerID, &e.ConfirmedCount, &e.WaitlistCount, &e.CancelReason, &created, &updated); err != nil {
+		&e.VenueID, &e.City, &e.OrganizerID, &e.ConfirmedCount, &e.WaitlistCount, &e.CancelReason, &created, &updated,
+		&e.TimeZone, &e.Online, &e.OnlineURL, &e.Revision); err != nil {
 		return nil, err
 	}
 	e.StartsAt, e.EndsAt, e.CreatedAt, e.UpdatedAt = fromMS(starts), fromMS(ends), fromMS(created), fromMS(updated)
@@ -67,7 +68,7 @@ func (s *Store) CreateEvent(ctx context.Context, e *eventide.Event) error {
 	}
 	t := now()
 	ne := *e
-	ne.ID, ne.CreatedAt, ne.UpdatedAt = newID(), t, t
+	ne.ID, ne.CreatedAt, ne.UpdatedAt, ne.TimeZone, ne.Revision = newID(), t, t, eventide.ZoneOr(ne.TimeZone), 0
 	ne.OrganizerID, ne.VenueID = normID(ne.OrganizerID), normID(ne.VenueID)
 	ne.StartsAt, ne.EndsAt = fromMS(ms(e.StartsAt)), fromMS(ms(e.EndsAt))
 	if ne.Tags == nil {
@@ -76,7 +77,7 @@ func (s *Store) CreateEvent(ctx context.Context, e *eventide.Event) error {
 	err := s.write(ctx, func(w *wtx) error {
 		if _, err := w.exec(s.stmts.wInsertEvent, ne.ID, ne.Title, ne.Description, ms(ne.StartsAt), ms(ne.EndsAt),
 			string(ne.Status), ne.Capacity, tagsJSON(ne.Tags), ne.VenueID, ne.City, foldKey(ne.City), ne.OrganizerID,
-			ne.ConfirmedCount, ne.WaitlistCount, ne.CancelReason, ms(t), ms(t)); err != nil {
+			ne.ConfirmedCount, ne.WaitlistCount, ne.CancelReason, ms(t), ms(t), ne.TimeZone, ne.Online, ne.OnlineURL); err != nil {
 			return err
 		}
 		return s.writeTags(w, &ne)
@@ -114,7 +115,9 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 	}
 	id = normID(id)
 	var out *eventide.Event
+	var changed []*eventide.Registration
 	err := s.write(ctx, func(w *wtx) error {
+		changed = nil
 		cur, err := one(w.row(s.stmts.wEventByID, id), scanEvent, "event", id)
 		if err != nil {
 			return err
@@ -131,39 +134,38 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 			return err
 		}
 		t := now()
-		e.ID, e.VenueID = id, normID(e.VenueID)
+		e.ID, e.VenueID, e.TimeZone = id, normID(e.VenueID), eventide.ZoneOr(e.TimeZone)
 		e.StartsAt, e.EndsAt = fromMS(ms(e.StartsAt)), fromMS(ms(e.EndsAt))
 		if _, err := w.exec(s.stmts.wUpdateEvent, e.Title, e.Description, ms(e.StartsAt), ms(e.EndsAt), string(e.Status),
-			e.Capacity, tagsJSON(e.Tags), e.VenueID, e.City, foldKey(e.City), e.CancelReason, ms(t), id); err != nil {
+			e.Capacity, tagsJSON(e.Tags), e.VenueID, e.City, foldKey(e.City), e.CancelReason, ms(t),
+			e.TimeZone, e.Online, e.OnlineURL, id); err != nil {
 			return err
 		}
 		if err := s.writeTags(w, &e); err != nil {
 			return err
 		}
-		// Seats freed by a raised capacity go to the waitlist, oldest first.
 		var msgs []eventide.WebhookMessage
-		if free := min(e.Capacity-cur.ConfirmedCount, cur.WaitlistCount); free > 0 {
-			if s.emitting() {
-				// The rows the promotion below changes, for their registration.promoted messages.
-				next, err := queryAll(w.ctx, w.tx.StmtContext(w.ctx, s.stmts.wOldestWaitingN), scanReg, id, free)
-				if err != nil {
-					return err
-				}
-				for _, r := range next {
-					r.Status, r.UpdatedAt = eventide.RegistrationConfirmed, t
-					msgs = append(msgs, regMessage(eventide.WebhookRegistrationPromoted, r))
-				}
-			}
-			res, err := w.exec(s.stmts.wPromoteOldest, ms(t), id, free)
-			if err != nil {
+		// Cancelling the event cancels its registrations with it, and the counters with them.
+		if e.Status == eventide.EventCancelled && cur.Status != eventide.EventCancelled {
+			if changed, err = w.query(s.stmts.wCancelAllRegs, e.CancelReason, ms(t), id); err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
+			if _, err := w.exec(s.stmts.wAddCounts, -cur.ConfirmedCount, -cur.WaitlistCount, ms(t), id); err != nil {
 				return err
 			}
+		} else if free := min(e.Capacity-cur.ConfirmedCount, cur.WaitlistCount); free > 0 {
+			// Seats freed by a raised capacity go to the waitlist, oldest first.
+			if changed, err = w.query(s.stmts.wPromoteReturning, ms(t), id, free); err != nil {
+				return err
+			}
+			n := len(changed)
 			if _, err := w.exec(s.stmts.wAddCounts, n, -n, ms(t), id); err != nil {
 				return err
+			}
+			if s.emitting() {
+				for _, r := range changed {
+					msgs = append(msgs, regMessage(eventide.WebhookRegistrationPromoted, r))
+				}
 			}
 		}
 		out, err = one(w.row(s.stmts.wEventByID, id), scanEvent, "event", id)
@@ -175,6 +177,9 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 		}
 		return s.emit(w, msgs...)
 	})
+	if err == nil {
+		eventide.NoteRegistrations(ctx, changed...)
+	}
 	return out, err
 }
 

@@ -180,7 +180,7 @@ func (im *Importer) Venue(v *eventide.Venue) error {
 		capacity = *v.Capacity
 	}
 	if _, err := im.w.exec(im.s.stmts.wInsertVenue, id, v.Name, foldKey(v.Name), v.Address, v.City, foldKey(v.City),
-		capacity, normID(v.CreatedByID), ms(v.CreatedAt)); err != nil {
+		capacity, normID(v.CreatedByID), ms(v.CreatedAt), importZone(v.TimeZone, v.City)); err != nil {
 		return fmt.Errorf("venue %s: %w", id, err)
 	}
 	im.n.Venues++
@@ -203,7 +203,8 @@ func (im *Importer) Event(e *eventide.Event) error {
 	}
 	if _, err := im.w.exec(im.s.stmts.wInsertEvent, ne.ID, ne.Title, ne.Description, ms(ne.StartsAt), ms(ne.EndsAt),
 		string(ne.Status), ne.Capacity, tagsJSON(ne.Tags), ne.VenueID, ne.City, foldKey(ne.City), ne.OrganizerID,
-		max(ne.ConfirmedCount, 0), max(ne.WaitlistCount, 0), ne.CancelReason, ms(ne.CreatedAt), ms(ne.UpdatedAt)); err != nil {
+		max(ne.ConfirmedCount, 0), max(ne.WaitlistCount, 0), ne.CancelReason, ms(ne.CreatedAt), ms(ne.UpdatedAt),
+		importZone(ne.TimeZone, ne.City), ne.Online, ne.OnlineURL); err != nil {
 		return fmt.Errorf("event %s: %w", id, err)
 	}
 	if err := im.s.writeTags(im.w, &ne); err != nil {
@@ -229,4 +230,13 @@ func (im *Importer) Registration(r *eventide.Registration) error {
 	}
 	im.n.Registrations++
 	return nil
+}
+
+// importZone is the zone of an imported venue or event: its own, else its city's (an earlier
+// version stored none).
+func importZone(zone, city string) string {
+	if zone != "" {
+		return zone
+	}
+	return eventide.CityTimeZone(city)
 }

@@ -97,6 +97,23 @@ func TestQueryPlans(t *testing.T) {
 	b.fromMatches("[1,2,3]")
 	s, a := b.pageSQL(nil, 20)
 	check("search with few matches", s, a, false)
+	// A user's registrations: each half walks registrations_user_start, forwards or backwards.
+	id := "0123456789abcdef01234567"
+	past := &cursor{kind: "m", key: "9000000000000000", id: id}
+	for _, rs := range []eventide.RegistrationStatus{"", eventide.RegistrationWaitlisted} {
+		f := eventide.RegistrationFilter{Now: now, Status: rs}
+		for _, c := range []struct {
+			name     string
+			upcoming bool
+			after    *cursor
+		}{{"upcoming", true, nil}, {"upcoming next", true, &cursor{kind: "m", key: "1", id: id}}, {"past", false, nil}, {"past next", false, past}} {
+			q, a, _ := userRegsPageSQL(id, f, c.upcoming, c.after, 21)
+			check("user registrations "+c.name+" "+string(rs), q, a, true)
+			if got := plan(t, st, q, a...); !strings.Contains(strings.Join(got, " "), "registrations_user_start") {
+				t.Errorf("user registrations %s: %v, want a walk of registrations_user_start", c.name, got)
+			}
+		}
+	}
 	for _, q := range st.stmts.texts {
 		check("prepared", q, nil, strings.Contains(q, "ORDER BY"))
 	}

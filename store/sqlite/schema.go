@@ -126,7 +126,53 @@ CREATE TABLE imports (
 );
 CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 `,
-	// webhooks: the outbox, one row per message and receiver, written in the transaction of the
+	// 3: the attendee's and the organizer's journeys. A registration carries why it was cancelled
+	// and copies of its event's times (kept in step by the insert and a trigger), so that a
+	// user's list comes in order (upcoming by start, then past) from one index; an event's list
+	// of every status comes in arrival order from another.
+	`
+ALTER TABLE registrations ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE registrations ADD COLUMN event_starts_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE registrations ADD COLUMN event_ends_at INTEGER NOT NULL DEFAULT 0;
+UPDATE registrations SET
+	event_starts_at = coalesce((SELECT starts_at FROM events e WHERE e.id = registrations.event_id), 0),
+	event_ends_at = coalesce((SELECT ends_at FROM events e WHERE e.id = registrations.event_id), 0);
+CREATE INDEX registrations_user_start ON registrations (user_id, event_starts_at, id, event_ends_at, status);
+CREATE INDEX registrations_event_created ON registrations (event_id, created_at, id);
+CREATE TRIGGER registrations_event_times AFTER UPDATE OF starts_at, ends_at ON events
+WHEN old.starts_at != new.starts_at OR old.ends_at != new.ends_at BEGIN
+	UPDATE registrations SET event_starts_at = new.starts_at, event_ends_at = new.ends_at WHERE event_id = new.id;
+END;
+`,
+	// 4 (issue 14: time zones, online events, calendars). Only adds columns and a table to what
+	// migration 2 left, so it applies in any order with its siblings. Venues of the cities the
+	// demo data and the synthetic seed use get their zones, every other venue UTC; an event
+	// takes its venue's zone.
+	`
+ALTER TABLE venues ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+UPDATE venues SET time_zone = CASE city_key
+	WHEN 'lisbon' THEN 'Europe/Lisbon' WHEN 'porto' THEN 'Europe/Lisbon' WHEN 'faro' THEN 'Europe/Lisbon'
+	WHEN 'braga' THEN 'Europe/Lisbon' WHEN 'coimbra' THEN 'Europe/Lisbon'
+	WHEN 'madrid' THEN 'Europe/Madrid' WHEN 'barcelona' THEN 'Europe/Madrid' WHEN 'seville' THEN 'Europe/Madrid'
+	WHEN 'valencia' THEN 'Europe/Madrid' WHEN 'bilbao' THEN 'Europe/Madrid' WHEN 'granada' THEN 'Europe/Madrid'
+	WHEN 'berlin' THEN 'Europe/Berlin' WHEN 'amsterdam' THEN 'Europe/Amsterdam'
+	WHEN 'copenhagen' THEN 'Europe/Copenhagen' WHEN 'vienna' THEN 'Europe/Vienna'
+	ELSE 'UTC' END;
+ALTER TABLE events ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+ALTER TABLE events ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN online_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET time_zone = (SELECT v.time_zone FROM venues v WHERE v.id = events.venue_id)
+	WHERE venue_id IS NOT NULL AND EXISTS (SELECT 1 FROM venues v WHERE v.id = events.venue_id);
+-- A user's registrations newest first (the calendar feed), walked backwards.
+CREATE INDEX IF NOT EXISTS registrations_user_created ON registrations (user_id, created_at, id);
+CREATE TABLE calendar_secrets (
+	user_id    TEXT PRIMARY KEY,
+	secret     TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+`,
+	// 5 (issue 14: webhooks): the outbox, one row per message and receiver, written in the transaction of the
 	// change it reports (see webhooks.go). Tables and indexes only, so that it applies in any
 	// order beside other migrations.
 	`
@@ -201,13 +247,14 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 const eventCols = `e.id, e.title, e.description, e.starts_at, e.ends_at, e.status, e.capacity, e.tags,
-	coalesce(e.venue_id, ''), e.city, e.organizer_id, e.confirmed, e.waitlisted, e.cancel_reason, e.created_at, e.updated_at`
+	coalesce(e.venue_id, ''), e.city, e.organizer_id, e.confirmed, e.waitlisted, e.cancel_reason, e.created_at, e.updated_at,
+	e.time_zone, e.online, e.online_url, e.revision`
 
-const regCols = `id, event_id, user_id, status, created_at, updated_at`
+const regCols = `id, event_id, user_id, status, created_at, updated_at, cancel_reason`
 
 const userCols = `id, name, email, role, password_hash, created_at, updated_at`
 
-const venueCols = `id, name, address, city, capacity, created_by, created_at, name_key`
+const venueCols = `id, name, address, city, capacity, created_by, created_at, name_key, time_zone`
 
 // statements are prepared once at Open: r* on the reader pool, w* on the writer (used inside
 // transactions through Tx.StmtContext).
@@ -220,8 +267,10 @@ type statements struct {
 	rUserByID, rUserByEmail, rUsersByIDs, rCountUsers *sql.Stmt
 	wInsertUser, wSetRole, wSetCreds, wUserByID       *sql.Stmt
 
-	rVenueByID, rVenuesByIDs *sql.Stmt
-	wInsertVenue             *sql.Stmt
+	rVenueByID, rVenuesByIDs               *sql.Stmt
+	wInsertVenue, wVenueByID, wUpdateVenue *sql.Stmt
+	wVenueEvents, rCalendarRegs            *sql.Stmt
+	rCalendarSecret, wSetCalendarSecret    *sql.Stmt
 
 	rEventByID, rEventsByIDs, rFTSMatches         *sql.Stmt
 	wEventByID, wInsertEvent, wUpdateEvent        *sql.Stmt
@@ -229,7 +278,10 @@ type statements struct {
 	rRegFor, rRegsOf, rAttendees, rAttendeesAfter *sql.Stmt
 	wRegFor, wInsertReg, wRenewReg, wSetRegStatus *sql.Stmt
 	wOldestWaiting, wPromoteOldest                *sql.Stmt
-	wInsertOutbox, wOldestWaitingN                *sql.Stmt
+	wInsertOutbox                                 *sql.Stmt
+
+	rRegByID, rWaitlistPositions, rEventRegs, rEventRegsOf  *sql.Stmt
+	wRegByID, wCancelReg, wCancelAllRegs, wPromoteReturning *sql.Stmt
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -261,18 +313,29 @@ func (s *Store) prepare(ctx context.Context) error {
 
 	p(s.r, &st.rVenueByID, `SELECT `+venueCols+` FROM venues WHERE id = ?`)
 	p(s.r, &st.rVenuesByIDs, `SELECT `+venueCols+` FROM venues WHERE id IN (SELECT value FROM json_each(?))`)
-	p(s.w, &st.wInsertVenue, `INSERT INTO venues (id, name, name_key, address, city, city_key, capacity, created_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wInsertVenue, `INSERT INTO venues (id, name, name_key, address, city, city_key, capacity, created_by, created_at, time_zone)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p(s.w, &st.wVenueByID, `SELECT `+venueCols+` FROM venues WHERE id = ?`)
+	p(s.w, &st.wUpdateVenue, `UPDATE venues SET name = ?, name_key = ?, address = ?, city = ?, city_key = ?, capacity = ?,
+		time_zone = ? WHERE id = ?`)
+	p(s.w, &st.wVenueEvents, `UPDATE events SET city = ?, city_key = ?, time_zone = ? WHERE venue_id = ?`)
+	p(s.r, &st.rCalendarRegs, `SELECT `+regCols+` FROM registrations INDEXED BY registrations_user_created
+		WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`)
+	p(s.r, &st.rCalendarSecret, `SELECT secret FROM calendar_secrets WHERE user_id = ?`)
+	p(s.w, &st.wSetCalendarSecret, `INSERT INTO calendar_secrets (user_id, secret, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at`)
 
 	p(s.r, &st.rEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
 	p(s.r, &st.rEventsByIDs, `SELECT `+eventCols+` FROM events e WHERE e.id IN (SELECT value FROM json_each(?))`)
 	p(s.r, &st.rFTSMatches, `SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?`)
 	p(s.w, &st.wEventByID, `SELECT `+eventCols+` FROM events e WHERE e.id = ?`)
 	p(s.w, &st.wInsertEvent, `INSERT INTO events (id, title, description, starts_at, ends_at, status, capacity, tags,
-		venue_id, city, city_key, organizer_id, confirmed, waitlisted, cancel_reason, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?, ?, ?)`)
+		venue_id, city, city_key, organizer_id, confirmed, waitlisted, cancel_reason, created_at, updated_at,
+		time_zone, online, online_url)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	p(s.w, &st.wUpdateEvent, `UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, status = ?,
-		capacity = ?, tags = ?, venue_id = nullif(?, ''), city = ?, city_key = ?, cancel_reason = ?, updated_at = ?
+		capacity = ?, tags = ?, venue_id = nullif(?, ''), city = ?, city_key = ?, cancel_reason = ?, updated_at = ?,
+		time_zone = ?, online = ?, online_url = ?, revision = revision + 1
 		WHERE id = ?`)
 	p(s.w, &st.wDeleteTags, `DELETE FROM event_tags WHERE event_id = ?`)
 	p(s.w, &st.wInsertTag, `INSERT OR IGNORE INTO event_tags (tag, status, starts_at, event_id, ends_at) VALUES (?, ?, ?, ?, ?)`)
@@ -287,8 +350,13 @@ func (s *Store) prepare(ctx context.Context) error {
 	p(s.r, &st.rAttendeesAfter, `SELECT `+regCols+` FROM registrations
 		WHERE event_id = ? AND status = 'CONFIRMED' AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
 	p(s.w, &st.wRegFor, `SELECT `+regCols+` FROM registrations WHERE event_id = ? AND user_id = ?`)
-	p(s.w, &st.wInsertReg, `INSERT INTO registrations (`+regCols+`) VALUES (?, ?, ?, ?, ?, ?)`)
-	p(s.w, &st.wRenewReg, `UPDATE registrations SET status = ?, created_at = ?, updated_at = ?
+	// The event's times are copied onto the registration as it is written (an orphan, which only
+	// an import can bring, gets zeros).
+	p(s.w, &st.wInsertReg, `INSERT INTO registrations (id, event_id, user_id, status, created_at, updated_at,
+		event_starts_at, event_ends_at)
+		SELECT v.c1, v.c2, v.c3, v.c4, v.c5, v.c6, coalesce(ev.starts_at, 0), coalesce(ev.ends_at, 0)
+		FROM (SELECT ? AS c1, ? AS c2, ? AS c3, ? AS c4, ? AS c5, ? AS c6) v LEFT JOIN events ev ON ev.id = v.c2`)
+	p(s.w, &st.wRenewReg, `UPDATE registrations SET status = ?, created_at = ?, updated_at = ?, cancel_reason = ''
 		WHERE id = ? AND status = 'CANCELLED'`)
 	p(s.w, &st.wSetRegStatus, `UPDATE registrations SET status = ?, updated_at = ? WHERE id = ?`)
 	p(s.w, &st.wOldestWaiting, `SELECT `+regCols+` FROM registrations
@@ -298,8 +366,24 @@ func (s *Store) prepare(ctx context.Context) error {
 			ORDER BY created_at, id LIMIT ?)`)
 	p(s.w, &st.wInsertOutbox, `INSERT INTO webhook_outbox (key, message_id, receiver, type, body, occurred_at, status,
 		next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	p(s.w, &st.wOldestWaitingN, `SELECT `+regCols+` FROM registrations
-		WHERE event_id = ? AND status = 'WAITLISTED' ORDER BY created_at, id LIMIT ?`)
+	p(s.w, &st.wPromoteReturning, `UPDATE registrations SET status = 'CONFIRMED', updated_at = ?
+		WHERE id IN (SELECT id FROM registrations WHERE event_id = ? AND status = 'WAITLISTED'
+			ORDER BY created_at, id LIMIT ?)
+		RETURNING `+regCols)
+
+	p(s.r, &st.rRegByID, `SELECT `+regCols+` FROM registrations WHERE id = ?`)
+	// A waitlisted registration's place: one more than those of its event waiting since before it.
+	p(s.r, &st.rWaitlistPositions, `SELECT r.id, 1 + (SELECT count(*) FROM registrations w
+			WHERE w.event_id = r.event_id AND w.status = 'WAITLISTED' AND (w.created_at, w.id) < (r.created_at, r.id))
+		FROM registrations r WHERE r.id IN (SELECT value FROM json_each(?)) AND r.status = 'WAITLISTED'`)
+	p(s.r, &st.rEventRegs, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
+	p(s.r, &st.rEventRegsOf, `SELECT `+regCols+` FROM registrations
+		WHERE event_id = ? AND status = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`)
+	p(s.w, &st.wRegByID, `SELECT `+regCols+` FROM registrations WHERE id = ?`)
+	p(s.w, &st.wCancelReg, `UPDATE registrations SET status = 'CANCELLED', cancel_reason = ?, updated_at = ? WHERE id = ?`)
+	p(s.w, &st.wCancelAllRegs, `UPDATE registrations SET status = 'CANCELLED', cancel_reason = ?, updated_at = ?
+		WHERE event_id = ? AND status != 'CANCELLED' RETURNING `+regCols)
 	return err
 }
 

@@ -71,7 +71,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 			city := seedCities[k%len(seedCities)]
 			name := fmt.Sprintf("%s Hall %d", city, k/len(seedCities))
 			if _, err := w.exec(s.stmts.wInsertVenue, venueIDs[k], name, foldKey(name), fmt.Sprintf("%d Seed Street", k), city, foldKey(city),
-				50+k%10*50, userIDs[0], t0); err != nil {
+				50+k%10*50, userIDs[0], t0, eventide.CityTimeZone(city)); err != nil {
 				return err
 			}
 		}
@@ -130,7 +130,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 				if _, err := w.exec(s.stmts.wInsertEvent, id, fmt.Sprintf("Event %d in %s", j, city),
 					fmt.Sprintf("A %s and %s event, number %d.", tags[0], tags[len(tags)-1], j),
 					start, start+2*hour, string(status), o.Capacity, tagsJSON(tags), venue, city, foldKey(city), org,
-					confirmed, waiting, "", t0, t0); err != nil {
+					confirmed, waiting, "", t0, t0, eventide.CityTimeZone(city), false, ""); err != nil {
 					return err
 				}
 				if err := s.writeTags(w, e); err != nil {

@@ -47,6 +47,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/telemetry"
 )
 
 // Options configures Open.
@@ -60,6 +61,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Outbox says for which webhook receivers writes add messages to the outbox (none: no rows).
 	Outbox eventide.OutboxOptions
+	// Commands, when set, times every statement (eventide_store_command_seconds) and traces it
+	// under a traced request.
+	Commands *telemetry.Commands
 }
 
 // Store implements eventide.Store on SQLite.
@@ -105,7 +109,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	base := "file:" + (&url.URL{Path: opts.Path}).EscapedPath()
 	common := fmt.Sprintf("_busy_timeout=%d&_journal_mode=WAL&_synchronous=NORMAL&_pragma=temp_store(memory)",
 		opts.BusyTimeout.Milliseconds())
-	w, err := sql.Open("sqlite", base+"?"+common+"&_txlock=immediate")
+	w, err := openDB(base+"?"+common+"&_txlock=immediate", opts.Commands)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -119,7 +123,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", base+"?"+common+"&_query_only=1")
+	r, err := openDB(base+"?"+common+"&_query_only=1", opts.Commands)
 	if err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -200,6 +204,18 @@ func (w *wtx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
 		return nil, err
 	}
 	return w.tx.StmtContext(w.ctx, st).ExecContext(w.ctx, args...)
+}
+
+// query runs a prepared write statement that returns rows (RETURNING) and scans them.
+func (w *wtx) query(st *sql.Stmt, args ...any) ([]*eventide.Registration, error) {
+	if err := w.step(); err != nil {
+		return nil, err
+	}
+	rows, err := w.tx.StmtContext(w.ctx, st).QueryContext(w.ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanReg)
 }
 
 func (w *wtx) row(st *sql.Stmt, args ...any) *sql.Row {

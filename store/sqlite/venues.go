@@ -22,7 +22,7 @@ func scanVenueRow(r scanner) (venueRow, error) {
 	var capacity sql.NullInt64
 	var created int64
 	var key string
-	if err := r.Scan(&v.ID, &v.Name, &v.Address, &v.City, &capacity, &v.CreatedByID, &created, &key); err != nil {
+	if err := r.Scan(&v.ID, &v.Name, &v.Address, &v.City, &capacity, &v.CreatedByID, &created, &key, &v.TimeZone); err != nil {
 		return venueRow{}, err
 	}
 	if capacity.Valid {
@@ -36,14 +36,10 @@ func scanVenueRow(r scanner) (venueRow, error) {
 // CreateVenue implements eventide.VenueStore.
 func (s *Store) CreateVenue(ctx context.Context, v *eventide.Venue) error {
 	nv := *v
-	nv.ID, nv.CreatedAt = newID(), now()
-	var capacity any
-	if v.Capacity != nil {
-		capacity = *v.Capacity
-	}
+	nv.ID, nv.CreatedAt, nv.TimeZone = newID(), now(), eventide.ZoneOr(v.TimeZone)
 	err := s.write(ctx, func(w *wtx) error {
 		_, err := w.exec(s.stmts.wInsertVenue, nv.ID, nv.Name, foldKey(nv.Name), nv.Address, nv.City, foldKey(nv.City),
-			capacity, nv.CreatedByID, ms(nv.CreatedAt))
+			optInt(nv.Capacity), nv.CreatedByID, ms(nv.CreatedAt), nv.TimeZone)
 		return err
 	})
 	if err != nil {
@@ -118,4 +114,45 @@ func (s *Store) CountVenues(ctx context.Context, city string) (int, error) {
 		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM venues WHERE city_key = ?`, foldKey(city)).Scan(&n)
 	}
 	return n, mapErr(err)
+}
+
+func optInt(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// UpdateVenue implements eventide.VenueStore: the venue and the copies of its city and zone on
+// its events are one transaction. change runs inside it, holding the writer: it may read the
+// store (reads use the other pool) but must not write to it.
+func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventide.Venue) error) (*eventide.Venue, error) {
+	if !validID(normID(id)) {
+		return nil, eventide.NotFound("venue", id)
+	}
+	id = normID(id)
+	var out *eventide.Venue
+	err := s.write(ctx, func(w *wtx) error {
+		cur, err := one(w.row(s.stmts.wVenueByID, id), scanVenue, "venue", id)
+		if err != nil {
+			return err
+		}
+		v := *cur
+		if err := change(&v); err != nil {
+			return err
+		}
+		v.ID, v.TimeZone = id, eventide.ZoneOr(v.TimeZone)
+		if _, err := w.exec(s.stmts.wUpdateVenue, v.Name, foldKey(v.Name), v.Address, v.City, foldKey(v.City),
+			optInt(v.Capacity), v.TimeZone, id); err != nil {
+			return err
+		}
+		if v.City != cur.City || v.TimeZone != cur.TimeZone {
+			if _, err := w.exec(s.stmts.wVenueEvents, v.City, foldKey(v.City), v.TimeZone, id); err != nil {
+				return err
+			}
+		}
+		out = &v
+		return nil
+	})
+	return out, err
 }

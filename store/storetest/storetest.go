@@ -65,7 +65,15 @@ func RunWith(t *testing.T, open func(t *testing.T) Store, o Options) {
 		{"capacity", s.capacity},
 		{"register-refused", s.registerRefused},
 		{"registrations-of", s.registrationsOf},
+		{"user-registrations", s.userRegistrations},
+		{"event-registrations", s.eventRegistrations},
+		{"cancel-event-cascade", s.cancelEventCascade},
+		{"noted-changes", s.notedChanges},
 		{"crash", s.crash},
+		{"venue-update", s.venueUpdate},
+		{"event-zone-online-revision", s.eventZoneOnline},
+		{"calendar-registrations", s.calendarRegistrations},
+		{"calendar-secrets", s.calendarSecrets},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s.skipKnown(t)
@@ -1039,6 +1047,21 @@ func (s *suite) crash(t *testing.T) {
 			_, err := st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error { x.Capacity = 4; return nil })
 			return err
 		}},
+		{name: "remove-confirmed", capacity: 2, before: 4, do: func(st Store, e *eventide.Event, us []*eventide.User, now time.Time) error {
+			r, err := st.RegistrationFor(ctx, e.ID, us[1].ID)
+			if err != nil {
+				return err
+			}
+			_, _, err = st.RemoveRegistration(ctx, r.ID, "removed", now)
+			return err
+		}},
+		{name: "cancel-event", capacity: 2, before: 5, do: func(st Store, e *eventide.Event, us []*eventide.User, now time.Time) error {
+			_, err := st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error {
+				x.Status, x.CancelReason = eventide.EventCancelled, "called off"
+				return nil
+			})
+			return err
+		}},
 	}
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {
@@ -1065,15 +1088,32 @@ func (s *suite) crash(t *testing.T) {
 						t.Fatalf("the failed write returned %v; want UNAVAILABLE or INTERNAL", err)
 					}
 					counts(t, st, e.ID, us)
+					cancelledWithEvent(t, st, e.ID, us)
 					// Retried, it completes (or was complete) and the counts still agree.
 					if err != nil {
 						if rerr := o.do(st, e, us, now); rerr != nil && !eventide.IsCode(rerr, eventide.CodeNotFound) {
 							t.Fatalf("retry after the failure: %v", rerr)
 						}
 						counts(t, st, e.ID, us)
+						cancelledWithEvent(t, st, e.ID, us)
 					}
 				})
 			}
 		})
+	}
+}
+
+// cancelledWithEvent fails when a cancelled event keeps an active registration.
+func cancelledWithEvent(t *testing.T, st Store, eventID string, us []*eventide.User) {
+	t.Helper()
+	e, err := st.EventByID(ctx, eventID)
+	must(t, err)
+	if e.Status != eventide.EventCancelled {
+		return
+	}
+	for i, u := range us {
+		if r, err := st.RegistrationFor(ctx, eventID, u.ID); err == nil && r.Status != eventide.RegistrationCancelled {
+			t.Fatalf("the event is cancelled but user %d is still %s", i, r.Status)
+		}
 	}
 }
