@@ -127,8 +127,9 @@ func webhookConfig(t *testing.T, urls ...string) *config.Config {
 }
 
 // TestWebhooksEveryType: each of the seven message types reaches a real receiver, signed, with
-// the delivery id of its body, in the order the changes happened; webhookDeliveries shows them
-// to an admin and refuses others; the counters move.
+// the delivery id of its body, in the order the changes happened (the cancelled event's
+// remaining registration is reported cancelled after it); webhookDeliveries shows them to an
+// admin and refuses others; the counters move.
 func TestWebhooksEveryType(t *testing.T) {
 	rcv := newReceiver(t, nil)
 	ts := startServer(t, webhookConfig(t, rcv.srv.URL+"/hooks"))
@@ -141,10 +142,10 @@ func TestWebhooksEveryType(t *testing.T) {
 	ts.mustData(a.Token, `mutation($id: ID!){ cancelRegistration(eventId: $id){ id } }`, map[string]any{"id": ev}, nil)
 	ts.mustData(org.Token, `mutation($id: ID!){ cancelEvent(id: $id, reason: "rain"){ id } }`, map[string]any{"id": ev}, nil)
 
-	calls := rcv.waitIDs(7, 10*time.Second)
+	calls := rcv.waitIDs(8, 10*time.Second)
 	checkSigned(t, calls)
 	want := []string{"event.published", "event.updated", "registration.confirmed", "registration.waitlisted",
-		"registration.cancelled", "registration.promoted", "event.cancelled"}
+		"registration.cancelled", "registration.promoted", "event.cancelled", "registration.cancelled"}
 	if got := strings.Join(types(calls), ","); got != strings.Join(want, ",") {
 		t.Fatalf("types in order %s\nwant %s", got, strings.Join(want, ","))
 	}
@@ -177,17 +178,20 @@ func TestWebhooksEveryType(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ts.mustData(ts.admin().Token, `{ webhookDeliveries(status: DELIVERED){ messageId type status receiver attempts lastError payload } }`, nil, &out)
-		if len(out.WebhookDeliveries) == 7 || time.Now().After(deadline) {
+		if len(out.WebhookDeliveries) == 8 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(out.WebhookDeliveries) != 7 {
-		t.Fatalf("%d delivered rows, want 7", len(out.WebhookDeliveries))
+	if len(out.WebhookDeliveries) != 8 {
+		t.Fatalf("%d delivered rows, want 8", len(out.WebhookDeliveries))
 	}
-	if d := out.WebhookDeliveries[0]; d.Type != "event.cancelled" || d.Attempts != 1 || d.LastError != nil ||
-		d.MessageID != calls[6].delivery || d.Payload != string(calls[6].body) || d.Receiver != rcv.srv.URL+"/hooks" {
+	if d := out.WebhookDeliveries[0]; d.Type != "registration.cancelled" || d.MessageID != calls[7].delivery {
 		t.Fatalf("newest delivery row %+v", d)
+	}
+	if d := out.WebhookDeliveries[1]; d.Type != "event.cancelled" || d.Attempts != 1 || d.LastError != nil ||
+		d.MessageID != calls[6].delivery || d.Payload != string(calls[6].body) || d.Receiver != rcv.srv.URL+"/hooks" {
+		t.Fatalf("second newest delivery row %+v", d)
 	}
 	ts.mustCode("FORBIDDEN", a.Token, `{ webhookDeliveries { messageId } }`, nil)
 	var sec struct{ SecurityEvents []struct{ Message string } }
@@ -195,8 +199,64 @@ func TestWebhooksEveryType(t *testing.T) {
 	if len(sec.SecurityEvents) == 0 || !strings.Contains(sec.SecurityEvents[0].Message, "webhookDeliveries") {
 		t.Fatalf("no ACCESS_DENIED event for webhookDeliveries: %+v", sec.SecurityEvents)
 	}
-	if n := metricValue(t, ts, `eventide_webhook_deliveries_total{result="delivered"}`); n < 7 {
-		t.Fatalf("delivered counter %v, want 7", n)
+	if n := metricValue(t, ts, `eventide_webhook_deliveries_total{result="delivered"}`); n < 8 {
+		t.Fatalf("delivered counter %v, want 8", n)
+	}
+}
+
+// TestWebhooksJourneys: the organizer's writes of the journeys reach receivers as the
+// attendee's own do: removeRegistration a registration.cancelled (the removed one) and a
+// registration.promoted (who took the seat); cancelEvent of an event with registrations an
+// event.cancelled and a registration.cancelled for each registration it cancels.
+func TestWebhooksJourneys(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	ts := startServer(t, webhookConfig(t, rcv.srv.URL+"/hooks"))
+	org := ts.organizer("Journey Org")
+	ev := ts.publishedEvent(org, "Removals", 1, 48*time.Hour)
+	regID := map[string]string{}
+	us := []session{ts.signUp("Journey A"), ts.signUp("Journey B"), ts.signUp("Journey C")}
+	for _, u := range us {
+		var out struct{ RegisterForEvent struct{ ID string } }
+		ts.mustData(u.Token, `mutation($id: ID!){ registerForEvent(eventId: $id){ id } }`, map[string]any{"id": ev}, &out)
+		regID[u.ID] = out.RegisterForEvent.ID
+	}
+	rcv.waitIDs(4, 10*time.Second) // published, confirmed, waitlisted, waitlisted
+	ts.mustData(org.Token, `mutation($r: ID!){ removeRegistration(id: $r, reason: "no-show"){ id } }`,
+		map[string]any{"r": regID[us[0].ID]}, nil)
+	ts.mustData(org.Token, `mutation($id: ID!){ cancelEvent(id: $id, reason: "rain"){ id } }`, map[string]any{"id": ev}, nil)
+
+	calls := rcv.waitIDs(9, 10*time.Second)
+	checkSigned(t, calls)
+	reg := func(c hookCall) (r struct{ ID, UserID, EventID, Status string }) {
+		var b struct {
+			Registration struct{ ID, UserID, EventID, Status string }
+		}
+		if err := json.Unmarshal(c.msg.Data, &b); err != nil {
+			t.Fatalf("%s data %s: %v", c.msg.Type, c.msg.Data, err)
+		}
+		return b.Registration
+	}
+	got := calls[4:]
+	want := "registration.cancelled,registration.promoted,event.cancelled,registration.cancelled,registration.cancelled"
+	if strings.Join(types(got), ",") != want {
+		t.Fatalf("after removeRegistration and cancelEvent: %v\nwant %s", types(got), want)
+	}
+	if r := reg(got[0]); r.ID != regID[us[0].ID] || r.UserID != us[0].ID || r.Status != "CANCELLED" {
+		t.Fatalf("removed: %+v", r)
+	}
+	if r := reg(got[1]); r.ID != regID[us[1].ID] || r.Status != "CONFIRMED" {
+		t.Fatalf("promoted: %+v, want B confirmed", r)
+	}
+	cascade := map[string]bool{}
+	for _, c := range got[3:] {
+		r := reg(c)
+		if r.Status != "CANCELLED" || r.EventID != ev {
+			t.Fatalf("cascade: %+v", r)
+		}
+		cascade[r.ID] = true
+	}
+	if !cascade[regID[us[1].ID]] || !cascade[regID[us[2].ID]] {
+		t.Fatalf("cascade reported %v, want B's and C's registrations", cascade)
 	}
 }
 

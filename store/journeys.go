@@ -221,6 +221,18 @@ func (s *Store) WaitlistPositions(ctx context.Context, ids []string) (map[string
 // cancelled off the counters. The event is CANCELLED already (so nothing joins it meanwhile) and
 // marked: a stop in between is finished by the repair (cascadeLocked).
 func (s *Store) cancelAllOf(ctx context.Context, eid bson.ObjectID, reason string) error {
+	if s.emitting() {
+		took, docs, err := s.cancelEachWithMessage(ctx, eid, reason)
+		for _, st := range []eventide.RegistrationStatus{eventide.RegistrationConfirmed, eventide.RegistrationWaitlisted} {
+			if took[st] > 0 && err == nil {
+				_, err = s.inc(ctx, eid, st, -took[st], nil)
+			}
+		}
+		for i := range docs {
+			eventide.NoteRegistrations(ctx, toRegistration(&docs[i]))
+		}
+		return err
+	}
 	active := bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
 	docs, err := findAll(ctx, s.regs, active, func(d *registrationDoc) registrationDoc { return *d })
 	if err != nil {
@@ -247,6 +259,46 @@ func (s *Store) cancelAllOf(ctx context.Context, eid bson.ObjectID, reason strin
 	return nil
 }
 
+// cancelEachWithMessage cancels every active registration of event eid with reason, each by
+// its own update that also pushes its registration.cancelled message into the document (one
+// update per registration: the message names it, so an UpdateMany cannot carry it), and moves
+// the messages to the outbox. A stop anywhere leaves each registration either active without a
+// message or cancelled with its message in the document (moved by the sweep), never cancelled
+// without one. It returns how many it took from each status and the registrations as they are
+// now. A registration that changed status between the read and its update is read again, for
+// at most maxSeatRetries rounds.
+func (s *Store) cancelEachWithMessage(ctx context.Context, eid bson.ObjectID, reason string) (map[eventide.RegistrationStatus]int, []registrationDoc, error) {
+	took := map[eventide.RegistrationStatus]int{}
+	var done []registrationDoc
+	active := bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}}
+	for range maxSeatRetries {
+		docs, err := findAll(ctx, s.regs, active, func(d *registrationDoc) registrationDoc { return *d },
+			options.Find().SetProjection(bson.D{{Key: "outbox", Value: 0}}))
+		if err != nil || len(docs) == 0 {
+			return took, done, err
+		}
+		t := now()
+		for _, d := range docs {
+			was := d.Status
+			d.Status, d.CancelReason, d.UpdatedAt = string(eventide.RegistrationCancelled), reason, t
+			msg := regMessage(eventide.WebhookRegistrationCancelled, &d)
+			res, err := s.regs.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "status", Value: was}},
+				withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: d.Status},
+					{Key: "cancelReason", Value: reason}, {Key: "updatedAt", Value: t}}}}, msg))
+			if err != nil {
+				return took, done, mapErr(err)
+			}
+			if res.MatchedCount == 0 {
+				continue // changed meanwhile: the next round reads it again
+			}
+			took[eventide.RegistrationStatus(was)]++
+			done = append(done, d)
+			s.moveOutbox(ctx, s.regs, d.ID, msg)
+		}
+	}
+	return took, done, eventide.Errorf(eventide.CodeUnavailable, "the event's registrations are changing too fast; try again")
+}
+
 // syncEventTimes copies an event's times onto its registrations that differ.
 func (s *Store) syncEventTimes(ctx context.Context, d *eventDoc) error {
 	_, err := s.regs.UpdateMany(ctx, bson.D{{Key: "eventId", Value: d.ID}, {Key: "$or", Value: bson.A{
@@ -260,7 +312,13 @@ func (s *Store) syncEventTimes(ctx context.Context, d *eventDoc) error {
 // registrations — cancelled with a cancelled event, its times copied — before the recount.
 // Idempotent: each update matches only registrations not yet changed.
 func (s *Store) cascadeLocked(ctx context.Context, d *eventDoc) error {
-	if d.Status == string(eventide.EventCancelled) {
+	if d.Status == string(eventide.EventCancelled) && s.emitting() {
+		// Each registration the cascade had not reached yet gets its registration.cancelled
+		// message in its own cancelling update, as cancelAllOf gives it; the recount follows.
+		if _, _, err := s.cancelEachWithMessage(ctx, d.ID, d.CancelReason); err != nil {
+			return err
+		}
+	} else if d.Status == string(eventide.EventCancelled) {
 		_, err := s.regs.UpdateMany(ctx, bson.D{{Key: "eventId", Value: d.ID}, {Key: "status", Value: bson.D{{Key: "$ne", Value: string(eventide.RegistrationCancelled)}}}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)},
 				{Key: "cancelReason", Value: d.CancelReason}, {Key: "updatedAt", Value: now()}}}})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -59,5 +60,90 @@ func TestOutboxSweepMovesLeftMessages(t *testing.T) {
 	}
 	if n, _, err := st.WebhookBacklog(ctx); err != nil || n != 2 {
 		t.Fatalf("backlog %d %v, want 2", n, err)
+	}
+}
+
+// TestOutboxCascadeRepair: a cancelEvent that stopped after its edit (the event CANCELLED and
+// marked, its registrations still active, as a crash between the steps leaves it) is finished by
+// the repair, and each registration it cancels then gets its registration.cancelled message, as
+// if the cascade had run in the write itself.
+func TestOutboxCascadeRepair(t *testing.T) {
+	ctx := context.Background()
+	srv, err := embedded.Start(ctx, embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	const r = "http://a.example/h"
+	st, err := Open(ctx, Options{URI: srv.URI(), Database: "cascade", PoolSize: 5, ConnectTimeout: 5 * time.Second,
+		ServerSelectionTimeout: 5 * time.Second, MaxConnIdleTime: time.Minute, Outbox: eventide.OutboxOptions{Receivers: []string{r}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+
+	org := &eventide.User{Name: "Org", Email: "org@example.com", Role: eventide.RoleOrganizer}
+	if err := st.CreateUser(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(time.Hour)
+	e := &eventide.Event{Title: "E", Status: eventide.EventPublished, Capacity: 2, OrganizerID: org.ID,
+		StartsAt: start, EndsAt: start.Add(time.Hour)}
+	if err := st.CreateEvent(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	regs := map[string]bool{}
+	for i, name := range []string{"A", "B", "C"} {
+		u := &eventide.User{Name: name, Email: name + "@example.com", Role: eventide.RoleUser}
+		if err := st.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		reg, _, err := st.Register(ctx, e.ID, u.ID, time.Now().Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs[reg.ID] = true
+	}
+	before, err := st.WebhookDeliveries(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The edit of a cancelEvent whose process died right after it, a lease ago.
+	eid, _ := bson.ObjectIDFromHex(e.ID)
+	m := &mark{token: bson.NewObjectID().Hex(), at: msTime(time.Now().Add(-2 * repairLease))}
+	if _, err := st.events.UpdateOne(ctx, bson.D{{Key: "_id", Value: eid}}, withBegin(nil, bson.D{
+		{Key: "status", Value: string(eventide.EventCancelled)}, {Key: "cancelReason", Value: "storm"}}, m)); err != nil {
+		t.Fatal(err)
+	}
+	// A read repairs it; the sweep moves whatever the repair's moves left.
+	got, err := st.EventByID(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ConfirmedCount != 0 || got.WaitlistCount != 0 {
+		t.Fatalf("after the repair: %d confirmed, %d waitlisted; want none", got.ConfirmedCount, got.WaitlistCount)
+	}
+	if _, err := st.sweepOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := st.WebhookDeliveries(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled := map[string]bool{}
+	for _, d := range after[:len(after)-len(before)] {
+		var b struct {
+			Data struct{ Registration eventide.WebhookRegistration }
+		}
+		if err := json.Unmarshal(d.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if d.Type != eventide.WebhookRegistrationCancelled || b.Data.Registration.Status != "CANCELLED" || !regs[b.Data.Registration.ID] {
+			t.Fatalf("after the repair: %s %s", d.Type, d.Body)
+		}
+		cancelled[b.Data.Registration.ID] = true
+	}
+	if len(cancelled) != len(regs) {
+		t.Fatalf("the repair reported %d of the %d registrations it cancelled", len(cancelled), len(regs))
 	}
 }

@@ -153,6 +153,13 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 			if _, err := w.exec(s.stmts.wAddCounts, -cur.ConfirmedCount, -cur.WaitlistCount, ms(t), id); err != nil {
 				return err
 			}
+			// Each registration the cascade cancels is reported like one cancelled on its own,
+			// in this same transaction (after the event.cancelled message).
+			if s.emitting() {
+				for _, r := range changed {
+					msgs = append(msgs, regMessage(eventide.WebhookRegistrationCancelled, r))
+				}
+			}
 		} else if free := min(e.Capacity-cur.ConfirmedCount, cur.WaitlistCount); free > 0 {
 			// Seats freed by a raised capacity go to the waitlist, oldest first.
 			if changed, err = w.query(s.stmts.wPromoteReturning, ms(t), id, free); err != nil {

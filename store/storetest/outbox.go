@@ -23,6 +23,7 @@ func RunOutbox(t *testing.T, open func(t *testing.T, o eventide.OutboxOptions) O
 	t.Run("messages", func(t *testing.T) { outboxMessages(t, open) })
 	t.Run("lease", func(t *testing.T) { outboxLease(t, open) })
 	t.Run("failed-write-writes-none", func(t *testing.T) { outboxFailedWrite(t, open) })
+	t.Run("journeys", func(t *testing.T) { outboxJourneys(t, open) })
 }
 
 // all returns every delivery, oldest first.
@@ -87,7 +88,7 @@ func outboxMessages(t *testing.T, open func(*testing.T, eventide.OutboxOptions) 
 	e, us := scenario(t, st)
 	ds := allDeliveries(t, st)
 	want := []string{"event.published", "event.updated", "registration.confirmed", "registration.waitlisted",
-		"registration.cancelled", "registration.promoted", "event.cancelled"}
+		"registration.cancelled", "registration.promoted", "event.cancelled", "registration.cancelled"}
 	for _, r := range rs {
 		var got []string
 		ids := map[string]bool{}
@@ -126,8 +127,11 @@ func outboxMessages(t *testing.T, open func(*testing.T, eventide.OutboxOptions) 
 		byType[d.Type] = append(byType[d.Type], d.ID)
 	}
 	for typ, ids := range byType {
-		if len(ids) != 2 || ids[0] != ids[1] {
-			t.Fatalf("%s: ids %v", typ, ids)
+		sort.Strings(ids)
+		for i := 0; i < len(ids); i += 2 {
+			if len(ids)%2 != 0 || ids[i] != ids[i+1] {
+				t.Fatalf("%s: ids %v", typ, ids)
+			}
 		}
 	}
 	// The promoted message names the second user, confirmed.
@@ -147,7 +151,7 @@ func outboxMessages(t *testing.T, open func(*testing.T, eventide.OutboxOptions) 
 	default:
 		t.Fatal("Notify was never called")
 	}
-	if n, oldest, err := st.WebhookBacklog(ctx); err != nil || n != 14 || oldest.IsZero() {
+	if n, oldest, err := st.WebhookBacklog(ctx); err != nil || n != 16 || oldest.IsZero() {
 		t.Fatalf("backlog %d %v %v", n, oldest, err)
 	}
 }
@@ -230,8 +234,8 @@ func outboxLease(t *testing.T, open func(*testing.T, eventide.OutboxOptions) Out
 	}
 	left := allDeliveries(t, st)
 	sort.Slice(left, func(i, j int) bool { return left[i].Type < left[j].Type })
-	if len(left) != 5 {
-		t.Fatalf("%d left, want the 5 pending", len(left))
+	if len(left) != 6 {
+		t.Fatalf("%d left, want the 6 pending", len(left))
 	}
 	for _, d := range left {
 		if d.Status != eventide.DeliveryPending {
@@ -263,5 +267,85 @@ func outboxFailedWrite(t *testing.T, open func(*testing.T, eventide.OutboxOption
 	}
 	if ds := allDeliveries(t, st); len(ds) != 0 {
 		t.Fatalf("%d deliveries for a write that did not happen", len(ds))
+	}
+}
+
+// regBodies returns the registrations that receiver r's deliveries of type typ name, oldest first.
+func regBodies(t *testing.T, ds []*eventide.WebhookDelivery, r, typ string) []eventide.WebhookRegistration {
+	t.Helper()
+	var out []eventide.WebhookRegistration
+	for _, d := range ds {
+		if d.Receiver != r || d.Type != typ {
+			continue
+		}
+		var b struct {
+			Data struct{ Registration eventide.WebhookRegistration }
+		}
+		must(t, json.Unmarshal(d.Body, &b))
+		out = append(out, b.Data.Registration)
+	}
+	return out
+}
+
+// outboxJourneys: the organizer's writes report every registration they change, as a
+// registration's own cancellation does: removeRegistration a registration.cancelled and a
+// registration.promoted for the seat it frees; a raised capacity a registration.promoted for
+// each seat; cancelEvent a registration.cancelled for each registration it cancels with it.
+func outboxJourneys(t *testing.T, open func(*testing.T, eventide.OutboxOptions) OutboxStore) {
+	const r = "http://a.example/hook"
+	st := open(t, eventide.OutboxOptions{Receivers: []string{r}})
+	now := clock()
+	org := user(t, st, "org", eventide.RoleOrganizer)
+	us := users(t, st, 4)
+	e := event(t, st, now, ev{start: 24 * time.Hour, capacity: 1, org: org.ID})
+	regs := make([]*eventide.Registration, len(us))
+	for i, u := range us {
+		var err error
+		regs[i], _, err = st.Register(ctx, e.ID, u.ID, now.Add(time.Duration(i)*time.Millisecond))
+		must(t, err)
+	}
+	before := len(allDeliveries(t, st))
+
+	_, _, err := st.RemoveRegistration(ctx, regs[0].ID, "no-show", now.Add(time.Second))
+	must(t, err)
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error { x.Capacity = 2; return nil })
+	must(t, err)
+	_, err = st.UpdateEvent(ctx, e.ID, func(x *eventide.Event) error {
+		x.Status, x.CancelReason = eventide.EventCancelled, "rain"
+		return nil
+	})
+	must(t, err)
+
+	ds := allDeliveries(t, st)[before:]
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Type)
+	}
+	// The cascade's messages come in no promised order among themselves.
+	want := "registration.cancelled,registration.promoted,event.updated,registration.promoted,event.cancelled," +
+		"registration.cancelled,registration.cancelled,registration.cancelled"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("messages %v\nwant %s", got, want)
+	}
+	cancelled := regBodies(t, ds, r, "registration.cancelled")
+	if c := cancelled[0]; c.ID != regs[0].ID || c.UserID != us[0].ID || c.Status != "CANCELLED" {
+		t.Fatalf("removeRegistration's message names %+v", c)
+	}
+	promoted := regBodies(t, ds, r, "registration.promoted")
+	if promoted[0].ID != regs[1].ID || promoted[1].ID != regs[2].ID || promoted[0].Status != "CONFIRMED" || promoted[1].Status != "CONFIRMED" {
+		t.Fatalf("promoted %+v, want registrations 1 then 2, confirmed", promoted)
+	}
+	var ids []string
+	for _, c := range cancelled[1:] {
+		if c.Status != "CANCELLED" || c.EventID != e.ID {
+			t.Fatalf("cascade message %+v", c)
+		}
+		ids = append(ids, c.ID)
+	}
+	sort.Strings(ids)
+	wantIDs := []string{regs[1].ID, regs[2].ID, regs[3].ID}
+	sort.Strings(wantIDs)
+	if strings.Join(ids, ",") != strings.Join(wantIDs, ",") {
+		t.Fatalf("the cascade reported %v, want %v", ids, wantIDs)
 	}
 }
