@@ -241,8 +241,9 @@ func TestWebhooksJourneys(t *testing.T) {
 	if strings.Join(types(got), ",") != want {
 		t.Fatalf("after removeRegistration and cancelEvent: %v\nwant %s", types(got), want)
 	}
-	if r := reg(got[0]); r.ID != regID[us[0].ID] || r.UserID != us[0].ID || r.Status != "CANCELLED" {
-		t.Fatalf("removed: %+v", r)
+	if r := reg(got[0]); r.ID != regID[us[0].ID] || r.UserID != us[0].ID || r.Status != "CANCELLED" ||
+		!strings.Contains(string(got[0].msg.Data), `"cancelReason":"no-show"`) {
+		t.Fatalf("removed: %+v %s", r, got[0].msg.Data)
 	}
 	if r := reg(got[1]); r.ID != regID[us[1].ID] || r.Status != "CONFIRMED" {
 		t.Fatalf("promoted: %+v, want B confirmed", r)
@@ -250,8 +251,8 @@ func TestWebhooksJourneys(t *testing.T) {
 	cascade := map[string]bool{}
 	for _, c := range got[3:] {
 		r := reg(c)
-		if r.Status != "CANCELLED" || r.EventID != ev {
-			t.Fatalf("cascade: %+v", r)
+		if r.Status != "CANCELLED" || r.EventID != ev || !strings.Contains(string(c.msg.Data), `"cancelReason":"rain"`) {
+			t.Fatalf("cascade: %+v %s", r, c.msg.Data)
 		}
 		cascade[r.ID] = true
 	}

@@ -59,6 +59,9 @@ type WebhookRegistration struct {
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// CancelReason is the organizer's reason (removeRegistration) or the cancelled event's;
+	// absent when there is none.
+	CancelReason string `json:"cancelReason,omitempty"`
 }
 
 // WebhookEvent is an event in a webhook body's data.
@@ -91,7 +94,7 @@ func newMessage(id, typ string, at time.Time, data any) WebhookMessage {
 func RegistrationMessage(id, typ string, at time.Time, r *Registration) WebhookMessage {
 	return newMessage(id, typ, at, map[string]any{"registration": WebhookRegistration{
 		ID: r.ID, EventID: r.EventID, UserID: r.UserID, Status: string(r.Status),
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), CancelReason: r.CancelReason,
 	}})
 }
 

@@ -136,6 +136,11 @@ func outboxMessages(t *testing.T, open func(*testing.T, eventide.OutboxOptions) 
 	}
 	// The promoted message names the second user, confirmed.
 	for _, d := range ds {
+		if d.Type == "registration.promoted" || d.Type == "registration.confirmed" {
+			if strings.Contains(string(d.Body), "cancelReason") {
+				t.Fatalf("an active registration's message carries a cancelReason: %s", d.Body)
+			}
+		}
 		if d.Type == "registration.promoted" {
 			var b struct {
 				Data struct{ Registration eventide.WebhookRegistration }
@@ -328,7 +333,7 @@ func outboxJourneys(t *testing.T, open func(*testing.T, eventide.OutboxOptions) 
 		t.Fatalf("messages %v\nwant %s", got, want)
 	}
 	cancelled := regBodies(t, ds, r, "registration.cancelled")
-	if c := cancelled[0]; c.ID != regs[0].ID || c.UserID != us[0].ID || c.Status != "CANCELLED" {
+	if c := cancelled[0]; c.ID != regs[0].ID || c.UserID != us[0].ID || c.Status != "CANCELLED" || c.CancelReason != "no-show" {
 		t.Fatalf("removeRegistration's message names %+v", c)
 	}
 	promoted := regBodies(t, ds, r, "registration.promoted")
@@ -337,7 +342,7 @@ func outboxJourneys(t *testing.T, open func(*testing.T, eventide.OutboxOptions) 
 	}
 	var ids []string
 	for _, c := range cancelled[1:] {
-		if c.Status != "CANCELLED" || c.EventID != e.ID {
+		if c.Status != "CANCELLED" || c.EventID != e.ID || c.CancelReason != "rain" {
 			t.Fatalf("cascade message %+v", c)
 		}
 		ids = append(ids, c.ID)
