@@ -56,7 +56,13 @@ type GraphQLOptions struct {
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
+	// LeanSockets, when set, serves websockets with the lean transport (WS_TRANSPORT=lean,
+	// leanws.go) instead of gqlgen's.
+	LeanSockets *LeanSockets
 }
+
+// keepAliveInterval is the websocket keep-alive: graphql-ws "ka", graphql-transport-ws ping.
+const keepAliveInterval = 15 * time.Second
 
 // maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
 // only ones that could make 1000 entries weigh much) are parsed every time instead.
@@ -72,15 +78,21 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
-	srv.AddTransport(transport.Websocket{
+	gqlgenWS := transport.Websocket{
 		Implementation: socketImplementation{
 			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
 			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
 		},
 		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
-		KeepAlivePingInterval: 15 * time.Second,
-		PingPongInterval:      15 * time.Second,
-	})
+		KeepAlivePingInterval: keepAliveInterval,
+		PingPongInterval:      keepAliveInterval,
+	}
+	if o.LeanSockets != nil {
+		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
+	} else {
+		srv.AddTransport(gqlgenWS)
+	}
 	srv.AddTransport(sseTransport{}) // before POST: both take POST, SSE only as negotiated (isSSE)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
@@ -172,6 +184,7 @@ const (
 
 // refuseSocket makes gqlgen close a socket whose init failed with code and reason.
 func refuseSocket(ctx context.Context, code int, reason string) context.Context {
+	ctx = context.WithValue(ctx, socketRefusalKey{}, socketRefusal{code: code, reason: reason})
 	return transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, reason), code)
 }
 

@@ -82,6 +82,10 @@ type Options struct {
 	// CORSAllowedHeaders are request headers a preflight accepts beyond BuiltinCORSHeaders
 	// (CORS_ALLOWED_HEADERS).
 	CORSAllowedHeaders []string
+
+	// LeanSockets, when GraphQL serves websockets with the lean transport, is stopped by Shutdown
+	// once its sockets are closed.
+	LeanSockets *LeanSockets
 }
 
 // Defaults of the HTTP timeouts (API.md: HTTP_READ_TIMEOUT, SSE keep-alive every 15 s).
@@ -126,6 +130,7 @@ type Server struct {
 	sseKeepAlive, sseWriteTimeout time.Duration
 	conns                         *connectionCap // nil: no cap
 	draining                      atomic.Bool    // see Drain
+	lean                          *LeanSockets
 }
 
 // New builds the server and its routes.
@@ -145,7 +150,7 @@ func New(o Options) *Server {
 	if o.SSEWriteTimeout <= 0 {
 		o.SSEWriteTimeout = DefaultSSEWriteTimeout
 	}
-	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout}
+	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout, lean: o.LeanSockets}
 	if o.MaxConnectionsPerClient > 0 {
 		s.conns = newConnectionCap(o.MaxConnectionsPerClient, o.TrustedProxies, func(key string) {
 			if o.Throttle != nil {
@@ -218,7 +223,8 @@ func New(o Options) *Server {
 	}
 	c := cors.New(corsOpts)
 	root := chain(mux, c.Handler, limitClients(o.MaxConnectionsPerClient, o.TrustedProxies, o.Throttle),
-		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining)
+		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining,
+		holdStreams) // outermost: every release a websocket's middleware defers can wait for its close
 	s.http = &http.Server{
 		Handler: root,
 		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts
@@ -304,6 +310,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	s.lean.Stop()
 	return err
 }
 
@@ -316,8 +323,8 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 			return
 		}
 		s.streamWG.Add(1)
-		defer s.streamWG.Done()
-		ctx, cancel := context.WithCancel(r.Context())
+		defer holdFrom(r.Context()).release(s.streamWG.Done)
+		ctx, cancel := context.WithCancel(context.WithValue(r.Context(), streamsKey{}, s.streams))
 		defer cancel()
 		stop := context.AfterFunc(s.streams, cancel)
 		defer stop()
@@ -330,6 +337,10 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// streamsKey holds the streams context in a stream's request: the lean websocket transport, whose
+// connection outlives its request, closes its socket when it ends.
+type streamsKey struct{}
 
 type readyReport struct {
 	Status string                 `json:"status"`
