@@ -269,6 +269,9 @@ func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	if ss := sessionOf(r); ss != nil {
 		ss.setSocket(lc.close)
 	}
+	// Under the lock: the event loop's goroutines read them, and the race detector does not see
+	// the order epoll gives.
+	lc.mu.Lock()
 	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok {
 		lc.stopShutdown = context.AfterFunc(streams, func() {
 			if reason := closeReasonForContext(lc.connCtx()); reason != "" {
@@ -280,6 +283,7 @@ func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	if t.initTimeout > 0 {
 		lc.timer = time.AfterFunc(t.initTimeout, lc.initTimedOut)
 	}
+	lc.mu.Unlock()
 	if err := t.sockets.engine.AddTransferredConn(nbc); err != nil {
 		t.sockets.log.Warn("websocket: the event loop refused the connection", "error", err)
 		ws.CloseAndClean(err) // runs gone
@@ -636,10 +640,11 @@ func (c *leanConn) gone() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	stopShutdown := c.stopShutdown
 	c.mu.Unlock()
 	c.cancel()
-	if c.stopShutdown != nil {
-		c.stopShutdown()
+	if stopShutdown != nil {
+		stopShutdown()
 	}
 	c.ls.open.Add(-1)
 	c.hold.end()
