@@ -532,6 +532,38 @@ func TestDeferMultipartPlaceholders(t *testing.T) {
 	if ev["timeZone"] == nil {
 		t.Fatalf("initial part %s lost the field under @defer(if: false)", parts[0])
 	}
+
+	// A @defer inside a deferred fragment: the outer payload leaves the inner field out too.
+	const nested = `query($id: ID!){ event(id: $id){ id ... @defer(label: "outer") {
+		organizer { name ... @defer(label: "inner") { organizedEvents(first: 1) { edges { node { id } } } } } } } }`
+	parts = ts.deferMultipart(t, nested, map[string]any{"id": id})
+	var outer, inner map[string]any
+	for _, p := range parts[1:] {
+		var sub struct {
+			Incremental []struct {
+				Data  map[string]any
+				Label string
+			}
+		}
+		if err := json.Unmarshal(p, &sub); err != nil {
+			t.Fatal(err)
+		}
+		for _, inc := range sub.Incremental {
+			switch inc.Label {
+			case "outer":
+				outer = inc.Data
+			case "inner":
+				inner = inc.Data
+			}
+		}
+	}
+	org2, _ := outer["organizer"].(map[string]any)
+	if org2["name"] != "Placeholder Org" || inner["organizedEvents"] == nil {
+		t.Fatalf("parts %s: want the organizer's name in the outer payload, their events in the inner", parts)
+	}
+	if _, ok := org2["organizedEvents"]; ok {
+		t.Fatalf("parts %s: the outer payload holds the events deferred inside it", parts)
+	}
 }
 
 // deferMultipart posts query with Apollo Client's @defer Accept and returns the JSON parts of its

@@ -22,6 +22,71 @@ func stripDeferred(oc *graphql.OperationContext, data json.RawMessage) json.RawM
 	return stripSets(oc, data, []ast.SelectionSet{oc.Operation.SelectionSet})
 }
 
+// stripDeferredItem does what stripDeferred does for the data of an incremental payload: the
+// fields of the fragment deferred with label at path, less those deferred again inside it.
+func stripDeferredItem(oc *graphql.OperationContext, path ast.Path, label string, data json.RawMessage) json.RawMessage {
+	if oc == nil || oc.Operation == nil || !isObject(data) {
+		return data
+	}
+	sets := []ast.SelectionSet{oc.Operation.SelectionSet}
+	for _, el := range path {
+		name, ok := el.(ast.PathName)
+		if !ok {
+			continue // a list index: the same selections
+		}
+		keys := map[string]*selected{}
+		for _, s := range sets {
+			collectKeys(oc, s, false, keys, 0)
+		}
+		k := keys[string(name)]
+		if k == nil {
+			return data
+		}
+		sets = k.sub
+	}
+	var frags []ast.SelectionSet
+	for _, s := range sets {
+		deferredFragments(oc, s, label, &frags, 0)
+	}
+	if len(frags) == 0 {
+		return data
+	}
+	return stripSets(oc, data, frags)
+}
+
+// deferredFragments appends the selections of the fragments in set deferred with label, looking
+// through fragments that are not deferred.
+func deferredFragments(oc *graphql.OperationContext, set ast.SelectionSet, label string, out *[]ast.SelectionSet, depth int) {
+	if depth > 64 {
+		return
+	}
+	for _, s := range set {
+		var dirs ast.DirectiveList
+		var sub ast.SelectionSet
+		switch s := s.(type) {
+		case *ast.InlineFragment:
+			dirs, sub = s.Directives, s.SelectionSet
+		case *ast.FragmentSpread:
+			if s.Definition == nil {
+				continue
+			}
+			dirs, sub = s.Directives, s.Definition.SelectionSet
+		default:
+			continue
+		}
+		if !included(oc, dirs) {
+			continue
+		}
+		if activeDefer(oc, dirs) {
+			if l, _ := dirs.ForName("defer").ArgumentMap(oc.Variables)["label"].(string); l == label {
+				*out = append(*out, sub)
+			}
+			continue
+		}
+		deferredFragments(oc, sub, label, out, depth+1)
+	}
+}
+
 // selected is what the selections of one object say of a response key.
 type selected struct {
 	plain bool               // selected at least once outside an active @defer
@@ -80,6 +145,9 @@ func collectKeys(oc *graphql.OperationContext, set ast.SelectionSet, inDefer boo
 	for _, s := range set {
 		switch s := s.(type) {
 		case *ast.Field:
+			if !included(oc, s.Directives) {
+				continue
+			}
 			key := s.Alias
 			if key == "" {
 				key = s.Name
@@ -94,9 +162,12 @@ func collectKeys(oc *graphql.OperationContext, set ast.SelectionSet, inDefer boo
 				k.sub = append(k.sub, s.SelectionSet)
 			}
 		case *ast.InlineFragment:
+			if !included(oc, s.Directives) {
+				continue
+			}
 			collectKeys(oc, s.SelectionSet, inDefer || activeDefer(oc, s.Directives), keys, depth+1)
 		case *ast.FragmentSpread:
-			if s.Definition != nil {
+			if s.Definition != nil && included(oc, s.Directives) {
 				collectKeys(oc, s.Definition.SelectionSet, inDefer || activeDefer(oc, s.Directives), keys, depth+1)
 			}
 		}
@@ -111,6 +182,21 @@ func activeDefer(oc *graphql.OperationContext, directives ast.DirectiveList) boo
 	}
 	if on, ok := d.ArgumentMap(oc.Variables)["if"].(bool); ok && !on {
 		return false
+	}
+	return true
+}
+
+// included says whether @skip and @include let a selection in.
+func included(oc *graphql.OperationContext, directives ast.DirectiveList) bool {
+	if d := directives.ForName("skip"); d != nil {
+		if on, ok := d.ArgumentMap(oc.Variables)["if"].(bool); ok && on {
+			return false
+		}
+	}
+	if d := directives.ForName("include"); d != nil {
+		if on, ok := d.ArgumentMap(oc.Variables)["if"].(bool); ok && !on {
+			return false
+		}
 	}
 	return true
 }

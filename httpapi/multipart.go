@@ -253,7 +253,7 @@ func writeIncremental(ctx context.Context, w http.ResponseWriter, oc *graphql.Op
 		}
 		more = resp.HasNext != nil && *resp.HasNext
 		part := incrementalPart{HasNext: more, Incremental: []incrementalItem{{Errors: resp.Errors,
-			Data: resp.Data, Path: resp.Path, Label: resp.Label, Extensions: resp.Extensions}}}
+			Data: stripDeferredItem(oc, resp.Path, resp.Label, resp.Data), Path: resp.Path, Label: resp.Label, Extensions: resp.Extensions}}}
 		if mw.part(marshalPart(part)) != nil {
 			return
 		}
