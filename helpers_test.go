@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -52,6 +53,11 @@ func testConfig(t testing.TB) *config.Config {
 	cfg.SignupThrottleLimit = 1 << 20
 	cfg.LogLevel = "info"
 	cfg.ShutdownTimeout = 10 * time.Second
+	// The websocket tests run against both transports: .ci/run runs them again with
+	// EVENTIDE_TEST_WS_TRANSPORT=gqlgen.
+	if v := os.Getenv("EVENTIDE_TEST_WS_TRANSPORT"); v != "" {
+		cfg.WSTransport = v
+	}
 	return cfg
 }
 

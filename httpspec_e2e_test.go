@@ -250,7 +250,12 @@ func TestAcceptNegotiation(t *testing.T) {
 	if r.Status != http.StatusOK || r.mediaType() != graphqlResponse {
 		t.Fatalf("urql's mutation beside an open stream: %s", r)
 	}
-	s.waitLine(t, 10*time.Second, "the update", func(l string) bool { return strings.Contains(l, "Streamed") })
+	again := 0
+	s.awaitUpdate(t, 10*time.Second, "Streamed", func() {
+		again++
+		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+			map[string]any{"id": vars["id"], "t": fmt.Sprintf("Streamed %d", again)}, nil)
+	})
 	// urql's own subscription Accept opens a stream too (another client: the first one's place is taken).
 	if s, status, raw := ts.sseOpen(t, hdr("Accept", urqlSubAccept, "X-Forwarded-For", "192.0.2.132"), "", eventUpdatedSub, vars); s == nil {
 		t.Fatalf("a subscription with urql's subscription Accept: %d %s", status, raw)

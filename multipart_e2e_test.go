@@ -432,8 +432,8 @@ func TestMultipartStalledReaderIsCut(t *testing.T) {
 }
 
 // deferQuery defers an event's organizer and attendee count behind its id and title. gqlgen
-// defers fields that have resolvers only (a plain struct field is there at once), and leaves a
-// deferred field null in the initial part.
+// defers fields that have resolvers only (a plain struct field is there at once) and writes a
+// deferred field as null in its initial part, which the multipart transport leaves out.
 const deferQuery = `query($id: ID!){ event(id: $id){ id title ... @defer(label: "details") { organizer { name } attendeeCount } } }`
 
 // TestDeferMultipart: a query with @defer, sent with Apollo Client's @defer Accept, is answered in
@@ -457,8 +457,14 @@ func TestDeferMultipart(t *testing.T) {
 			Errors  []any
 		}
 		if err := json.Unmarshal(parts[0], &initial); err != nil || initial.HasNext == nil || !*initial.HasNext ||
-			initial.Data.Event["title"] != "Deferred" || initial.Data.Event["organizer"] != nil || len(initial.Errors) > 0 {
-			t.Fatalf("initial part %s, want the title, no organizer, hasNext true", parts[0])
+			initial.Data.Event["title"] != "Deferred" || len(initial.Errors) > 0 {
+			t.Fatalf("initial part %s, want the title, hasNext true", parts[0])
+		}
+		// The deferred fields are absent, not null (gqlgen's placeholder): Apollo Client reads a
+		// null as the value and takes the initial part for the complete result.
+		if _, ok := initial.Data.Event["organizer"]; ok {
+			t.Fatalf("initial part %s holds the deferred organizer", parts[0])
+
 		}
 		var sub struct {
 			Incremental []struct {
@@ -476,6 +482,87 @@ func TestDeferMultipart(t *testing.T) {
 		if organizer["name"] != "Defer Org" || inc.Label != "details" || fmt.Sprint(inc.Path) != "[event]" {
 			t.Fatalf("incremental result %s, want the organizer at path [event] labelled details", parts[1])
 		}
+	}
+}
+
+// TestDeferMultipartPlaceholders: the deferred fields gqlgen writes as null are left out of the
+// initial part everywhere — in each item of a list, in a fragment spread — while a field selected
+// both inside and outside a @defer, and a @defer(if: false), stay in it.
+func TestDeferMultipartPlaceholders(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	org := ts.organizer("Placeholder Org")
+	id := ts.publishedEvent(org, "Placeholders", 10, 24*time.Hour)
+	ts.publishedEvent(org, "Placeholders 2", 10, 48*time.Hour)
+	const q = `query($id: ID!, $no: Boolean!){
+		events(first: 2){ edges { node { id ... @defer { venue { name } } } } }
+		event(id: $id){ id organizer { name } ...Later @defer ... @defer(if: $no) { timeZone } }
+	}
+	fragment Later on Event { organizer { id } venue { name } }`
+	parts := ts.deferMultipart(t, q, map[string]any{"id": id, "no": false})
+	if len(parts) < 2 {
+		t.Fatalf("%d parts: %s", len(parts), parts)
+	}
+	var initial struct {
+		Data struct {
+			Events struct {
+				Edges []struct{ Node map[string]any }
+			}
+			Event map[string]any
+		}
+	}
+	if err := json.Unmarshal(parts[0], &initial); err != nil {
+		t.Fatal(err)
+	}
+	if len(initial.Data.Events.Edges) != 2 {
+		t.Fatalf("initial part %s, want two events", parts[0])
+	}
+	for _, e := range initial.Data.Events.Edges {
+		if _, ok := e.Node["venue"]; ok || e.Node["id"] == nil {
+			t.Fatalf("initial part %s: a listed event holds its deferred venue", parts[0])
+		}
+	}
+	ev := initial.Data.Event
+	if _, ok := ev["venue"]; ok {
+		t.Fatalf("initial part %s holds the venue deferred in a fragment spread", parts[0])
+	}
+	if o, _ := ev["organizer"].(map[string]any); o["name"] != "Placeholder Org" {
+		t.Fatalf("initial part %s lost the organizer selected outside the @defer too", parts[0])
+	}
+	if ev["timeZone"] == nil {
+		t.Fatalf("initial part %s lost the field under @defer(if: false)", parts[0])
+	}
+
+	// A @defer inside a deferred fragment: the outer payload leaves the inner field out too.
+	const nested = `query($id: ID!){ event(id: $id){ id ... @defer(label: "outer") {
+		organizer { name ... @defer(label: "inner") { organizedEvents(first: 1) { edges { node { id } } } } } } } }`
+	parts = ts.deferMultipart(t, nested, map[string]any{"id": id})
+	var outer, inner map[string]any
+	for _, p := range parts[1:] {
+		var sub struct {
+			Incremental []struct {
+				Data  map[string]any
+				Label string
+			}
+		}
+		if err := json.Unmarshal(p, &sub); err != nil {
+			t.Fatal(err)
+		}
+		for _, inc := range sub.Incremental {
+			switch inc.Label {
+			case "outer":
+				outer = inc.Data
+			case "inner":
+				inner = inc.Data
+			}
+		}
+	}
+	org2, _ := outer["organizer"].(map[string]any)
+	if org2["name"] != "Placeholder Org" || inner["organizedEvents"] == nil {
+		t.Fatalf("parts %s: want the organizer's name in the outer payload, their events in the inner", parts)
+	}
+	if _, ok := org2["organizedEvents"]; ok {
+		t.Fatalf("parts %s: the outer payload holds the events deferred inside it", parts)
 	}
 }
 

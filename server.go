@@ -288,7 +288,8 @@ type app struct {
 	tracing  *telemetry.Tracing // Off() unless OTEL_* configures an endpoint
 	bus      *cache.Bus
 	sessions *httpapi.Sessions
-	auth     *auth.Auth // its Hashes count every bcrypt run (tests read it)
+	lean     *httpapi.LeanSockets // nil with WS_TRANSPORT=gqlgen
+	auth     *auth.Auth           // its Hashes count every bcrypt run (tests read it)
 	serveErr chan error
 	// inherited holds the sockets a -supervise parent handed over (nil without one).
 	inherited *supervisor.Inherited
@@ -519,7 +520,13 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Directives: graph.DirectiveRoot{HasRole: root.HasRole},
 	})
 	operations := httpapi.NewOperations(reg, tracer, 0)
+	var lean *httpapi.LeanSockets
+	if cfg.WSTransport != config.WSTransportGqlgen {
+		lean = httpapi.NewLeanSockets(log)
+	}
+	a.lean = lean
 	gql := httpapi.NewGraphQL(es, httpapi.GraphQLOptions{
+		LeanSockets:    lean,
 		Logger:         log,
 		Authenticator:  authn,
 		Introspection:  !cfg.IsProduction(),
@@ -550,10 +557,11 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Operations: operations,
 	})
 	a.http = httpapi.New(httpapi.Options{
-		Logger:     log,
-		GraphQL:    gql,
-		Playground: playground.Handler("Eventide", "/graphql"),
-		Monitor:    monitor.Handler(),
+		LeanSockets: lean,
+		Logger:      log,
+		GraphQL:     gql,
+		Playground:  playground.Handler("Eventide", "/graphql"),
+		Monitor:     monitor.Handler(),
 
 		TrustedProxies:      cfg.TrustedProxies,
 		Throttle:            throttle,

@@ -424,6 +424,33 @@ func (s *sseStream) waitLine(t *testing.T, d time.Duration, what string, ok func
 	}
 }
 
+// awaitUpdate waits until s delivers a line containing want, calling again (another change whose
+// line also contains want) every second meanwhile: an SSE stream answers 200 before its
+// subscription is registered (gqlgen's transport flushes first), so a change made right after
+// the open can come before the subscription and never reach it.
+func (s *sseStream) awaitUpdate(t *testing.T, d time.Duration, want string, again func()) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case l, open := <-s.lines:
+			if !open {
+				t.Fatalf("the stream ended while waiting for %q", want)
+			}
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q within %s", want, d)
+			}
+			again()
+		}
+	}
+}
+
 // TestSSEStreamsPerClient: SSE streams count with websockets against
 // WS_MAX_CONNECTIONS_PER_CLIENT; one over is 429 RATE_LIMITED, another client is served.
 func TestSSEStreamsPerClient(t *testing.T) {
@@ -466,9 +493,15 @@ func TestSSEStreamsPerClient(t *testing.T) {
 	if s, status, raw := ts.sseOpen(t, from("192.0.2.71"), "", eventUpdatedSub, vars); s == nil {
 		t.Fatalf("another client's stream: %d %s", status, raw)
 	}
-	ts.mustData(org.Token, `mutation($id: ID!){ updateEvent(id: $id, input: {title: "Renamed"}){ id } }`, vars, nil)
+	renames := 0
+	rename := func() {
+		renames++
+		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+			map[string]any{"id": vars["id"], "t": fmt.Sprintf("Renamed %d", renames)}, nil)
+	}
+	rename()
 	for _, s := range open {
-		s.waitLine(t, 10*time.Second, "the update", func(l string) bool { return strings.Contains(l, "Renamed") })
+		s.awaitUpdate(t, 10*time.Second, "Renamed", rename)
 	}
 	// Closing one frees its place.
 	open[0].res.Body.Close()

@@ -227,6 +227,9 @@ type drainConn struct {
 	once sync.Once
 }
 
+// NetConn is the connection under the drain's bookkeeping (see countedConn.NetConn).
+func (c *drainConn) NetConn() net.Conn { return c.Conn }
+
 func (c *drainConn) Close() error {
 	c.once.Do(func() { c.l.closed(c) })
 	return c.Conn.Close()

@@ -62,6 +62,41 @@ func (c *wsClient) next() map[string]any {
 	}
 }
 
+// changeUntilMessage makes change (its i-th time) until the socket has a message that is not a
+// keep-alive, and returns it: a subscription's resolver runs after its subscribe message was
+// read, so a change made at once can come before it (seen on a loaded machine, on both transports).
+func (c *wsClient) changeUntilMessage(change func(i int)) map[string]any {
+	c.t.Helper()
+	type result struct {
+		m   map[string]any
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		for {
+			m, err := c.read()
+			if err == nil && (m["type"] == "ka" || m["type"] == "ping" || m["type"] == "pong") {
+				continue // a ping goes unanswered: the test ends well before the server's deadline
+			}
+			got <- result{m, err}
+			return
+		}
+	}()
+	for i := 0; ; i++ {
+		change(i)
+		select {
+		case r := <-got:
+			if r.err != nil {
+				c.t.Fatalf("ws read: %v", r.err)
+			}
+			return r.m
+		case <-time.After(time.Second):
+		case <-c.ctx.Done():
+			c.t.Fatal("no message came")
+		}
+	}
+}
+
 func (c *wsClient) read() (map[string]any, error) {
 	_, b, err := c.conn.Read(c.ctx)
 	if err != nil {
@@ -97,8 +132,13 @@ func TestEventUpdatedSubscription(t *testing.T) {
 			}})
 			// Subscriptions start asynchronously: retry the change until a message arrives.
 			other := ts.signUp("Other " + proto)
-			ts.mustData(other.Token, `mutation($id: ID!){ registerForEvent(eventId: $id){ id } }`, map[string]any{"id": id}, nil)
-			m := c.next()
+			m := c.changeUntilMessage(func(i int) {
+				op := `mutation($id: ID!){ registerForEvent(eventId: $id){ id } }`
+				if i%2 == 1 {
+					op = `mutation($id: ID!){ cancelRegistration(eventId: $id){ id } }`
+				}
+				ts.mustData(other.Token, op, map[string]any{"id": id}, nil)
+			})
 			if m["type"] != "next" && m["type"] != "data" {
 				t.Fatalf("got %v", m)
 			}

@@ -63,6 +63,7 @@ type Config struct {
 	HTTPMaxBodyBytes                int64         // HTTP_MAX_BODY_BYTES (a size: 1048576 or 1MiB)
 	WSMaxConnectionsPerClient       int           // WS_MAX_CONNECTIONS_PER_CLIENT
 	WSMaxSubscriptionsPerConnection int           // WS_MAX_SUBSCRIPTIONS_PER_CONNECTION
+	WSTransport                     string        // WS_TRANSPORT: lean (event loop) or gqlgen
 	HTTPReadTimeout                 time.Duration // HTTP_READ_TIMEOUT: the whole request, body included
 	HTTPMaxConnectionsPerClient     int           // HTTP_MAX_CONNECTIONS_PER_CLIENT: open connections per client address
 	SSEKeepAliveInterval            time.Duration // SSE_KEEPALIVE_INTERVAL: keep-alive comments on an idle SSE stream
@@ -150,3 +151,10 @@ func (c *Config) TracesEndpoint() string {
 	}
 	return ""
 }
+
+// WS_TRANSPORT values: lean is the event-loop websocket transport (httpapi/leanws.go), gqlgen
+// gqlgen's own, kept for one release so an operator can switch back.
+const (
+	WSTransportLean   = "lean"
+	WSTransportGqlgen = "gqlgen"
+)

@@ -65,6 +65,7 @@ func productionDefaults() *Config {
 		HTTPMaxBodyBytes:                1 << 20,
 		WSMaxConnectionsPerClient:       50,
 		WSMaxSubscriptionsPerConnection: 20,
+		WSTransport:                     WSTransportGqlgen,
 		HTTPReadTimeout:                 15 * time.Second,
 		HTTPMaxConnectionsPerClient:     100,
 		SSEKeepAliveInterval:            15 * time.Second,

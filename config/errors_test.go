@@ -84,6 +84,7 @@ func TestLoad_BadValues(t *testing.T) {
 		{name: "ErrBodyNegative", environ: []string{"HTTP_MAX_BODY_BYTES=-1"}, key: "HTTP_MAX_BODY_BYTES", value: "-1"},
 		{name: "ErrBodyBadUnit", environ: []string{"HTTP_MAX_BODY_BYTES=1XB"}, key: "HTTP_MAX_BODY_BYTES", value: "1XB"},
 		{name: "ErrWSConnectionsZero", environ: []string{"WS_MAX_CONNECTIONS_PER_CLIENT=0"}, key: "WS_MAX_CONNECTIONS_PER_CLIENT", value: "0"},
+		{name: "ErrWSTransportUnknown", environ: []string{"WS_TRANSPORT=gorilla"}, key: "WS_TRANSPORT", value: "gorilla"},
 		{name: "ErrWSSubscriptionsZero", environ: []string{"WS_MAX_SUBSCRIPTIONS_PER_CONNECTION=0"}, key: "WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", value: "0"},
 		{name: "ErrHTTPReadTimeoutZero", environ: []string{"HTTP_READ_TIMEOUT=0s"}, key: "HTTP_READ_TIMEOUT", value: "0s"},
 		{name: "ErrHTTPReadTimeoutNoUnit", environ: []string{"HTTP_READ_TIMEOUT=15"}, key: "HTTP_READ_TIMEOUT", value: "15"},

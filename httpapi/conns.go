@@ -88,6 +88,10 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// NetConn is the connection under the count (the lean websocket transport hands it to its event
+// loop and closes this one, the count's, with the socket).
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite lets net/http half-close the connection after a final answer (the 429), so the
 // client reads it before the connection goes.
 func (c *countedConn) CloseWrite() error {
@@ -144,7 +148,7 @@ func limitClients(max int, trusted []netip.Prefix, t *security.Throttle) func(ht
 				refuse(w, r, key)
 				return
 			}
-			defer inFlight.release(key)
+			defer holdFrom(r.Context()).release(func() { inFlight.release(key) })
 			next.ServeHTTP(w, r)
 		})
 	}

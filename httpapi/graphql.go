@@ -62,7 +62,13 @@ type GraphQLOptions struct {
 	// Operations reports each operation (metrics, and a span when tracing is on); nil: an
 	// unregistered one.
 	Operations *Operations
+	// LeanSockets, when set, serves websockets with the lean transport (WS_TRANSPORT=lean,
+	// leanws.go) instead of gqlgen's.
+	LeanSockets *LeanSockets
 }
+
+// keepAliveInterval is the websocket keep-alive: graphql-ws "ka", graphql-transport-ws ping.
+const keepAliveInterval = 15 * time.Second
 
 // maxCachedQueryBytes bounds what the parsed-query LRU keeps: longer documents (rare, and the
 // only ones that could make 1000 entries weigh much) are parsed every time instead.
@@ -79,15 +85,21 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
-	srv.AddTransport(transport.Websocket{
+	gqlgenWS := transport.Websocket{
 		Implementation: socketImplementation{
 			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
 			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
 		},
 		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
-		KeepAlivePingInterval: 15 * time.Second,
-		PingPongInterval:      15 * time.Second,
-	})
+		KeepAlivePingInterval: keepAliveInterval,
+		PingPongInterval:      keepAliveInterval,
+	}
+	if o.LeanSockets != nil {
+		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
+	} else {
+		srv.AddTransport(gqlgenWS)
+	}
 	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
 	srv.AddTransport(sseTransport{})
 	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
@@ -187,6 +199,7 @@ const (
 
 // refuseSocket makes gqlgen close a socket whose init failed with code and reason.
 func refuseSocket(ctx context.Context, code int, reason string) context.Context {
+	ctx = context.WithValue(ctx, socketRefusalKey{}, socketRefusal{code: code, reason: reason})
 	return transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, reason), code)
 }
 

@@ -259,7 +259,7 @@ func limitStreams(max int, t *security.Throttle) func(http.Handler) http.Handler
 					fmt.Sprintf("too many open streams (websockets, SSE and multipart) from this client (at most %d)", max))
 				return
 			}
-			defer l.release(key)
+			defer holdFrom(r.Context()).release(func() { l.release(key) })
 			next.ServeHTTP(w, r)
 		})
 	}

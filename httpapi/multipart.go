@@ -230,15 +230,18 @@ type incrementalItem struct {
 	Extensions map[string]any  `json:"extensions,omitempty"`
 }
 
-// writeIncremental answers a query in multipart/mixed: first (hasNext set), then every response
-// that follows it, then the close.
-func writeIncremental(ctx context.Context, w http.ResponseWriter, first *graphql.Response, responses graphql.ResponseHandler) {
+// writeIncremental answers a query in multipart/mixed: first (hasNext set, its deferred fields'
+// null placeholders left out), then every response that follows it, then the close.
+func writeIncremental(ctx context.Context, w http.ResponseWriter, oc *graphql.OperationContext, first *graphql.Response, responses graphql.ResponseHandler) {
 	w.Header().Set("Content-Type", multipartDeferType)
 	w.Header().Set("Cache-Control", "no-cache")
 	mw := newMultipartWriter(w)
 	more := first.HasNext != nil && *first.HasNext
 	if first.HasNext == nil {
 		first.HasNext = &more
+	}
+	if more {
+		first.Data = stripDeferred(oc, first.Data)
 	}
 	if mw.part(marshalPart(first)) != nil {
 		return
@@ -250,7 +253,7 @@ func writeIncremental(ctx context.Context, w http.ResponseWriter, first *graphql
 		}
 		more = resp.HasNext != nil && *resp.HasNext
 		part := incrementalPart{HasNext: more, Incremental: []incrementalItem{{Errors: resp.Errors,
-			Data: resp.Data, Path: resp.Path, Label: resp.Label, Extensions: resp.Extensions}}}
+			Data: stripDeferredItem(oc, resp.Path, resp.Label, resp.Data), Path: resp.Path, Label: resp.Label, Extensions: resp.Extensions}}}
 		if mw.part(marshalPart(part)) != nil {
 			return
 		}

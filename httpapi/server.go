@@ -95,6 +95,9 @@ type Options struct {
 	Tracer trace.Tracer
 	// Operations, the one GraphQLOptions has, counts the answers of the response cache too.
 	Operations *Operations
+	// LeanSockets, when GraphQL serves websockets with the lean transport, is stopped by Shutdown
+	// once its sockets are closed.
+	LeanSockets *LeanSockets
 }
 
 // Defaults of the HTTP timeouts (API.md: HTTP_READ_TIMEOUT, SSE keep-alive every 15 s).
@@ -139,6 +142,7 @@ type Server struct {
 	sseKeepAlive, sseWriteTimeout time.Duration
 	conns                         *connectionCap // nil: no cap
 	draining                      atomic.Bool    // see Drain
+	lean                          *LeanSockets
 }
 
 // New builds the server and its routes.
@@ -158,7 +162,7 @@ func New(o Options) *Server {
 	if o.SSEWriteTimeout <= 0 {
 		o.SSEWriteTimeout = DefaultSSEWriteTimeout
 	}
-	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout}
+	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout, lean: o.LeanSockets}
 	if o.MaxConnectionsPerClient > 0 {
 		s.conns = newConnectionCap(o.MaxConnectionsPerClient, o.TrustedProxies, func(key string) {
 			if o.Throttle != nil {
@@ -241,7 +245,8 @@ func New(o Options) *Server {
 	}
 	c := cors.New(corsOpts)
 	root := chain(mux, c.Handler, limitClients(o.MaxConnectionsPerClient, o.TrustedProxies, o.Throttle),
-		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining)
+		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining,
+		holdStreams) // outermost: every release a websocket's middleware defers can wait for its close
 	s.http = &http.Server{
 		Handler: root,
 		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts
@@ -327,6 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	s.lean.Stop()
 	return err
 }
 
@@ -340,8 +346,8 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 			return
 		}
 		s.streamWG.Add(1)
-		defer s.streamWG.Done()
-		ctx, cancel := context.WithCancelCause(r.Context())
+		defer holdFrom(r.Context()).release(s.streamWG.Done)
+		ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), streamsKey{}, s.streams))
 		defer cancel(nil)
 		// The cause tells the multipart transport to say why in a last part.
 		stop := context.AfterFunc(s.streams, func() { cancel(errServerShutdown) })
@@ -363,6 +369,10 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// streamsKey holds the streams context in a stream's request: the lean websocket transport, whose
+// connection outlives its request, closes its socket when it ends.
+type streamsKey struct{}
 
 type readyReport struct {
 	Status string                 `json:"status"`

@@ -163,7 +163,7 @@ func (s *Sessions) track(next http.Handler) http.Handler {
 			return
 		}
 		ss := &session{reg: s, client: eventide.ClientFrom(r.Context())}
-		defer ss.close()
+		defer holdFrom(r.Context()).release(ss.close)
 		// authenticate has checked the header's token and read its user; the session starts from
 		// what it found.
 		if u := eventide.ViewerFrom(r.Context()); u != nil {

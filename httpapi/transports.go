@@ -151,7 +151,7 @@ func answer(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, 
 	a := acceptOf(r)
 	if resp != nil && (deferred && a.best(offerJSON, offerGraphQLResponse, offerMultipart) == offerMultipart ||
 		!a.acceptsJSON() && a.acceptsMultipart()) {
-		writeIncremental(ctx, w, resp, responses)
+		writeIncremental(ctx, w, oc, resp, responses)
 		return
 	}
 	if deferred {

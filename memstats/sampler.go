@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventide/server/pubsub"
 )
 
 // Bounds and defaults of a Sampler.
@@ -205,19 +207,26 @@ func SubscribeAs[T any](s *Sampler, ctx context.Context, interval time.Duration,
 		return nil, err
 	}
 	ch := make(chan T, s.opts.Buffer)
+	// A lean websocket reads the channel only when told (pubsub.Notifier): no goroutine waits.
+	ready := pubsub.Claim(ctx)
+	if ready == nil {
+		ready = func(bool) {}
+	}
 	sub := &subscriber{
 		interval: clamp(interval),
 		offer: func(smp Sample) bool {
 			select {
 			case ch <- convert(smp):
+				ready(false)
 				return true
 			default:
 				return false
 			}
 		},
-		close: func() { close(ch) },
+		close: func() { close(ch); ready(true) },
 	}
 	if err := s.add(ctx, sub); err != nil {
+		pubsub.Unclaim(ctx)
 		return nil, err
 	}
 	return ch, nil

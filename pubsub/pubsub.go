@@ -52,6 +52,9 @@ type Broker[T any] struct {
 type sub[T any] struct {
 	ch    chan T
 	owner string
+	// ready, when the subscriber's context carried a Notifier, is called after every value
+	// put in ch and after ch is closed: the consumer reads ch only then, and never waits on it.
+	ready func(closed bool)
 }
 
 // New returns a broker giving each subscriber a buffer of buffer values and holding at most
@@ -89,6 +92,7 @@ func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, erro
 		subs = make(map[*sub[T]]struct{})
 		b.topics[topic] = subs
 	}
+	s.ready = Claim(ctx) // once it is sure to be subscribed: a refusal is answered at once
 	subs[s] = struct{}{}
 	b.n++
 	b.mu.Unlock()
@@ -119,6 +123,9 @@ func (b *Broker[T]) removeLocked(topic string, s *sub[T]) bool {
 	}
 	b.n--
 	close(s.ch)
+	if s.ready != nil {
+		s.ready(true)
+	}
 	return true
 }
 
@@ -131,6 +138,9 @@ func (b *Broker[T]) Publish(topic string, v T) {
 		select {
 		case s.ch <- v:
 			b.delivered.Add(1)
+			if s.ready != nil {
+				s.ready(false)
+			}
 		default:
 			b.removeLocked(topic, s)
 			b.dropped.Add(1)
@@ -152,3 +162,46 @@ func (b *Broker[T]) Stats() (subscribers int, delivered, dropped uint64) {
 	b.mu.Unlock()
 	return n, b.delivered.Load(), b.dropped.Load()
 }
+
+// Notifier tells a consumer that a subscription's channel has something to read, instead of a
+// goroutine parked on the channel: the lean websocket transport runs a subscription's next
+// response only when its notifier has fired, so an idle subscription holds no goroutine.
+//
+// The first Subscribe (or forwarder) that Claims it calls its function with false after every
+// value it puts in the channel it returns, and with true after closing it, each call after the
+// value is in: so the consumer's k-th read follows k calls and never blocks, and every read after
+// the true one returns at once.
+type Notifier struct {
+	fn      func(closed bool)
+	claimed atomic.Bool
+}
+
+type notifierKey struct{}
+
+// WithNotifier returns ctx carrying a Notifier that calls fn.
+func WithNotifier(ctx context.Context, fn func(closed bool)) (context.Context, *Notifier) {
+	n := &Notifier{fn: fn}
+	return context.WithValue(ctx, notifierKey{}, n), n
+}
+
+// Claim returns the function of ctx's Notifier to the first caller, nil to any other and when
+// ctx has none. A producer that claims it promises the calls Notifier describes.
+func Claim(ctx context.Context) func(closed bool) {
+	n, _ := ctx.Value(notifierKey{}).(*Notifier)
+	if n == nil || !n.claimed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return n.fn
+}
+
+// Unclaim gives ctx's notifier back: a producer that claimed it and then failed calls it, so that
+// the consumer, seeing it unclaimed, runs the operation the ordinary way (and gets the failure).
+func Unclaim(ctx context.Context) {
+	if n, _ := ctx.Value(notifierKey{}).(*Notifier); n != nil {
+		n.claimed.Store(false)
+	}
+}
+
+// Claimed reports whether a producer took the notifier: if not, nothing will call it, and the
+// consumer must wait on its channel the ordinary way.
+func (n *Notifier) Claimed() bool { return n.claimed.Load() }

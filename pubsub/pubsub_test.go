@@ -209,3 +209,69 @@ func TestPerOwner(t *testing.T) {
 		}
 	})
 }
+
+// TestNotifier: a subscriber whose context carries a Notifier is told of every value after it is
+// in the channel and of the channel's close (cancel, or dropped for being slow), so a consumer
+// that reads only when told never waits; the notifier goes to one producer only.
+func TestNotifier(t *testing.T) {
+	type call struct {
+		closed   bool
+		buffered int // values in the channel when the call came
+	}
+	var mu sync.Mutex
+	subscribe := func(b *Broker[int], ctx context.Context) (<-chan int, func() []call, *Notifier) {
+		var calls []call
+		var ch <-chan int
+		ctx, n := WithNotifier(ctx, func(closed bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, call{closed, len(ch)})
+		})
+		c, err := b.Subscribe(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		ch = c
+		mu.Unlock()
+		return c, func() []call { mu.Lock(); defer mu.Unlock(); return append([]call(nil), calls...) }, n
+	}
+	t.Run("ValuesThenCancel", func(t *testing.T) {
+		b := New[int](4, 10)
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, get, n := subscribe(b, ctx)
+		if !n.Claimed() {
+			t.Fatal("Subscribe did not claim the notifier")
+		}
+		b.Publish("a", 1)
+		b.Publish("a", 2)
+		if calls := get(); len(calls) != 2 || calls[0] != (call{false, 1}) || calls[1] != (call{false, 2}) {
+			t.Fatalf("calls %v, want one per value, each after it was in", calls)
+		}
+		<-ch
+		<-ch
+		cancel()
+		waitClosed(t, ch)
+		if calls := get(); len(calls) != 3 || !calls[2].closed {
+			t.Fatalf("calls %v, want a closing one last", calls)
+		}
+	})
+	t.Run("DroppedWhenSlow", func(t *testing.T) {
+		b := New[int](1, 10)
+		_, get, _ := subscribe(b, context.Background())
+		b.Publish("a", 1)
+		b.Publish("a", 2) // the buffer is full: dropped
+		if calls := get(); len(calls) != 2 || calls[0].closed || !calls[1].closed {
+			t.Fatalf("calls %v, want a value then the close", calls)
+		}
+	})
+	t.Run("ClaimedOnce", func(t *testing.T) {
+		ctx, n := WithNotifier(context.Background(), func(bool) {})
+		if Claim(ctx) == nil || Claim(ctx) != nil || !n.Claimed() {
+			t.Fatal("the notifier went to more than one producer, or to none")
+		}
+		if Claim(context.Background()) != nil {
+			t.Fatal("a context without a notifier gave one")
+		}
+	})
+}

@@ -630,12 +630,19 @@ func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-c
 	if err != nil {
 		return nil, err
 	}
+	// A draft's updates pass through whileVisible's forwarder: it, not the broker, tells a lean
+	// transport when its channel has something (pubsub.Notifier).
+	var ready func(closed bool)
+	if ev.Status == eventide.EventDraft {
+		ready = claimReady(ctx)
+	}
 	ch, err := r.Events.Subscribe(ctx, id)
 	if err != nil {
+		unclaimReady(ctx)
 		return nil, eventUpdatedError(err)
 	}
 	if ev.Status == eventide.EventDraft {
-		return whileVisible(ctx, ch), nil
+		return whileVisible(ctx, ch, ready), nil
 	}
 	return ch, nil
 }

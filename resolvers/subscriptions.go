@@ -23,9 +23,16 @@ func eventUpdatedError(err error) error {
 // connection's viewer follows role changes): an admin demoted while watching someone else's
 // draft gets FORBIDDEN instead of its next update. Published events are seen by everyone and
 // need no forwarder; a draft's watchers are few.
-func whileVisible(ctx context.Context, in <-chan *eventide.Event) <-chan *eventide.Event {
+//
+// ready, when not nil, is called after every value put in the channel returned and after it is
+// closed (pubsub.Notifier).
+func whileVisible(ctx context.Context, in <-chan *eventide.Event, ready func(closed bool)) <-chan *eventide.Event {
 	out := make(chan *eventide.Event, cap(in))
+	if ready == nil {
+		ready = func(bool) {}
+	}
 	go func() {
+		defer ready(true)
 		defer close(out)
 		for {
 			select {
@@ -41,6 +48,7 @@ func whileVisible(ctx context.Context, in <-chan *eventide.Event) <-chan *eventi
 				}
 				select {
 				case out <- ev:
+					ready(false)
 				case <-ctx.Done():
 					return
 				}
@@ -49,3 +57,10 @@ func whileVisible(ctx context.Context, in <-chan *eventide.Event) <-chan *eventi
 	}()
 	return out
 }
+
+// claimReady takes the subscription's readiness notifier (pubsub.Notifier), for a forwarder that
+// stands between the broker and the transport.
+func claimReady(ctx context.Context) func(closed bool) { return pubsub.Claim(ctx) }
+
+// unclaimReady gives the notifier back after a refused subscription (pubsub.Unclaim).
+func unclaimReady(ctx context.Context) { pubsub.Unclaim(ctx) }

@@ -88,10 +88,14 @@ func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.
 
 	eventIDs := make([]string, len(p.events))
 	for i, pe := range p.events {
+		status, reason := pe.status, pe.cancelReason
+		if pe.cancelledLate {
+			status, reason = eventide.EventPublished, "" // cancelled after its registrations, below
+		}
 		e := &eventide.Event{
 			Title: pe.title, Description: pe.description, StartsAt: pe.startsAt, EndsAt: pe.endsAt,
-			Status: pe.status, Capacity: pe.capacity, Tags: slices.Clone(pe.tags),
-			OrganizerID: users[pe.organizer].ID, CancelReason: pe.cancelReason,
+			Status: status, Capacity: pe.capacity, Tags: slices.Clone(pe.tags),
+			OrganizerID: users[pe.organizer].ID, CancelReason: reason,
 			TimeZone: pe.zone, Online: pe.onlineURL != "", OnlineURL: pe.onlineURL,
 		}
 		if pe.venue >= 0 {
@@ -111,6 +115,16 @@ func Demo(ctx context.Context, st eventide.Store, passwordHash []byte, now time.
 		regs, cancels = regs+r, cancels+c
 		if err != nil {
 			return false, err
+		}
+		if pe := &p.events[i]; pe.cancelledLate {
+			// The store cancels every registration of the event with it (cancelEvent's path).
+			if _, err := st.UpdateEvent(ctx, eventIDs[i], func(e *eventide.Event) error {
+				e.Status, e.CancelReason = eventide.EventCancelled, pe.cancelReason
+				return nil
+			}); err != nil {
+				return false, fmt.Errorf("seed: cancel %q: %w", pe.title, err)
+			}
+			cancels += len(pe.regs)
 		}
 	}
 
@@ -176,8 +190,12 @@ type plannedEvent struct {
 	zone               string // the venue's city's zone, or the organizer's city's without a venue
 	onlineURL          string // set for the online events (no venue, "Online"/"Virtual"/"Remote" in the title)
 	full               bool   // planned to be full with a waitlist
-	regs               []plannedAction
-	cancels            []plannedAction
+	// cancelledLate: a cancelled event that was published and took registrations first; it is
+	// written that way (published, registered, then cancelled), so its registrations are
+	// cancelled with it, as cancelEvent does.
+	cancelledLate bool
+	regs          []plannedAction
+	cancels       []plannedAction
 }
 
 // plannedAction is one registration or cancellation by a user at an instant.
@@ -271,6 +289,7 @@ func newPlan(now time.Time) *plan {
 			days = minDaysAhead + rng.IntN(maxDaysAhead-minDaysAhead+1)
 			pe.status = eventide.EventCancelled
 			pe.cancelReason = cancelReasons[nCancelled%len(cancelReasons)]
+			pe.cancelledLate = nCancelled == 0
 			nCancelled++
 		default:
 			days = minDaysAhead + rng.IntN(maxDaysAhead-minDaysAhead+1)
@@ -315,12 +334,13 @@ func newPlan(now time.Time) *plan {
 	// The smallest published upcoming events become full, with a waitlist.
 	var open []int // published, upcoming
 	for i := range p.events {
-		if p.events[i].status == eventide.EventPublished && p.events[i].endsAt.After(now) {
+		if (p.events[i].status == eventide.EventPublished || p.events[i].cancelledLate) && p.events[i].endsAt.After(now) {
 			open = append(open, i)
 		}
 	}
 	bySize := slices.Clone(open)
 	slices.SortStableFunc(bySize, func(a, b int) int { return cmp.Compare(p.events[a].capacity, p.events[b].capacity) })
+	bySize = slices.DeleteFunc(bySize, func(i int) bool { return p.events[i].cancelledLate })
 	for _, i := range bySize[:fullEvents] {
 		p.events[i].full = true
 		p.events[i].capacity = min(p.events[i].capacity, 5+rng.IntN(4)) // 5..8
@@ -330,6 +350,9 @@ func newPlan(now time.Time) *plan {
 	for _, i := range open {
 		pe := &p.events[i]
 		n := rng.IntN(maxCasualRegs + 1)
+		if pe.cancelledLate {
+			n = 3 // three attendees whose registrations the cancellation ends
+		}
 		if pe.full {
 			n = pe.capacity + 2 + rng.IntN(3) // a waitlist of 2..4
 		}
@@ -362,7 +385,7 @@ func newPlan(now time.Time) *plan {
 			// A confirmed attendee drops out; the oldest waitlisted registration takes the seat.
 			pe.cancels = append(pe.cancels, plannedAction{user: pe.regs[rng.IntN(pe.capacity)].user, at: cancelAt})
 			promoted++
-		case !pe.full && len(pe.regs) >= 2 && plain < plainCancels:
+		case !pe.full && !pe.cancelledLate && len(pe.regs) >= 2 && plain < plainCancels:
 			pe.cancels = append(pe.cancels, plannedAction{user: pe.regs[rng.IntN(len(pe.regs))].user, at: cancelAt})
 			plain++
 		}

@@ -98,7 +98,7 @@ func checkPlan(t *testing.T, p *plan, now time.Time) {
 		t.Errorf("events = %d, want 60", len(p.events))
 	}
 	count := map[eventide.EventStatus]int{}
-	upcoming, ended, noVenue, small, full, regs := 0, 0, 0, 0, 0, 0
+	upcoming, ended, noVenue, small, full, regs, late := 0, 0, 0, 0, 0, 0, 0
 	titles := map[string]bool{}
 	for _, e := range p.events {
 		count[e.status]++
@@ -152,7 +152,13 @@ func checkPlan(t *testing.T, p *plan, now time.Time) {
 		if (e.status == eventide.EventCancelled) != (e.cancelReason != "") {
 			t.Errorf("%q: status %s with cancel reason %q", e.title, e.status, e.cancelReason)
 		}
-		if len(e.regs) > 0 && (e.status != eventide.EventPublished || !e.endsAt.After(now)) {
+		if e.cancelledLate {
+			late++
+			if e.status != eventide.EventCancelled || len(e.regs) < 2 || len(e.cancels) > 0 {
+				t.Errorf("%q, cancelled after registrations: status %s, %d registrations, %d cancellations", e.title, e.status, len(e.regs), len(e.cancels))
+			}
+		}
+		if len(e.regs) > 0 && ((e.status != eventide.EventPublished && !e.cancelledLate) || !e.endsAt.After(now)) {
 			t.Errorf("%q (%s, ends %v) has registrations", e.title, e.status, e.endsAt)
 		}
 		who := map[int]bool{}
@@ -180,6 +186,9 @@ func checkPlan(t *testing.T, p *plan, now time.Time) {
 	}
 	if count[eventide.EventPublished] < 48 || count[eventide.EventDraft] < 5 || count[eventide.EventCancelled] < 3 {
 		t.Errorf("statuses = %v", count)
+	}
+	if late != 1 {
+		t.Errorf("%d cancelled events with registrations, want 1", late)
 	}
 	if upcoming < 45 || ended < 4 || noVenue < 2 || small < 5 || full < 3 {
 		t.Errorf("upcoming %d, ended %d, without venue %d, small %d, full %d", upcoming, ended, noVenue, small, full)
@@ -279,6 +288,36 @@ func TestDemoEmbedded(t *testing.T) {
 	}
 	if len(events) != before[2] {
 		t.Errorf("listed %d events, counted %d", len(events), before[2])
+	}
+	// The event cancelled after it took registrations: each one cancelled with it, with its
+	// reason, and no seat counted.
+	var late *plannedEvent
+	for i, pe := range newPlan(now).events {
+		if pe.cancelledLate {
+			late = &newPlan(now).events[i]
+		}
+	}
+	lateFound := false
+	for _, e := range events {
+		if late == nil || e.Title != late.title || e.Status != eventide.EventCancelled {
+			continue
+		}
+		lateFound = true
+		c, err := st.EventRegistrations(ctx, e.ID, "", eventide.Page{First: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Items) != len(late.regs) || e.ConfirmedCount != 0 || e.WaitlistCount != 0 {
+			t.Errorf("%q: %d registrations (planned %d), %d confirmed, %d waitlisted", e.Title, len(c.Items), len(late.regs), e.ConfirmedCount, e.WaitlistCount)
+		}
+		for _, r := range c.Items {
+			if r.Status != eventide.RegistrationCancelled || r.CancelReason != late.cancelReason {
+				t.Errorf("%q: a registration is %s (reason %q), want CANCELLED with %q", e.Title, r.Status, r.CancelReason, late.cancelReason)
+			}
+		}
+	}
+	if !lateFound {
+		t.Error("no cancelled event with cancelled registrations in the demo data")
 	}
 	fullWithWaitlist, confirmed, waitlisted := 0, 0, 0
 	for _, e := range events {

@@ -14,7 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -82,11 +82,7 @@ func Start(ctx context.Context, o Options) (*Tracing, error) {
 	if o.ExportTimeout <= 0 {
 		o.ExportTimeout = DefaultExportTimeout
 	}
-	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(o.Endpoint), otlptracehttp.WithTimeout(o.ExportTimeout)}
-	if len(o.Headers) > 0 {
-		opts = append(opts, otlptracehttp.WithHeaders(o.Headers))
-	}
-	exp, err := otlptracehttp.New(ctx, opts...)
+	exp, err := otlptrace.New(ctx, newOTLPClient(o.Endpoint, o.Headers, o.ExportTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 	}

@@ -25,11 +25,12 @@ export function recordingFetch() {
 }
 
 // newClient is a client as a web app builds one: client awareness set, the given link chain in
-// front of an HttpLink whose fetch is recorded. token signs every request when given.
-export function newClient({ token = '', links = [], cache = new InMemoryCache(), httpOptions = {} } = {}) {
+// front of an HttpLink whose fetch is recorded. token signs every request when given;
+// clientOptions go to ApolloClient (an incrementalHandler for @defer).
+export function newClient({ token = '', links = [], cache = new InMemoryCache(), httpOptions = {}, clientOptions = {} } = {}) {
   const rec = recordingFetch();
   const headers = token ? { authorization: `Bearer ${token}` } : {};
   const http = new HttpLink({ uri: httpURL, fetch: rec.fetch, headers, ...httpOptions });
-  const client = new ApolloClient({ link: ApolloLink.from([...links, http]), cache, clientAwareness: awareness });
+  const client = new ApolloClient({ link: ApolloLink.from([...links, http]), cache, clientAwareness: awareness, ...clientOptions });
   return { client, calls: rec.calls };
 }

@@ -1,0 +1,908 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	nbws "github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/pubsub"
+)
+
+// The lean websocket transport (WS_TRANSPORT=lean): graphql-transport-ws and legacy graphql-ws
+// with no goroutine and no buffer per idle connection.
+//
+//   - The upgrade runs through the whole middleware chain and gqlgen's handler like any request;
+//     the transport answers 101, hijacks the connection and hands its socket to nbio's event loop
+//     (epoll), then returns: the middleware's releases (stream slot, session, shutdown wait) wait
+//     for the socket's close (streamHold).
+//   - nbio reads into one buffer per poller and frames messages; a message is handled on nbio's
+//     bounded handler pool, serially per connection. A write goes straight to the socket; only what
+//     the kernel does not take is kept, up to maxSocketBacklog, over which the socket is closed (a
+//     slow reader is dropped: its socket, where gqlgen's transport blocks and lets the producer
+//     drop the subscription; see BENCHMARKS.md).
+//   - The init timeout and the keep-alive (graphql-ws "ka", graphql-transport-ws ping with
+//     dead-peer detection) are one runtime timer per connection, re-armed: no goroutine waits.
+//   - A subscription runs through the server's own executor (the same extensions, limits,
+//     sessions and error presenter as every operation). Its resolver's channel is not waited on:
+//     the producer (pubsub.Broker, and eventUpdated's draft forwarder) signals through a
+//     pubsub.Notifier when the channel has something, and a bounded worker pool then runs the
+//     subscription's next response. A resolver that does not take the notifier (memoryStats,
+//     securityEvents, and every query or mutation) runs as gqlgen runs it, on a goroutine of its own.
+//
+// TLS connections, which nbio cannot take from net/http, fall back to gqlgen's transport.
+
+// LeanSockets is the event loop and the worker pool of the lean transport, shared by all its
+// connections; Stop it after the HTTP server's Shutdown.
+type LeanSockets struct {
+	log *slog.Logger
+
+	once     sync.Once
+	startErr error
+	engine   *nbhttp.Engine
+	upgrader *nbws.Upgrader
+	pool     *workerPool
+
+	open atomic.Int64
+}
+
+const (
+	// maxSocketBacklog is what one socket may have waiting for its peer beyond the kernel's
+	// buffer before it is closed.
+	maxSocketBacklog = 1 << 20
+	// leanMessageLimit bounds a client message (gqlgen's default PayloadReadLimit): over it the
+	// socket is closed with 1009.
+	leanMessageLimit = 1 << 20
+	// closeGrace is how long a closing socket waits for its peer's close frame.
+	closeGrace = 2 * time.Second
+)
+
+// NewLeanSockets returns the transport's shared parts; the event loop starts with the first
+// websocket.
+func NewLeanSockets(log *slog.Logger) *LeanSockets {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &LeanSockets{log: log}
+}
+
+func (ls *LeanSockets) start() error {
+	ls.once.Do(func() {
+		logging.SetLevel(logging.LevelError)
+		ls.engine = nbhttp.NewEngine(nbhttp.Config{
+			Name:                    "eventide-websockets",
+			NPoller:                 max(1, runtime.GOMAXPROCS(0)/2), // as Goroutines counts
+			ReadBufferSize:          16 << 10,
+			MaxWriteBufferSize:      maxSocketBacklog,
+			MessageHandlerPoolSize:  256,
+			ReleaseWebsocketPayload: true,
+			MaxLoad:                 1 << 20,
+		})
+		if ls.startErr = ls.engine.Start(); ls.startErr != nil {
+			return
+		}
+		u := nbws.NewUpgrader()
+		u.Engine = ls.engine
+		u.KeepaliveTime = 0 // the protocol's own keep-alive, not a read deadline
+		u.MessageLengthLimit = leanMessageLimit
+		u.OnMessage(func(c *nbws.Conn, _ nbws.MessageType, data []byte) {
+			if lc, _ := c.Session().(*leanConn); lc != nil {
+				lc.onMessage(data)
+			}
+		})
+		u.SetCloseHandler(func(c *nbws.Conn, code int, _ string) {
+			if lc, _ := c.Session().(*leanConn); lc != nil {
+				lc.peerClosed(code)
+			}
+		})
+		u.OnClose(func(c *nbws.Conn, _ error) {
+			if lc, _ := c.Session().(*leanConn); lc != nil {
+				lc.gone()
+			}
+		})
+		ls.upgrader = u
+		ls.pool = newWorkerPool(leanWorkers())
+	})
+	return ls.startErr
+}
+
+func leanWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
+
+// Goroutines is how many goroutines the transport keeps whatever its sockets: the workers, the
+// event loop's pollers and its timer.
+func (ls *LeanSockets) Goroutines() int {
+	return leanWorkers() + max(1, runtime.GOMAXPROCS(0)/2) + 2
+}
+
+// Open is the number of open lean websockets.
+func (ls *LeanSockets) Open() int64 { return ls.open.Load() }
+
+// Stop closes what is still open and stops the event loop and the workers.
+func (ls *LeanSockets) Stop() {
+	if ls == nil {
+		return
+	}
+	ls.once.Do(func() {}) // never start after Stop
+	if ls.engine != nil {
+		ls.engine.Stop()
+	}
+	if ls.pool != nil {
+		ls.pool.stop()
+	}
+}
+
+// leanTransport is the websocket transport gqlgen's handler picks for an upgrade.
+type leanTransport struct {
+	sockets     *LeanSockets
+	fallback    transport.Websocket
+	initFunc    transport.WebsocketInitFunc
+	initTimeout time.Duration
+	keepAlive   time.Duration
+}
+
+var _ graphql.Transport = leanTransport{}
+
+func (t leanTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
+
+// subprotocols in gqlgen's order of preference.
+var leanSubprotocols = []string{"graphql-ws", "graphql-transport-ws"}
+
+func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	hold := holdFrom(r.Context())
+	if r.TLS != nil || hold == nil || t.sockets.start() != nil {
+		t.fallback.Do(w, r, exec)
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
+		!strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
+		r.Header.Get("Sec-WebSocket-Version") != "13" || key == "" {
+		writeError(w, r, http.StatusBadRequest, eventide.CodeBadRequest,
+			"a websocket upgrade needs GET with Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key")
+		return
+	}
+	proto := ""
+	for _, p := range leanSubprotocols {
+		if headerHasToken(r.Header, "Sec-WebSocket-Protocol", p) {
+			proto = p
+			break
+		}
+	}
+	h := w.Header()
+	h.Set("Upgrade", "websocket")
+	h.Set("Connection", "Upgrade")
+	h.Set("Sec-WebSocket-Accept", acceptKey(key))
+	if proto != "" {
+		h.Set("Sec-WebSocket-Protocol", proto)
+	}
+	w.WriteHeader(http.StatusSwitchingProtocols)
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.sockets.log.Warn("websocket: could not take the connection", "error", err)
+		return
+	}
+	_ = brw.Flush()
+	var early []byte // what the client sent before it saw the 101
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		early = bytes.Clone(b)
+	}
+	// The listener's wrappers (the connection cap's count, the drain's) stay, to be closed with
+	// the socket; nbio takes the TCP connection under them.
+	raw := conn
+	for {
+		u, ok := raw.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		raw = u.NetConn()
+	}
+	var wrapped net.Conn
+	if raw != conn {
+		wrapped = conn
+	}
+	nbc, err := nbio.NBConn(raw)
+	if err != nil {
+		t.sockets.log.Warn("websocket: could not hand the connection to the event loop", "error", err)
+		_ = conn.Close()
+		return
+	}
+	hold.detach()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	lc := &leanConn{t: t, ls: t.sockets, exec: exec, headers: r.Header, legacy: proto != "graphql-transport-ws",
+		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, active: map[string]*leanSub{}}
+	ws := nbws.NewServerConn(t.sockets.upgrader, nbc, proto, false, false)
+	ws.Engine = t.sockets.engine
+	ws.Execute = nbc.Execute
+	ws.SetSession(lc)
+	lc.ws = ws
+	nbc.SetSession(ws)
+	// What net/http read past the request (its background read takes a byte of the client's first
+	// frame when it comes early) is parsed first, by whichever comes first: this goroutine once
+	// the socket is in the event loop, or the loop's first read.
+	var earlyMu sync.Mutex
+	var hasEarly atomic.Bool
+	hasEarly.Store(len(early) > 0)
+	parseEarly := func() error {
+		earlyMu.Lock()
+		defer earlyMu.Unlock()
+		defer hasEarly.Store(false) // after the parse: a read that sees false comes after it
+		b := early
+		early = nil
+		if len(b) == 0 {
+			return nil
+		}
+		return ws.Parse(b)
+	}
+	nbc.OnData(func(c *nbio.Conn, data []byte) {
+		if hasEarly.Load() {
+			if err := parseEarly(); err != nil {
+				c.CloseWithError(err)
+				return
+			}
+		}
+		if err := ws.Parse(data); err != nil {
+			c.CloseWithError(err)
+		}
+	})
+	t.sockets.open.Add(1)
+	if ss := sessionOf(r); ss != nil {
+		ss.setSocket(lc.close)
+	}
+	// Under the lock: the event loop's goroutines read them, and the race detector does not see
+	// the order epoll gives.
+	lc.mu.Lock()
+	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok {
+		lc.stopShutdown = context.AfterFunc(streams, func() {
+			if reason := closeReasonForContext(lc.connCtx()); reason != "" {
+				lc.connectionError(reason)
+			}
+			lc.close(transport.WebsocketCloseNormalClosure, "terminated")
+		})
+	}
+	if t.initTimeout > 0 {
+		lc.timer = time.AfterFunc(t.initTimeout, lc.initTimedOut)
+	}
+	lc.mu.Unlock()
+	if err := t.sockets.engine.AddTransferredConn(nbc); err != nil {
+		t.sockets.log.Warn("websocket: the event loop refused the connection", "error", err)
+		ws.CloseAndClean(err) // runs gone
+		return
+	}
+	if hasEarly.Load() {
+		if err := parseEarly(); err != nil {
+			nbc.CloseWithError(err)
+		}
+	}
+}
+
+// headerHasToken reports whether a comma-separated header of h lists token (case-insensitive).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func acceptKey(key string) string {
+	s := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(s[:])
+}
+
+// leanConn is one websocket of the lean transport.
+type leanConn struct {
+	t            leanTransport
+	ls           *LeanSockets
+	exec         graphql.GraphExecutor
+	headers      http.Header
+	legacy       bool // graphql-ws (or no subprotocol), else graphql-transport-ws
+	hold         *streamHold
+	wrapped      net.Conn // the listener's wrappers of the TCP connection, closed at the end
+	nbc          *nbio.Conn
+	ws           *nbws.Conn
+	stopShutdown func() bool
+	lastPong     atomic.Int64 // unix nanoseconds
+
+	mu          sync.Mutex
+	ctx         context.Context // the connection's; after connection_init, the init function's
+	cancel      context.CancelFunc
+	inited      bool
+	closing     bool // a close frame went out (or the socket is gone): nothing more is written
+	ended       bool // the socket is gone
+	active      map[string]*leanSub
+	timer       *time.Timer // the init timeout, then the keep-alive
+	initPayload transport.InitPayload
+}
+
+func (c *leanConn) connCtx() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctx
+}
+
+// wire is a protocol message as gqlgen writes it.
+type wire struct {
+	Payload json.RawMessage `json:"payload,omitempty"`
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+}
+
+func (c *leanConn) onMessage(data []byte) {
+	start := graphql.Now()
+	var m wire
+	if err := json.Unmarshal(data, &m); err != nil {
+		c.protocolError("invalid json", "decoding error")
+		return
+	}
+	c.mu.Lock()
+	inited := c.inited
+	c.mu.Unlock()
+	switch m.Type {
+	case "connection_init":
+		if inited {
+			if !c.legacy {
+				c.close(4429, "Too many initialisation requests")
+				return
+			}
+			c.protocolError("unexpected message connection_init", "unexpected message")
+			return
+		}
+		c.init(m.Payload)
+	case "subscribe", "start":
+		if (m.Type == "subscribe") == c.legacy {
+			c.protocolError("unexpected message "+m.Type, "unexpected message")
+			return
+		}
+		if !inited {
+			if !c.legacy {
+				c.close(4401, "Unauthorized")
+				return
+			}
+			c.protocolError("unexpected message "+m.Type, "unexpected message")
+			return
+		}
+		c.subscribe(start, m.ID, m.Payload)
+	case "complete", "stop":
+		if (m.Type == "complete") == c.legacy {
+			c.protocolError("unexpected message "+m.Type, "unexpected message")
+			return
+		}
+		c.mu.Lock()
+		s := c.active[m.ID]
+		c.mu.Unlock()
+		if s != nil {
+			s.cancel()
+		}
+	case "ping":
+		if c.legacy {
+			c.protocolError("unexpected message ping", "unexpected message")
+			return
+		}
+		c.send(wire{Type: "pong", Payload: m.Payload})
+	case "pong":
+		if c.legacy {
+			c.protocolError("unexpected message pong", "unexpected message")
+			return
+		}
+		c.lastPong.Store(time.Now().UnixNano())
+	case "connection_terminate":
+		if !c.legacy {
+			c.protocolError("unexpected message "+m.Type, "unexpected message")
+			return
+		}
+		c.close(transport.WebsocketCloseNormalClosure, "terminated")
+	default:
+		c.protocolError("unexpected message "+m.Type, "unexpected message")
+	}
+}
+
+// protocolError ends the connection for a message it should not have sent: graphql-ws gets
+// gqlgen's connection_error and 1002; graphql-transport-ws its protocol's 4400.
+func (c *leanConn) protocolError(msg, reason string) {
+	if !c.legacy {
+		c.close(4400, "Invalid message received: "+msg)
+		return
+	}
+	c.connectionError(msg)
+	c.close(transport.WebsocketCloseProtocolError, reason)
+}
+
+func (c *leanConn) init(payload json.RawMessage) {
+	var p transport.InitPayload
+	if len(payload) > 0 && string(payload) != "null" {
+		if err := json.Unmarshal(payload, &p); err != nil {
+			c.protocolError("invalid json", "decoding error")
+			return
+		}
+	}
+	ctx := c.connCtx()
+	var ack *transport.InitPayload
+	if c.t.initFunc != nil {
+		var err error
+		var ictx context.Context
+		ictx, ack, err = c.t.initFunc(ctx, p)
+		if err != nil {
+			c.connectionError(err.Error())
+			code, reason := transport.WebsocketCloseNormalClosure, "terminated"
+			if r, ok := ictx.Value(socketRefusalKey{}).(socketRefusal); ok {
+				code, reason = r.code, r.reason
+			}
+			c.close(code, reason)
+			return
+		}
+		ctx = ictx
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.ctx, c.inited, c.initPayload = ctx, true, p
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	ackMsg := wire{Type: "connection_ack"}
+	if ack != nil {
+		b, err := json.Marshal(*ack)
+		if err == nil {
+			ackMsg.Payload = b
+		}
+	}
+	c.send(ackMsg)
+	if c.legacy {
+		c.send(wire{Type: "ka"})
+	}
+	c.lastPong.Store(time.Now().UnixNano())
+	if c.t.keepAlive > 0 {
+		c.mu.Lock()
+		if !c.closing {
+			c.timer = time.AfterFunc(c.t.keepAlive, c.tick)
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *leanConn) initTimedOut() {
+	c.mu.Lock()
+	inited := c.inited
+	c.mu.Unlock()
+	if !inited {
+		c.close(closeInitTimeout, "Connection initialisation timeout")
+	}
+}
+
+// tick is the keep-alive: graphql-ws gets "ka"; graphql-transport-ws a ping, and is cut (as
+// gqlgen's read deadline cuts it) when no pong came for two intervals.
+func (c *leanConn) tick() {
+	if c.legacy {
+		c.send(wire{Type: "ka"})
+	} else {
+		if time.Since(time.Unix(0, c.lastPong.Load())) > 2*c.t.keepAlive {
+			c.ws.CloseWithError(errors.New("no pong"))
+			return
+		}
+		c.send(wire{Type: "ping"})
+	}
+	c.mu.Lock()
+	if !c.closing && c.timer != nil {
+		c.timer.Reset(c.t.keepAlive)
+	}
+	c.mu.Unlock()
+}
+
+// send writes one protocol message; an error message's errors get a code first (as
+// guardedConn.WriteJSON gives gqlgen's).
+func (c *leanConn) send(m wire) {
+	if !c.legacy && (m.Type == "ka" || m.Type == "connection_error") {
+		return // graphql-transport-ws has neither
+	}
+	if m.Type == "error" || m.Type == "connection_error" {
+		if out, changed, _ := codeErrors(m.Payload, eventide.CodeBadRequest, true); changed {
+			m.Payload = out
+		}
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return
+	}
+	if err := c.ws.WriteMessage(nbws.TextMessage, b); err != nil {
+		c.ws.CloseWithError(err)
+	}
+}
+
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return // a rare large message does not stay
+	}
+	b.Reset()
+	buffers.Put(b)
+}
+
+func (c *leanConn) connectionError(msg string) {
+	b, err := json.Marshal(&gqlerror.Error{Message: msg})
+	if err == nil {
+		c.send(wire{Type: "connection_error", Payload: b})
+	}
+}
+
+func (c *leanConn) sendError(id string, errs ...*gqlerror.Error) {
+	list := make([]error, len(errs))
+	for i, e := range errs {
+		list[i] = e
+	}
+	b, err := json.Marshal(list)
+	if err == nil {
+		c.send(wire{Type: "error", ID: id, Payload: b})
+	}
+}
+
+func (c *leanConn) sendResponse(id string, resp *graphql.Response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		panic(err) // as gqlgen's transport: recovered by the subscription's handler
+	}
+	t := "next"
+	if c.legacy {
+		t = "data"
+	}
+	c.send(wire{Type: t, ID: id, Payload: b})
+}
+
+func (c *leanConn) complete(id string) { c.send(wire{Type: "complete", ID: id}) }
+
+// close sends a close frame with code and reason, ends every subscription, and closes the socket
+// when the peer answers (or after closeGrace).
+func (c *leanConn) close(code int, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel()
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	_ = c.ws.WriteClose(code, reason)
+	time.AfterFunc(closeGrace, func() { _ = c.ws.Close() })
+}
+
+// peerClosed answers the peer's close frame (unless ours went first); nbio then closes the socket.
+func (c *leanConn) peerClosed(code int) {
+	c.mu.Lock()
+	sent := c.closing
+	c.closing = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel()
+	if sent {
+		return
+	}
+	if code == 1005 || code == 1006 {
+		code = transport.WebsocketCloseNormalClosure
+	}
+	_ = c.ws.WriteClose(code, "")
+}
+
+// gone is the socket's end: every subscription ends, the middleware's releases run.
+func (c *leanConn) gone() {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended, c.closing = true, true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	stopShutdown := c.stopShutdown
+	c.mu.Unlock()
+	c.cancel()
+	if stopShutdown != nil {
+		stopShutdown()
+	}
+	c.ls.open.Add(-1)
+	c.hold.end()
+	if c.wrapped != nil {
+		_ = c.wrapped.Close() // the wrappers' bookkeeping; the socket itself was nbio's
+	}
+}
+
+func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage) {
+	c.mu.Lock()
+	if _, dup := c.active[id]; dup && !c.legacy {
+		c.mu.Unlock()
+		c.close(4409, "Subscriber for "+id+" already exists")
+		return
+	}
+	base := c.ctx
+	c.mu.Unlock()
+	ctx := graphql.StartOperationTrace(base)
+	params := &graphql.RawParams{}
+	if err := decodeJSON(payload, params); err != nil {
+		c.sendError(id, &gqlerror.Error{Message: "invalid json"})
+		c.complete(id)
+		return
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	params.Headers = c.headers
+	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
+		switch errcode.GetErrorKind(errs) {
+		case errcode.KindProtocol:
+			c.sendError(id, resp.Errors...)
+		default:
+			c.sendResponse(id, &graphql.Response{Errors: errs})
+		}
+		c.complete(id)
+		return
+	}
+	ctx = graphql.WithOperationContext(ctx, rc)
+	ctx, cancel := context.WithCancel(ctx)
+	s := &leanSub{c: c, id: id, rc: rc, cancel: cancel}
+	ctx, n := pubsub.WithNotifier(ctx, s.ready)
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		cancel()
+		return
+	}
+	c.active[id] = s
+	c.mu.Unlock()
+	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
+	if !ok {
+		s.finish()
+		return
+	}
+	if n.Claimed() {
+		// The producer tells when there is something: no goroutine waits for it.
+		s.started.Store(true)
+		if s.pending.Load() > 0 || s.closed.Load() {
+			s.schedule()
+		}
+		return
+	}
+	go s.run() // a resolver that does not signal, or a query or mutation: gqlgen's way
+}
+
+// leanSub is one operation of a lean websocket.
+type leanSub struct {
+	c         *leanConn
+	id        string
+	rc        *graphql.OperationContext
+	ctx       context.Context
+	cancel    context.CancelFunc
+	responses graphql.ResponseHandler
+
+	pending atomic.Int64 // values signalled and not yet read
+	closed  atomic.Bool  // the channel is closed: reads no longer wait
+	started atomic.Bool  // responses is set
+	running atomic.Bool  // on a worker, or queued for one
+	done    atomic.Bool
+}
+
+// ready is the pubsub.Notifier's function: one more value, or the channel's close.
+func (s *leanSub) ready(closed bool) {
+	if closed {
+		s.closed.Store(true)
+	} else {
+		s.pending.Add(1)
+	}
+	if s.started.Load() {
+		s.schedule()
+	}
+}
+
+func (s *leanSub) schedule() {
+	if s.running.CompareAndSwap(false, true) {
+		s.c.ls.pool.submit(s)
+	}
+}
+
+// drain runs on a worker: it sends the responses that are ready, never waiting for one.
+func (s *leanSub) drain() {
+	for {
+		for !s.done.Load() && (s.pending.Load() > 0 || s.closed.Load()) {
+			if _, more := s.next(); !more {
+				s.finish()
+				break
+			}
+			s.pending.Add(-1)
+		}
+		s.running.Store(false)
+		if s.done.Load() || (s.pending.Load() <= 0 && !s.closed.Load()) || !s.running.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// next runs the subscription's next response and sends it; false when the operation is over.
+func (s *leanSub) next() (sent *graphql.Response, more bool) {
+	var resp *graphql.Response
+	if !s.protect(func() { resp = s.responses(s.ctx) }) || resp == nil {
+		return nil, false
+	}
+	s.c.sendResponse(s.id, resp)
+	return resp, true
+}
+
+// run is gqlgen's loop, for an operation whose resolver does not signal.
+func (s *leanSub) run() {
+	for {
+		if _, more := s.next(); !more {
+			s.finish()
+			return
+		}
+	}
+}
+
+// protect runs fn, sending a panic as the operation's error as gqlgen does; false after a panic.
+func (s *leanSub) protect(fn func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			ctx := s.ctx
+			if ctx == nil {
+				ctx = s.c.connCtx()
+			}
+			err := s.rc.Recover(ctx, r)
+			var gqlerr *gqlerror.Error
+			if !errors.As(err, &gqlerr) {
+				gqlerr = &gqlerror.Error{}
+				if err != nil {
+					gqlerr.Message = err.Error()
+				}
+			}
+			s.c.sendError(s.id, gqlerr)
+			ok = false
+		}
+	}()
+	fn()
+	return true
+}
+
+// finish ends the operation: complete (unless the connection is ending), and its context.
+func (s *leanSub) finish() {
+	if s.done.Swap(true) {
+		return
+	}
+	c := s.c
+	c.mu.Lock()
+	if c.active[s.id] == s {
+		delete(c.active, s.id)
+	}
+	alive := !c.closing
+	c.mu.Unlock()
+	if alive {
+		c.complete(s.id)
+	}
+	s.cancel()
+}
+
+// workerPool runs ready subscriptions on a fixed number of goroutines. Its queue holds each
+// subscription at most once (leanSub.running), so the subscriptions bound it.
+type workerPool struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*leanSub
+	head    int
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func newWorkerPool(n int) *workerPool {
+	p := &workerPool{}
+	p.cond = sync.NewCond(&p.mu)
+	for range n {
+		p.wg.Go(p.work)
+	}
+	return p
+}
+
+func (p *workerPool) submit(s *leanSub) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.queue = append(p.queue, s)
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+func (p *workerPool) work() {
+	for {
+		p.mu.Lock()
+		for p.head == len(p.queue) && !p.stopped {
+			p.cond.Wait()
+		}
+		if p.stopped {
+			p.mu.Unlock()
+			return
+		}
+		s := p.queue[p.head]
+		p.queue[p.head] = nil
+		p.head++
+		if p.head == len(p.queue) { // empty: reuse the array, or let a large one go
+			p.head = 0
+			if cap(p.queue) > 4096 {
+				p.queue = nil
+			} else {
+				p.queue = p.queue[:0]
+			}
+		}
+		p.mu.Unlock()
+		s.drain()
+	}
+}
+
+func (p *workerPool) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+	p.wg.Wait()
+}
+
+// socketRefusal is how the init function tells the lean transport its close code and reason
+// (gqlgen's transport reads its own context keys, set beside it by refuseSocket).
+type socketRefusal struct {
+	code   int
+	reason string
+}
+
+type socketRefusalKey struct{}
+
+// closeReasonForContext is the close reason set with transport.AppendCloseReason; the lean
+// transport reads it through socketRefusal.
+func closeReasonForContext(ctx context.Context) string {
+	if r, ok := ctx.Value(socketRefusalKey{}).(socketRefusal); ok {
+		return r.reason
+	}
+	return ""
+}
