@@ -4,10 +4,9 @@
 Reads /proc/PID/pagemap (present bit only; no privileges needed) for the mappings of BINARY,
 attributes each resident page to the symbols in it (go tool nm -size) and to its ELF section
 (readelf -S). Used for BENCHMARKS.md "Idle RSS, part by part"."""
-import sys,struct,re,collections,bisect,subprocess,tempfile
+import sys,struct,re,collections,bisect,subprocess
 pid=int(sys.argv[1]); binpath=sys.argv[2]
-nmfile=tempfile.NamedTemporaryFile(suffix=".nm", delete=False).name
-open(nmfile,"w").write(subprocess.run(["go","tool","nm","-size",binpath],capture_output=True,text=True,check=True).stdout)
+nmlines=subprocess.run(["go","tool","nm","-size",binpath],capture_output=True,text=True,check=True).stdout.splitlines()
 maps=[]
 for line in open(f'/proc/{pid}/maps'):
     p=line.split()
@@ -22,7 +21,7 @@ with open(f'/proc/{pid}/pagemap','rb') as f:
             if e>>63: present.append(a+i*4096)
 print("resident binary pages:",len(present),"=",len(present)*4//1024,"MiB")
 syms=[]
-for line in open(nmfile):
+for line in nmlines:
     p=line.split(None,3)
     if len(p)<4: continue
     addr=int(p[0],16); size=int(p[1]); name=p[3].strip()
