@@ -46,26 +46,7 @@ func (s *Store) EventRegistrations(ctx context.Context, eventID string, status e
 	if err != nil {
 		return nil, err
 	}
-	n, err := pageSize(page.First)
-	if err != nil {
-		return nil, err
-	}
-	filter := eventRegsFilter(eid, status)
-	if page.After != "" {
-		c, err := decodeCursor("g", page.After)
-		if err != nil {
-			return nil, err
-		}
-		filter = append(filter, afterFilter("createdAt", c.timeValue(), c.id)...)
-	}
-	docs, err := findAll(ctx, s.regs, filter, func(d *registrationDoc) registrationDoc { return *d },
-		options.Find().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(n+1)))
-	if err != nil {
-		return nil, err
-	}
-	return pageOf(docs, n, toRegistration, func(d *registrationDoc) cursor {
-		return cursor{kind: "g", key: timeKey(d.CreatedAt), id: d.ID}
-	}), nil
+	return s.arrivalPage(ctx, eventRegsFilter(eid, status), "g", page)
 }
 
 // CountEventRegistrations implements eventide.RegistrationJourneys.

@@ -447,13 +447,19 @@ func (s *Store) Attendees(ctx context.Context, eventID string, page eventide.Pag
 	if err != nil {
 		return nil, err
 	}
+	filter := bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: string(eventide.RegistrationConfirmed)}}
+	return s.arrivalPage(ctx, filter, "a", page)
+}
+
+// arrivalPage is a page of the registrations filter matches, in arrival order (createdAt, _id),
+// with cursors of kind: an event's attendees and its organizer's list.
+func (s *Store) arrivalPage(ctx context.Context, filter bson.D, kind string, page eventide.Page) (*eventide.Conn[*eventide.Registration], error) {
 	n, err := pageSize(page.First)
 	if err != nil {
 		return nil, err
 	}
-	filter := bson.D{{Key: "eventId", Value: eid}, {Key: "status", Value: string(eventide.RegistrationConfirmed)}}
 	if page.After != "" {
-		c, err := decodeCursor("a", page.After)
+		c, err := decodeCursor(kind, page.After)
 		if err != nil {
 			return nil, err
 		}
@@ -465,7 +471,7 @@ func (s *Store) Attendees(ctx context.Context, eventID string, page eventide.Pag
 		return nil, err
 	}
 	return pageOf(docs, n, toRegistration, func(d *registrationDoc) cursor {
-		return cursor{kind: "a", key: timeKey(d.CreatedAt), id: d.ID}
+		return cursor{kind: kind, key: timeKey(d.CreatedAt), id: d.ID}
 	}), nil
 }
 
