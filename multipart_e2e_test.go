@@ -385,50 +385,7 @@ func TestMultipartSubscriptionShutdown(t *testing.T) {
 // updates pour in is disconnected once a write has waited SSE_WRITE_TIMEOUT.
 func TestMultipartStalledReaderIsCut(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	cfg.SSEWriteTimeout = time.Second
-	cfg.QueryMaxAliases = 100
-	ts := startServer(t, cfg)
-	org := ts.organizer("Stalled Multipart Org")
-	id := ts.publishedEvent(org, "Stalled", 10, 24*time.Hour)
-	vars := map[string]any{"id": id}
-	ts.mustData(org.Token, `mutation($id: ID!, $d: String!){ updateEvent(id: $id, input: {description: $d}){ id } }`,
-		map[string]any{"id": id, "d": strings.Repeat("d", 10_000)}, nil)
-	var sel strings.Builder
-	for i := range 60 {
-		fmt.Fprintf(&sel, " d%d: description", i)
-	}
-	body, _ := json.Marshal(map[string]any{"query": `subscription($id: ID!){ eventUpdated(id: $id){ title` + sel.String() + ` } }`, "variables": vars})
-	c := ts.dialFrom(t, "", 4096)
-	req := fmt.Sprintf("POST /graphql HTTP/1.1\r\nHost: eventide\r\nContent-Type: application/json\r\nAccept: %s\r\nContent-Length: %d\r\n\r\n%s",
-		apolloClientSubAccept, len(body), body)
-	if _, err := c.conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	res, err := http.ReadResponse(c.br, nil)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("multipart answer: %v %v", res, err)
-	}
-	update := func(title string) {
-		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
-			map[string]any{"id": id, "t": title}, nil)
-	}
-	update("first")
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	for sc.Scan() && !strings.Contains(sc.Text(), "first") {
-	}
-	for i := range 40 {
-		update(fmt.Sprintf("update %d", i))
-	}
-	time.Sleep(3 * cfg.SSEWriteTimeout)
-	if !c.closedWithin(15 * time.Second) {
-		t.Fatal("the server still holds the multipart stream of a reader that stalled")
-	}
-	if r := ts.query(t, http.DefaultClient, nil); r.Status != http.StatusOK {
-		t.Fatalf("after the stalled reader: %s", r)
-	}
+	stalledReaderIsCut(t, apolloClientSubAccept, "multipart stream")
 }
 
 // deferQuery defers an event's organizer and attendee count behind its id and title. gqlgen

@@ -523,11 +523,19 @@ func TestSSEStreamsPerClient(t *testing.T) {
 // (and its connection) for ever.
 func TestSSEStalledReaderIsCut(t *testing.T) {
 	t.Parallel()
+	stalledReaderIsCut(t, "text/event-stream", "SSE stream")
+}
+
+// stalledReaderIsCut opens an eventUpdated stream with accept (SSE or multipart), reads up to the
+// first update, then stops reading while updates far larger than the sockets hold pour in: the
+// server must drop the connection once a write has waited SSE_WRITE_TIMEOUT, and keep serving.
+func stalledReaderIsCut(t *testing.T, accept, what string) {
+	t.Helper()
 	cfg := testConfig(t)
 	cfg.SSEWriteTimeout = time.Second
 	cfg.QueryMaxAliases = 100
 	ts := startServer(t, cfg)
-	org := ts.organizer("Stall Org")
+	org := ts.organizer("Stall Org " + what)
 	id := ts.publishedEvent(org, "Stalled", 10, 24*time.Hour)
 	vars := map[string]any{"id": id}
 	ts.mustData(org.Token, `mutation($id: ID!, $d: String!){ updateEvent(id: $id, input: {description: $d}){ id } }`,
@@ -540,14 +548,14 @@ func TestSSEStalledReaderIsCut(t *testing.T) {
 	}
 	body, _ := json.Marshal(map[string]any{"query": `subscription($id: ID!){ eventUpdated(id: $id){ title` + sel.String() + ` } }`, "variables": vars})
 	c := ts.dialFrom(t, "", 4096)
-	req := fmt.Sprintf("POST /graphql HTTP/1.1\r\nHost: eventide\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	req := fmt.Sprintf("POST /graphql HTTP/1.1\r\nHost: eventide\r\nContent-Type: application/json\r\nAccept: %s\r\nContent-Length: %d\r\n\r\n%s", accept, len(body), body)
 	if _, err := c.conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	res, err := http.ReadResponse(c.br, nil)
 	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("SSE answer: %v %v", res, err)
+		t.Fatalf("%s answer: %v %v", what, res, err)
 	}
 	// Read up to the first update, so the subscription is known to be in place.
 	update := func(title string) {
@@ -565,7 +573,7 @@ func TestSSEStalledReaderIsCut(t *testing.T) {
 	}
 	time.Sleep(3 * cfg.SSEWriteTimeout)
 	if !c.closedWithin(15 * time.Second) {
-		t.Fatal("the server still holds the stream of a reader that stalled")
+		t.Fatalf("the server still holds the %s of a reader that stalled", what)
 	}
 	// The server is fine.
 	if r := ts.query(t, http.DefaultClient, nil); r.Status != http.StatusOK {
