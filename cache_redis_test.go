@@ -290,8 +290,20 @@ func TestTwoServersOneRedis(t *testing.T) {
 	})
 }
 
-// metric reads one unlabelled counter or gauge from /metrics.
+// metric reads one sample from /metrics: an unlabelled name, or a name with its labels as
+// printed (`x_total{result="failed"}`).
 func (ts *testServer) metric(name string) float64 {
+	ts.t.Helper()
+	v, ok := ts.metrics()[name]
+	if !ok {
+		ts.t.Fatalf("metric %s not found", name)
+	}
+	return v
+}
+
+// metrics reads every sample of one /metrics scrape, keyed by the name with its labels as
+// printed.
+func (ts *testServer) metrics() map[string]float64 {
 	ts.t.Helper()
 	res, err := http.Get(ts.base + "/metrics")
 	if err != nil {
@@ -300,14 +312,15 @@ func (ts *testServer) metric(name string) float64 {
 	defer res.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(res.Body)
+	out := map[string]float64{}
 	for line := range strings.SplitSeq(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
+		if sample, v, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "#") {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				out[sample] = f
+			}
 		}
 	}
-	ts.t.Fatalf("metric %s not found", name)
-	return 0
+	return out
 }
 
 // TestAutomaticPersistedQueries speaks Apollo's APQ protocol over POST and GET.

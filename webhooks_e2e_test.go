@@ -199,7 +199,7 @@ func TestWebhooksEveryType(t *testing.T) {
 	if len(sec.SecurityEvents) == 0 || !strings.Contains(sec.SecurityEvents[0].Message, "webhookDeliveries") {
 		t.Fatalf("no ACCESS_DENIED event for webhookDeliveries: %+v", sec.SecurityEvents)
 	}
-	if n := metricValue(t, ts, `eventide_webhook_deliveries_total{result="delivered"}`); n < 8 {
+	if n := ts.metric(`eventide_webhook_deliveries_total{result="delivered"}`); n < 8 {
 		t.Fatalf("delivered counter %v, want 8", n)
 	}
 }
@@ -357,30 +357,9 @@ func TestWebhooksFailAfterMaxAttempts(t *testing.T) {
 	if n := len(rcv.snapshot()); n != 3 {
 		t.Fatalf("%d attempts, want exactly 3", n)
 	}
-	if n := metricValue(t, ts, `eventide_webhook_deliveries_total{result="failed"}`); n != 1 {
+	if n := ts.metric(`eventide_webhook_deliveries_total{result="failed"}`); n != 1 {
 		t.Fatalf("failed counter %v", n)
 	}
-}
-
-// metricValue reads one sample (name with labels, as printed) from /metrics.
-func metricValue(t *testing.T, ts *testServer, sample string) float64 {
-	t.Helper()
-	res, err := http.Get(ts.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
-			var v float64
-			if err := json.Unmarshal([]byte(strings.TrimSpace(rest)), &v); err == nil {
-				return v
-			}
-		}
-	}
-	t.Fatalf("/metrics lacks %s", sample)
-	return 0
 }
 
 // TestWebhooksSurviveSIGKILL builds the server, points it at a receiver that refuses everything
