@@ -300,6 +300,7 @@ func (b *Bus) receive(m *redis.Message) {
 type LocalEvents interface {
 	Publish(topic string, e *eventide.Event)
 	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error)
+	Reserve(ctx context.Context) (release func(), err error)
 }
 
 // EventRelay carries eventUpdated messages to every replica's subscribers: Publish delivers to
@@ -329,6 +330,12 @@ func (r *EventRelay) Publish(topic string, e *eventide.Event) {
 // Subscribe implements resolvers.EventBus.
 func (r *EventRelay) Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error) {
 	return r.local.Subscribe(ctx, topic)
+}
+
+// Reserve counts one more subscriber of this replica's without a channel (pubsub.Broker's
+// Reserve): a consumer that shares another subscription's values.
+func (r *EventRelay) Reserve(ctx context.Context) (release func(), err error) {
+	return r.local.Reserve(ctx)
 }
 
 func (r *EventRelay) remote(payload []byte) {

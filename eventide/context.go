@@ -26,6 +26,22 @@ func ViewerFrom(ctx context.Context) *User {
 	return nil
 }
 
+// Carry returns dst with what src says of its request: the viewer (or the viewer cell), the
+// request id and the client. A connection that outlives its request (the lean websocket
+// transport) builds its operations' context from these, not from the request's whole chain.
+func Carry(dst, src context.Context) context.Context {
+	if v := src.Value(viewerKey{}); v != nil {
+		dst = context.WithValue(dst, viewerKey{}, v)
+	}
+	if id, ok := src.Value(requestIDKey{}).(string); ok {
+		dst = WithRequestID(dst, id)
+	}
+	if c, ok := src.Value(clientKey{}).(Client); ok {
+		dst = WithClient(dst, c)
+	}
+	return dst
+}
+
 // ViewerCell holds the viewer of a connection that outlives one request (a websocket, an SSE
 // stream): its user is replaced when the session learns of a new role, and everything that asks
 // ViewerFrom under it — the next operation, a subscription already running — sees the new one.

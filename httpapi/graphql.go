@@ -94,9 +94,14 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		KeepAlivePingInterval: keepAliveInterval,
 		PingPongInterval:      keepAliveInterval,
 	}
+	if o.Operations == nil {
+		o.Operations = NewOperations(nil, nil, 0)
+	}
+	guard := socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection}
 	if o.LeanSockets != nil {
 		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
-			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval,
+			guard: guard, ops: o.Operations, sharedFields: map[string]bool{"eventUpdated": true}})
 	} else {
 		srv.AddTransport(gqlgenWS)
 	}
@@ -112,9 +117,6 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
 	// First, so outermost: its span is the parent of all the operation does, and it sees the
 	// refusals of every extension after it.
-	if o.Operations == nil {
-		o.Operations = NewOperations(nil, nil, 0)
-	}
 	srv.Use(o.Operations)
 	if o.APQ != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
@@ -129,7 +131,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		querylimit.DisableSuggestions(srv)
 	}
 	srv.Use(sessionGuard{})
-	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
+	srv.Use(guard)
 	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection, events: o.Security})
 	srv.Use(resolvers.AccessDenials{})

@@ -293,30 +293,44 @@ func (g socketGuard) InterceptOperation(ctx context.Context, next graphql.Operat
 	if conn == nil {
 		return next(ctx)
 	}
-	if g.throttle != nil {
-		if d := g.throttle.Request(ctx, eventide.ClientFrom(ctx).Key); !d.Allowed {
-			return oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
-		}
-	}
 	oc := graphql.GetOperationContext(ctx)
-	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription || g.maxSubs <= 0 {
+	release, refusal := g.admit(ctx, conn, oc.Operation != nil && oc.Operation.Operation == ast.Subscription)
+	if refusal != nil {
+		return refusal
+	}
+	if release == nil {
 		return next(ctx)
 	}
-	if conn.subscriptions.Add(1) > int64(g.maxSubs) {
-		conn.subscriptions.Add(-1)
-		return oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many subscriptions on this connection (at most %d)", g.maxSubs))
-	}
-	var once sync.Once
-	done := func() { once.Do(func() { conn.subscriptions.Add(-1) }) }
-	context.AfterFunc(ctx, done)
+	context.AfterFunc(ctx, release)
 	h := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
 		resp := h(ctx)
 		if resp == nil {
-			done()
+			release()
 		}
 		return resp
 	}
+}
+
+// admit throttles one operation of conn and, for a subscription, takes its place in the
+// connection's maxSubs; refusal is the operation's answer when it may not run. release (nil when
+// nothing was taken) gives the place back, once. The lean transport's shared subscriptions, which
+// do not run through the interceptors one by one, are admitted here too.
+func (g socketGuard) admit(ctx context.Context, conn *wsConn, subscription bool) (release func(), refusal graphql.ResponseHandler) {
+	if g.throttle != nil && ctx.Value(alreadyThrottledKey{}) == nil {
+		if d := g.throttle.Request(ctx, eventide.ClientFrom(ctx).Key); !d.Allowed {
+			return nil, oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
+		}
+	}
+	if !subscription || g.maxSubs <= 0 {
+		return nil, nil
+	}
+	if conn.subscriptions.Add(1) > int64(g.maxSubs) {
+		conn.subscriptions.Add(-1)
+		return nil, oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many subscriptions on this connection (at most %d)", g.maxSubs))
+	}
+	var once sync.Once
+	return func() { once.Do(func() { conn.subscriptions.Add(-1) }) }, nil
 }
 
 func oneError(ctx context.Context, code eventide.Code, msg string) graphql.ResponseHandler {

@@ -24,7 +24,9 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/pubsub"
 )
@@ -62,8 +64,12 @@ type LeanSockets struct {
 	engine   *nbhttp.Engine
 	upgrader *nbws.Upgrader
 	pool     *workerPool
+	shared   sharedOps
 
 	open atomic.Int64
+	// executions counts the responses the transport's operations produced (each one ran the
+	// executor and a JSON marshal once, however many sockets it went to).
+	executions atomic.Uint64
 }
 
 const (
@@ -137,6 +143,13 @@ func (ls *LeanSockets) Goroutines() int {
 // Open is the number of open lean websockets.
 func (ls *LeanSockets) Open() int64 { return ls.open.Load() }
 
+// Executions is how many responses the transport's operations have produced: one per event for
+// a shared subscription, whatever its subscribers.
+func (ls *LeanSockets) Executions() uint64 { return ls.executions.Load() }
+
+// SharedOperations is how many shared subscriptions are held (each with at least one subscriber).
+func (ls *LeanSockets) SharedOperations() int { return ls.shared.len() }
+
 // Stop closes what is still open and stops the event loop and the workers.
 func (ls *LeanSockets) Stop() {
 	if ls == nil {
@@ -158,6 +171,11 @@ type leanTransport struct {
 	initFunc    transport.WebsocketInitFunc
 	initTimeout time.Duration
 	keepAlive   time.Duration
+	// guard admits each subscriber of a shared subscription (throttle, per-connection cap), and
+	// ops counts it open; sharedFields are the root fields whose subscriptions may be shared.
+	guard        socketGuard
+	ops          *Operations
+	sharedFields map[string]bool
 }
 
 var _ graphql.Transport = leanTransport{}
@@ -228,9 +246,9 @@ func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	hold.detach()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	lc := &leanConn{t: t, ls: t.sockets, exec: exec, headers: r.Header, legacy: proto != "graphql-transport-ws",
-		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, active: map[string]*leanSub{}}
+	ctx, cancel := context.WithCancel(leanContext(r.Context()))
+	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
+		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, active: map[string]leanOp{}}
 	ws := nbws.NewServerConn(t.sockets.upgrader, nbc, proto, false, false)
 	ws.Engine = t.sockets.engine
 	ws.Execute = nbc.Execute
@@ -296,6 +314,31 @@ func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	}
 }
 
+// leanContext is what a socket keeps of its upgrade request's context for its operations: the
+// viewer (the session's cell), request id and client, the session, the transport's label, the
+// calendar base and the caller's trace. Not the request's chain: its cancel contexts,
+// middleware values and cloned headers would stay as long as the socket.
+func leanContext(src context.Context) context.Context {
+	ctx := eventide.Carry(context.Background(), src)
+	if ss := sessionFrom(src); ss != nil {
+		ctx = context.WithValue(ctx, sessionKey{}, ss)
+	}
+	if t, ok := src.Value(transportKey{}).(string); ok {
+		ctx = withTransport(ctx, t)
+	}
+	if b := calendar.BaseFrom(src); b != "" {
+		ctx = calendar.WithBase(ctx, b)
+	}
+	if sc := trace.SpanContextFromContext(src); sc.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, sc)
+	}
+	return ctx
+}
+
+// upgradeHeaders are the headers a socket's operations see (RawParams.Headers): requestRules
+// reads that they came over a websocket; nothing reads more.
+var upgradeHeaders = http.Header{"Upgrade": {"websocket"}}
+
 // headerHasToken reports whether a comma-separated header of h lists token (case-insensitive).
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
@@ -318,7 +361,6 @@ type leanConn struct {
 	t            leanTransport
 	ls           *LeanSockets
 	exec         graphql.GraphExecutor
-	headers      http.Header
 	legacy       bool // graphql-ws (or no subprotocol), else graphql-transport-ws
 	hold         *streamHold
 	wrapped      net.Conn // the listener's wrappers of the TCP connection, closed at the end
@@ -333,7 +375,7 @@ type leanConn struct {
 	inited      bool
 	closing     bool // a close frame went out (or the socket is gone): nothing more is written
 	ended       bool // the socket is gone
-	active      map[string]*leanSub
+	active      map[string]leanOp
 	timer       *time.Timer // the init timeout, then the keep-alive
 	initPayload transport.InitPayload
 }
@@ -395,7 +437,7 @@ func (c *leanConn) onMessage(data []byte) {
 		s := c.active[m.ID]
 		c.mu.Unlock()
 		if s != nil {
-			s.cancel()
+			s.stop()
 		}
 	case "ping":
 		if c.legacy {
@@ -576,15 +618,45 @@ func (c *leanConn) sendError(id string, errs ...*gqlerror.Error) {
 }
 
 func (c *leanConn) sendResponse(id string, resp *graphql.Response) {
+	c.sendPayload(id, marshalResponse(resp))
+}
+
+func marshalResponse(resp *graphql.Response) []byte {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		panic(err) // as gqlgen's transport: recovered by the subscription's handler
 	}
-	t := "next"
+	return b
+}
+
+// sendPayload writes a response already marshalled (json.Marshal's compact JSON) as operation
+// id's next (graphql-ws: data) message, framed as send frames it: the same bytes for every
+// subscriber of a shared operation, with its own id.
+func (c *leanConn) sendPayload(id string, payload []byte) {
+	t := `","type":"next"}`
 	if c.legacy {
-		t = "data"
+		t = `","type":"data"}`
 	}
-	c.send(wire{Type: t, ID: id, Payload: b})
+	buf := getBuffer()
+	defer putBuffer(buf)
+	buf.WriteString(`{"payload":`)
+	buf.Write(payload)
+	buf.WriteString(`,"id":`)
+	quoted, err := json.Marshal(id)
+	if err != nil {
+		return
+	}
+	buf.Write(quoted[:len(quoted)-1])
+	buf.WriteString(t)
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return
+	}
+	if err := c.ws.WriteMessage(nbws.TextMessage, buf.Bytes()); err != nil {
+		c.ws.CloseWithError(err)
+	}
 }
 
 func (c *leanConn) complete(id string) { c.send(wire{Type: "complete", ID: id}) }
@@ -641,8 +713,17 @@ func (c *leanConn) gone() {
 		c.timer.Stop()
 	}
 	stopShutdown := c.stopShutdown
+	var members []*leanMember
+	for _, op := range c.active {
+		if m, ok := op.(*leanMember); ok {
+			members = append(members, m)
+		}
+	}
 	c.mu.Unlock()
 	c.cancel()
+	for _, m := range members {
+		m.leave(false)
+	}
 	if stopShutdown != nil {
 		stopShutdown()
 	}
@@ -670,7 +751,7 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 		return
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	params.Headers = c.headers
+	params.Headers = upgradeHeaders
 	rc, errs := c.exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
@@ -683,9 +764,16 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 		c.complete(id)
 		return
 	}
+	if field, ok := c.shareable(ctx, rc); ok {
+		admitted, joined := c.subscribeShared(ctx, id, rc, field)
+		if joined {
+			return
+		}
+		ctx = admitted
+	}
 	ctx = graphql.WithOperationContext(ctx, rc)
 	ctx, cancel := context.WithCancel(ctx)
-	s := &leanSub{c: c, id: id, rc: rc, cancel: cancel}
+	s := &leanSub{c: c, ls: c.ls, id: id, rc: rc, cancel: cancel}
 	ctx, n := pubsub.WithNotifier(ctx, s.ready)
 	c.mu.Lock()
 	if c.closing {
@@ -711,9 +799,17 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 	go s.run() // a resolver that does not signal, or a query or mutation: gqlgen's way
 }
 
-// leanSub is one operation of a lean websocket.
+// leanOp is what a socket holds for one of its operation ids.
+type leanOp interface {
+	// stop is the client's complete (stop): the operation ends and says complete.
+	stop()
+}
+
+// leanSub is one running operation: a socket's own (c, id), or a shared subscription's (g).
 type leanSub struct {
 	c         *leanConn
+	ls        *LeanSockets
+	g         *leanGroup
 	id        string
 	rc        *graphql.OperationContext
 	ctx       context.Context
@@ -739,9 +835,11 @@ func (s *leanSub) ready(closed bool) {
 	}
 }
 
+func (s *leanSub) stop() { s.cancel() }
+
 func (s *leanSub) schedule() {
 	if s.running.CompareAndSwap(false, true) {
-		s.c.ls.pool.submit(s)
+		s.ls.pool.submit(s)
 	}
 }
 
@@ -765,10 +863,20 @@ func (s *leanSub) drain() {
 // next runs the subscription's next response and sends it; false when the operation is over.
 func (s *leanSub) next() (sent *graphql.Response, more bool) {
 	var resp *graphql.Response
-	if !s.protect(func() { resp = s.responses(s.ctx) }) || resp == nil {
+	var payload []byte
+	if !s.protect(func() {
+		if resp = s.responses(s.ctx); resp != nil {
+			payload = marshalResponse(resp)
+		}
+	}) || resp == nil {
 		return nil, false
 	}
-	s.c.sendResponse(s.id, resp)
+	s.ls.executions.Add(1)
+	if s.g != nil {
+		s.g.broadcast(payload)
+	} else {
+		s.c.sendPayload(s.id, payload)
+	}
 	return resp, true
 }
 
@@ -787,7 +895,7 @@ func (s *leanSub) protect(fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			ctx := s.ctx
-			if ctx == nil {
+			if ctx == nil && s.c != nil {
 				ctx = s.c.connCtx()
 			}
 			err := s.rc.Recover(ctx, r)
@@ -798,7 +906,11 @@ func (s *leanSub) protect(fn func()) (ok bool) {
 					gqlerr.Message = err.Error()
 				}
 			}
-			s.c.sendError(s.id, gqlerr)
+			if s.g != nil {
+				s.g.each(func(m *leanMember) { m.c.sendError(m.id, gqlerr) })
+			} else {
+				s.c.sendError(s.id, gqlerr)
+			}
 			ok = false
 		}
 	}()
@@ -811,9 +923,14 @@ func (s *leanSub) finish() {
 	if s.done.Swap(true) {
 		return
 	}
+	if s.g != nil {
+		s.g.end()
+		s.cancel()
+		return
+	}
 	c := s.c
 	c.mu.Lock()
-	if c.active[s.id] == s {
+	if c.active[s.id] == leanOp(s) {
 		delete(c.active, s.id)
 	}
 	alive := !c.closing

@@ -163,10 +163,13 @@ func (o *Operations) InterceptOperation(ctx context.Context, next graphql.Operat
 	}
 	subscription := typ == string(ast.Subscription)
 	if subscription {
-		g := o.open.WithLabelValues(transportLabel(ctx))
-		g.Inc()
 		var closeOnce sync.Once
-		closed := func() { closeOnce.Do(func() { g.Dec(); finish() }) }
+		closed := func() { closeOnce.Do(finish) }
+		if ctx.Value(sharedOpKey{}) == nil { // a shared one's members are counted (openMember)
+			g := o.open.WithLabelValues(transportLabel(ctx))
+			g.Inc()
+			closed = func() { closeOnce.Do(func() { g.Dec(); finish() }) }
+		}
 		// gqlgen cancels a subscription's context when it ends, however it ends (complete, the
 		// client's stop, the connection's close), so the gauge cannot stay up.
 		context.AfterFunc(ctx, closed)
@@ -299,6 +302,22 @@ func (n *opNames) lookup(name string) string {
 		return name
 	}
 	return opOther
+}
+
+// sharedOpKey marks the context of a subscription the lean transport shares between identical
+// subscribers: the open-subscriptions gauge counts its members (openMember), not it.
+type sharedOpKey struct{}
+
+func withSharedOperation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sharedOpKey{}, true)
+}
+
+// openMember counts one subscriber of a shared subscription as open on transport until closed.
+func (o *Operations) openMember(transport string) (closed func()) {
+	g := o.open.WithLabelValues(transport)
+	g.Inc()
+	var once sync.Once
+	return func() { once.Do(g.Dec) }
 }
 
 type transportKey struct{}

@@ -100,6 +100,42 @@ func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, erro
 	return s.ch, nil
 }
 
+// Reserve counts one more subscriber of topic's kind for ctx's owner without a channel of its
+// own: a consumer that shares another subscription's values (the lean websocket transport's
+// shared operations, Share) takes its place in the broker's bound and in its owner's share as if
+// it had subscribed. The same errors as Subscribe; release gives the place back, once.
+func (b *Broker[T]) Reserve(ctx context.Context) (release func(), err error) {
+	owner := ""
+	if b.opts.perOwner > 0 && b.opts.owner != nil {
+		owner = b.opts.owner(ctx)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n >= b.maxSubs {
+		return nil, ErrTooManySubscribers
+	}
+	if owner != "" {
+		if b.owners[owner] >= b.opts.perOwner {
+			return nil, ErrOwnerShare
+		}
+		b.owners[owner]++
+	}
+	b.n++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.n--
+			if owner != "" {
+				if b.owners[owner]--; b.owners[owner] <= 0 {
+					delete(b.owners, owner)
+				}
+			}
+		})
+	}, nil
+}
+
 // remove unsubscribes s and closes its channel, once; it reports whether s was still there.
 func (b *Broker[T]) remove(topic string, s *sub[T]) bool {
 	b.mu.Lock()
@@ -174,6 +210,29 @@ func (b *Broker[T]) Stats() (subscribers int, delivered, dropped uint64) {
 type Notifier struct {
 	fn      func(closed bool)
 	claimed atomic.Bool
+	admit   atomic.Pointer[Admit]
+}
+
+// Admit is what a producer that may be shared does for one more consumer of its values, on that
+// consumer's context: the checks its subscription would have made (who may see it), and its place
+// in the producer's bounds (Reserve). release gives the place back.
+type Admit func(ctx context.Context) (release func(), err error)
+
+// Share tells the consumer of ctx's notifier, which the caller claimed, that the values it
+// produces may serve other consumers that asked for the same thing, each admitted with admit. A
+// producer that does not call it is never shared.
+func Share(ctx context.Context, admit Admit) {
+	if n, _ := ctx.Value(notifierKey{}).(*Notifier); n != nil && n.claimed.Load() {
+		n.admit.Store(&admit)
+	}
+}
+
+// Shared is the Admit of a producer that called Share, nil when none did.
+func (n *Notifier) Shared() Admit {
+	if p := n.admit.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 type notifierKey struct{}
@@ -199,6 +258,7 @@ func Claim(ctx context.Context) func(closed bool) {
 func Unclaim(ctx context.Context) {
 	if n, _ := ctx.Value(notifierKey{}).(*Notifier); n != nil {
 		n.claimed.Store(false)
+		n.admit.Store(nil)
 	}
 }
 

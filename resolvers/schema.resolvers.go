@@ -644,6 +644,7 @@ func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-c
 	if ev.Status == eventide.EventDraft {
 		return whileVisible(ctx, ch, ready), nil
 	}
+	shareEventUpdated(ctx, r.Resolver, id)
 	return ch, nil
 }
 

@@ -64,3 +64,30 @@ func claimReady(ctx context.Context) func(closed bool) { return pubsub.Claim(ctx
 
 // unclaimReady gives the notifier back after a refused subscription (pubsub.Unclaim).
 func unclaimReady(ctx context.Context) { pubsub.Unclaim(ctx) }
+
+// eventReserver is an EventBus that can count a subscriber without a channel (cache.EventRelay).
+type eventReserver interface {
+	Reserve(ctx context.Context) (release func(), err error)
+}
+
+// shareEventUpdated lets the lean websocket transport serve further identical eventUpdated
+// subscriptions of a published event from this one (pubsub.Share): each one admitted is checked
+// as its own subscription would be (the event visible to its viewer) and takes its own place in
+// the broker's bound and its client's share. A draft's subscription is never shared: its
+// forwarder follows its own viewer.
+func shareEventUpdated(ctx context.Context, r *Resolver, id string) {
+	rs, ok := r.Events.(eventReserver)
+	if !ok {
+		return
+	}
+	pubsub.Share(ctx, func(mctx context.Context) (func(), error) {
+		if _, err := r.visibleEvent(mctx, id); err != nil {
+			return nil, err
+		}
+		release, err := rs.Reserve(mctx)
+		if err != nil {
+			return nil, eventUpdatedError(err)
+		}
+		return release, nil
+	})
+}

@@ -1,0 +1,359 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/eventide/server/calendar"
+	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/pubsub"
+)
+
+// Shared subscriptions of the lean transport. Anonymous subscribers of the same document,
+// operation and variables see the same thing: they share ONE gqlgen operation — one resolver
+// channel, one execution and one JSON marshal per event — and each socket gets the same payload
+// bytes with its own id. What holds per subscriber still holds per subscriber:
+//
+//   - each subscribe is parsed, validated and checked (sessions, limits, request rules) on its
+//     own context, throttled and counted against its connection's cap (socketGuard.admit), and
+//     admitted by the resolver that made the shared operation (pubsub.Share: eventUpdated checks
+//     the event is visible and takes the subscriber's place in the broker's bound and its
+//     client's share, as its own subscription would);
+//   - each one ends on its own: complete on the client's complete, nothing once its socket is
+//     gone, and the shared operation ends with its last subscriber.
+//
+// Only anonymous subscribers share: a signed-in viewer's results may depend on who they are (an
+// event's onlineUrl, viewerRegistration, registrations, its draft status), its role can change
+// under it and its token expire, all per session; their subscriptions run one by one as before.
+// Only the root fields in leanTransport.sharedFields are tried, and only a resolver that calls
+// pubsub.Share is shared (eventUpdated on a published event).
+
+// sharedOps holds the shared subscriptions by key, each while it has a subscriber (or is being
+// made): bounded by the subscriptions, an entry goes with its last subscriber.
+type sharedOps struct {
+	mu sync.Mutex
+	m  map[string]*leanGroup
+}
+
+func (r *sharedOps) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.m)
+}
+
+func (r *sharedOps) remove(g *leanGroup) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[g.key] == g {
+		delete(r.m, g.key)
+	}
+}
+
+// join adds m to the shared operation of key, making it with mk when there is none; nil when the
+// operation cannot be shared (its resolver did not say it may be, or it failed: the subscriber
+// then runs its own, and gets its own answer).
+func (r *sharedOps) join(key string, m *leanMember, mk func(g *leanGroup) bool) *leanGroup {
+	for range 3 { // a group that ends as m comes is made anew
+		r.mu.Lock()
+		g := r.m[key]
+		if g == nil {
+			g = &leanGroup{key: key, reg: r, made: make(chan struct{}), members: map[*leanMember]struct{}{}}
+			if r.m == nil {
+				r.m = map[string]*leanGroup{}
+			}
+			r.m[key] = g
+			r.mu.Unlock()
+			ok := mk(g)
+			if !ok {
+				r.remove(g)
+			}
+			close(g.made)
+			if !ok {
+				return nil
+			}
+		} else {
+			r.mu.Unlock()
+			<-g.made
+			if g.admit == nil {
+				return nil
+			}
+		}
+		if g.add(m) {
+			return g
+		}
+	}
+	return nil
+}
+
+// leanGroup is one shared subscription and its subscribers.
+type leanGroup struct {
+	key   string
+	reg   *sharedOps
+	made  chan struct{} // closed once the operation runs (admit set) or failed (admit nil)
+	admit pubsub.Admit
+	sub   *leanSub
+
+	mu      sync.Mutex
+	members map[*leanMember]struct{}
+	ended   bool // no subscriber joins any more
+}
+
+func (g *leanGroup) add(m *leanMember) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ended {
+		return false
+	}
+	g.members[m] = struct{}{}
+	m.g = g
+	return true
+}
+
+// drop removes m; the operation ends with its last subscriber.
+func (g *leanGroup) drop(m *leanMember) {
+	g.mu.Lock()
+	if _, ok := g.members[m]; !ok {
+		g.mu.Unlock()
+		return
+	}
+	delete(g.members, m)
+	last := len(g.members) == 0 && !g.ended
+	if last {
+		g.ended = true
+	}
+	g.mu.Unlock()
+	if last {
+		g.reg.remove(g)
+		g.sub.cancel() // the resolver's channel closes; the operation's last turn finds nothing
+	}
+}
+
+// each calls fn for every subscriber (on a copy of the set: fn writes to sockets).
+func (g *leanGroup) each(fn func(m *leanMember)) {
+	g.mu.Lock()
+	ms := make([]*leanMember, 0, len(g.members))
+	for m := range g.members {
+		ms = append(ms, m)
+	}
+	g.mu.Unlock()
+	for _, m := range ms {
+		fn(m)
+	}
+}
+
+// broadcast writes one response, marshalled once, to every admitted subscriber.
+func (g *leanGroup) broadcast(payload []byte) {
+	g.each(func(m *leanMember) { m.deliver(payload) })
+}
+
+// end is the operation's end (its resolver's channel closed, or it failed): every subscriber
+// completes.
+func (g *leanGroup) end() {
+	g.mu.Lock()
+	g.ended = true
+	ms := make([]*leanMember, 0, len(g.members))
+	for m := range g.members {
+		ms = append(ms, m)
+	}
+	clear(g.members)
+	g.mu.Unlock()
+	g.reg.remove(g)
+	for _, m := range ms {
+		m.end(true)
+	}
+}
+
+// leanMember is one subscriber of a shared subscription: its socket and its operation id.
+type leanMember struct {
+	c  *leanConn
+	id string
+	g  *leanGroup
+
+	mu       sync.Mutex
+	live     bool // admitted: gets the operation's responses
+	done     bool
+	releases []func() // its places: the connection's cap, the broker's, the gauge's
+}
+
+func (m *leanMember) stop() { m.leave(true) }
+
+// leave takes m out of its operation; complete says so to the client.
+func (m *leanMember) leave(complete bool) {
+	if m.g != nil {
+		m.g.drop(m)
+	}
+	m.end(complete)
+}
+
+// end ends m once: after it nothing is written for it but the complete, if asked for.
+func (m *leanMember) end(complete bool) {
+	m.mu.Lock()
+	if m.done {
+		m.mu.Unlock()
+		return
+	}
+	m.done, m.live = true, false
+	releases := m.releases
+	m.releases = nil
+	m.mu.Unlock()
+	c := m.c
+	c.mu.Lock()
+	if c.active[m.id] == leanOp(m) {
+		delete(c.active, m.id)
+	}
+	alive := !c.closing
+	c.mu.Unlock()
+	if complete && alive {
+		c.complete(m.id)
+	}
+	for _, r := range releases {
+		r()
+	}
+}
+
+// hold keeps release until m ends (at once when it has).
+func (m *leanMember) hold(release func()) {
+	if release == nil {
+		return
+	}
+	m.mu.Lock()
+	if m.done {
+		m.mu.Unlock()
+		release()
+		return
+	}
+	m.releases = append(m.releases, release)
+	m.mu.Unlock()
+}
+
+// deliver writes payload for m, unless it is not admitted yet or ended: under m's lock, so its
+// complete never goes before a response.
+func (m *leanMember) deliver(payload []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live && !m.done {
+		m.c.sendPayload(m.id, payload)
+	}
+}
+
+// shareable says whether the subscription rc may be shared, and its root field: a subscription
+// of an anonymous viewer with one root field the transport shares.
+func (c *leanConn) shareable(ctx context.Context, rc *graphql.OperationContext) (*graphql.CollectedField, bool) {
+	if len(c.t.sharedFields) == 0 || rc.Operation == nil || rc.Operation.Operation != ast.Subscription ||
+		eventide.ViewerFrom(ctx) != nil {
+		return nil, false
+	}
+	if conn, _ := ctx.Value(wsConnKey{}).(*wsConn); conn == nil {
+		return nil, false
+	}
+	fields := graphql.CollectFields(rc, rc.Operation.SelectionSet, []string{"Subscription"})
+	if len(fields) != 1 || !c.t.sharedFields[fields[0].Name] {
+		return nil, false
+	}
+	return &fields[0], true
+}
+
+// shareKey names what a subscriber asks for: the same key, the same responses for everyone
+// anonymous.
+func shareKey(ctx context.Context, rc *graphql.OperationContext) (string, bool) {
+	vars, err := json.Marshal(rc.Variables) // a map's keys sorted
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, part := range []string{calendar.BaseFrom(ctx), rc.OperationName, string(vars), rc.RawQuery} {
+		b.WriteString(part)
+		b.WriteByte(0)
+	}
+	return b.String(), true
+}
+
+// alreadyThrottledKey marks a subscriber that subscribeShared throttled before it had to run its
+// own operation after all: socketGuard does not charge it twice.
+type alreadyThrottledKey struct{}
+
+// subscribeShared makes subscriber id a member of the shared operation for rc (made now when
+// there is none). joined false: it could not be shared, and runs its own operation on ctx.
+func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.OperationContext, field *graphql.CollectedField) (_ context.Context, joined bool) {
+	key, ok := shareKey(ctx, rc)
+	if !ok {
+		return ctx, false
+	}
+	conn, _ := ctx.Value(wsConnKey{}).(*wsConn)
+	slot, refusal := c.t.guard.admit(ctx, conn, true)
+	if refusal != nil {
+		c.sendResponse(id, refusal(ctx))
+		c.complete(id)
+		return ctx, true
+	}
+	m := &leanMember{c: c, id: id}
+	m.hold(slot)
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		m.end(false)
+		return ctx, true
+	}
+	c.active[id] = m
+	c.mu.Unlock()
+	g := c.ls.shared.join(key, m, func(g *leanGroup) bool { return c.startShared(ctx, rc, g) })
+	if g == nil {
+		m.end(false)
+		return context.WithValue(ctx, alreadyThrottledKey{}, true), false
+	}
+	release, err := g.admit(ctx)
+	if err != nil {
+		m.leave(false)
+		path := ast.Path{ast.PathName(field.Alias)}
+		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{gqlerror.WrapPath(path, err)})
+		c.sendResponse(id, resp)
+		c.complete(id)
+		return ctx, true
+	}
+	m.hold(release)
+	if c.t.ops != nil {
+		m.hold(c.t.ops.openMember(transportLabel(ctx)))
+	}
+	m.mu.Lock()
+	m.live = !m.done
+	m.mu.Unlock()
+	return ctx, true
+}
+
+// startShared runs g's operation on a context of its own — anonymous, with no connection, no
+// session, no client and a request id of its own, as it serves subscribers of many sockets —
+// and reports whether its resolver said it may be shared.
+func (c *leanConn) startShared(member context.Context, rc *graphql.OperationContext, g *leanGroup) bool {
+	var rid [12]byte
+	_, _ = rand.Read(rid[:])
+	ctx := eventide.WithRequestID(context.Background(), hex.EncodeToString(rid[:]))
+	ctx = withSharedOperation(withTransport(ctx, transportLabel(member)))
+	if b := calendar.BaseFrom(member); b != "" {
+		ctx = calendar.WithBase(ctx, b)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ctx = graphql.WithOperationContext(graphql.StartOperationTrace(ctx), rc)
+	s := &leanSub{ls: c.ls, g: g, rc: rc, cancel: cancel, ctx: ctx}
+	g.sub = s
+	ctx, n := pubsub.WithNotifier(ctx, s.ready)
+	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
+	if !ok || !n.Claimed() || n.Shared() == nil {
+		s.done.Store(true)
+		cancel()
+		return false
+	}
+	g.admit = n.Shared()
+	s.started.Store(true)
+	if s.pending.Load() > 0 || s.closed.Load() {
+		s.schedule()
+	}
+	return true
+}
