@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -149,9 +150,59 @@ func (g *leanGroup) each(fn func(m *leanMember)) {
 	}
 }
 
-// broadcast writes one response, marshalled once, to every admitted subscriber.
+// fanOutChunk is how many sockets one worker writes to at a time in a fan-out.
+const fanOutChunk = 512
+
+// broadcast writes one response, marshalled once, to every admitted subscriber. A large group's
+// writes are shared with idle workers, in chunks; it returns when all are written, so the next
+// response of the operation never overtakes this one on any socket.
 func (g *leanGroup) broadcast(payload []byte) {
-	g.each(func(m *leanMember) { m.deliver(payload) })
+	g.mu.Lock()
+	ms := make([]*leanMember, 0, len(g.members))
+	for m := range g.members {
+		ms = append(ms, m)
+	}
+	g.mu.Unlock()
+	if len(ms) <= fanOutChunk {
+		for _, m := range ms {
+			m.deliver(payload)
+		}
+		return
+	}
+	chunks := (len(ms) + fanOutChunk - 1) / fanOutChunk
+	f := &fanOut{members: ms, payload: payload, done: make(chan struct{})}
+	f.left.Store(int64(chunks))
+	for range min(chunks, g.sub.ls.pool.n) - 1 {
+		g.sub.ls.pool.submit(f)
+	}
+	f.work()
+	<-f.done
+}
+
+// fanOut is one response's writes, taken a chunk at a time by the worker that produced it and by
+// the helpers it called: a helper that comes after the last chunk has nothing to do, and the
+// producer waits only for chunks already taken, so no worker waits for a queued one.
+type fanOut struct {
+	members []*leanMember
+	payload []byte
+	next    atomic.Int64
+	left    atomic.Int64
+	done    chan struct{}
+}
+
+func (f *fanOut) work() {
+	for {
+		lo := int(f.next.Add(1)-1) * fanOutChunk
+		if lo >= len(f.members) {
+			return
+		}
+		for _, m := range f.members[lo:min(lo+fanOutChunk, len(f.members))] {
+			m.deliver(f.payload)
+		}
+		if f.left.Add(-1) == 0 {
+			close(f.done)
+		}
+	}
 }
 
 // end is the operation's end (its resolver's channel closed, or it failed): every subscriber
@@ -343,7 +394,7 @@ func (c *leanConn) startShared(member context.Context, rc *graphql.OperationCont
 	ctx = graphql.WithOperationContext(graphql.StartOperationTrace(ctx), rc)
 	s := &leanSub{ls: c.ls, g: g, rc: rc, cancel: cancel, ctx: ctx}
 	g.sub = s
-	ctx, n := pubsub.WithNotifier(ctx, s.ready)
+	ctx, n := pubsub.WithSharedNotifier(ctx, s.ready) // its subscribers are counted, not it
 	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
 	if !ok || !n.Claimed() || n.Shared() == nil {
 		s.done.Store(true)

@@ -941,19 +941,27 @@ func (s *leanSub) finish() {
 	s.cancel()
 }
 
+// task is what the worker pool runs: a ready subscription (each queued at most once,
+// leanSub.running) or a shared response's fan-out (at most one per worker per fan-out).
+type task interface{ work() }
+
+func (s *leanSub) work() { s.drain() }
+
 // workerPool runs ready subscriptions on a fixed number of goroutines. Its queue holds each
-// subscription at most once (leanSub.running), so the subscriptions bound it.
+// subscription at most once (leanSub.running) and a fan-out's helpers while it runs, so the
+// subscriptions and the workers bound it.
 type workerPool struct {
+	n       int
 	mu      sync.Mutex
 	cond    *sync.Cond
-	queue   []*leanSub
+	queue   []task
 	head    int
 	stopped bool
 	wg      sync.WaitGroup
 }
 
 func newWorkerPool(n int) *workerPool {
-	p := &workerPool{}
+	p := &workerPool{n: n}
 	p.cond = sync.NewCond(&p.mu)
 	for range n {
 		p.wg.Go(p.work)
@@ -961,7 +969,7 @@ func newWorkerPool(n int) *workerPool {
 	return p
 }
 
-func (p *workerPool) submit(s *leanSub) {
+func (p *workerPool) submit(s task) {
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
@@ -982,7 +990,7 @@ func (p *workerPool) work() {
 			p.mu.Unlock()
 			return
 		}
-		s := p.queue[p.head]
+		t := p.queue[p.head]
 		p.queue[p.head] = nil
 		p.head++
 		if p.head == len(p.queue) { // empty: reuse the array, or let a large one go
@@ -994,7 +1002,7 @@ func (p *workerPool) work() {
 			}
 		}
 		p.mu.Unlock()
-		s.drain()
+		t.work()
 	}
 }
 

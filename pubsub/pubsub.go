@@ -52,6 +52,9 @@ type Broker[T any] struct {
 type sub[T any] struct {
 	ch    chan T
 	owner string
+	// uncounted: a shared consumer's subscription (WithSharedNotifier), whose consumers each
+	// take their place with Reserve: it takes none in the bound itself.
+	uncounted bool
 	// ready, when the subscriber's context carried a Notifier, is called after every value
 	// put in ch and after ch is closed: the consumer reads ch only then, and never waits on it.
 	ready func(closed bool)
@@ -72,11 +75,13 @@ func New[T any](buffer, maxSubs int, opts ...Option) *Broker[T] {
 // ErrTooManySubscribers when the broker is full, ErrOwnerShare when ctx's owner holds its share.
 func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, error) {
 	s := &sub[T]{ch: make(chan T, b.buffer)}
-	if b.opts.perOwner > 0 && b.opts.owner != nil {
+	if n, _ := ctx.Value(notifierKey{}).(*Notifier); n != nil && n.shared && !n.claimed.Load() {
+		s.uncounted = true
+	} else if b.opts.perOwner > 0 && b.opts.owner != nil {
 		s.owner = b.opts.owner(ctx)
 	}
 	b.mu.Lock()
-	if b.n >= b.maxSubs {
+	if b.n >= b.maxSubs && !s.uncounted {
 		b.mu.Unlock()
 		return nil, ErrTooManySubscribers
 	}
@@ -94,7 +99,9 @@ func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, erro
 	}
 	s.ready = Claim(ctx) // once it is sure to be subscribed: a refusal is answered at once
 	subs[s] = struct{}{}
-	b.n++
+	if !s.uncounted {
+		b.n++
+	}
 	b.mu.Unlock()
 	context.AfterFunc(ctx, func() { b.remove(topic, s) })
 	return s.ch, nil
@@ -157,7 +164,9 @@ func (b *Broker[T]) removeLocked(topic string, s *sub[T]) bool {
 			delete(b.owners, s.owner)
 		}
 	}
-	b.n--
+	if !s.uncounted {
+		b.n--
+	}
 	close(s.ch)
 	if s.ready != nil {
 		s.ready(true)
@@ -209,6 +218,7 @@ func (b *Broker[T]) Stats() (subscribers int, delivered, dropped uint64) {
 // the true one returns at once.
 type Notifier struct {
 	fn      func(closed bool)
+	shared  bool // WithSharedNotifier
 	claimed atomic.Bool
 	admit   atomic.Pointer[Admit]
 }
@@ -240,6 +250,15 @@ type notifierKey struct{}
 // WithNotifier returns ctx carrying a Notifier that calls fn.
 func WithNotifier(ctx context.Context, fn func(closed bool)) (context.Context, *Notifier) {
 	n := &Notifier{fn: fn}
+	return context.WithValue(ctx, notifierKey{}, n), n
+}
+
+// WithSharedNotifier is WithNotifier for a consumer that serves many subscribers, each admitted
+// through Share's Admit and so counted by Reserve: the subscription that claims it takes no place
+// in a broker's bound or an owner's share of its own. A subscription that is then not shared
+// (its producer does not call Share) must be ended at once.
+func WithSharedNotifier(ctx context.Context, fn func(closed bool)) (context.Context, *Notifier) {
+	n := &Notifier{fn: fn, shared: true}
 	return context.WithValue(ctx, notifierKey{}, n), n
 }
 

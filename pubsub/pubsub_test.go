@@ -275,3 +275,75 @@ func TestNotifier(t *testing.T) {
 		}
 	})
 }
+
+// TestShared: a shared consumer's subscription (WithSharedNotifier) takes no place of its own;
+// each consumer it serves takes one with Reserve, in the broker's bound and its owner's share,
+// and gives it back on release, once. Share's admit reaches the consumer only from the producer
+// that claimed the notifier.
+func TestShared(t *testing.T) {
+	owner := func(ctx context.Context) string { s, _ := ctx.Value(ownerKey{}).(string); return s }
+	b := New[int](4, 3, PerOwner(2, owner))
+
+	ctx, n := WithSharedNotifier(ownedBy(context.Background(), "a"), func(bool) {})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := b.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subs, _, _ := b.Stats(); subs != 0 || b.owned() != 0 {
+		t.Fatalf("a shared subscription took %d places, %d owners; want none", subs, b.owned())
+	}
+	if n.Shared() != nil {
+		t.Fatal("an admit before any Share")
+	}
+	Share(ctx, b.Reserve)
+	admit := n.Shared()
+	if admit == nil {
+		t.Fatal("no admit after the claiming producer's Share")
+	}
+
+	var releases []func()
+	for i, o := range []string{"a", "a", "b"} {
+		r, err := admit(ownedBy(context.Background(), o))
+		if err != nil {
+			t.Fatalf("consumer %d: %v", i, err)
+		}
+		releases = append(releases, r)
+	}
+	if _, err := admit(ownedBy(context.Background(), "c")); !errors.Is(err, ErrTooManySubscribers) || errors.Is(err, ErrOwnerShare) {
+		t.Fatalf("a fourth consumer of a broker of 3: %v, want ErrTooManySubscribers", err)
+	}
+	releases[2]()
+	releases[2]() // once
+	if _, err := admit(ownedBy(context.Background(), "a")); !errors.Is(err, ErrOwnerShare) {
+		t.Fatalf("a third consumer of owner a (share 2): %v, want ErrOwnerShare", err)
+	}
+	if subs, _, _ := b.Stats(); subs != 2 || b.owned() != 1 {
+		t.Fatalf("after one release: %d places, %d owners; want 2 and 1", subs, b.owned())
+	}
+	releases[0]()
+	releases[1]()
+	if subs, _, _ := b.Stats(); subs != 0 || b.owned() != 0 {
+		t.Fatalf("after every release: %d places, %d owners; want none", subs, b.owned())
+	}
+
+	// The one shared subscription still delivers, and ends with its context without a count.
+	b.Publish("t", 7)
+	if v := <-ch; v != 7 {
+		t.Fatalf("got %d", v)
+	}
+	cancel()
+	for range ch {
+	}
+	if subs, _, _ := b.Stats(); subs != 0 {
+		t.Fatalf("%d places after the shared subscription ended", subs)
+	}
+
+	// Share with a notifier nobody claimed does nothing.
+	ctx2, n2 := WithNotifier(context.Background(), func(bool) {})
+	Share(ctx2, b.Reserve)
+	if n2.Shared() != nil {
+		t.Fatal("Share took effect on an unclaimed notifier")
+	}
+}
