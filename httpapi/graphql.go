@@ -99,7 +99,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	}
 	guard := socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection}
 	if o.LeanSockets != nil {
-		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
+		srv.AddTransport(&leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
 			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval,
 			guard: guard, ops: o.Operations, sharedFields: map[string]bool{"eventUpdated": true}})
 	} else {

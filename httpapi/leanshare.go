@@ -345,7 +345,7 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 		c.complete(id)
 		return ctx, true
 	}
-	m := &leanMember{c: c, id: id}
+	m := &leanMember{c: c, id: id, releases: make([]func(), 0, 3)}
 	m.hold(slot)
 	c.mu.Lock()
 	if c.closing {

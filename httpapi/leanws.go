@@ -178,14 +178,14 @@ type leanTransport struct {
 	sharedFields map[string]bool
 }
 
-var _ graphql.Transport = leanTransport{}
+var _ graphql.Transport = (*leanTransport)(nil)
 
-func (t leanTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
+func (t *leanTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
 
 // subprotocols in gqlgen's order of preference.
 var leanSubprotocols = []string{"graphql-ws", "graphql-transport-ws"}
 
-func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	hold := holdFrom(r.Context())
 	if r.TLS != nil || hold == nil || t.sockets.start() != nil {
 		t.fallback.Do(w, r, exec)
@@ -358,7 +358,7 @@ func acceptKey(key string) string {
 
 // leanConn is one websocket of the lean transport.
 type leanConn struct {
-	t            leanTransport
+	t            *leanTransport // shared by every socket: not a copy each
 	ls           *LeanSockets
 	exec         graphql.GraphExecutor
 	legacy       bool // graphql-ws (or no subprotocol), else graphql-transport-ws
