@@ -257,9 +257,7 @@ func (m *leanMember) end(complete bool) {
 	m.mu.Unlock()
 	c := m.c
 	c.mu.Lock()
-	if c.active[m.id] == leanOp(m) {
-		delete(c.active, m.id)
-	}
+	c.active.drop(m.id, m)
 	alive := !c.closing
 	c.mu.Unlock()
 	if complete && alive {
@@ -353,7 +351,7 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 		m.end(false)
 		return ctx, true
 	}
-	c.active[id] = m
+	c.active.set(id, m)
 	c.mu.Unlock()
 	g := c.ls.shared.join(key, m, func(g *leanGroup) bool { return c.startShared(ctx, rc, g) })
 	if g == nil {

@@ -248,7 +248,7 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	hold.detach()
 	ctx, cancel := context.WithCancel(leanContext(r.Context()))
 	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
-		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, active: map[string]leanOp{}}
+		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc}
 	ws := nbws.NewServerConn(t.sockets.upgrader, nbc, proto, false, false)
 	ws.Engine = t.sockets.engine
 	ws.Execute = nbc.Execute
@@ -375,7 +375,7 @@ type leanConn struct {
 	inited      bool
 	closing     bool // a close frame went out (or the socket is gone): nothing more is written
 	ended       bool // the socket is gone
-	active      map[string]leanOp
+	active      leanOps
 	timer       *time.Timer // the init timeout, then the keep-alive
 	initPayload transport.InitPayload
 }
@@ -434,7 +434,7 @@ func (c *leanConn) onMessage(data []byte) {
 			return
 		}
 		c.mu.Lock()
-		s := c.active[m.ID]
+		s := c.active.get(m.ID)
 		c.mu.Unlock()
 		if s != nil {
 			s.stop()
@@ -714,11 +714,11 @@ func (c *leanConn) gone() {
 	}
 	stopShutdown := c.stopShutdown
 	var members []*leanMember
-	for _, op := range c.active {
+	c.active.each(func(op leanOp) {
 		if m, ok := op.(*leanMember); ok {
 			members = append(members, m)
 		}
-	}
+	})
 	c.mu.Unlock()
 	c.cancel()
 	for _, m := range members {
@@ -736,7 +736,7 @@ func (c *leanConn) gone() {
 
 func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage) {
 	c.mu.Lock()
-	if _, dup := c.active[id]; dup && !c.legacy {
+	if c.active.get(id) != nil && !c.legacy {
 		c.mu.Unlock()
 		c.close(4409, "Subscriber for "+id+" already exists")
 		return
@@ -781,7 +781,7 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 		cancel()
 		return
 	}
-	c.active[id] = s
+	c.active.set(id, s)
 	c.mu.Unlock()
 	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
 	if !ok {
@@ -797,6 +797,52 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 		return
 	}
 	go s.run() // a resolver that does not signal, or a query or mutation: gqlgen's way
+}
+
+// leanOps are a socket's operations by id: most sockets hold one, kept inline; a map only for
+// more (an empty Go map's first entry costs a whole group of slots, per socket).
+type leanOps struct {
+	id   string
+	op   leanOp
+	more map[string]leanOp
+}
+
+func (o *leanOps) get(id string) leanOp {
+	if o.op != nil && o.id == id {
+		return o.op
+	}
+	return o.more[id]
+}
+
+// set files op under id, replacing what was there.
+func (o *leanOps) set(id string, op leanOp) {
+	switch {
+	case o.op != nil && o.id == id, o.op == nil && o.more[id] == nil:
+		o.id, o.op = id, op
+	default:
+		if o.more == nil {
+			o.more = map[string]leanOp{}
+		}
+		o.more[id] = op
+	}
+}
+
+// drop removes id when op is what it holds.
+func (o *leanOps) drop(id string, op leanOp) {
+	if o.op == op && o.id == id {
+		o.id, o.op = "", nil
+	} else if o.more[id] == op {
+		delete(o.more, id)
+	}
+}
+
+func (o *leanOps) each(fn func(op leanOp)) {
+	if o.op != nil {
+		fn(o.op)
+	}
+	for _, op := range o.more {
+		fn(op)
+	}
 }
 
 // leanOp is what a socket holds for one of its operation ids.
@@ -930,9 +976,7 @@ func (s *leanSub) finish() {
 	}
 	c := s.c
 	c.mu.Lock()
-	if c.active[s.id] == leanOp(s) {
-		delete(c.active, s.id)
-	}
+	c.active.drop(s.id, s)
 	alive := !c.closing
 	c.mu.Unlock()
 	if alive {
