@@ -74,12 +74,15 @@ func New[T any](buffer, maxSubs int, opts ...Option) *Broker[T] {
 // closed when ctx ends or when the subscriber falls behind by more than its buffer. Errors:
 // ErrTooManySubscribers when the broker is full, ErrOwnerShare when ctx's owner holds its share.
 func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, error) {
-	s := &sub[T]{ch: make(chan T, b.buffer)}
+	s := &sub[T]{}
+	buffer := b.buffer
 	if n, _ := ctx.Value(notifierKey{}).(*Notifier); n != nil && n.shared && !n.claimed.Load() {
 		s.uncounted = true
+		buffer *= sharedBuffer
 	} else if b.opts.perOwner > 0 && b.opts.owner != nil {
 		s.owner = b.opts.owner(ctx)
 	}
+	s.ch = make(chan T, buffer)
 	b.mu.Lock()
 	if b.n >= b.maxSubs && !s.uncounted {
 		b.mu.Unlock()
@@ -253,10 +256,16 @@ func WithNotifier(ctx context.Context, fn func(closed bool)) (context.Context, *
 	return context.WithValue(ctx, notifierKey{}, n), n
 }
 
+// sharedBuffer multiplies the buffer of a shared consumer's subscription: its consumer writes
+// each value to many sockets before it reads the next, and falling behind would drop all of them
+// at once. Such subscriptions are few (one per distinct subscription), so the bytes are few.
+const sharedBuffer = 4
+
 // WithSharedNotifier is WithNotifier for a consumer that serves many subscribers, each admitted
 // through Share's Admit and so counted by Reserve: the subscription that claims it takes no place
 // in a broker's bound or an owner's share of its own. A subscription that is then not shared
-// (its producer does not call Share) must be ended at once.
+// (its producer does not call Share) must be ended at once. Its buffer is sharedBuffer times the
+// broker's.
 func WithSharedNotifier(ctx context.Context, fn func(closed bool)) (context.Context, *Notifier) {
 	n := &Notifier{fn: fn, shared: true}
 	return context.WithValue(ctx, notifierKey{}, n), n

@@ -328,9 +328,15 @@ func TestShared(t *testing.T) {
 		t.Fatalf("after every release: %d places, %d owners; want none", subs, b.owned())
 	}
 
-	// The one shared subscription still delivers, and ends with its context without a count.
-	b.Publish("t", 7)
-	if v := <-ch; v != 7 {
+	// The one shared subscription still delivers, with sharedBuffer times the broker's buffer
+	// before it is dropped, and ends with its context without a count.
+	for i := range 4 * sharedBuffer {
+		b.Publish("t", i)
+	}
+	if _, _, dropped := b.Stats(); dropped != 0 || len(ch) != 4*sharedBuffer {
+		t.Fatalf("%d values waiting, %d dropped; want %d and none", len(ch), dropped, 4*sharedBuffer)
+	}
+	if v := <-ch; v != 0 {
 		t.Fatalf("got %d", v)
 	}
 	cancel()
