@@ -293,6 +293,15 @@ func (m *leanMember) deliver(payload []byte) {
 	}
 }
 
+// fail sends the operation's error (a panic) to m, as deliver sends a response.
+func (m *leanMember) fail(err *gqlerror.Error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live && !m.done {
+		m.c.sendError(m.id, err)
+	}
+}
+
 // shareable says whether the subscription rc may be shared, and its root field: a subscription
 // of an anonymous viewer with one root field the transport shares.
 func (c *leanConn) shareable(ctx context.Context, rc *graphql.OperationContext) (*graphql.CollectedField, bool) {
@@ -351,8 +360,9 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 		m.end(false)
 		return ctx, true
 	}
-	c.active.set(id, m)
+	replaced := c.active.set(id, m)
 	c.mu.Unlock()
+	endReplaced(replaced)
 	g := c.ls.shared.join(key, m, func(g *leanGroup) bool { return c.startShared(ctx, rc, g) })
 	if g == nil {
 		m.end(false)

@@ -785,8 +785,9 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 		cancel()
 		return
 	}
-	c.active.set(id, s)
+	replaced := c.active.set(id, s)
 	c.mu.Unlock()
+	endReplaced(replaced)
 	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
 	if !ok {
 		s.finish()
@@ -818,8 +819,9 @@ func (o *leanOps) get(id string) leanOp {
 	return o.more[id]
 }
 
-// set files op under id, replacing what was there.
-func (o *leanOps) set(id string, op leanOp) {
+// set files op under id and returns what it replaces (legacy graphql-ws lets an id be reused).
+func (o *leanOps) set(id string, op leanOp) (replaced leanOp) {
+	replaced = o.get(id)
 	switch {
 	case o.op != nil && o.id == id, o.op == nil && o.more[id] == nil:
 		o.id, o.op = id, op
@@ -829,6 +831,7 @@ func (o *leanOps) set(id string, op leanOp) {
 		}
 		o.more[id] = op
 	}
+	return replaced
 }
 
 // drop removes id when op is what it holds.
@@ -886,6 +889,15 @@ func (s *leanSub) ready(closed bool) {
 }
 
 func (s *leanSub) stop() { s.cancel() }
+
+// endReplaced ends a shared subscription's subscriber whose id a legacy client reused: the socket
+// no longer knows it, so its close could not take it out of its operation. (A socket's own
+// operation ends with the socket's context, as gqlgen's transport lets it run.)
+func endReplaced(op leanOp) {
+	if m, ok := op.(*leanMember); ok {
+		m.leave(false)
+	}
+}
 
 func (s *leanSub) schedule() {
 	if s.running.CompareAndSwap(false, true) {
@@ -957,7 +969,7 @@ func (s *leanSub) protect(fn func()) (ok bool) {
 				}
 			}
 			if s.g != nil {
-				s.g.each(func(m *leanMember) { m.c.sendError(m.id, gqlerr) })
+				s.g.each(func(m *leanMember) { m.fail(gqlerr) })
 			} else {
 				s.c.sendError(s.id, gqlerr)
 			}
