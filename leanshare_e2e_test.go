@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/eventide/server/httpapi"
 )
 
 // leanSubscriber is one socket of TestLeanSharedSubscriptions: its protocol's start message and
@@ -106,6 +108,10 @@ func TestLeanSharedSubscriptions(t *testing.T) {
 	if n := lean.SharedOperations(); n != 2 {
 		t.Fatalf("%d shared operations for two documents' anonymous subscribers, want 2", n)
 	}
+	// The metrics count subscribers, shared or not.
+	if n := sumOf(ts.scrape(), "eventide_open_subscriptions", "transport", httpapi.TransportWebsocket); n != 9 {
+		t.Fatalf("eventide_open_subscriptions{transport=ws} = %v with 9 subscribers", n)
+	}
 	update := func(title string) {
 		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
 			map[string]any{"id": id, "t": title}, nil)
@@ -159,6 +165,14 @@ func TestLeanSharedSubscriptions(t *testing.T) {
 	}
 	if n := lean.SharedOperations(); n != 1 {
 		t.Fatalf("%d shared operations once one document has no subscriber, want 1", n)
+	}
+	m := ts.scrape()
+	if n := sumOf(m, "eventide_open_subscriptions", "transport", httpapi.TransportWebsocket); n != 6 {
+		t.Fatalf("eventide_open_subscriptions{transport=ws} = %v with 6 subscribers left", n)
+	}
+	// Ended: s0, the two of the second document, and the one s2 replaced.
+	if n := sumOf(m, "eventide_graphql_operations_total", "type", "subscription"); n != 4 {
+		t.Fatalf("eventide_graphql_operations_total{type=subscription} = %v after 4 subscribers ended, want 4", n)
 	}
 	before = lean.Executions()
 	update("two")

@@ -379,7 +379,7 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 	}
 	m.hold(release)
 	if c.t.ops != nil {
-		m.hold(c.t.ops.openMember(transportLabel(ctx)))
+		m.hold(c.t.ops.openMember(rc, transportLabel(ctx)))
 	}
 	m.mu.Lock()
 	m.live = !m.done

@@ -150,8 +150,10 @@ func (o *Operations) InterceptOperation(ctx context.Context, next graphql.Operat
 			mu.Lock()
 			code := code
 			mu.Unlock()
-			o.total.WithLabelValues(name, typ, code).Inc()
-			o.seconds.WithLabelValues(name, typ).Observe(time.Since(began).Seconds())
+			if ctx.Value(sharedOpKey{}) == nil { // a shared one's subscribers are counted (openMember)
+				o.total.WithLabelValues(name, typ, code).Inc()
+				o.seconds.WithLabelValues(name, typ).Observe(time.Since(began).Seconds())
+			}
 			if span != nil {
 				span.SetAttributes(attribute.String("graphql.error.code", code))
 				if code != codeOK {
@@ -305,19 +307,29 @@ func (n *opNames) lookup(name string) string {
 }
 
 // sharedOpKey marks the context of a subscription the lean transport shares between identical
-// subscribers: the open-subscriptions gauge counts its members (openMember), not it.
+// subscribers: the metrics count its subscribers (openMember), not it; its span is its own.
 type sharedOpKey struct{}
 
 func withSharedOperation(ctx context.Context) context.Context {
 	return context.WithValue(ctx, sharedOpKey{}, true)
 }
 
-// openMember counts one subscriber of a shared subscription as open on transport until closed.
-func (o *Operations) openMember(transport string) (closed func()) {
+// openMember counts one subscriber of a shared subscription oc as an operation of its own: open
+// on transport until closed, then one more subscription in the totals, with how long it stayed.
+func (o *Operations) openMember(oc *graphql.OperationContext, transport string) (closed func()) {
+	began := time.Now()
+	name := o.names.admit(oc)
+	typ := string(ast.Subscription)
 	g := o.open.WithLabelValues(transport)
 	g.Inc()
 	var once sync.Once
-	return func() { once.Do(g.Dec) }
+	return func() {
+		once.Do(func() {
+			g.Dec()
+			o.total.WithLabelValues(name, typ, codeOK).Inc()
+			o.seconds.WithLabelValues(name, typ).Observe(time.Since(began).Seconds())
+		})
+	}
 }
 
 type transportKey struct{}
