@@ -137,15 +137,25 @@ func (g *leanGroup) drop(m *leanMember) {
 	}
 }
 
-// each calls fn for every subscriber (on a copy of the set: fn writes to sockets).
-func (g *leanGroup) each(fn func(m *leanMember)) {
+// snapshot copies the subscribers (they are written to outside the lock); end also ends the
+// operation for subscribers to come, and empties the set.
+func (g *leanGroup) snapshot(end bool) []*leanMember {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	ms := make([]*leanMember, 0, len(g.members))
 	for m := range g.members {
 		ms = append(ms, m)
 	}
-	g.mu.Unlock()
-	for _, m := range ms {
+	if end {
+		g.ended = true
+		clear(g.members)
+	}
+	return ms
+}
+
+// each calls fn for every subscriber.
+func (g *leanGroup) each(fn func(m *leanMember)) {
+	for _, m := range g.snapshot(false) {
 		fn(m)
 	}
 }
@@ -157,12 +167,7 @@ const fanOutChunk = 512
 // writes are shared with idle workers, in chunks; it returns when all are written, so the next
 // response of the operation never overtakes this one on any socket.
 func (g *leanGroup) broadcast(payload []byte) {
-	g.mu.Lock()
-	ms := make([]*leanMember, 0, len(g.members))
-	for m := range g.members {
-		ms = append(ms, m)
-	}
-	g.mu.Unlock()
+	ms := g.snapshot(false)
 	if len(ms) <= fanOutChunk {
 		for _, m := range ms {
 			m.deliver(payload)
@@ -208,14 +213,7 @@ func (f *fanOut) work() {
 // end is the operation's end (its resolver's channel closed, or it failed): every subscriber
 // completes.
 func (g *leanGroup) end() {
-	g.mu.Lock()
-	g.ended = true
-	ms := make([]*leanMember, 0, len(g.members))
-	for m := range g.members {
-		ms = append(ms, m)
-	}
-	clear(g.members)
-	g.mu.Unlock()
+	ms := g.snapshot(true)
 	g.reg.remove(g)
 	for _, m := range ms {
 		m.end(true)
