@@ -31,6 +31,12 @@ import (
 //   - each one ends on its own: complete on the client's complete, nothing once its socket is
 //     gone, and the shared operation ends with its last subscriber.
 //
+// What differs from one operation each: the shared operation runs on a context of its own, so an
+// error in its responses carries its request id, not the subscriber's; the metrics count the
+// subscribers one by one (Operations.openMember); and when the broker drops the shared operation
+// for falling behind (its buffer is pubsub's sharedBuffer times a subscriber's), all its
+// subscribers complete at once.
+//
 // Only anonymous subscribers share: a signed-in viewer's results may depend on who they are (an
 // event's onlineUrl, viewerRegistration, registrations, its draft status), its role can change
 // under it and its token expire, all per session; their subscriptions run one by one as before.

@@ -579,7 +579,12 @@ func (c *leanConn) send(m wire) {
 	if err := enc.Encode(m); err != nil {
 		return
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	c.write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// write sends one text message, unless a close frame went out; what send and sendPayload frame
+// goes through it.
+func (c *leanConn) write(b []byte) {
 	c.mu.Lock()
 	closing := c.closing
 	c.mu.Unlock()
@@ -652,15 +657,7 @@ func (c *leanConn) sendPayload(id string, payload []byte) {
 	}
 	buf.Write(quoted[:len(quoted)-1])
 	buf.WriteString(t)
-	c.mu.Lock()
-	closing := c.closing
-	c.mu.Unlock()
-	if closing {
-		return
-	}
-	if err := c.ws.WriteMessage(nbws.TextMessage, buf.Bytes()); err != nil {
-		c.ws.CloseWithError(err)
-	}
+	c.write(buf.Bytes())
 }
 
 func (c *leanConn) complete(id string) { c.send(wire{Type: "complete", ID: id}) }
