@@ -92,9 +92,12 @@ type Store struct {
 	eventLocks [eventLockStripes]sync.Mutex
 
 	// broken and the sweeps repair counters after a multi-step write stopped halfway (DESIGN.md).
-	broken     brokenMarks
-	stopSweeps context.CancelFunc
-	sweepDone  chan struct{}
+	broken brokenMarks
+	// afterRegistration, set only by tests, runs in Register between the registration's write
+	// and its check of the event's status (where another replica's cancellation may land).
+	afterRegistration func()
+	stopSweeps        context.CancelFunc
+	sweepDone         chan struct{}
 }
 
 var _ eventide.Store = (*Store)(nil)
