@@ -138,9 +138,16 @@ func (s *EventService) apply(ctx context.Context, ev *eventide.Event, in EventIn
 	if err := applyOnline(ev, in); err != nil {
 		return err
 	}
+	return s.place(ctx, ev, in.TimeZone, hadVenue, creating)
+}
+
+// place checks ev's schedule and capacity and settles where it is: at its venue (atVenue), or
+// in the zone timeZone names (nil: none), which an online event without a venue must name when
+// it is new or has just left its venue.
+func (s *EventService) place(ctx context.Context, ev *eventide.Event, timeZone *string, hadVenue, creating bool) error {
 	zone := ""
-	if in.TimeZone != nil {
-		loc, err := eventide.ValidTimeZone("timeZone", *in.TimeZone)
+	if timeZone != nil {
+		loc, err := eventide.ValidTimeZone("timeZone", *timeZone)
 		if err != nil {
 			return err
 		}
