@@ -111,6 +111,15 @@ func (s *RegistrationService) ForEvent(ctx context.Context, ev *eventide.Event, 
 	return conn, func(ctx context.Context) (int, error) { return s.Store.CountEventRegistrations(ctx, ev.ID, st) }, nil
 }
 
+// Attendees lists ev's confirmed registrations in arrival order: who attends is for signed-in
+// viewers (UNAUTHENTICATED otherwise); the counts on the event stay public.
+func (s *RegistrationService) Attendees(ctx context.Context, ev *eventide.Event, page eventide.Page) (*eventide.Conn[*eventide.Registration], error) {
+	if eventide.ViewerFrom(ctx) == nil {
+		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "sign in to see who attends; attendeeCount is public")
+	}
+	return s.Store.Attendees(ctx, ev.ID, page)
+}
+
 func validStatus(status *eventide.RegistrationStatus) (eventide.RegistrationStatus, error) {
 	if status == nil {
 		return "", nil

@@ -154,3 +154,24 @@ func TestListRegistrations(t *testing.T) {
 		}
 	})
 }
+
+func TestAttendees(t *testing.T) {
+	e := newEnv(t)
+	org := e.user(t, "Olga", eventide.RoleOrganizer)
+	ann := e.user(t, "Ann", eventide.RoleUser)
+	ev := e.event(t, org, 5)
+	_, _, err := e.Registrations.Register(as(ann), ev.ID)
+	must(t, err)
+
+	t.Run("ErrUnauthenticated", func(t *testing.T) {
+		_, err := e.Registrations.Attendees(as(nil), ev, eventide.Page{First: 10})
+		wantErr(t, err, eventide.CodeUnauthenticated, "sign in to see who attends; attendeeCount is public")
+	})
+	t.Run("OKAnySignedInViewer", func(t *testing.T) {
+		conn, err := e.Registrations.Attendees(as(e.user(t, "Bob", eventide.RoleUser)), ev, eventide.Page{First: 10})
+		must(t, err)
+		if len(conn.Items) != 1 || conn.Items[0].UserID != ann.ID {
+			t.Fatalf("attendees %v, want Ann", conn.Items)
+		}
+	})
+}

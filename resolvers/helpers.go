@@ -23,6 +23,19 @@ func page(first *int, after *string) eventide.Page {
 	return p
 }
 
+// lastOf is the last argument of the admins' lists (security events, webhook deliveries): 100
+// when absent, else 1 to 1000 (BAD_USER_INPUT otherwise).
+func lastOf(last *int) (int, error) {
+	n := 100
+	if last != nil {
+		n = *last
+	}
+	if n < 1 || n > 1000 {
+		return 0, eventide.InvalidField("last", "must be between 1 and 1000")
+	}
+	return n, nil
+}
+
 // visibleEvent loads an event the viewer may see; a draft of someone else is NOT_FOUND.
 func (r *Resolver) visibleEvent(ctx context.Context, id string) (*eventide.Event, error) {
 	ev, err := r.loaders(ctx).Events.Load(ctx, id)

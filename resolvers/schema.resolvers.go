@@ -58,11 +58,7 @@ func (r *eventResolver) Organizer(ctx context.Context, obj *eventide.Event) (*ev
 
 // Attendees is the resolver for the attendees field.
 func (r *eventResolver) Attendees(ctx context.Context, obj *eventide.Event, first *int, after *string) (*relay.UserConnection, error) {
-	// Who attends is for signed-in viewers; attendeeCount and waitlistCount stay public.
-	if eventide.ViewerFrom(ctx) == nil {
-		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "sign in to see who attends; attendeeCount is public")
-	}
-	conn, err := r.Store.Attendees(ctx, obj.ID, page(first, after))
+	conn, err := r.App.Registrations.Attendees(ctx, obj, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -304,12 +300,9 @@ func (r *queryResolver) CacheStats(ctx context.Context) (*cache.Stats, error) {
 }
 
 func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*security.Event, error) {
-	n := 100
-	if last != nil {
-		n = *last
-	}
-	if n < 1 || n > 1000 {
-		return nil, eventide.InvalidField("last", "must be between 1 and 1000")
+	n, err := lastOf(last)
+	if err != nil {
+		return nil, err
 	}
 	var f security.Filter
 	if filter != nil {
@@ -392,12 +385,9 @@ func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, erro
 }
 
 func (r *queryResolver) WebhookDeliveries(ctx context.Context, status *eventide.DeliveryStatus, last *int) ([]*eventide.WebhookDelivery, error) {
-	n := 100
-	if last != nil {
-		n = *last
-	}
-	if n < 1 || n > 1000 {
-		return nil, eventide.InvalidField("last", "must be between 1 and 1000")
+	n, err := lastOf(last)
+	if err != nil {
+		return nil, err
 	}
 	if r.Webhooks == nil {
 		return []*eventide.WebhookDelivery{}, nil
