@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"gopkg.in/natefinch/lumberjack.v2"
 
+	services "github.com/eventide/server/app"
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/calendar"
@@ -495,21 +496,22 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	}
 	calKeys := calendar.NewKeys(cfg.JWTSecret)
 	root := &resolvers.Resolver{
+		App: services.New(services.Config{
+			Store: cached, Events: events, Registrations: myRegs, Passwords: resolvers.Passwords(tokens),
+			Guard: resolvers.Guard(throttle, brute), Journal: resolvers.Journal(secEvents),
+		}),
 		Calendar:      calKeys,
 		PublicURL:     cfg.PublicURL,
 		Store:         cached,
-		Auth:          tokens,
 		Events:        events,
 		Cache:         cacheAdmin,
 		Registrations: myRegs,
 		Log:           log,
 
-		Security:   secEvents,
-		Throttle:   throttle,
-		BruteForce: brute,
-		Memory:     sampler,
-		Pool:       a.store.Stats,
-		Webhooks:   hooks,
+		Security: secEvents,
+		Memory:   sampler,
+		Pool:     a.store.Stats,
+		Webhooks: hooks,
 		Server: model.ServerInfo{
 			Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
 			Environment: cfg.AppEnv, Restarts: o.restarts,

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/eventide/server/eventide"
@@ -57,7 +56,7 @@ func (s *Store) eventsArgs(q eventide.EventQuery) (e *encoder, timed, ok bool) {
 		timed = true
 	}
 	e.bool(timed)
-	e.str(strings.ToLower(strings.TrimSpace(q.City)))
+	e.str(eventide.FoldCity(q.City))
 	e.str(q.Tag)
 	e.str(q.OrganizerID)
 	e.str(q.VenueID)
@@ -235,7 +234,7 @@ func (s *Store) count(ctx context.Context, l lookup, load func(context.Context) 
 
 func venuesArgs(city string) *encoder {
 	e := &encoder{}
-	e.str(strings.ToLower(strings.TrimSpace(city)))
+	e.str(eventide.FoldCity(city))
 	return e
 }
 

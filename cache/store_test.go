@@ -380,3 +380,27 @@ func TestStoreCountsEventsThatHaveNotEnded(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreKeysCitiesAsTheStoresFold: two city filters the stores answer alike ("Lisbon" and
+// " LISBON ", eventide.FoldCity) are one cache entry, and cities the stores tell apart are two,
+// for the events and venues lists alike.
+func TestStoreKeysCitiesAsTheStoresFold(t *testing.T) {
+	now := time.Now()
+	s := memoryStore(t, newFakeStore(), func() time.Time { return now })
+	key := func(city string) (events, venues string) {
+		e, _, ok := s.eventsArgs(eventide.EventQuery{City: city, Statuses: []eventide.EventStatus{eventide.EventPublished}})
+		if !ok {
+			t.Fatalf("the cache does not answer a city query for %q", city)
+		}
+		return argsKey("e", e), argsKey("v", venuesArgs(city))
+	}
+	e1, v1 := key("Lisbon")
+	for _, same := range []string{" LISBON ", "lisbon", "\tLisbon\n"} {
+		if e2, v2 := key(same); e2 != e1 || v2 != v1 {
+			t.Errorf("city %q is keyed apart from %q, which the stores fold to the same %q", same, "Lisbon", eventide.FoldCity(same))
+		}
+	}
+	if e2, v2 := key("Lisboa"); e2 == e1 || v2 == v1 {
+		t.Error("two cities the stores tell apart share a cache key")
+	}
+}

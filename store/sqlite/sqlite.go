@@ -368,8 +368,6 @@ func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 // read returns.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
-func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
 // pageSize clamps first to 0..MaxPageSize; a negative value is BAD_USER_INPUT.
 func pageSize(first int) (int, error) {
 	if first < 0 {
