@@ -38,3 +38,22 @@ func TestServerLinksNoFerretDB(t *testing.T) {
 		t.Errorf("the server links gRPC (%d packages): %s", len(grpc), strings.Join(grpc, " "))
 	}
 }
+
+// TestHTTPAPIImportsNoResolvers: the transport does not know the schema's resolvers. What it
+// needs of them (the error presenter, the recover func, the schema's extensions) is passed in by
+// server.go, so that httpapi stays below resolvers in the dependency direction (DESIGN.md).
+func TestHTTPAPIImportsNoResolvers(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./httpapi").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ./httpapi: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/eventide/server/security") {
+		t.Fatalf("httpapi's dependencies do not include security: is this the list?\n%s", out)
+	}
+	for _, banned := range []string{"github.com/eventide/server/resolvers", "github.com/eventide/server/graph"} {
+		if slices.Contains(deps, banned) {
+			t.Errorf("httpapi depends on %s (directly or through another package)", banned)
+		}
+	}
+}

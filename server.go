@@ -536,15 +536,6 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			MaxDepth: cfg.QueryMaxDepth, MaxComplexity: cfg.QueryMaxComplexity,
 			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,
 		},
-		OnReject: func(ctx context.Context, what string, measured, max int, op string) {
-			c := eventide.ClientFrom(ctx)
-			e := security.Event{Type: security.QueryRejected, IP: c.IP, UserAgent: c.UserAgent, Operation: op,
-				Message: fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)}
-			if v := eventide.ViewerFrom(ctx); v != nil {
-				e.UserID, e.Email = v.ID, v.Email
-			}
-			secEvents.Log(e)
-		},
 		DisableSuggestions:            cfg.IsProduction(),
 		Security:                      secEvents,
 		Throttle:                      throttle,
@@ -552,9 +543,13 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
 		ResponseCache:                 responses,
 		Extensions: []graphql.HandlerExtension{
+			resolvers.AccessDenials{},
+			resolvers.AuthPayloadViewer{}, // login's and signUp's user, as that user sees themself
 			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg), Tracer: tracer}},
 		},
-		Operations: operations,
+		ErrorPresenter: resolvers.ErrorPresenter(log),
+		Recover:        resolvers.Recover,
+		Operations:     operations,
 	})
 	a.http = httpapi.New(httpapi.Options{
 		LeanSockets: lean,
