@@ -87,30 +87,7 @@ const DefaultQueryCacheSize = 1000
 // subscriptions, GET and POST (with @defer: multipart.go).
 func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv := handler.New(es)
-	if o.InitTimeout <= 0 {
-		o.InitTimeout = DefaultInitTimeout
-	}
-	gqlgenWS := transport.Websocket{
-		Implementation: socketImplementation{
-			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
-			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
-		},
-		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
-		KeepAlivePingInterval: keepAliveInterval,
-		PingPongInterval:      keepAliveInterval,
-	}
-	if o.LeanSockets != nil {
-		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
-			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
-	} else {
-		srv.AddTransport(gqlgenWS)
-	}
-	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
-	srv.AddTransport(sseTransport{})
-	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(getTransport{})
-	srv.AddTransport(postTransport{})
+	addTransports(srv, o)
 	if o.QueryCacheSize <= 0 {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
@@ -151,6 +128,34 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 		srv.SetRecoverFunc(o.Recover)
 	}
 	return srv
+}
+
+// addTransports adds the transports in the order gqlgen tries them.
+func addTransports(srv *handler.Server, o GraphQLOptions) {
+	if o.InitTimeout <= 0 {
+		o.InitTimeout = DefaultInitTimeout
+	}
+	gqlgenWS := transport.Websocket{
+		Implementation: socketImplementation{
+			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
+			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
+		},
+		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
+		KeepAlivePingInterval: keepAliveInterval,
+		PingPongInterval:      keepAliveInterval,
+	}
+	if o.LeanSockets != nil {
+		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
+	} else {
+		srv.AddTransport(gqlgenWS)
+	}
+	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
+	srv.AddTransport(sseTransport{})
+	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(getTransport{})
+	srv.AddTransport(postTransport{})
 }
 
 // wsInit authenticates a websocket from connection_init's payload: "Authorization" or
