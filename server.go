@@ -177,30 +177,26 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 // is the supervisor's to make, and this process serves on until it is stopped; alone it returns
 // errRestart.
 func (a *app) serveUntilStop(ctx context.Context) (served bool, _ error) {
-	select {
-	case <-ctx.Done():
-		a.log.Info("shutting down", "reason", context.Cause(ctx))
-		return true, nil
-	case err := <-a.serveErr:
-		a.log.Error("server stopped", "error", err)
-		return false, nil
-	case <-a.restart:
-	}
-	if a.inherited.AskRestart() != nil {
-		a.log.Error("memory stayed over MEMORY_RESTART_THRESHOLD: draining, then exiting to be restarted",
-			"exit_code", memstats.ExitRestart)
-		return true, errRestart
-	}
-	// The supervisor starts the next process on the same socket and, once it serves, sends
-	// SIGTERM here: serving on until then refuses nobody.
-	a.log.Warn("memory stayed over MEMORY_RESTART_THRESHOLD: asked the supervisor for a restart; serving until it stops this process")
-	select {
-	case <-ctx.Done():
-		a.log.Info("shutting down", "reason", context.Cause(ctx))
-		return true, nil
-	case err := <-a.serveErr:
-		a.log.Error("server stopped", "error", err)
-		return false, nil
+	restart := a.restart
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("shutting down", "reason", context.Cause(ctx))
+			return true, nil
+		case err := <-a.serveErr:
+			a.log.Error("server stopped", "error", err)
+			return false, nil
+		case <-restart:
+			if a.inherited.AskRestart() != nil {
+				a.log.Error("memory stayed over MEMORY_RESTART_THRESHOLD: draining, then exiting to be restarted",
+					"exit_code", memstats.ExitRestart)
+				return true, errRestart
+			}
+			// The supervisor starts the next process on the same socket and, once it serves,
+			// sends SIGTERM here: serving on until then refuses nobody.
+			a.log.Warn("memory stayed over MEMORY_RESTART_THRESHOLD: asked the supervisor for a restart; serving until it stops this process")
+			restart = nil // asked once; now wait for the stop
+		}
 	}
 }
 
