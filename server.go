@@ -309,7 +309,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		return nil, err
 	}
 	sessions.Store(a.sessions)
-	if err := w.buildData(ctx, data.store, authn); err != nil {
+	if err := w.buildSeed(ctx, data.store, authn); err != nil {
 		return nil, err
 	}
 	server := model.ServerInfo{Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
@@ -396,9 +396,9 @@ func (w *wiring) buildWebhooks(hooks eventide.WebhookOutbox) *webhook.Worker {
 	return wk
 }
 
-// data is the store as everything reads it: through the shared cache, with the relays that carry
+// dataParts is the store as everything reads it: through the shared cache, with the relays that carry
 // its changes to subscribers (on every replica) and the response cache (nil when off).
-type data struct {
+type dataParts struct {
 	store     *cache.Store
 	events    *cache.EventRelay
 	regs      *cache.RegistrationRelay
@@ -411,7 +411,7 @@ const maxEventSubscribers = 10_000
 // buildCache opens the shared cache, Redis when configured (unreachable is a fallback, not a
 // failure) else memory, and the store read through it: every write invalidates it, here and,
 // over the bus, on the other replicas. userChanged hears of every user written.
-func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) data {
+func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) dataParts {
 	cfg, log := w.cfg, w.log.With("component", "cache")
 	w.cache = cache.Open(ctx, cache.Options{
 		UseRedis: cfg.UseRedis,
@@ -424,7 +424,7 @@ func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) da
 	})
 	w.bus = cache.NewBus(w.cache, log)
 	w.bus.Register(w.reg)
-	var d data
+	var d dataParts
 	var backing cache.Backing = w.store
 	if h, ok := w.store.(cache.Health); ok { // MongoDB: fail at once while known down
 		backing = cache.FailFast(w.store, h)
@@ -532,9 +532,9 @@ func (w *wiring) buildAuth(users *cache.Store, events *security.Log) (*auth.Auth
 	return authn, nil
 }
 
-// buildData writes the demo data (SEED_DEMO) and the admin account (ADMIN_EMAIL) the
+// buildSeed writes the demo data (SEED_DEMO) and the admin account (ADMIN_EMAIL) the
 // configuration asks for.
-func (w *wiring) buildData(ctx context.Context, store *cache.Store, authn *auth.Authenticator) error {
+func (w *wiring) buildSeed(ctx context.Context, store *cache.Store, authn *auth.Authenticator) error {
 	if w.cfg.SeedDemo {
 		hash, err := w.auth.Hash(seed.DemoPassword)
 		if err != nil {
@@ -556,7 +556,7 @@ func (w *wiring) buildData(ctx context.Context, store *cache.Store, authn *auth.
 
 // buildSchema makes the resolver root, the injection point of everything the resolvers use, and
 // the executable schema over it.
-func (w *wiring) buildSchema(d data, sec securityParts, sampler *memstats.Sampler, hooks eventide.WebhookOutbox, server model.ServerInfo) graphql.ExecutableSchema {
+func (w *wiring) buildSchema(d dataParts, sec securityParts, sampler *memstats.Sampler, hooks eventide.WebhookOutbox, server model.ServerInfo) graphql.ExecutableSchema {
 	root := &resolvers.Resolver{
 		Calendar:      w.calendar,
 		PublicURL:     w.cfg.PublicURL,
@@ -583,7 +583,7 @@ func (w *wiring) buildSchema(d data, sec securityParts, sampler *memstats.Sample
 
 // buildGraphQL makes the GraphQL handler: its transports (with the lean websockets unless
 // WS_TRANSPORT=gqlgen), limits, guards and the schema's own extensions and error presenter.
-func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d data, sec securityParts, authn *auth.Authenticator, ops *httpapi.Operations) http.Handler {
+func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d dataParts, sec securityParts, authn *auth.Authenticator, ops *httpapi.Operations) http.Handler {
 	cfg := w.cfg
 	if cfg.WSTransport != config.WSTransportGqlgen {
 		w.lean = httpapi.NewLeanSockets(w.log)
@@ -618,7 +618,7 @@ func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d data, sec secur
 
 // buildHTTP makes the HTTP server: the GraphQL handler behind the guards (connections, bodies,
 // CORS, throttle, sessions), the playground, the monitor, calendar feeds, /metrics and /readyz.
-func (w *wiring) buildHTTP(gql http.Handler, d data, sec securityParts, authn *auth.Authenticator, ops *httpapi.Operations) *httpapi.Server {
+func (w *wiring) buildHTTP(gql http.Handler, d dataParts, sec securityParts, authn *auth.Authenticator, ops *httpapi.Operations) *httpapi.Server {
 	cfg := w.cfg
 	return httpapi.New(httpapi.Options{
 		LeanSockets: w.lean,
