@@ -15,6 +15,7 @@ import (
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/httpapi"
 	"github.com/eventide/server/store"
 	"github.com/eventide/server/store/ferretfile"
 	"github.com/eventide/server/store/sqlite"
@@ -148,4 +149,18 @@ func importFerret(ctx context.Context, cfg *config.Config, dir string, s *sqlite
 		return ferretfile.Export(ctx, dir, cfg.MongoDatabase,
 			store.Exporter{User: im.User, Venue: im.Venue, Event: im.Event, Registration: im.Registration})
 	})
+}
+
+// storeCheck is the store's /readyz check: required, it fails while the store does not answer a
+// ping or (SQLite) its disk is full.
+func (a *app) storeCheck() httpapi.Check {
+	return httpapi.Check{Name: "store", Required: true, Probe: func(ctx context.Context) (string, error) {
+		if err := a.store.Ping(ctx); err != nil {
+			return a.storeIs, err
+		}
+		if f, ok := a.store.(diskFuller); ok {
+			return a.storeIs, f.DiskFull(ctx)
+		}
+		return a.storeIs, nil
+	}}
 }

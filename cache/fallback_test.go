@@ -82,3 +82,19 @@ func TestBusHoldsBounded(t *testing.T) {
 		t.Fatalf("sent while Redis was down: held %d, resends %d, sent %d", len(b.held), len(b.resends), b.sent.Load())
 	}
 }
+
+// TestReadyReportsTheFallback: /readyz's cache check names the backend, and fails (not required)
+// while Redis is configured but down.
+func TestReadyReportsTheFallback(t *testing.T) {
+	mem := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer mem.Close()
+	if detail, err := mem.Ready(context.Background()); detail != "memory" || err != nil {
+		t.Errorf("without Redis: Ready = %q, %v; want \"memory\", nil", detail, err)
+	}
+	down := NewSwitch(context.Background(), deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer down.Close()
+	if detail, err := down.Ready(context.Background()); detail != "memory (fallback)" || err == nil ||
+		err.Error() != "redis unreachable; serving from memory" {
+		t.Errorf("Redis down: Ready = %q, %v; want \"memory (fallback)\", redis unreachable; serving from memory", detail, err)
+	}
+}

@@ -38,6 +38,19 @@ type StoreOptions struct {
 	// here (after the invalidation, before the write returns) or, over the bus, by another
 	// replica: sessions open on this replica re-check their viewer at once. It should be quick.
 	OnUserChanged func(id string)
+	// Responses, when set, is the cache of whole responses built from this Store's reads: Purge
+	// empties it too and Stats reports it.
+	Responses Responses
+}
+
+// Responses is the cache of whole responses built from a Store's reads (respcache.Cache). Its
+// responses would never be served again once Purge replaced their tokens, but would hold memory
+// until evicted, so the Store's Purge empties it too.
+type Responses interface {
+	// Purge drops every response and returns how many there were.
+	Purge() int
+	// Figures are what Stats reports of it.
+	Figures() (hits, misses int64, entries int, bytes int64)
 }
 
 // Store wraps the domain store with the shared cache: records by id (users, venues, events), the
@@ -71,6 +84,7 @@ type Store struct {
 	loadTimeout time.Duration
 	flights     flights
 	userChanged func(id string)
+	responses   Responses
 
 	hits, misses, invalidations, remote atomic.Int64
 }
@@ -90,7 +104,7 @@ func NewStore(inner Backing, c Cache, o StoreOptions) *Store {
 		o.LoadTimeout = 15 * time.Second
 	}
 	s := &Store{inner: inner, c: c, ttl: o.TTL, log: o.Logger, bus: o.Bus, now: o.Now, loadTimeout: o.LoadTimeout,
-		userChanged: o.OnUserChanged}
+		userChanged: o.OnUserChanged, responses: o.Responses}
 	if s.bus != nil {
 		s.bus.handle(channelInvalidate, s.remoteInvalidate)
 	}
@@ -124,11 +138,21 @@ func (s *Store) Init(ctx context.Context) {
 func (s *Store) Stats(ctx context.Context) Stats {
 	st := s.c.Stats(ctx)
 	st.Hits, st.Misses = s.hits.Load(), s.misses.Load()
+	if s.responses != nil {
+		st.ResponseHits, st.ResponseMisses, st.ResponseEntries, st.ResponseBytes = s.responses.Figures()
+	}
 	return st
 }
 
-// Purge empties the cache and returns how many entries it dropped.
-func (s *Store) Purge(ctx context.Context) (int, error) { return s.c.Purge(ctx) }
+// Purge empties the cache (and the Responses built from it) and returns how many entries it
+// dropped.
+func (s *Store) Purge(ctx context.Context) (int, error) {
+	n, err := s.c.Purge(ctx)
+	if s.responses != nil {
+		n += s.responses.Purge()
+	}
+	return n, err
+}
 
 // RemoteInvalidations counts invalidations received from other replicas.
 func (s *Store) RemoteInvalidations() int64 { return s.remote.Load() }

@@ -404,3 +404,45 @@ func TestStoreKeysCitiesAsTheStoresFold(t *testing.T) {
 		t.Error("two cities the stores tell apart share a cache key")
 	}
 }
+
+// fakeResponses is a response cache holding n responses.
+type fakeResponses struct{ n int }
+
+func (r *fakeResponses) Purge() int { n := r.n; r.n = 0; return n }
+func (r *fakeResponses) Figures() (hits, misses int64, entries int, bytes int64) {
+	return 7, 3, r.n, int64(r.n) * 100
+}
+
+func TestStorePurgeEmptiesTheResponses(t *testing.T) {
+	fake := newFakeStore()
+	fake.addEvent("a", time.Hour)
+	responses := &fakeResponses{n: 4}
+	sw := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
+	t.Cleanup(func() { _ = sw.Close() })
+	s := NewStore(fake, sw, StoreOptions{TTL: time.Minute, Responses: responses})
+	ctx := context.Background()
+	if _, err := s.EventByID(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+
+	st := s.Stats(ctx)
+	if st.ResponseHits != 7 || st.ResponseMisses != 3 || st.ResponseEntries != 4 || st.ResponseBytes != 400 {
+		t.Fatalf("stats report responses %d hits, %d misses, %d entries, %d bytes; want 7, 3, 4, 400",
+			st.ResponseHits, st.ResponseMisses, st.ResponseEntries, st.ResponseBytes)
+	}
+	cached, err := sw.Purge(ctx) // what the shared cache alone holds, refilled below
+	if err != nil || cached == 0 {
+		t.Fatalf("the shared cache held %d entries (err %v), want some", cached, err)
+	}
+	if _, err := s.EventByID(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Purge(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != cached+4 || responses.n != 0 {
+		t.Fatalf("Purge dropped %d entries and left %d responses; want %d (the shared cache's %d and 4 responses) and 0",
+			n, responses.n, cached+4, cached)
+	}
+}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -157,6 +158,15 @@ func (s *Switch) Describe() string {
 		return "memory (fallback)"
 	}
 	return "memory"
+}
+
+// Ready is the cache's /readyz probe: Describe, with an error while Redis is configured but not
+// serving (reads then go to memory: a replica serves on, so the check should not be required).
+func (s *Switch) Ready(context.Context) (string, error) {
+	if s.FallbackActive() {
+		return s.Describe(), errors.New("redis unreachable; serving from memory")
+	}
+	return s.Describe(), nil
 }
 
 // readsRedis reports whether reads go to Redis now.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/querylimit"
-	"github.com/eventide/server/resolvers"
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 )
@@ -36,15 +36,20 @@ type GraphQLOptions struct {
 	// APQ, when set, keeps automatic persisted queries (Apollo's protocol): a request may send
 	// only the query's SHA-256, and PERSISTED_QUERY_NOT_FOUND asks it for the full text.
 	APQ graphql.Cache[string]
-	// Extensions are added to the server after the built-in ones (per-response dataloaders...).
+	// Extensions are the schema's own (one ACCESS_DENIED per operation, per-response
+	// dataloaders...), added in order after the server's guards and request rules.
 	Extensions []graphql.HandlerExtension
-	// Limits refuse hostile documents before validation (QUERY_TOO_COMPLEX); OnReject hears of
-	// each refusal.
-	Limits   querylimit.Limits
-	OnReject func(ctx context.Context, what string, measured, max int, operationName string)
+	// ErrorPresenter and Recover turn the schema's errors and panics into GraphQL errors with
+	// their codes (resolvers.ErrorPresenter, resolvers.Recover); gqlgen's defaults when nil.
+	ErrorPresenter graphql.ErrorPresenterFunc
+	Recover        graphql.RecoverFunc
+	// Limits refuse hostile documents before validation (QUERY_TOO_COMPLEX); each refusal is a
+	// QUERY_REJECTED security event when Security is set.
+	Limits querylimit.Limits
 	// DisableSuggestions drops "Did you mean" hints from validation errors (production).
 	DisableSuggestions bool
-	// Security, when set, hears of invalid tokens in websocket init payloads (TOKEN_INVALID).
+	// Security, when set, hears of invalid tokens in websocket init payloads (TOKEN_INVALID), of
+	// refused introspection (ACCESS_DENIED) and of documents over Limits (QUERY_REJECTED).
 	Security *security.Log
 	// Throttle, when set, counts each websocket operation against its client's budget.
 	Throttle *security.Throttle
@@ -82,6 +87,51 @@ const DefaultQueryCacheSize = 1000
 // subscriptions, GET and POST (with @defer: multipart.go).
 func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv := handler.New(es)
+	addTransports(srv, o)
+	if o.QueryCacheSize <= 0 {
+		o.QueryCacheSize = DefaultQueryCacheSize
+	}
+	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
+	// First, so outermost: its span is the parent of all the operation does, and it sees the
+	// refusals of every extension after it.
+	if o.Operations == nil {
+		o.Operations = NewOperations(nil, nil, 0)
+	}
+	srv.Use(o.Operations)
+	if o.APQ != nil {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
+	}
+	// After APQ, so a persisted query's text is checked too.
+	var qlOpts []querylimit.Option
+	if o.Security != nil {
+		qlOpts = append(qlOpts, querylimit.OnReject(queryRejected(o.Security)))
+	}
+	srv.Use(querylimit.Extension(o.Limits, qlOpts...))
+	if o.DisableSuggestions {
+		querylimit.DisableSuggestions(srv)
+	}
+	srv.Use(sessionGuard{})
+	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
+	srv.Use(recordOpName{})
+	srv.Use(introspection{all: o.Introspection, events: o.Security})
+	srv.Use(requestRules{}) // no control characters in arguments, subscriptions on streams only, at most MaxErrors errors
+	for _, x := range o.Extensions {
+		srv.Use(x)
+	}
+	if o.ResponseCache != nil {
+		srv.Use(keepResponses{}) // last, so outermost: it sees every error the others add
+	}
+	if o.ErrorPresenter != nil {
+		srv.SetErrorPresenter(o.ErrorPresenter)
+	}
+	if o.Recover != nil {
+		srv.SetRecoverFunc(o.Recover)
+	}
+	return srv
+}
+
+// addTransports adds the transports in the order gqlgen tries them.
+func addTransports(srv *handler.Server, o GraphQLOptions) {
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
@@ -106,45 +156,6 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
-	if o.QueryCacheSize <= 0 {
-		o.QueryCacheSize = DefaultQueryCacheSize
-	}
-	srv.SetQueryCache(boundedQueryCache{lru.New[*ast.QueryDocument](o.QueryCacheSize)})
-	// First, so outermost: its span is the parent of all the operation does, and it sees the
-	// refusals of every extension after it.
-	if o.Operations == nil {
-		o.Operations = NewOperations(nil, nil, 0)
-	}
-	srv.Use(o.Operations)
-	if o.APQ != nil {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: o.APQ})
-	}
-	// After APQ, so a persisted query's text is checked too.
-	var qlOpts []querylimit.Option
-	if o.OnReject != nil {
-		qlOpts = append(qlOpts, querylimit.OnReject(o.OnReject))
-	}
-	srv.Use(querylimit.Extension(o.Limits, qlOpts...))
-	if o.DisableSuggestions {
-		querylimit.DisableSuggestions(srv)
-	}
-	srv.Use(sessionGuard{})
-	srv.Use(socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection})
-	srv.Use(recordOpName{})
-	srv.Use(introspection{all: o.Introspection, events: o.Security})
-	srv.Use(resolvers.AccessDenials{})
-	// login's and signUp's user, as that user sees themself
-	srv.Use(resolvers.AuthPayloadViewer{})
-	srv.Use(requestRules{}) // no control characters in arguments, subscriptions on streams only, at most MaxErrors errors
-	for _, x := range o.Extensions {
-		srv.Use(x)
-	}
-	if o.ResponseCache != nil {
-		srv.Use(keepResponses{}) // last, so outermost: it sees every error the others add
-	}
-	srv.SetErrorPresenter(resolvers.ErrorPresenter(o.Logger))
-	srv.SetRecoverFunc(resolvers.Recover)
-	return srv
 }
 
 // wsInit authenticates a websocket from connection_init's payload: "Authorization" or
@@ -213,6 +224,25 @@ func logTokenInvalid(ctx context.Context, events *security.Log, where string) {
 		Message: "invalid or expired token in " + where})
 }
 
+// queryRejected logs each document querylimit refuses as a QUERY_REJECTED security event.
+func queryRejected(events *security.Log) func(ctx context.Context, what string, measured, max int, op string) {
+	return func(ctx context.Context, what string, measured, max int, op string) {
+		logRequestEvent(ctx, events, security.Event{Type: security.QueryRejected, Operation: op,
+			Message: fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)})
+	}
+}
+
+// logRequestEvent logs e with what the request in ctx knows of who sent it: the client's
+// address and user agent, and the viewer.
+func logRequestEvent(ctx context.Context, events *security.Log, e security.Event) {
+	c := eventide.ClientFrom(ctx)
+	e.IP, e.UserAgent = c.IP, c.UserAgent
+	if v := eventide.ViewerFrom(ctx); v != nil {
+		e.UserID, e.Email = v.ID, v.Email
+	}
+	events.Log(e)
+}
+
 // boundedQueryCache keeps parsed documents of ordinary size only: its LRU has a fixed number of
 // entries, and skipping the rare huge document bounds it in bytes too.
 type boundedQueryCache struct {
@@ -254,13 +284,8 @@ func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.O
 		code, msg = eventide.CodeUnauthenticated, "sign in first: introspection needs the ADMIN role"
 	}
 	if i.events != nil {
-		c := eventide.ClientFrom(ctx)
-		e := security.Event{Type: security.AccessDenied, IP: c.IP, UserAgent: c.UserAgent,
-			Operation: oc.Operation.Name, Message: "schema introspection needs the ADMIN role"}
-		if v != nil {
-			e.UserID, e.Email = v.ID, v.Email
-		}
-		i.events.Log(e)
+		logRequestEvent(ctx, i.events, security.Event{Type: security.AccessDenied,
+			Operation: oc.Operation.Name, Message: "schema introspection needs the ADMIN role"})
 	}
 	return &gqlerror.Error{
 		Message:    msg,

@@ -266,6 +266,13 @@ func (c *Cache) Stats() Stats {
 		Entries: n, Building: building, Bytes: b, MaxBytes: c.max}
 }
 
+// Figures are the hits, misses, entries and bytes that the shared cache's Stats report of the
+// response cache (cache.Responses).
+func (c *Cache) Figures() (hits, misses int64, entries int, bytes int64) {
+	st := c.Stats()
+	return st.Hits, st.Misses, st.Entries, st.Bytes
+}
+
 // Collectors are the cache's Prometheus metrics: eventide_response_cache_{hits,misses,stored,
 // evicted,stale,coalesced}_total and eventide_response_cache_{entries,bytes}.
 func (c *Cache) Collectors() []prometheus.Collector {
