@@ -39,6 +39,7 @@ import (
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/monitor"
 	"github.com/eventide/server/playground"
@@ -401,10 +402,10 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	// hundred addresses are needed to fill the broker (the stream and subscription caps alone let
 	// one address hold 1 000: 50 websockets x 20).
 	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers,
-		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
+		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return reqmeta.ClientFrom(ctx).AddrKey })))
 	// myRegistrations subscribers, by user id, bounded like eventUpdated's.
 	myRegs := cache.NewRegistrationRelay(a.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers,
-		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
+		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return reqmeta.ClientFrom(ctx).AddrKey })))
 	a.bus.Start()
 	cached.Init(ctx)
 	log.Info("cache ready", "backend", a.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
@@ -539,7 +540,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,
 		},
 		OnReject: func(ctx context.Context, what string, measured, max int, op string) {
-			c := eventide.ClientFrom(ctx)
+			c := reqmeta.ClientFrom(ctx)
 			e := security.Event{Type: security.QueryRejected, IP: c.IP, UserAgent: c.UserAgent, Operation: op,
 				Message: fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)}
 			if v := eventide.ViewerFrom(ctx); v != nil {

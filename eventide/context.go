@@ -7,7 +7,6 @@ import (
 )
 
 type viewerKey struct{}
-type requestIDKey struct{}
 
 // WithViewer returns a context carrying the signed-in user (nil for anonymous).
 func WithViewer(ctx context.Context, u *User) context.Context {
@@ -72,40 +71,6 @@ func EndSubscription(ctx context.Context, err error) bool {
 // WithViewerCell returns a context whose viewer is whatever c holds when asked.
 func WithViewerCell(ctx context.Context, c *ViewerCell) context.Context {
 	return context.WithValue(ctx, viewerKey{}, c)
-}
-
-// WithRequestID returns a context carrying the request id that logs and internal errors name.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestIDFrom returns the request id, or "".
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
-// Client is who sent a request, as far as the server can tell: the address (X-Forwarded-For only
-// from trusted proxies), the throttling key (the user when signed in, else the address) and the
-// User-Agent.
-type Client struct {
-	IP        string
-	Key       string // "user:<id>" when signed in, else the address key
-	AddrKey   string // the address key alone ("ip:..."), for what is throttled before sign-in
-	UserAgent string
-}
-
-type clientKey struct{}
-
-// WithClient returns a context carrying the request's client.
-func WithClient(ctx context.Context, c Client) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
-}
-
-// ClientFrom returns the request's client, or the zero Client.
-func ClientFrom(ctx context.Context) Client {
-	c, _ := ctx.Value(clientKey{}).(Client)
-	return c
 }
 
 // ResponseHints lets a resolver ask the HTTP transport for a status and headers (429 with

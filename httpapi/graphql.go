@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/resolvers"
 	"github.com/eventide/server/respcache"
@@ -184,9 +185,9 @@ func wsInit(a *auth.Authenticator, events *security.Log, log *slog.Logger) trans
 		} else {
 			ctx = eventide.WithViewer(ctx, u)
 		}
-		c := eventide.ClientFrom(ctx)
+		c := reqmeta.ClientFrom(ctx)
 		c.Key = security.ClientKey(u.ID, netip.Addr{})
-		return eventide.WithClient(ctx, c), nil, nil
+		return reqmeta.WithClient(ctx, c), nil, nil
 	}
 }
 
@@ -208,7 +209,7 @@ func logTokenInvalid(ctx context.Context, events *security.Log, where string) {
 	if events == nil {
 		return
 	}
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	events.Log(security.Event{Type: security.TokenInvalid, IP: c.IP, UserAgent: c.UserAgent,
 		Message: "invalid or expired token in " + where})
 }
@@ -254,7 +255,7 @@ func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.O
 		code, msg = eventide.CodeUnauthenticated, "sign in first: introspection needs the ADMIN role"
 	}
 	if i.events != nil {
-		c := eventide.ClientFrom(ctx)
+		c := reqmeta.ClientFrom(ctx)
 		e := security.Event{Type: security.AccessDenied, IP: c.IP, UserAgent: c.UserAgent,
 			Operation: oc.Operation.Name, Message: "schema introspection needs the ADMIN role"}
 		if v != nil {

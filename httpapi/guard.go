@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -28,11 +29,11 @@ func identify(trusted []netip.Prefix) func(http.Handler) http.Handler {
 			if len(ua) > 256 {
 				ua = ua[:256]
 			}
-			c := eventide.Client{IP: ip.String(), Key: key, AddrKey: key, UserAgent: ua}
+			c := reqmeta.Client{IP: ip.String(), Key: key, AddrKey: key, UserAgent: ua}
 			if !ip.IsValid() {
 				c.IP = ""
 			}
-			next.ServeHTTP(w, r.WithContext(eventide.WithClient(r.Context(), c)))
+			next.ServeHTTP(w, r.WithContext(reqmeta.WithClient(r.Context(), c)))
 		})
 	}
 }
@@ -41,9 +42,9 @@ func identify(trusted []netip.Prefix) func(http.Handler) http.Handler {
 func keyByViewer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := eventide.ViewerFrom(r.Context()); v != nil {
-			c := eventide.ClientFrom(r.Context())
+			c := reqmeta.ClientFrom(r.Context())
 			c.Key = security.ClientKey(v.ID, netip.Addr{})
-			r = r.WithContext(eventide.WithClient(r.Context(), c))
+			r = r.WithContext(reqmeta.WithClient(r.Context(), c))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -57,7 +58,7 @@ func throttle(t *security.Throttle) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d := t.Request(r.Context(), eventide.ClientFrom(r.Context()).Key)
+			d := t.Request(r.Context(), reqmeta.ClientFrom(r.Context()).Key)
 			d.SetHeaders(w.Header())
 			if !d.Allowed {
 				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
@@ -249,7 +250,7 @@ func limitStreams(max int, t *security.Throttle) func(http.Handler) http.Handler
 				next.ServeHTTP(w, r)
 				return
 			}
-			key := eventide.ClientFrom(r.Context()).AddrKey
+			key := reqmeta.ClientFrom(r.Context()).AddrKey
 			if !l.acquire(key) {
 				if t != nil {
 					t.Refused(security.ScopeWebsockets, key, max)
@@ -294,7 +295,7 @@ func (g socketGuard) InterceptOperation(ctx context.Context, next graphql.Operat
 		return next(ctx)
 	}
 	if g.throttle != nil {
-		if d := g.throttle.Request(ctx, eventide.ClientFrom(ctx).Key); !d.Allowed {
+		if d := g.throttle.Request(ctx, reqmeta.ClientFrom(ctx).Key); !d.Allowed {
 			return oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
 		}
 	}
@@ -322,7 +323,7 @@ func (g socketGuard) InterceptOperation(ctx context.Context, next graphql.Operat
 func oneError(ctx context.Context, code eventide.Code, msg string) graphql.ResponseHandler {
 	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
 		Message:    msg,
-		Extensions: map[string]any{"code": string(code), "requestId": eventide.RequestIDFrom(ctx)},
+		Extensions: map[string]any{"code": string(code), "requestId": reqmeta.IDFrom(ctx)},
 	}}})
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/telemetry"
 )
 
@@ -327,7 +328,7 @@ func traceRequests(tracer trace.Tracer) func(http.Handler) http.Handler {
 			ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx, span := tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-					attribute.String("http.request.id", eventide.RequestIDFrom(ctx))))
+					attribute.String("http.request.id", reqmeta.IDFrom(ctx))))
 			defer span.End()
 			rec := &statusRecorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r.WithContext(ctx))

@@ -10,6 +10,7 @@ import (
 	"github.com/eventide/server/app"
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -89,7 +90,7 @@ func (p passwords) Verify(ctx context.Context, hash []byte, pw string) (bool, er
 }
 
 // Guard is app.Guard over the throttle and the brute-force detector (either may be nil: no
-// limit, no watch), for the request's client (eventide.ClientFrom): a refusal is answered as
+// limit, no watch), for the request's client (reqmeta.ClientFrom): a refusal is answered as
 // refuse does.
 func Guard(t *security.Throttle, b *security.BruteForce) app.Guard { return guard{t, b} }
 
@@ -102,7 +103,7 @@ func (g guard) Signup(ctx context.Context) error {
 	if g.t == nil {
 		return nil
 	}
-	if d := g.t.Signup(ctx, eventide.ClientFrom(ctx).AddrKey); !d.Allowed {
+	if d := g.t.Signup(ctx, reqmeta.ClientFrom(ctx).AddrKey); !d.Allowed {
 		return refuse(ctx, d)
 	}
 	return nil
@@ -112,7 +113,7 @@ func (g guard) Login(ctx context.Context, email string) error {
 	if g.t == nil {
 		return nil
 	}
-	if d := g.t.Login(ctx, eventide.ClientFrom(ctx).AddrKey, email); !d.Allowed {
+	if d := g.t.Login(ctx, reqmeta.ClientFrom(ctx).AddrKey, email); !d.Allowed {
 		return refuse(ctx, d)
 	}
 	return nil
@@ -131,7 +132,7 @@ func (g guard) LoginSucceeded(ctx context.Context, email string) {
 }
 
 func attempt(ctx context.Context, email string) security.Attempt {
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	return security.Attempt{Email: email, Client: c.AddrKey, IP: c.IP, UserAgent: c.UserAgent}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 )
 
 // ErrorPresenter maps every error to a GraphQL error with extensions.code. Domain errors keep
@@ -35,7 +36,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				gqlErr.Extensions["field"] = de.Field
 			}
 			if de.Code == eventide.CodeUnavailable && de.Err != nil {
-				log.WarnContext(ctx, "dependency unavailable", "request_id", eventide.RequestIDFrom(ctx), "path", gqlErr.Path.String(), "error", de.Err)
+				log.WarnContext(ctx, "dependency unavailable", "request_id", reqmeta.IDFrom(ctx), "path", gqlErr.Path.String(), "error", de.Err)
 			}
 		case gqlErr.Err == nil && gqlErr.Extensions["code"] != nil:
 			// gqlgen's own parse and validation errors: their messages are about the query. A
@@ -53,7 +54,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// and version checks) refused the request's shape. The client's mistake, not ours.
 			gqlErr.Extensions["code"] = string(eventide.CodeBadRequest)
 		default:
-			rid := eventide.RequestIDFrom(ctx)
+			rid := reqmeta.IDFrom(ctx)
 			var cause error = err
 			if ge, ok := err.(*gqlerror.Error); ok && ge.Err != nil {
 				cause = ge.Err // the error itself, not a message Recover has already masked
