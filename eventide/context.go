@@ -2,7 +2,6 @@ package eventide
 
 import (
 	"context"
-	"net/http"
 	"sync"
 )
 
@@ -71,46 +70,4 @@ func EndSubscription(ctx context.Context, err error) bool {
 // WithViewerCell returns a context whose viewer is whatever c holds when asked.
 func WithViewerCell(ctx context.Context, c *ViewerCell) context.Context {
 	return context.WithValue(ctx, viewerKey{}, c)
-}
-
-// ResponseHints lets a resolver ask the HTTP transport for a status and headers (429 with
-// Retry-After, say) on a plain HTTP response; over websockets nothing reads them. Safe for
-// concurrent use.
-type ResponseHints struct {
-	mu     sync.Mutex
-	status int
-	header http.Header
-}
-
-// Set asks for status and adds header's values to the response.
-func (h *ResponseHints) Set(status int, header http.Header) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.status = status
-	if h.header == nil {
-		h.header = http.Header{}
-	}
-	for k, v := range header {
-		h.header[k] = v
-	}
-}
-
-// Get returns what was asked for: status 0 means nothing.
-func (h *ResponseHints) Get() (int, http.Header) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.status, h.header
-}
-
-type hintsKey struct{}
-
-// WithResponseHints returns a context carrying h.
-func WithResponseHints(ctx context.Context, h *ResponseHints) context.Context {
-	return context.WithValue(ctx, hintsKey{}, h)
-}
-
-// ResponseHintsFrom returns the request's hints, or nil when the transport reads none.
-func ResponseHintsFrom(ctx context.Context) *ResponseHints {
-	h, _ := ctx.Value(hintsKey{}).(*ResponseHints)
-	return h
 }

@@ -3,6 +3,7 @@ package eventide
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is a machine-readable error class; it becomes extensions.code in a GraphQL error.
@@ -27,12 +28,15 @@ const (
 )
 
 // Error is the one error type of the domain. Message is safe to show to the client; Field names
-// the input field at fault, when there is one; Err is the cause, for the log only.
+// the input field at fault, when there is one; RetryAfter, when positive, is how long the client
+// should wait before it tries again (a refused attempt: the HTTP transport answers 429 with
+// Retry-After); Err is the cause, for the log only.
 type Error struct {
-	Code    Code
-	Message string
-	Field   string
-	Err     error
+	Code       Code
+	Message    string
+	Field      string
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *Error) Error() string {

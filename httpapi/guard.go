@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -110,53 +113,27 @@ func preventCSRF(next http.Handler) http.Handler {
 	})
 }
 
-// hintWriter applies what resolvers asked for in eventide.ResponseHints (a 429 and its headers
-// from the login throttle) when the transport writes a 200.
-type hintWriter struct {
-	http.ResponseWriter
-	hints *eventide.ResponseHints
-	wrote bool
-}
-
-func (h *hintWriter) WriteHeader(code int) {
-	if !h.wrote {
-		h.wrote = true
-		if status, hdr := h.hints.Get(); status != 0 {
-			for k, v := range hdr {
-				h.ResponseWriter.Header()[k] = v
-			}
-			if code == http.StatusOK {
-				code = status
-			}
+// retryHeaders applies to a plain HTTP answer what the errors of its executed response ask
+// for: an error that says when to retry (eventide.Error's RetryAfter: a login or sign-up over its
+// budget, the password-hashing gate full) sets Retry-After, and one that names headers of its
+// own (security.Refusal: the RateLimit-* of the budget that refused) adds them; the last such
+// error wins. It reports whether the answer is then a 429. A stream (websocket, SSE, multipart
+// subscription) reads nothing of this: it has no status to send.
+func retryHeaders(h http.Header, errs gqlerror.List) bool {
+	refused := false
+	for _, e := range errs {
+		var de *eventide.Error
+		if !errors.As(e, &de) || de.RetryAfter <= 0 {
+			continue
+		}
+		refused = true
+		h.Set("Retry-After", strconv.Itoa(max(int(math.Ceil(de.RetryAfter.Seconds())), 1)))
+		var own interface{ SetHeaders(http.Header) }
+		if errors.As(e, &own) {
+			own.SetHeaders(h)
 		}
 	}
-	h.ResponseWriter.WriteHeader(code)
-}
-
-func (h *hintWriter) Write(b []byte) (int, error) {
-	if !h.wrote {
-		h.WriteHeader(http.StatusOK)
-	}
-	return h.ResponseWriter.Write(b)
-}
-
-func (h *hintWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
-
-func (h *hintWriter) Flush() {
-	if f, ok := h.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func responseHints(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isStream(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h := &eventide.ResponseHints{}
-		next.ServeHTTP(&hintWriter{ResponseWriter: w, hints: h}, r.WithContext(eventide.WithResponseHints(r.Context(), h)))
-	})
+	return refused
 }
 
 // clientSlots counts what each client holds open (streams, connections, requests in flight) and

@@ -164,6 +164,9 @@ func answer(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, 
 		}
 		resp = merged
 	}
+	if resp != nil && retryHeaders(w.Header(), resp.Errors) {
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
 	writeResponse(w, resp)
 }
 
