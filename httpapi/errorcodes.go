@@ -136,7 +136,7 @@ func codeForStatus(status int) eventide.Code {
 	case http.StatusNotAcceptable:
 		return codeNotAcceptable
 	case http.StatusRequestEntityTooLarge:
-		return eventide.CodePayloadTooLarge
+		return codePayloadTooLarge
 	case http.StatusTooManyRequests:
 		return eventide.CodeRateLimited
 	case http.StatusServiceUnavailable:

@@ -45,7 +45,7 @@ func statusFor(code eventide.Code) int {
 		return http.StatusForbidden
 	case eventide.CodeBadRequest, eventide.CodeBadUserInput:
 		return http.StatusBadRequest
-	case eventide.CodePayloadTooLarge:
+	case codePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case eventide.CodeRateLimited:
 		return http.StatusTooManyRequests

@@ -190,7 +190,7 @@ func graphQLBody(limit, perClient int64, t *security.Throttle) func(http.Handler
 				return
 			}
 			if r.ContentLength > limit {
-				writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+				writeError(w, r, http.StatusRequestEntityTooLarge, codePayloadTooLarge,
 					fmt.Sprintf("request body is larger than %d bytes", limit))
 				return
 			}
@@ -213,7 +213,7 @@ func graphQLBody(limit, perClient int64, t *security.Throttle) func(http.Handler
 				var ne net.Error
 				switch {
 				case errors.As(err, new(*http.MaxBytesError)):
-					writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+					writeError(w, r, http.StatusRequestEntityTooLarge, codePayloadTooLarge,
 						fmt.Sprintf("request body is larger than %d bytes", limit))
 				case errors.As(err, &ne) && ne.Timeout():
 					w.Header().Set("Connection", "close")

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -42,7 +43,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// gqlgen's own parse and validation errors: their messages are about the query. A
 			// variable value gqlparser could not coerce is the client's bad input, not a bad
 			// document.
-			if gqlErr.Extensions["code"] == string(eventide.CodeValidationFailed) && isVariablePath(gqlErr.Path) {
+			if gqlErr.Extensions["code"] == errcode.ValidationFailed && isVariablePath(gqlErr.Path) {
 				gqlErr.Extensions["code"] = string(eventide.CodeBadUserInput)
 			}
 			// gqlgen names no operation when the request gave none: "operation  not found".
