@@ -47,26 +47,6 @@ func (c *ViewerCell) Store(u *User) {
 	c.u = u
 }
 
-type subscriptionEndKey struct{}
-
-// WithSubscriptionEnd returns ctx under which EndSubscription ends the subscription being run by
-// calling end (the transport then sends the error, then complete).
-func WithSubscriptionEnd(ctx context.Context, end func(error)) context.Context {
-	return context.WithValue(ctx, subscriptionEndKey{}, end)
-}
-
-// EndSubscription ends the subscription ctx belongs to with err, which its client receives as a
-// last error before complete. It reports false when ctx belongs to no such subscription; the
-// caller then ends it by closing its channel.
-func EndSubscription(ctx context.Context, err error) bool {
-	end, _ := ctx.Value(subscriptionEndKey{}).(func(error))
-	if end == nil {
-		return false
-	}
-	end(err)
-	return true
-}
-
 // WithViewerCell returns a context whose viewer is whatever c holds when asked.
 func WithViewerCell(ctx context.Context, c *ViewerCell) context.Context {
 	return context.WithValue(ctx, viewerKey{}, c)

@@ -419,7 +419,7 @@ func (sessionGuard) InterceptOperation(ctx context.Context, next graphql.Operati
 		cancel(nil)
 		return oneError(ctx, eventide.CodeUnauthenticated, "this connection is closing")
 	}
-	h := next(eventide.WithSubscriptionEnd(ctx, cancel))
+	h := next(reqmeta.WithSubscriptionEnd(ctx, cancel))
 	done := false
 	return func(context.Context) *graphql.Response {
 		if done {

@@ -1,5 +1,6 @@
-// Package reqmeta carries what the HTTP transport learns of a request (its id and its client)
-// through the context to what runs beneath it: the resolvers, the logs, the security log. The
+// Package reqmeta carries what the HTTP transport learns of a request (its id and its client),
+// and the hook by which a subscription it runs is ended with an error, through the context to
+// what runs beneath it: the resolvers, the logs, the security log. The
 // domain (eventide, app) never reads it: where a rule needs the client, the transport's side
 // hands it over through app's interfaces (app.Guard, app.Journal).
 package reqmeta
@@ -40,4 +41,24 @@ func WithClient(ctx context.Context, c Client) context.Context {
 func ClientFrom(ctx context.Context) Client {
 	c, _ := ctx.Value(clientKey{}).(Client)
 	return c
+}
+
+type subscriptionEndKey struct{}
+
+// WithSubscriptionEnd returns ctx under which EndSubscription ends the subscription being run by
+// calling end (the transport then sends the error, then complete).
+func WithSubscriptionEnd(ctx context.Context, end func(error)) context.Context {
+	return context.WithValue(ctx, subscriptionEndKey{}, end)
+}
+
+// EndSubscription ends the subscription ctx belongs to with err, which its client receives as a
+// last error before complete. It reports false when ctx belongs to no such subscription; the
+// caller then ends it by closing its channel.
+func EndSubscription(ctx context.Context, err error) bool {
+	end, _ := ctx.Value(subscriptionEndKey{}).(func(error))
+	if end == nil {
+		return false
+	}
+	end(err)
+	return true
 }
