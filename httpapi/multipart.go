@@ -236,6 +236,9 @@ type incrementalItem struct {
 func writeIncremental(ctx context.Context, w http.ResponseWriter, oc *graphql.OperationContext, first *graphql.Response, responses graphql.ResponseHandler) {
 	w.Header().Set("Content-Type", multipartDeferType)
 	w.Header().Set("Cache-Control", "no-cache")
+	if retryHeaders(w.Header(), first.Errors) { // a refused attempt, as answer does in JSON
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
 	mw := newMultipartWriter(w)
 	more := first.HasNext != nil && *first.HasNext
 	if first.HasNext == nil {

@@ -74,3 +74,24 @@ func TestRetryAfterOfFieldErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryAfterInParts: a client that accepts no JSON gets the refusal as a multipart part,
+// also a 429 with the refusal's headers, and the error-body net (codeErrorBodies) lets the parts
+// through as written.
+func TestRetryAfterInParts(t *testing.T) {
+	h := codeErrorBodies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		postTransport{}.Do(w, r, fieldErrors{security.Decision{Limit: 3, RetryAfter: time.Second, ResetAfter: 10 * time.Second}.Err()})
+	}))
+	r := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query":"mutation { login }"}`))
+	r.Header.Set("Content-Type", mediaJSON)
+	r.Header.Set("Accept", mediaMultipart)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || w.Header().Get("RateLimit-Limit") != "3" {
+		t.Fatalf("status %d, headers %v", w.Code, w.Header())
+	}
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, mediaMultipart) ||
+		!strings.Contains(w.Body.String(), "--graphql") || !strings.Contains(w.Body.String(), `"code":"RATE_LIMITED"`) {
+		t.Fatalf("Content-Type %q, body %q", ct, w.Body)
+	}
+}
