@@ -39,6 +39,7 @@ import (
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/monitor"
 	"github.com/eventide/server/playground"
@@ -440,7 +441,7 @@ func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) da
 	// Subscribers of eventUpdated and of myRegistrations: 10 000 of each in all, each client
 	// address at most 1% of them, so that a hundred addresses are needed to fill a broker (the
 	// stream and subscription caps alone let one address hold 1 000: 50 websockets x 20).
-	perAddr := pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })
+	perAddr := pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return reqmeta.ClientFrom(ctx).AddrKey })
 	d.events = cache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
 	d.regs = cache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
 	w.bus.Start()

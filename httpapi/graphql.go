@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
@@ -195,9 +196,9 @@ func wsInit(a *auth.Authenticator, events *security.Log, log *slog.Logger) trans
 		} else {
 			ctx = eventide.WithViewer(ctx, u)
 		}
-		c := eventide.ClientFrom(ctx)
+		c := reqmeta.ClientFrom(ctx)
 		c.Key = security.ClientKey(u.ID, netip.Addr{})
-		return eventide.WithClient(ctx, c), nil, nil
+		return reqmeta.WithClient(ctx, c), nil, nil
 	}
 }
 
@@ -219,7 +220,7 @@ func logTokenInvalid(ctx context.Context, events *security.Log, where string) {
 	if events == nil {
 		return
 	}
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	events.Log(security.Event{Type: security.TokenInvalid, IP: c.IP, UserAgent: c.UserAgent,
 		Message: "invalid or expired token in " + where})
 }
@@ -235,7 +236,7 @@ func queryRejected(events *security.Log) func(ctx context.Context, what string, 
 // logRequestEvent logs e with what the request in ctx knows of who sent it: the client's
 // address and user agent, and the viewer.
 func logRequestEvent(ctx context.Context, events *security.Log, e security.Event) {
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	e.IP, e.UserAgent = c.IP, c.UserAgent
 	if v := eventide.ViewerFrom(ctx); v != nil {
 		e.UserID, e.Email = v.ID, v.Email

@@ -207,8 +207,7 @@ func (s *Server) graphQLHandler(o Options) http.Handler {
 	// client over its budget is refused without its body being waited for or held in memory.
 	return chain(o.GraphQL,
 		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
-		responseHints,
-		cacheResponses(o.ResponseCache, o.Operations), // outside responseHints: it sees the status they set
+		cacheResponses(o.ResponseCache, o.Operations), // outside the transports: it sees the status they set
 		withCalendarBase(o.PublicURL),
 		s.trackStreams,
 		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps

@@ -8,6 +8,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -87,7 +88,7 @@ func logSecurity(ctx context.Context, log *security.Log, e security.Event) {
 	if log == nil {
 		return
 	}
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	if e.IP == "" {
 		e.IP = c.IP
 	}

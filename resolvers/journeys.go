@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/relay"
 )
 
@@ -103,7 +104,7 @@ func (r *Resolver) myRegistrations(ctx context.Context) (<-chan *eventide.Regist
 					return
 				}
 				if now := eventide.ViewerFrom(ctx); now == nil || now.ID != v.ID {
-					eventide.EndSubscription(ctx, eventide.Errorf(eventide.CodeUnauthenticated, "this subscription belongs to another session"))
+					reqmeta.EndSubscription(ctx, eventide.Errorf(eventide.CodeUnauthenticated, "this subscription belongs to another session"))
 					return
 				}
 				select {

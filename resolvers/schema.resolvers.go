@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/eventide/server/app"
-	"github.com/eventide/server/cache"
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
@@ -101,22 +100,6 @@ func (r *eventResolver) Registrations(ctx context.Context, obj *eventide.Event, 
 	}
 	conn, count, err := r.App.Registrations.ForEvent(ctx, obj, status, p)
 	return r.registrationConnection(ctx, conn, count, err)
-}
-
-func (r *memoryStatsResolver) MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error) {
-	if obj.MemoryLimitBytes <= 0 {
-		return nil, nil
-	}
-	v := obj.MemoryLimitBytes
-	return &v, nil
-}
-
-func (r *memoryStatsResolver) UsagePercent(ctx context.Context, obj *memstats.Sample) (*float64, error) {
-	if obj.MemoryLimitBytes <= 0 {
-		return nil, nil
-	}
-	v := obj.UsagePercent
-	return &v, nil
 }
 
 // SignUp is the resolver for the signUp field.
@@ -294,46 +277,28 @@ func (r *queryResolver) Venues(ctx context.Context, city *string, first *int, af
 }
 
 // CacheStats is the resolver for the cacheStats field.
-func (r *queryResolver) CacheStats(ctx context.Context) (*cache.Stats, error) {
-	st := r.Cache.Stats(ctx)
-	return &st, nil
+func (r *queryResolver) CacheStats(ctx context.Context) (*model.CacheStats, error) {
+	return cacheStats(r.Cache.Stats(ctx)), nil
 }
 
-func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*security.Event, error) {
+func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*model.SecurityEvent, error) {
 	n, err := lastOf(last)
 	if err != nil {
 		return nil, err
 	}
-	var f security.Filter
-	if filter != nil {
-		f.Types = filter.Types
-		if filter.MinSeverity != nil {
-			f.MinSeverity = *filter.MinSeverity
-		}
-		if filter.IP != nil {
-			f.IP = *filter.IP
-		}
-		if filter.UserID != nil {
-			f.UserID = *filter.UserID
-		}
-		if filter.Since != nil {
-			f.Since = *filter.Since
-		}
-	}
-	events := r.Security.Query(f, n)
-	out := make([]*security.Event, len(events))
-	for i := range events {
-		out[i] = &events[i]
+	events := r.Security.Query(securityFilter(filter), n)
+	out := make([]*model.SecurityEvent, len(events))
+	for i, e := range events {
+		out[i] = securityEvent(e)
 	}
 	return out, nil
 }
 
-func (r *queryResolver) MemoryStats(ctx context.Context) (*memstats.Sample, error) {
-	s := r.Memory.Current()
-	return &s, nil
+func (r *queryResolver) MemoryStats(ctx context.Context) (*model.MemoryStats, error) {
+	return memoryStats(r.Memory.Current()), nil
 }
 
-func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*memstats.Sample, error) {
+func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*model.MemoryStats, error) {
 	n := 120
 	if last != nil {
 		n = *last
@@ -342,9 +307,9 @@ func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*memsta
 		return nil, eventide.InvalidField("last", "must be at least 1")
 	}
 	h := r.Memory.History(n)
-	out := make([]*memstats.Sample, len(h))
-	for i := range h {
-		out[i] = &h[i]
+	out := make([]*model.MemoryStats, len(h))
+	for i, s := range h {
+		out[i] = memoryStats(s)
 	}
 	return out, nil
 }
@@ -422,26 +387,6 @@ func (r *registrationResolver) CancelReason(ctx context.Context, obj *eventide.R
 	return optional(obj.CancelReason), nil
 }
 
-func (r *securityEventResolver) IP(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.IP), nil
-}
-
-func (r *securityEventResolver) UserID(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.UserID), nil
-}
-
-func (r *securityEventResolver) Email(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.Email), nil
-}
-
-func (r *securityEventResolver) UserAgent(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.UserAgent), nil
-}
-
-func (r *securityEventResolver) Operation(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.Operation), nil
-}
-
 // EventUpdated is the resolver for the eventUpdated field.
 func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-chan *eventide.Event, error) {
 	ev, err := r.visibleEvent(ctx, id)
@@ -465,36 +410,37 @@ func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-c
 	return ch, nil
 }
 
-func (r *subscriptionResolver) MemoryStats(ctx context.Context, intervalMs *int) (<-chan *memstats.Sample, error) {
+func (r *subscriptionResolver) MemoryStats(ctx context.Context, intervalMs *int) (<-chan *model.MemoryStats, error) {
 	ms := 1000
 	if intervalMs != nil {
 		ms = *intervalMs
 	}
 	ms = min(max(ms, 250), 60_000)
-	ch, err := memstats.SubscribeAs(r.Memory, ctx, time.Duration(ms)*time.Millisecond, func(s memstats.Sample) *memstats.Sample { return &s })
+	ch, err := memstats.SubscribeAs(r.Memory, ctx, time.Duration(ms)*time.Millisecond, memoryStats)
 	if err != nil {
 		return nil, memorySubscribeError(err)
 	}
 	return ch, nil
 }
 
-func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *security.Severity) (<-chan *security.Event, error) {
+func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *model.Severity) (<-chan *model.SecurityEvent, error) {
 	sev := security.SeverityInfo
 	if minSeverity != nil {
-		sev = *minSeverity
+		sev = security.Severity(*minSeverity)
 	}
 	in, err := r.Security.Subscribe(ctx, sev)
 	if err != nil {
 		return nil, err
 	}
-	// The log's channel carries values; gqlgen wants pointers. Converting needs one goroutine,
-	// which ends when the log closes the channel (ctx done, or the subscriber fell behind).
-	out := make(chan *security.Event, 1)
+	// The log's channel carries its own events; gqlgen wants the schema's model. Converting
+	// needs one goroutine, which ends when the log closes the channel (ctx done, or the
+	// subscriber fell behind).
+	out := make(chan *model.SecurityEvent, 1)
 	go func() {
 		defer close(out)
 		for e := range in {
 			select {
-			case out <- &e:
+			case out <- securityEvent(e):
 			case <-ctx.Done():
 				return
 			}
@@ -583,15 +529,11 @@ func (r *webhookDeliveryResolver) Payload(ctx context.Context, obj *eventide.Web
 
 func (r *Resolver) Event() graph.EventResolver { return &eventResolver{r} }
 
-func (r *Resolver) MemoryStats() graph.MemoryStatsResolver { return &memoryStatsResolver{r} }
-
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) Registration() graph.RegistrationResolver { return &registrationResolver{r} }
-
-func (r *Resolver) SecurityEvent() graph.SecurityEventResolver { return &securityEventResolver{r} }
 
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
@@ -605,11 +547,9 @@ func (r *Resolver) WebhookDelivery() graph.WebhookDeliveryResolver {
 
 type (
 	eventResolver           struct{ *Resolver }
-	memoryStatsResolver     struct{ *Resolver }
 	mutationResolver        struct{ *Resolver }
 	queryResolver           struct{ *Resolver }
 	registrationResolver    struct{ *Resolver }
-	securityEventResolver   struct{ *Resolver }
 	subscriptionResolver    struct{ *Resolver }
 	userResolver            struct{ *Resolver }
 	venueResolver           struct{ *Resolver }
