@@ -549,6 +549,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		Security:                      secEvents,
 		Throttle:                      throttle,
 		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
+		WriteTimeout:                  cfg.WSWriteTimeout,
 		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
 		ResponseCache:                 responses,
 		Extensions: []graphql.HandlerExtension{

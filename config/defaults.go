@@ -66,6 +66,7 @@ func productionDefaults() *Config {
 		WSMaxConnectionsPerClient:       50,
 		WSMaxSubscriptionsPerConnection: 20,
 		WSTransport:                     WSTransportGqlgen,
+		WSWriteTimeout:                  10 * time.Second,
 		HTTPReadTimeout:                 15 * time.Second,
 		HTTPMaxConnectionsPerClient:     100,
 		SSEKeepAliveInterval:            15 * time.Second,

@@ -56,6 +56,9 @@ type GraphQLOptions struct {
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
+	// WriteTimeout is how long a websocket's writes may wait for its reader before the socket is
+	// closed (WS_WRITE_TIMEOUT; DefaultWriteTimeout when 0).
+	WriteTimeout time.Duration
 	// MultipartHeartbeat is how long a multipart subscription stays without a part before a
 	// heartbeat part is written (DefaultMultipartHeartbeat when 0).
 	MultipartHeartbeat time.Duration
@@ -85,10 +88,13 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
 	gqlgenWS := transport.Websocket{
 		Implementation: socketImplementation{
 			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
-			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
+			initTimeout: o.InitTimeout, writeTimeout: o.WriteTimeout,
 		},
 		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
 		KeepAlivePingInterval: keepAliveInterval,
@@ -96,7 +102,7 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	}
 	if o.LeanSockets != nil {
 		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
-			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval, writeTimeout: o.WriteTimeout})
 	} else {
 		srv.AddTransport(gqlgenWS)
 	}

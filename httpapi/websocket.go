@@ -15,12 +15,13 @@ import (
 )
 
 // Websocket timeouts. InitTimeout is how long a new socket may stay silent before its
-// connection_init; writeTimeout how long one message may wait for room in a peer's socket (a
-// peer that reads nothing for that long is gone, and holding the socket would hold its
-// goroutines and the server's shutdown).
+// connection_init; WriteTimeout how long one message may wait for room in a peer's socket
+// (gqlgen's transport) or a socket's backlog may stay without emptying (the lean one): a peer
+// that reads nothing for that long is gone, and holding the socket would hold its memory,
+// goroutines and the server's shutdown.
 const (
-	DefaultInitTimeout = 10 * time.Second
-	writeTimeout       = 10 * time.Second
+	DefaultInitTimeout  = 10 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
 )
 
 // originPatterns turns CORS_ORIGINS into coder/websocket origin patterns: an origin with a
