@@ -153,8 +153,8 @@ func (c *Config) TracesEndpoint() string {
 	return ""
 }
 
-// WS_TRANSPORT values: lean is the event-loop websocket transport (httpapi/leanws.go), gqlgen
-// gqlgen's own, kept for one release so an operator can switch back.
+// WS_TRANSPORT values: lean is the event-loop websocket transport (httpapi/leanws.go), the
+// default; gqlgen gqlgen's own, kept for one release so an operator can switch back.
 const (
 	WSTransportLean   = "lean"
 	WSTransportGqlgen = "gqlgen"

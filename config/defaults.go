@@ -65,7 +65,7 @@ func productionDefaults() *Config {
 		HTTPMaxBodyBytes:                1 << 20,
 		WSMaxConnectionsPerClient:       50,
 		WSMaxSubscriptionsPerConnection: 20,
-		WSTransport:                     WSTransportGqlgen,
+		WSTransport:                     WSTransportLean,
 		WSWriteTimeout:                  10 * time.Second,
 		HTTPReadTimeout:                 15 * time.Second,
 		HTTPMaxConnectionsPerClient:     100,
