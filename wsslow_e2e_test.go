@@ -62,9 +62,10 @@ func (ts *testServer) slowWS(t *testing.T) *wsClient {
 // sends it that many times about 9 KB, so that the server's kernel buffer (up to 4 MiB) fills soon.
 const slowSubs = 10
 
-// subscribeSlow subscribes c slowSubs times to id's updates. A connection's messages are handled
-// in order and a subscription's resolver runs before the next (both transports): once a query
-// sent after them is answered, the subscriptions are in place.
+// subscribeSlow subscribes c slowSubs times to id's updates and waits for a query sent after them
+// to be answered: the lean transport handles a connection's messages in order, so they are in
+// place; gqlgen's starts each on a goroutine, in place soon after (a late one only misses the
+// first updates).
 func (ts *testServer) subscribeSlow(c *wsClient, id string) {
 	c.t.Helper()
 	for i := range slowSubs {

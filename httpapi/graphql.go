@@ -203,6 +203,11 @@ const (
 	closeInitTimeout   = 4408
 )
 
+// closeGoingAway (RFC 6455's 1001) closes the websockets of a server that shuts down:
+// graphql-ws clients reconnect after it (to another replica), where after 1000 they do only
+// while they hold a subscription.
+const closeGoingAway = 1001
+
 // refuseSocket makes gqlgen close a socket whose init failed with code and reason.
 func refuseSocket(ctx context.Context, code int, reason string) context.Context {
 	ctx = context.WithValue(ctx, socketRefusalKey{}, socketRefusal{code: code, reason: reason})

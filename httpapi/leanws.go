@@ -301,7 +301,7 @@ func (t leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 			if reason := closeReasonForContext(lc.connCtx()); reason != "" {
 				lc.connectionError(reason)
 			}
-			lc.close(transport.WebsocketCloseNormalClosure, "terminated")
+			lc.close(closeGoingAway, "going away")
 		})
 	}
 	if t.initTimeout > 0 {

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -107,6 +109,9 @@ func (s socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		return nil, err
 	}
 	g := &guardedConn{WebsocketConn: c, writeTimeout: s.writeTimeout}
+	if r != nil {
+		g.req = r.Context()
+	}
 	if ss := sessionOf(r); ss != nil {
 		ss.setSocket(func(code int, reason string) { _ = c.WriteClose(code, reason) })
 	}
@@ -132,6 +137,7 @@ type guardedConn struct {
 	transport.WebsocketConn
 	writeTimeout time.Duration
 	initTimer    *time.Timer
+	req          context.Context // the upgrade's: errServerShutdown is its cause when the server stops
 }
 
 var (
@@ -159,6 +165,15 @@ func (g *guardedConn) WriteJSON(v any) error {
 	t := time.AfterFunc(g.writeTimeout, func() { _ = g.WebsocketConn.Close() })
 	defer t.Stop()
 	return g.WebsocketConn.WriteJSON(v)
+}
+
+// WriteClose turns the normal close gqlgen writes when the request's context ends into 1001
+// when the server is shutting down, as the lean transport closes.
+func (g *guardedConn) WriteClose(code int, reason string) error {
+	if code == transport.WebsocketCloseNormalClosure && g.req != nil && errors.Is(context.Cause(g.req), errServerShutdown) {
+		code, reason = closeGoingAway, "going away"
+	}
+	return g.WebsocketConn.WriteClose(code, reason)
 }
 
 func (g *guardedConn) Close() error {
