@@ -374,7 +374,7 @@ type leanConn struct {
 }
 
 // backlogConn is the socket as nbio's websocket writes to it: it counts what goes in
-// (OnWrittenSize, leanConn.taken, counts what comes out).
+// (nbio's OnWrittenSize, through leanConn.taken, counts what comes out).
 type backlogConn struct {
 	*nbio.Conn
 	lc *leanConn
