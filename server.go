@@ -606,6 +606,7 @@ func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d dataParts, sec 
 		Security:                      sec.log,
 		Throttle:                      sec.throttle,
 		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
+		WriteTimeout:                  cfg.WSWriteTimeout,
 		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
 		ResponseCache:                 d.responses,
 		Extensions: []graphql.HandlerExtension{

@@ -62,6 +62,9 @@ type GraphQLOptions struct {
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
+	// WriteTimeout is how long a websocket's writes may wait for its reader before the socket is
+	// closed (WS_WRITE_TIMEOUT; DefaultWriteTimeout when 0).
+	WriteTimeout time.Duration
 	// MultipartHeartbeat is how long a multipart subscription stays without a part before a
 	// heartbeat part is written (DefaultMultipartHeartbeat when 0).
 	MultipartHeartbeat time.Duration
@@ -136,10 +139,13 @@ func addTransports(srv *handler.Server, o GraphQLOptions) {
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
 	gqlgenWS := transport.Websocket{
 		Implementation: socketImplementation{
 			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
-			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
+			initTimeout: o.InitTimeout, writeTimeout: o.WriteTimeout,
 		},
 		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
 		KeepAlivePingInterval: keepAliveInterval,
@@ -147,7 +153,7 @@ func addTransports(srv *handler.Server, o GraphQLOptions) {
 	}
 	if o.LeanSockets != nil {
 		srv.AddTransport(leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
-			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval})
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval, writeTimeout: o.WriteTimeout})
 	} else {
 		srv.AddTransport(gqlgenWS)
 	}
@@ -208,6 +214,11 @@ const (
 	closeForbidden     = 4403
 	closeInitTimeout   = 4408
 )
+
+// closeGoingAway (RFC 6455's 1001) closes the websockets of a server that shuts down:
+// graphql-ws clients reconnect after it (to another replica), where after 1000 they do only
+// while they hold a subscription.
+const closeGoingAway = 1001
 
 // refuseSocket makes gqlgen close a socket whose init failed with code and reason.
 func refuseSocket(ctx context.Context, code int, reason string) context.Context {
