@@ -30,7 +30,9 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	services "github.com/eventide/server/app"
+	persisted "github.com/eventide/server/apq" // the root package's tests have an apq helper
 	"github.com/eventide/server/auth"
+	"github.com/eventide/server/bus"
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/config"
@@ -48,6 +50,7 @@ import (
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
+	"github.com/eventide/server/storecache"
 	"github.com/eventide/server/supervisor"
 	"github.com/eventide/server/telemetry"
 	"github.com/eventide/server/webhook"
@@ -243,7 +246,7 @@ type app struct {
 	storeIs  string // storeSQLite or storeMongoDB, as /readyz names it
 	cache    *cache.Switch
 	tracing  *telemetry.Tracing // Off() unless OTEL_* configures an endpoint
-	bus      *cache.Bus
+	bus      *bus.Bus
 	sessions *httpapi.Sessions
 	lean     *httpapi.LeanSockets // nil with WS_TRANSPORT=gqlgen
 	auth     *auth.Auth           // its Hashes count every bcrypt run (tests read it)
@@ -400,9 +403,9 @@ func (w *wiring) buildWebhooks(hooks eventide.WebhookOutbox) *webhook.Worker {
 // dataParts is the store as everything reads it: through the shared cache, with the relays that carry
 // its changes to subscribers (on every replica) and the response cache (nil when off).
 type dataParts struct {
-	store     *cache.Store
-	events    *cache.EventRelay
-	regs      *cache.RegistrationRelay
+	store     *storecache.Store
+	events    *storecache.EventRelay
+	regs      *storecache.RegistrationRelay
 	responses *respcache.Cache
 }
 
@@ -418,31 +421,31 @@ func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) da
 		UseRedis: cfg.UseRedis,
 		Redis: cache.RedisOptions{
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName, SentinelPassword: cfg.RedisSentinelPassword,
-			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
+			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: storecache.KeyPrefix(cfg.MongoDatabase),
 			Tracer: w.tracer,
 		},
 		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: log, Registerer: w.reg,
 	})
-	w.bus = cache.NewBus(w.cache, log)
-	w.bus.Register(w.reg)
+	w.bus = bus.New(w.cache, log)
+	w.reg.MustRegister(w.bus.Collectors()...)
 	var d dataParts
-	var backing cache.Backing = w.store
-	if h, ok := w.store.(cache.Health); ok { // MongoDB: fail at once while known down
-		backing = cache.FailFast(w.store, h)
+	var backing storecache.Backing = w.store
+	if h, ok := w.store.(storecache.Health); ok { // MongoDB: fail at once while known down
+		backing = storecache.FailFast(w.store, h)
 	}
-	opts := cache.StoreOptions{TTL: cfg.CacheTTL, Logger: log, Bus: w.bus, Registerer: w.reg, OnUserChanged: userChanged}
+	opts := storecache.StoreOptions{TTL: cfg.CacheTTL, Logger: log, Bus: w.bus, Registerer: w.reg, OnUserChanged: userChanged}
 	if cfg.ResponseCacheMaxBytes > 0 {
 		d.responses = respcache.New(w.cache, respcache.Options{MaxBytes: cfg.ResponseCacheMaxBytes, TTL: cfg.CacheTTL})
 		w.reg.MustRegister(d.responses.Collectors()...)
 		opts.Responses = d.responses
 	}
-	d.store = cache.NewStore(backing, w.cache, opts)
+	d.store = storecache.NewStore(backing, w.cache, opts)
 	// Subscribers of eventUpdated and of myRegistrations: 10 000 of each in all, each client
 	// address at most 1% of them, so that a hundred addresses are needed to fill a broker (the
 	// stream and subscription caps alone let one address hold 1 000: 50 websockets x 20).
 	perAddr := pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })
-	d.events = cache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
-	d.regs = cache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
+	d.events = storecache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
+	d.regs = storecache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
 	w.bus.Start()
 	d.store.Init(ctx)
 	log.Info("cache ready", "backend", w.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
@@ -481,7 +484,7 @@ func (w *wiring) buildSecurity() securityParts {
 // buildSecurityRedis bridges the event log to the other replicas and returns the limiter that
 // keeps the throttle's budgets in Redis, falling back to local.
 func (w *wiring) buildSecurityRedis(r redis.UniversalClient, events *security.Log, local *security.MemoryLimiter, log *slog.Logger) security.Limiter {
-	prefix := cache.KeyPrefix(w.cfg.MongoDatabase)
+	prefix := storecache.KeyPrefix(w.cfg.MongoDatabase)
 	bridge := security.NewBridge(events, r, security.BridgeConfig{Prefix: prefix, Logger: log})
 	w.goBackground(func() { bridge.Run(w.bgctx) })
 	w.reg.MustRegister(bridge.Collectors()...)
@@ -516,7 +519,7 @@ func (w *wiring) buildMemory() *memstats.Sampler {
 
 // buildAuth makes the password hasher and token issuer, the authenticator that reads users
 // through the cache, and the registry of long-lived connections' sessions (app.sessions).
-func (w *wiring) buildAuth(users *cache.Store, events *security.Log) (*auth.Authenticator, error) {
+func (w *wiring) buildAuth(users *storecache.Store, events *security.Log) (*auth.Authenticator, error) {
 	cfg := w.cfg
 	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL, auth.HashConcurrency(cfg.PasswordHashConcurrency))
 	if err != nil {
@@ -535,7 +538,7 @@ func (w *wiring) buildAuth(users *cache.Store, events *security.Log) (*auth.Auth
 
 // buildSeed writes the demo data (SEED_DEMO) and the admin account (ADMIN_EMAIL) the
 // configuration asks for.
-func (w *wiring) buildSeed(ctx context.Context, store *cache.Store, authn *auth.Authenticator) error {
+func (w *wiring) buildSeed(ctx context.Context, store *storecache.Store, authn *auth.Authenticator) error {
 	if w.cfg.SeedDemo {
 		hash, err := w.auth.Hash(seed.DemoPassword)
 		if err != nil {
@@ -596,7 +599,7 @@ func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d dataParts, sec 
 		Authenticator:  authn,
 		Introspection:  !cfg.IsProduction(),
 		AllowedOrigins: cfg.CORSOrigins,
-		APQ:            cache.NewAPQ(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
+		APQ:            persisted.New(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
 		Limits: querylimit.Limits{
 			MaxDepth: cfg.QueryMaxDepth, MaxComplexity: cfg.QueryMaxComplexity,
 			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,

@@ -63,26 +63,6 @@ func TestFallbackTTLCapsMemory(t *testing.T) {
 	}
 }
 
-// TestBusHoldsBounded: while Redis is down the bus holds at most busHeld invalidations (the rest,
-// and every other message, are dropped and counted), and sends none while Redis does not serve.
-func TestBusHoldsBounded(t *testing.T) {
-	sw := NewSwitch(context.Background(), deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
-	defer sw.Close()
-	b := NewBus(sw, nil)
-	for range busHeld + 10 {
-		b.hold(busMsg{channel: channelInvalidate, payload: []byte("x")})
-	}
-	b.hold(busMsg{channel: channelEvents, payload: []byte("e")})
-	if len(b.held) != busHeld || b.dropped.Load() != 11 {
-		t.Fatalf("held %d, dropped %d; want %d and 11", len(b.held), b.dropped.Load(), busHeld)
-	}
-	b.resends = []time.Time{time.Now().Add(-time.Second)}
-	b.sendHeld(time.Now())
-	if len(b.held) != busHeld || len(b.resends) != 1 || b.sent.Load() != 0 {
-		t.Fatalf("sent while Redis was down: held %d, resends %d, sent %d", len(b.held), len(b.resends), b.sent.Load())
-	}
-}
-
 // TestReadyReportsTheFallback: /readyz's cache check names the backend, and fails (not required)
 // while Redis is configured but down.
 func TestReadyReportsTheFallback(t *testing.T) {

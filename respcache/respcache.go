@@ -267,7 +267,7 @@ func (c *Cache) Stats() Stats {
 }
 
 // Figures are the hits, misses, entries and bytes that the shared cache's Stats report of the
-// response cache (cache.Responses).
+// response cache (storecache.Responses).
 func (c *Cache) Figures() (hits, misses int64, entries int, bytes int64) {
 	st := c.Stats()
 	return st.Hits, st.Misses, st.Entries, st.Bytes

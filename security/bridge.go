@@ -17,7 +17,7 @@ import (
 
 // BridgeConfig tunes a Bridge. Zero fields take the defaults named beside them.
 type BridgeConfig struct {
-	Prefix         string        // the deployment's Redis key prefix (cache.KeyPrefix): the channel is Prefix+"security"
+	Prefix         string        // the deployment's Redis key prefix (storecache.KeyPrefix): the channel is Prefix+"security"
 	Channel        string        // the Redis pub/sub channel, whole; default Prefix+"security", or "eventide:security"
 	QueueSize      int           // events waiting to be published at most (more are dropped); default 256
 	PublishTimeout time.Duration // per PUBLISH; default 2s

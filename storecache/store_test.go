@@ -1,4 +1,4 @@
-package cache
+package storecache
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 )
 
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) {
 // memoryStore is a Store over fake through a memory-only Switch.
 func memoryStore(t *testing.T, fake *fakeStore, now func() time.Time) *Store {
 	t.Helper()
-	sw := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
+	sw := cache.NewSwitch(context.Background(), nil, cache.NewMemory(cache.MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
 	t.Cleanup(func() { _ = sw.Close() })
 	return NewStore(fake, sw, StoreOptions{TTL: time.Minute, Now: now})
 }
@@ -417,7 +418,7 @@ func TestStorePurgeEmptiesTheResponses(t *testing.T) {
 	fake := newFakeStore()
 	fake.addEvent("a", time.Hour)
 	responses := &fakeResponses{n: 4}
-	sw := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
+	sw := cache.NewSwitch(context.Background(), nil, cache.NewMemory(cache.MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
 	t.Cleanup(func() { _ = sw.Close() })
 	s := NewStore(fake, sw, StoreOptions{TTL: time.Minute, Responses: responses})
 	ctx := context.Background()

@@ -1,10 +1,12 @@
-package cache
+package storecache
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/eventide/server/cache"
 )
 
 // spec says how one kind of cached value is encoded and when a decoded one may be used.
@@ -95,11 +97,11 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 	for _, i := range miss {
 		need[tokIdx[i]] = true
 	}
-	var absent []Item
+	var absent []cache.Item
 	var absentAt []int
 	for j := range need {
 		if raw[j] == nil {
-			absent = append(absent, Item{Key: keys[j], Value: newToken()})
+			absent = append(absent, cache.Item{Key: keys[j], Value: newToken()})
 			absentAt = append(absentAt, j)
 		}
 	}
@@ -148,7 +150,7 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 				idx[k] = miss[m]
 			}
 			got, err = load(lctx, idx)
-			var items []Item
+			var items []cache.Item
 			if err == nil {
 				for _, m := range mine {
 					i := miss[m]
@@ -158,7 +160,7 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 					}
 					e := newValue(sp.kind, raw[tokIdx[i]], 96)
 					sp.enc(e, v)
-					items = append(items, Item{Key: ls[i].key, Value: e.b})
+					items = append(items, cache.Item{Key: ls[i].key, Value: e.b})
 				}
 				if len(items) > 0 {
 					// A failed write-back costs only a later miss; the Switch has already
