@@ -260,7 +260,7 @@ type app struct {
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
 	restartOnce sync.Once
-	// stop ends the background loops (sampler, security sweep, Redis bridges) at shutdown.
+	// stop ends the background loops (sampler, security sweep, Redis limiter) at shutdown.
 	stop context.CancelFunc
 	bg   sync.WaitGroup
 }
@@ -307,6 +307,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	var sessions atomic.Pointer[httpapi.Sessions]
 	data := w.buildCache(ctx, func(id string) { sessions.Load().UserChanged(id) })
 	sec := w.buildSecurity()
+	w.startBus(ctx, data.store)
 	sampler := w.buildMemory()
 	authn, err := w.buildAuth(data.store, sec.log)
 	if err != nil {
@@ -413,8 +414,9 @@ type dataParts struct {
 const maxEventSubscribers = 10_000
 
 // buildCache opens the shared cache, Redis when configured (unreachable is a fallback, not a
-// failure) else memory, and the store read through it: every write invalidates it, here and,
-// over the bus, on the other replicas. userChanged hears of every user written.
+// failure) else memory, the replica bus over it, and the store read through it: every write
+// invalidates it, here and, over the bus, on the other replicas. The store and the relays
+// register their topics on the bus; startBus starts it. userChanged hears of every user written.
 func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) dataParts {
 	cfg, log := w.cfg, w.log.With("component", "cache")
 	w.cache = cache.Open(ctx, cache.Options{
@@ -446,8 +448,6 @@ func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) da
 	perAddr := pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })
 	d.events = storecache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
 	d.regs = storecache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
-	w.bus.Start()
-	d.store.Init(ctx)
 	log.Info("cache ready", "backend", w.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
 	return d
 }
@@ -457,6 +457,14 @@ type securityParts struct {
 	log      *security.Log
 	brute    *security.BruteForce
 	throttle *security.Throttle
+}
+
+// startBus subscribes the replica bus to the topics registered by buildCache and buildSecurity,
+// then replaces the tokens of the list families (store.Init), which the bus carries to the other
+// replicas like any invalidation.
+func (w *wiring) startBus(ctx context.Context, store *storecache.Store) {
+	w.bus.Start()
+	store.Init(ctx)
 }
 
 // buildSecurity starts the bounded event log (shared between replicas over Redis when it is on),
@@ -481,13 +489,12 @@ func (w *wiring) buildSecurity() securityParts {
 	return securityParts{log: events, brute: brute, throttle: throttle}
 }
 
-// buildSecurityRedis bridges the event log to the other replicas and returns the limiter that
-// keeps the throttle's budgets in Redis, falling back to local.
+// buildSecurityRedis shares the event log with the other replicas over the replica bus and
+// returns the limiter that keeps the throttle's budgets in Redis, falling back to local.
 func (w *wiring) buildSecurityRedis(r redis.UniversalClient, events *security.Log, local *security.MemoryLimiter, log *slog.Logger) security.Limiter {
 	prefix := storecache.KeyPrefix(w.cfg.MongoDatabase)
-	bridge := security.NewBridge(events, r, security.BridgeConfig{Prefix: prefix, Logger: log})
-	w.goBackground(func() { bridge.Run(w.bgctx) })
-	w.reg.MustRegister(bridge.Collectors()...)
+	w.bus.Handle(bus.Topic{Name: security.Topic, Receive: events.Receive})
+	events.Share(w.bus)
 	rl := security.NewRedisLimiter(r, local, security.RedisLimiterConfig{Prefix: prefix + "rl:", Logger: log})
 	w.goBackground(func() { rl.Run(w.bgctx) })
 	w.reg.MustRegister(rl.Collectors()...)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/eventide/server/cache"
 )
 
@@ -23,6 +25,10 @@ func deadSwitch(t *testing.T) *cache.Switch {
 	sw := cache.NewSwitch(context.Background(), r, cache.NewMemory(cache.MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
 	t.Cleanup(func() { _ = sw.Close() })
 	return sw
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
 
 func ignore([]byte) error { return nil }
