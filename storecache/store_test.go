@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/respcache"
 )
 
 func TestMain(m *testing.M) {
@@ -307,11 +308,11 @@ func TestStoreInitInvalidatesLists(t *testing.T) {
 func TestStoreCountsEventsThatHaveNotEnded(t *testing.T) {
 	fake, clock, now, s := threeEvents(t)
 	pub := []eventide.EventStatus{eventide.EventPublished}
-	count := func() (int, *Deps) {
+	count := func() (int, *respcache.Deps) {
 		t.Helper()
-		d := &Deps{}
+		d := &respcache.Deps{}
 		n := now()
-		c, err := s.CountEvents(WithDeps(context.Background(), d), eventide.EventQuery{Statuses: pub, EndsAfter: &n})
+		c, err := s.CountEvents(respcache.WithDeps(context.Background(), d), eventide.EventQuery{Statuses: pub, EndsAfter: &n})
 		if err != nil {
 			t.Fatal(err)
 		}
