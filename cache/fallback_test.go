@@ -78,3 +78,21 @@ func TestReadyReportsTheFallback(t *testing.T) {
 		t.Errorf("Redis down: Ready = %q, %v; want \"memory (fallback)\", redis unreachable; serving from memory", detail, err)
 	}
 }
+
+// TestSetLocalOnlyWhereNotShared: another replica's write reaches what only this process holds:
+// the Switch's memory while memory serves (here a fallback), never while Redis does, whose keys
+// the writer has changed already; Redis alone takes nothing.
+func TestSetLocalOnlyWhereNotShared(t *testing.T) {
+	ctx := context.Background()
+	items := []Item{{Key: "t", Value: []byte("new")}}
+	down := NewSwitch(ctx, deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer down.Close()
+	_ = down.Set(ctx, []Item{{Key: "v", Value: []byte("old")}}, 0)
+	down.SetLocal(ctx, items, []string{"v"}, time.Hour)
+	if got, _ := down.Get(ctx, []string{"t", "v"}); string(got[0]) != "new" || got[1] != nil {
+		t.Fatalf("fallback: memory holds t=%q v=%q after SetLocal, want new and nothing", got[0], got[1])
+	}
+	if n := down.Memory().Len(); n != 1 {
+		t.Fatalf("fallback: memory holds %d entries, want 1", n)
+	}
+}

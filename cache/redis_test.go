@@ -138,6 +138,21 @@ func TestSwitchFallsBackAndRecovers(t *testing.T) {
 	}
 }
 
+// TestSetLocalWhileRedisServes: while Redis serves, another replica's write is not applied here:
+// the writer changed Redis already, and memory is idle.
+func TestSetLocalWhileRedisServes(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newTestRedis(t, srv, "test:local:")
+	sw := NewSwitch(context.Background(), r, NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Minute}), 50*time.Millisecond, nil)
+	t.Cleanup(func() { _ = sw.Close() })
+	ctx := context.Background()
+	sw.SetLocal(ctx, []Item{{Key: "t", Value: []byte("new")}}, nil, time.Minute)
+	r.SetLocal(ctx, []Item{{Key: "t", Value: []byte("new")}}, nil, time.Minute)
+	if got, _ := sw.Get(ctx, []string{"t"}); sw.Backend() != "redis" || got[0] != nil || sw.Memory().Len() != 0 {
+		t.Fatalf("backend %s: t=%q, memory %d entries; want nothing anywhere", sw.Backend(), got[0], sw.Memory().Len())
+	}
+}
+
 func TestSwitchStartsInFallbackWhenRedisIsDown(t *testing.T) {
 	srv := redistest.Start(t)
 	addr := srv.Addr()
