@@ -2,26 +2,20 @@ package bus
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/eventide/server/cache"
+	"github.com/eventide/server/internal/redistest"
 )
 
 // deadSwitch is a shared cache whose Redis is at an address where nothing listens: it starts in
 // the fallback and never serves.
 func deadSwitch(t *testing.T) *cache.Switch {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	r := cache.NewRedis(cache.RedisOptions{Addrs: []string{addr}, TTL: time.Minute})
+	r := cache.NewRedis(cache.RedisOptions{Addrs: []string{redistest.DeadAddr(t)}, TTL: time.Minute})
 	sw := cache.NewSwitch(context.Background(), r, cache.NewMemory(cache.MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
 	t.Cleanup(func() { _ = sw.Close() })
 	return sw

@@ -2,22 +2,16 @@ package cache
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/redistest"
 )
 
 // deadRedis is a Redis backend at an address where nothing listens.
 func deadRedis(t *testing.T) *Redis {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	r := NewRedis(RedisOptions{Addrs: []string{addr}, TTL: time.Minute})
-	return r
+	return NewRedis(RedisOptions{Addrs: []string{redistest.DeadAddr(t)}, TTL: time.Minute})
 }
 
 // TestFallbackTTLCapsMemory: while Redis is configured but down, what memory takes in lives at

@@ -21,11 +21,10 @@ var errMalformed = errors.New("malformed relay message")
 // registrations is sent in several.
 const regsPerMessage = 256
 
-// LocalRegistrations delivers myRegistrations messages within one process (a *pubsub.Broker),
-// by user id.
-type LocalRegistrations interface {
-	Publish(topic string, r *eventide.Registration)
-	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Registration, error)
+// Local delivers a relay's messages within one process, by topic (a *pubsub.Broker[T]).
+type Local[T any] interface {
+	Publish(topic string, v T)
+	Subscribe(ctx context.Context, topic string) (<-chan T, error)
 }
 
 // RegistrationRelay carries the registrations writes changed to their users' subscribers on every
@@ -33,11 +32,11 @@ type LocalRegistrations interface {
 // the registrations over the bus; those of other replicas are delivered here as they arrive.
 type RegistrationRelay struct {
 	bus   *bus.Bus
-	local LocalRegistrations
+	local Local[*eventide.Registration]
 }
 
 // NewRegistrationRelay registers the relay's topic on b; call it before b.Start.
-func NewRegistrationRelay(b *bus.Bus, local LocalRegistrations) *RegistrationRelay {
+func NewRegistrationRelay(b *bus.Bus, local Local[*eventide.Registration]) *RegistrationRelay {
 	r := &RegistrationRelay{bus: b, local: local}
 	b.Handle(bus.Topic{Name: topicRegistrations, Receive: r.remote})
 	return r
@@ -84,22 +83,16 @@ func (r *RegistrationRelay) remote(payload []byte) error {
 	return nil
 }
 
-// LocalEvents delivers eventUpdated messages within one process (a *pubsub.Broker).
-type LocalEvents interface {
-	Publish(topic string, e *eventide.Event)
-	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error)
-}
-
 // EventRelay carries eventUpdated messages to every replica's subscribers: Publish delivers to
 // this replica's subscribers at once and sends the event over the bus; events from other
 // replicas are delivered here as they arrive.
 type EventRelay struct {
 	bus   *bus.Bus
-	local LocalEvents
+	local Local[*eventide.Event]
 }
 
 // NewEventRelay registers the relay's topic on b; call it before b.Start.
-func NewEventRelay(b *bus.Bus, local LocalEvents) *EventRelay {
+func NewEventRelay(b *bus.Bus, local Local[*eventide.Event]) *EventRelay {
 	r := &EventRelay{bus: b, local: local}
 	b.Handle(bus.Topic{Name: topicEvents, Receive: r.remote})
 	return r
