@@ -13,6 +13,17 @@ import (
 	"github.com/eventide/server/pubsub"
 )
 
+// onRedis is one replica's shared cache on srv under prefix and its bus, not started (register
+// the topics first), both closed when the test ends.
+func onRedis(t *testing.T, srv *redistest.Server, prefix string) (*cache.Switch, *bus.Bus) {
+	t.Helper()
+	r := cache.NewRedis(cache.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: prefix, TTL: time.Minute})
+	sw := cache.NewSwitch(context.Background(), r, cache.NewMemory(cache.MemoryOptions{MaxEntries: 100, TTL: time.Minute}), 50*time.Millisecond, nil)
+	b := bus.New(sw, nil)
+	t.Cleanup(func() { b.Close(); _ = sw.Close() })
+	return sw, b
+}
+
 // TestRegistrationRelayAcrossReplicas: registrations published on replica a reach their users'
 // subscribers on a and b, each user only theirs, in order; an event's cancellation of 600
 // registrations travels in messages of at most regsPerMessage.
@@ -23,12 +34,9 @@ func TestRegistrationRelayAcrossReplicas(t *testing.T) {
 		relay *RegistrationRelay
 	}
 	newReplica := func() replica {
-		r := cache.NewRedis(cache.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: "test:regs:", TTL: time.Minute})
-		sw := cache.NewSwitch(context.Background(), r, cache.NewMemory(cache.MemoryOptions{MaxEntries: 100, TTL: time.Minute}), 50*time.Millisecond, nil)
-		b := bus.New(sw, nil)
+		_, b := onRedis(t, srv, "test:regs:")
 		rr := NewRegistrationRelay(b, pubsub.New[*eventide.Registration](1024, 100))
 		b.Start()
-		t.Cleanup(func() { b.Close(); _ = sw.Close() })
 		return replica{b, rr}
 	}
 	a, b := newReplica(), newReplica()
@@ -93,13 +101,10 @@ func TestTwoReplicasShareInvalidationsAndEvents(t *testing.T) {
 		events *EventRelay
 	}
 	newReplica := func() replica {
-		r := cache.NewRedis(cache.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: "test:two:", TTL: time.Minute})
-		sw := cache.NewSwitch(context.Background(), r, cache.NewMemory(cache.MemoryOptions{MaxEntries: 100, TTL: time.Minute}), 50*time.Millisecond, nil)
-		b := bus.New(sw, nil)
+		sw, b := onRedis(t, srv, "test:two:")
 		st := NewStore(fake, sw, StoreOptions{TTL: time.Minute, Bus: b})
 		ev := NewEventRelay(b, pubsub.New[*eventide.Event](4, 100))
 		b.Start()
-		t.Cleanup(func() { b.Close(); _ = sw.Close() })
 		return replica{st, b, ev}
 	}
 	a, b := newReplica(), newReplica()
