@@ -12,20 +12,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventide/server/cache"
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/httpapi"
 	"github.com/eventide/server/store"
 	"github.com/eventide/server/store/ferretfile"
 	"github.com/eventide/server/store/sqlite"
+	"github.com/eventide/server/storecache"
 	"github.com/eventide/server/telemetry"
 )
 
 // appStore is what the server needs of a store, whichever it is: the data (read through the
 // shared cache), a ping for /readyz, the pool figures for databaseStats, and Close.
 type appStore interface {
-	cache.Backing
+	storecache.Backing
 	Ping(ctx context.Context) error
 	Close(ctx context.Context) error
 	Stats() eventide.StoreStats

@@ -30,7 +30,9 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	services "github.com/eventide/server/app"
+	persisted "github.com/eventide/server/apq" // the root package's tests have an apq helper
 	"github.com/eventide/server/auth"
+	"github.com/eventide/server/bus"
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/config"
@@ -49,6 +51,7 @@ import (
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
+	"github.com/eventide/server/storecache"
 	"github.com/eventide/server/supervisor"
 	"github.com/eventide/server/telemetry"
 	"github.com/eventide/server/webhook"
@@ -244,7 +247,7 @@ type app struct {
 	storeIs  string // storeSQLite or storeMongoDB, as /readyz names it
 	cache    *cache.Switch
 	tracing  *telemetry.Tracing // Off() unless OTEL_* configures an endpoint
-	bus      *cache.Bus
+	bus      *bus.Bus
 	sessions *httpapi.Sessions
 	lean     *httpapi.LeanSockets // nil with WS_TRANSPORT=gqlgen
 	auth     *auth.Auth           // its Hashes count every bcrypt run (tests read it)
@@ -258,7 +261,7 @@ type app struct {
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
 	restartOnce sync.Once
-	// stop ends the background loops (sampler, security sweep, Redis bridges) at shutdown.
+	// stop ends the background loops (sampler, security sweep, Redis limiter) at shutdown.
 	stop context.CancelFunc
 	bg   sync.WaitGroup
 }
@@ -305,6 +308,7 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 	var sessions atomic.Pointer[httpapi.Sessions]
 	data := w.buildCache(ctx, func(id string) { sessions.Load().UserChanged(id) })
 	sec := w.buildSecurity()
+	w.startBus(ctx, data.store)
 	sampler := w.buildMemory()
 	authn, err := w.buildAuth(data.store, sec.log)
 	if err != nil {
@@ -401,9 +405,9 @@ func (w *wiring) buildWebhooks(hooks eventide.WebhookOutbox) *webhook.Worker {
 // dataParts is the store as everything reads it: through the shared cache, with the relays that carry
 // its changes to subscribers (on every replica) and the response cache (nil when off).
 type dataParts struct {
-	store     *cache.Store
-	events    *cache.EventRelay
-	regs      *cache.RegistrationRelay
+	store     *storecache.Store
+	events    *storecache.EventRelay
+	regs      *storecache.RegistrationRelay
 	responses *respcache.Cache
 }
 
@@ -411,41 +415,40 @@ type dataParts struct {
 const maxEventSubscribers = 10_000
 
 // buildCache opens the shared cache, Redis when configured (unreachable is a fallback, not a
-// failure) else memory, and the store read through it: every write invalidates it, here and,
-// over the bus, on the other replicas. userChanged hears of every user written.
+// failure) else memory, the replica bus over it, and the store read through it: every write
+// invalidates it, here and, over the bus, on the other replicas. The store and the relays
+// register their topics on the bus; startBus starts it. userChanged hears of every user written.
 func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) dataParts {
 	cfg, log := w.cfg, w.log.With("component", "cache")
 	w.cache = cache.Open(ctx, cache.Options{
 		UseRedis: cfg.UseRedis,
 		Redis: cache.RedisOptions{
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName, SentinelPassword: cfg.RedisSentinelPassword,
-			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
+			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: storecache.KeyPrefix(cfg.MongoDatabase),
 			Tracer: w.tracer,
 		},
 		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: log, Registerer: w.reg,
 	})
-	w.bus = cache.NewBus(w.cache, log)
-	w.bus.Register(w.reg)
+	w.bus = bus.New(w.cache, log)
+	w.reg.MustRegister(w.bus.Collectors()...)
 	var d dataParts
-	var backing cache.Backing = w.store
-	if h, ok := w.store.(cache.Health); ok { // MongoDB: fail at once while known down
-		backing = cache.FailFast(w.store, h)
+	var backing storecache.Backing = w.store
+	if h, ok := w.store.(storecache.Health); ok { // MongoDB: fail at once while known down
+		backing = storecache.FailFast(w.store, h)
 	}
-	opts := cache.StoreOptions{TTL: cfg.CacheTTL, Logger: log, Bus: w.bus, Registerer: w.reg, OnUserChanged: userChanged}
+	opts := storecache.StoreOptions{TTL: cfg.CacheTTL, Logger: log, Bus: w.bus, Registerer: w.reg, OnUserChanged: userChanged}
 	if cfg.ResponseCacheMaxBytes > 0 {
 		d.responses = respcache.New(w.cache, respcache.Options{MaxBytes: cfg.ResponseCacheMaxBytes, TTL: cfg.CacheTTL})
 		w.reg.MustRegister(d.responses.Collectors()...)
 		opts.Responses = d.responses
 	}
-	d.store = cache.NewStore(backing, w.cache, opts)
+	d.store = storecache.NewStore(backing, w.cache, opts)
 	// Subscribers of eventUpdated and of myRegistrations: 10 000 of each in all, each client
 	// address at most 1% of them, so that a hundred addresses are needed to fill a broker (the
 	// stream and subscription caps alone let one address hold 1 000: 50 websockets x 20).
 	perAddr := pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return reqmeta.ClientFrom(ctx).AddrKey })
-	d.events = cache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
-	d.regs = cache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
-	w.bus.Start()
-	d.store.Init(ctx)
+	d.events = storecache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
+	d.regs = storecache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
 	log.Info("cache ready", "backend", w.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
 	return d
 }
@@ -455,6 +458,14 @@ type securityParts struct {
 	log      *security.Log
 	brute    *security.BruteForce
 	throttle *security.Throttle
+}
+
+// startBus subscribes the replica bus to the topics registered by buildCache and buildSecurity,
+// then replaces the tokens of the list families (store.Init), which the bus carries to the other
+// replicas like any invalidation.
+func (w *wiring) startBus(ctx context.Context, store *storecache.Store) {
+	w.bus.Start()
+	store.Init(ctx)
 }
 
 // buildSecurity starts the bounded event log (shared between replicas over Redis when it is on),
@@ -479,13 +490,12 @@ func (w *wiring) buildSecurity() securityParts {
 	return securityParts{log: events, brute: brute, throttle: throttle}
 }
 
-// buildSecurityRedis bridges the event log to the other replicas and returns the limiter that
-// keeps the throttle's budgets in Redis, falling back to local.
+// buildSecurityRedis shares the event log with the other replicas over the replica bus and
+// returns the limiter that keeps the throttle's budgets in Redis, falling back to local.
 func (w *wiring) buildSecurityRedis(r redis.UniversalClient, events *security.Log, local *security.MemoryLimiter, log *slog.Logger) security.Limiter {
-	prefix := cache.KeyPrefix(w.cfg.MongoDatabase)
-	bridge := security.NewBridge(events, r, security.BridgeConfig{Prefix: prefix, Logger: log})
-	w.goBackground(func() { bridge.Run(w.bgctx) })
-	w.reg.MustRegister(bridge.Collectors()...)
+	prefix := storecache.KeyPrefix(w.cfg.MongoDatabase)
+	w.bus.Handle(bus.Topic{Name: security.Topic, Receive: events.Receive})
+	events.Share(w.bus)
 	rl := security.NewRedisLimiter(r, local, security.RedisLimiterConfig{Prefix: prefix + "rl:", Logger: log})
 	w.goBackground(func() { rl.Run(w.bgctx) })
 	w.reg.MustRegister(rl.Collectors()...)
@@ -517,7 +527,7 @@ func (w *wiring) buildMemory() *memstats.Sampler {
 
 // buildAuth makes the password hasher and token issuer, the authenticator that reads users
 // through the cache, and the registry of long-lived connections' sessions (app.sessions).
-func (w *wiring) buildAuth(users *cache.Store, events *security.Log) (*auth.Authenticator, error) {
+func (w *wiring) buildAuth(users *storecache.Store, events *security.Log) (*auth.Authenticator, error) {
 	cfg := w.cfg
 	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL, auth.HashConcurrency(cfg.PasswordHashConcurrency))
 	if err != nil {
@@ -536,7 +546,7 @@ func (w *wiring) buildAuth(users *cache.Store, events *security.Log) (*auth.Auth
 
 // buildSeed writes the demo data (SEED_DEMO) and the admin account (ADMIN_EMAIL) the
 // configuration asks for.
-func (w *wiring) buildSeed(ctx context.Context, store *cache.Store, authn *auth.Authenticator) error {
+func (w *wiring) buildSeed(ctx context.Context, store *storecache.Store, authn *auth.Authenticator) error {
 	if w.cfg.SeedDemo {
 		hash, err := w.auth.Hash(seed.DemoPassword)
 		if err != nil {
@@ -597,7 +607,7 @@ func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d dataParts, sec 
 		Authenticator:  authn,
 		Introspection:  !cfg.IsProduction(),
 		AllowedOrigins: cfg.CORSOrigins,
-		APQ:            cache.NewAPQ(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
+		APQ:            persisted.New(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
 		Limits: querylimit.Limits{
 			MaxDepth: cfg.QueryMaxDepth, MaxComplexity: cfg.QueryMaxComplexity,
 			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,

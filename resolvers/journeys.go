@@ -9,7 +9,7 @@ import (
 )
 
 // RegistrationBus carries myRegistrations messages; the topic is the user id. A
-// *cache.RegistrationRelay serves it (across replicas when Redis is on).
+// *storecache.RegistrationRelay serves it (across replicas when Redis is on).
 type RegistrationBus interface {
 	Publish(regs []*eventide.Registration)
 	Subscribe(ctx context.Context, userID string) (<-chan *eventide.Registration, error)

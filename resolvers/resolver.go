@@ -17,7 +17,7 @@ import (
 )
 
 // EventBus carries eventUpdated messages; the topic is the event id. A *pubsub.Broker serves
-// in one process, a *cache.EventRelay across replicas.
+// in one process, a *storecache.EventRelay across replicas.
 type EventBus interface {
 	Publish(topic string, e *eventide.Event)
 	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error)

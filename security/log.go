@@ -29,7 +29,7 @@ type LogConfig struct {
 	SubscriberBuffer int              // events a subscriber may fall behind before it is dropped; default 64
 	RepeatWindow     time.Duration    // repeated ACCESS_DENIED are counted in one event per window (THROTTLE_TTL); default 1m
 	MaxRepeatKeys    int              // open repeat windows at most (the oldest is closed first); default 10000
-	Origin           string           // this replica's id in event IDs and on the Redis bridge; default random
+	Origin           string           // this replica's id in event IDs; default random
 	Logger           *slog.Logger     // every event logged here is also one line on it (msg=security_event); nil: none
 	Now              func() time.Time // the clock; default time.Now
 }
@@ -188,7 +188,7 @@ type Log struct {
 	subs    map[*subscriber]struct{}
 	repeats repeats
 
-	forward atomic.Pointer[func(Event)] // the Redis bridge's queue, when there is one
+	forward atomic.Pointer[func(Event)] // publishes to the other replicas, once Share was called
 
 	loggedN, received, dropped, repeated atomic.Uint64
 
@@ -255,7 +255,7 @@ func NewLog(cfg LogConfig) *Log {
 	return l
 }
 
-// Origin is this replica's id: the suffix of the IDs it gives and its name on the Redis bridge.
+// Origin is this replica's id: the suffix of the IDs it gives.
 func (l *Log) Origin() string { return l.cfg.Origin }
 
 // Log records e and offers it to every subscriber whose minimum severity it meets, without
@@ -497,7 +497,7 @@ func (l *Log) Query(f Filter, last int) []Event {
 	return out
 }
 
-// Subscribe returns a channel of the events logged from now on (here or, with a Bridge, on
+// Subscribe returns a channel of the events logged from now on (here or, once Shared, on
 // another replica) that are at least minSeverity ("" for all). The channel is closed when ctx
 // ends, or when the subscriber falls more than SubscriberBuffer events behind: a slow reader is
 // dropped, never waited for. Errors: ErrInvalidSeverity, ErrTooManySubscribers.

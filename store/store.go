@@ -175,7 +175,7 @@ func (s *Store) Abort() { s.mon.close() }
 
 // Up returns a context cancelled the moment the store is known down (the driver's server monitor
 // saw it go Unknown) or closing, with the UNAVAILABLE error calls should end in as its cause;
-// while the store is down it is already cancelled. See cache.FailFast.
+// while the store is down it is already cancelled. See storecache.FailFast.
 func (s *Store) Up() context.Context { return s.mon.Up() }
 
 // Ping checks that the primary answers; UNAVAILABLE when it does not, at once when the store is

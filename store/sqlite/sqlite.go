@@ -1,5 +1,5 @@
 // Package sqlite keeps Eventide's data in one SQLite file through modernc.org/sqlite (pure Go, no C
-// compiler). It implements eventide.Store and cache.Backing like store (MongoDB) does, with the
+// compiler). It implements eventide.Store and storecache.Backing like store (MongoDB) does, with the
 // same id shape (24 hex digits, an ObjectID's layout) and the same cursor encoding, so that a
 // server can swap one for the other.
 //

@@ -1,20 +1,20 @@
-package cache
+package storecache
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/respcache"
 )
 
 // stillHolds reports whether every token d recorded still has its value in s's cache: what the
 // response cache checks on a hit.
-func stillHolds(t *testing.T, s *Store, d *Deps) bool {
+func stillHolds(t *testing.T, s *Store, d *respcache.Deps) bool {
 	t.Helper()
 	keys, vals, _, ok := d.Result()
 	if !ok {
@@ -38,10 +38,10 @@ func stillHolds(t *testing.T, s *Store, d *Deps) bool {
 func TestDepsOfAPage(t *testing.T) {
 	fake, _, now, s := threeEvents(t)
 
-	read := func() *Deps {
+	read := func() *respcache.Deps {
 		t.Helper()
-		d := &Deps{}
-		ctx := WithDeps(context.Background(), d)
+		d := &respcache.Deps{}
+		ctx := respcache.WithDeps(context.Background(), d)
 		n := now()
 		if _, err := s.Events(ctx, eventide.EventQuery{Statuses: []eventide.EventStatus{eventide.EventPublished}, EndsAfter: &n}, eventide.Page{First: 2}); err != nil {
 			t.Fatal(err)
@@ -100,28 +100,13 @@ func TestDepsTaintedByDirectReads(t *testing.T) {
 		},
 		"user by email": func(ctx context.Context) { _, _ = s.UserByEmail(ctx, "a@b.c") },
 	} {
-		d := &Deps{}
+		d := &respcache.Deps{}
 		func() {
 			defer func() { _ = recover() }() // the fake implements only what the cache reads through
-			read(WithDeps(context.Background(), d))
+			read(respcache.WithDeps(context.Background(), d))
 		}()
 		if _, _, _, ok := d.Result(); ok {
 			t.Errorf("%s: deps not tainted", name)
 		}
-	}
-}
-
-func TestDepsBound(t *testing.T) {
-	d := &Deps{}
-	for i := range MaxDeps - 1 {
-		d.add(fmt.Sprintf("te:%d", i), []byte{1})
-		d.add("tl:e", []byte{1}) // repeats count once
-	}
-	if keys, _, _, ok := d.Result(); !ok || len(keys) != MaxDeps {
-		t.Fatalf("%d distinct tokens: ok %v, %d kept", MaxDeps, ok, len(keys))
-	}
-	d.add("one-more", []byte{1})
-	if _, _, _, ok := d.Result(); ok {
-		t.Fatal("a response depending on more than MaxDeps tokens may still be kept")
 	}
 }

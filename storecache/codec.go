@@ -1,9 +1,10 @@
-package cache
+package storecache
 
 import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/eventide/server/eventide"
@@ -379,4 +380,11 @@ func decodeAttendees(d *decoder) *eventide.Conn[*eventide.Registration] {
 		d.fail()
 	}
 	return c
+}
+
+// KeyPrefix is the one prefix of every key and channel this server uses in Redis: the database
+// name keeps two deployments sharing a Redis apart, and the codec version keeps two versions of
+// the server from reading each other's values and messages.
+func KeyPrefix(database string) string {
+	return "eventide:" + database + ":v" + strconv.Itoa(codecVersion) + ":"
 }

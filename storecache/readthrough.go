@@ -1,10 +1,13 @@
-package cache
+package storecache
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/eventide/server/cache"
+	"github.com/eventide/server/respcache"
 )
 
 // spec says how one kind of cached value is encoded and when a decoded one may be used.
@@ -31,13 +34,21 @@ type loadFunc[T any] func(ctx context.Context, idx []int) (map[int]T, error)
 // newToken is a fresh random token: 8 bytes, never reused in practice.
 func newToken() []byte { return binary.LittleEndian.AppendUint64(make([]byte, 0, 8), rand.Uint64()) }
 
+// taint marks the response being built under ctx, if any, as not to be kept: it read something
+// the cache does not cover.
+func taint(ctx context.Context) {
+	if d := respcache.DepsFrom(ctx); d != nil {
+		d.Taint()
+	}
+}
+
 // recordDeps tells deps, when the response collects them, the token of every value read.
-func recordDeps(deps *Deps, keys []string, raw [][]byte, tokIdx []int) {
+func recordDeps(deps *respcache.Deps, keys []string, raw [][]byte, tokIdx []int) {
 	if deps == nil {
 		return
 	}
 	for _, j := range tokIdx {
-		deps.add(keys[j], raw[j])
+		deps.Add(keys[j], raw[j])
 	}
 }
 
@@ -84,7 +95,7 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 	}
 	s.hits.Add(int64(n - len(miss)))
 	s.misses.Add(int64(len(miss)))
-	deps := depsFrom(ctx)
+	deps := respcache.DepsFrom(ctx)
 	if len(miss) == 0 {
 		recordDeps(deps, keys, raw, tokIdx)
 		return vals, found, nil
@@ -95,11 +106,11 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 	for _, i := range miss {
 		need[tokIdx[i]] = true
 	}
-	var absent []Item
+	var absent []cache.Item
 	var absentAt []int
 	for j := range need {
 		if raw[j] == nil {
-			absent = append(absent, Item{Key: keys[j], Value: newToken()})
+			absent = append(absent, cache.Item{Key: keys[j], Value: newToken()})
 			absentAt = append(absentAt, j)
 		}
 	}
@@ -148,7 +159,7 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 				idx[k] = miss[m]
 			}
 			got, err = load(lctx, idx)
-			var items []Item
+			var items []cache.Item
 			if err == nil {
 				for _, m := range mine {
 					i := miss[m]
@@ -158,7 +169,7 @@ func readThrough[T any](ctx context.Context, s *Store, sp spec[T], ls []lookup, 
 					}
 					e := newValue(sp.kind, raw[tokIdx[i]], 96)
 					sp.enc(e, v)
-					items = append(items, Item{Key: ls[i].key, Value: e.b})
+					items = append(items, cache.Item{Key: ls[i].key, Value: e.b})
 				}
 				if len(items) > 0 {
 					// A failed write-back costs only a later miss; the Switch has already

@@ -1,4 +1,4 @@
-package cache
+package storecache
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/respcache"
 )
 
 func TestMain(m *testing.M) {
@@ -20,7 +22,7 @@ func TestMain(m *testing.M) {
 // memoryStore is a Store over fake through a memory-only Switch.
 func memoryStore(t *testing.T, fake *fakeStore, now func() time.Time) *Store {
 	t.Helper()
-	sw := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
+	sw := cache.NewSwitch(context.Background(), nil, cache.NewMemory(cache.MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
 	t.Cleanup(func() { _ = sw.Close() })
 	return NewStore(fake, sw, StoreOptions{TTL: time.Minute, Now: now})
 }
@@ -306,11 +308,11 @@ func TestStoreInitInvalidatesLists(t *testing.T) {
 func TestStoreCountsEventsThatHaveNotEnded(t *testing.T) {
 	fake, clock, now, s := threeEvents(t)
 	pub := []eventide.EventStatus{eventide.EventPublished}
-	count := func() (int, *Deps) {
+	count := func() (int, *respcache.Deps) {
 		t.Helper()
-		d := &Deps{}
+		d := &respcache.Deps{}
 		n := now()
-		c, err := s.CountEvents(WithDeps(context.Background(), d), eventide.EventQuery{Statuses: pub, EndsAfter: &n})
+		c, err := s.CountEvents(respcache.WithDeps(context.Background(), d), eventide.EventQuery{Statuses: pub, EndsAfter: &n})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +419,7 @@ func TestStorePurgeEmptiesTheResponses(t *testing.T) {
 	fake := newFakeStore()
 	fake.addEvent("a", time.Hour)
 	responses := &fakeResponses{n: 4}
-	sw := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
+	sw := cache.NewSwitch(context.Background(), nil, cache.NewMemory(cache.MemoryOptions{MaxEntries: 1000, TTL: time.Minute}), 0, nil)
 	t.Cleanup(func() { _ = sw.Close() })
 	s := NewStore(fake, sw, StoreOptions{TTL: time.Minute, Responses: responses})
 	ctx := context.Background()

@@ -1,15 +1,15 @@
-package cache
+package respcache
 
 import (
 	"context"
 	"sync"
 )
 
-// Deps collects what one response read through the Store: the token of every cached value it
-// used, as the Store saw it before reading, and the instant its clock-bound pages stop being
-// right. A response built from those reads stays exactly right while every token is unchanged
-// and the instant has not passed, which is what lets the response cache (package respcache) keep
-// whole responses under the same rules as the values here. A read the cache could not answer
+// Deps collects what one response read through the shared cache (storecache.Store records it):
+// the token of every cached value it used, as the store saw it before reading, and the instant
+// its clock-bound pages stop being right. A response built from those reads stays exactly right
+// while every token is unchanged and the instant has not passed, which is what lets this package
+// keep whole responses under the same rules as the cached values. A read the cache could not answer
 // (it went to the store directly) taints the collection: such a response is never kept.
 //
 // A Deps belongs to one response and is safe for its concurrent resolvers. It holds at most
@@ -34,17 +34,10 @@ func WithDeps(ctx context.Context, d *Deps) context.Context {
 	return context.WithValue(ctx, depsKey{}, d)
 }
 
-func depsFrom(ctx context.Context) *Deps {
+// DepsFrom returns the Deps collecting under ctx, nil when the response is not a candidate.
+func DepsFrom(ctx context.Context) *Deps {
 	d, _ := ctx.Value(depsKey{}).(*Deps)
 	return d
-}
-
-// taint marks the response in ctx, if any, as not to be kept: it read something the cache does
-// not cover.
-func taint(ctx context.Context) {
-	if d := depsFrom(ctx); d != nil {
-		d.Taint()
-	}
 }
 
 // Taint marks the response as not to be kept.
@@ -54,8 +47,8 @@ func (d *Deps) Taint() {
 	d.mu.Unlock()
 }
 
-// add records that the response used a value tagged with token val under key.
-func (d *Deps) add(key string, val []byte) {
+// Add records that the response used a value tagged with token val under key.
+func (d *Deps) Add(key string, val []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.tainted {
@@ -76,8 +69,8 @@ func (d *Deps) add(key string, val []byte) {
 	d.vals = append(d.vals, val)
 }
 
-// expireAt records that the response stops being right at unix millisecond ms.
-func (d *Deps) expireAt(ms int64) {
+// ExpireAt records that the response stops being right at unix millisecond ms.
+func (d *Deps) ExpireAt(ms int64) {
 	d.mu.Lock()
 	if d.until == 0 || ms < d.until {
 		d.until = ms

@@ -1,4 +1,4 @@
-package cache
+package storecache
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/respcache"
 )
 
 func (f *fakeStore) UpdateVenue(_ context.Context, id string, change func(*eventide.Venue) error) (*eventide.Venue, error) {
@@ -50,8 +51,8 @@ func TestStoreUpdateVenueInvalidates(t *testing.T) {
 	if n := fake.reads.Load(); n != before {
 		t.Fatalf("warm reads went to the store (%d -> %d)", before, n)
 	}
-	deps := &Deps{}
-	dctx := WithDeps(ctx, deps)
+	deps := &respcache.Deps{}
+	dctx := respcache.WithDeps(ctx, deps)
 	if _, err := s.VenueByID(dctx, "v"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cache
+package storecache
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/internal/redistest"
 )
@@ -25,12 +26,12 @@ func benchStore(b *testing.B, backend string) (*Store, []string) {
 		e.EndsAt = e.StartsAt.Add(2 * time.Hour)
 		fake.events[e.ID] = &e
 	}
-	var r *Redis
+	var r *cache.Redis
 	if backend == "redis" {
 		srv := redistest.Start(b)
-		r = NewRedis(RedisOptions{Addrs: []string{srv.Addr()}, Prefix: "bench:", TTL: time.Minute})
+		r = cache.NewRedis(cache.RedisOptions{Addrs: []string{srv.Addr()}, Prefix: "bench:", TTL: time.Minute})
 	}
-	sw := NewSwitch(context.Background(), r, NewMemory(MemoryOptions{MaxEntries: 10_000, TTL: time.Minute}), 0, nil)
+	sw := cache.NewSwitch(context.Background(), r, cache.NewMemory(cache.MemoryOptions{MaxEntries: 10_000, TTL: time.Minute}), 0, nil)
 	b.Cleanup(func() { _ = sw.Close() })
 	s := NewStore(fake, sw, StoreOptions{TTL: time.Minute})
 	if _, err := s.EventsByIDs(context.Background(), ids); err != nil {

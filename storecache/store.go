@@ -1,4 +1,18 @@
-package cache
+// Package storecache is the domain store read through the shared cache (package cache): records
+// by id, pages of lists and their counts, invalidated on every write here and, over the replica
+// bus, on the other replicas; and the relays that carry the store's changes (eventUpdated,
+// myRegistrations) to every replica's subscribers, in the same codec.
+//
+// # Exactness
+//
+// Every cached value carries the token of what it depends on: a record its own token, a page of a
+// list the token of its list family. A write replaces the tokens it makes stale with fresh random
+// ones before it returns, so a value read before the write can never match again. A reader
+// observes (or creates) the token before it reads the store and tags the value it writes back with
+// it; a reader that raced with a write therefore writes a value that is already dead. Tokens are
+// random and never reused, and an absent token is never trusted (it is created anew), so expiry or
+// eviction of a token can only cause misses, never stale hits.
+package storecache
 
 import (
 	"context"
@@ -9,6 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventide/server/bus"
+	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 )
 
@@ -26,8 +42,8 @@ type StoreOptions struct {
 	// TTL is the time to live of every value written (CACHE_TTL).
 	TTL    time.Duration
 	Logger *slog.Logger
-	// Bus, when set, carries invalidations to the other replicas.
-	Bus *Bus
+	// Bus, when set, carries invalidations to the other replicas (the topic "invalidate").
+	Bus *bus.Bus
 	// Now is the clock for lists of events that have not ended; time.Now when nil.
 	Now func() time.Time
 	// LoadTimeout bounds one load from the store that concurrent requests may share (15s).
@@ -76,10 +92,10 @@ type Responses interface {
 //	signUp (createUser)                nothing (no list holds users; the id is new)
 type Store struct {
 	inner       Backing
-	c           Cache
+	c           cache.Cache
 	ttl         time.Duration
 	log         *slog.Logger
-	bus         *Bus
+	bus         *bus.Bus
 	now         func() time.Time
 	loadTimeout time.Duration
 	flights     flights
@@ -93,7 +109,7 @@ var _ eventide.Store = (*Store)(nil)
 var _ Backing = (*Store)(nil)
 
 // NewStore returns a Store reading inner through c.
-func NewStore(inner Backing, c Cache, o StoreOptions) *Store {
+func NewStore(inner Backing, c cache.Cache, o StoreOptions) *Store {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +122,7 @@ func NewStore(inner Backing, c Cache, o StoreOptions) *Store {
 	s := &Store{inner: inner, c: c, ttl: o.TTL, log: o.Logger, bus: o.Bus, now: o.Now, loadTimeout: o.LoadTimeout,
 		userChanged: o.OnUserChanged, responses: o.Responses}
 	if s.bus != nil {
-		s.bus.handle(channelInvalidate, s.remoteInvalidate)
+		s.bus.Handle(bus.Topic{Name: topicInvalidate, Hold: true, Receive: s.remoteInvalidate})
 	}
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(
@@ -135,7 +151,7 @@ func (s *Store) Init(ctx context.Context) {
 }
 
 // Stats reports the cache: the backend's state with this Store's hits and misses.
-func (s *Store) Stats(ctx context.Context) Stats {
+func (s *Store) Stats(ctx context.Context) cache.Stats {
 	st := s.c.Stats(ctx)
 	st.Hits, st.Misses = s.hits.Load(), s.misses.Load()
 	if s.responses != nil {
@@ -190,9 +206,9 @@ func (s *Store) tokenTTL() time.Duration { return max(s.ttl, minTokenTTL) }
 // after its write must not leave a stale value behind.
 func (s *Store) invalidate(ctx context.Context, tokens, values []string) {
 	ctx = context.WithoutCancel(ctx)
-	items := make([]Item, len(tokens))
+	items := make([]cache.Item, len(tokens))
 	for i, t := range tokens {
-		items[i] = Item{Key: t, Value: newToken()}
+		items[i] = cache.Item{Key: t, Value: newToken()}
 	}
 	// The Switch answers a Redis failure from memory; an error here is only ever a closed cache.
 	if err := s.c.Set(ctx, items, s.tokenTTL()); err != nil {
@@ -203,7 +219,7 @@ func (s *Store) invalidate(ctx context.Context, tokens, values []string) {
 	}
 	s.invalidations.Add(1)
 	if s.bus != nil {
-		s.bus.publish(ctx, channelInvalidate, encodeInvalidation(tokens, values))
+		s.bus.Publish(topicInvalidate, encodeInvalidation(tokens, values))
 	}
 	s.usersChanged(tokens)
 }
@@ -220,29 +236,29 @@ func (s *Store) usersChanged(tokens []string) {
 	}
 }
 
-// remoteInvalidate applies another replica's invalidation to what this replica holds locally:
-// while Redis serves, the tokens in Redis are already replaced and memory is idle; while memory
-// serves (a fallback, or the end of one), it gets the new tokens too.
-func (s *Store) remoteInvalidate(payload []byte) {
+// topicInvalidate is the bus topic of invalidations. Its messages are held while Redis is away and
+// sent after it returns, so that the other replicas' local reactions (sessions re-checking a
+// changed user) happen too.
+const topicInvalidate = "invalidate"
+
+// remoteInvalidate applies another replica's invalidation to what this replica holds locally
+// (cache.Cache.SetLocal): while Redis serves, the tokens in Redis are already replaced and memory
+// is idle; while memory serves (a fallback, or the end of one), it gets the new tokens too.
+func (s *Store) remoteInvalidate(payload []byte) error {
 	tokens, values, ok := decodeInvalidation(payload)
 	if !ok {
-		return
+		return errMalformed
 	}
 	s.remote.Add(1)
 	// After the deletes below: a session re-checking its viewer must not read the old value
 	// from memory. While Redis serves, the writer has deleted it there already.
 	defer s.usersChanged(tokens)
-	sw, isSwitch := s.c.(*Switch)
-	if !isSwitch || sw.readsRedis() {
-		return
-	}
-	items := make([]Item, len(tokens))
+	items := make([]cache.Item, len(tokens))
 	for i, t := range tokens {
-		items[i] = Item{Key: t, Value: newToken()}
+		items[i] = cache.Item{Key: t, Value: newToken()}
 	}
-	ctx := context.Background()
-	_ = sw.memSet(ctx, items, s.tokenTTL())
-	_ = sw.mem.Delete(ctx, values)
+	s.c.SetLocal(context.Background(), items, values, s.tokenTTL())
+	return nil
 }
 
 func encodeInvalidation(tokens, values []string) []byte {

@@ -1,4 +1,4 @@
-package cache
+package storecache
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/respcache"
 )
 
 // A page of a list is cached as the ids and cursors of its items under its normalised arguments,
@@ -129,8 +130,8 @@ func (s *Store) Events(ctx context.Context, q eventide.EventQuery, page eventide
 	}
 	p := pgs[0]
 	if p.ValidUntil != 0 {
-		if d := depsFrom(ctx); d != nil {
-			d.expireAt(p.ValidUntil)
+		if d := respcache.DepsFrom(ctx); d != nil {
+			d.ExpireAt(p.ValidUntil)
 		}
 	}
 	m, err := s.eventsMap(ctx, p.IDs)
@@ -205,8 +206,8 @@ func (s *Store) CountEvents(ctx context.Context, q eventide.EventQuery) (int, er
 	}
 	c := cs[0]
 	if c.ValidUntil != 0 {
-		if d := depsFrom(ctx); d != nil {
-			d.expireAt(c.ValidUntil)
+		if d := respcache.DepsFrom(ctx); d != nil {
+			d.ExpireAt(c.ValidUntil)
 		}
 	}
 	return c.N, nil

@@ -1,9 +1,12 @@
-package cache
+// Package apq keeps automatic persisted queries (Apollo's protocol) in the shared cache.
+package apq
 
 import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/eventide/server/cache"
 )
 
 // MaxPersistedQuery bounds the queries APQ keeps: a longer one is still answered, just not
@@ -15,13 +18,13 @@ const MaxPersistedQuery = 32 << 10
 // SHA-256, for TTL. It implements gqlgen's graphql.Cache[string]; gqlgen has already checked that
 // the hash matches the query when Add is called.
 type APQ struct {
-	c   Cache
+	c   cache.Cache
 	ttl time.Duration
 	log *slog.Logger
 }
 
-// NewAPQ returns the persisted-query cache over c.
-func NewAPQ(c Cache, ttl time.Duration, log *slog.Logger) *APQ {
+// New returns the persisted-query cache over c.
+func New(c cache.Cache, ttl time.Duration, log *slog.Logger) *APQ {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -49,7 +52,7 @@ func (a *APQ) Add(ctx context.Context, hash, query string) {
 		a.log.DebugContext(ctx, "persisted query too long to keep", "hash", hash, "bytes", len(query))
 		return
 	}
-	if err := a.c.Set(context.WithoutCancel(ctx), []Item{{Key: apqKey(hash), Value: []byte(query)}}, a.ttl); err != nil {
+	if err := a.c.Set(context.WithoutCancel(ctx), []cache.Item{{Key: apqKey(hash), Value: []byte(query)}}, a.ttl); err != nil {
 		a.log.WarnContext(ctx, "could not persist a query", "hash", hash, "error", err)
 	}
 }
