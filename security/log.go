@@ -101,11 +101,14 @@ func shareSizes(maxEvents int) [numShares]int {
 	return n
 }
 
-// ring is one share: a fixed array of slots, the oldest overwritten.
+// ring is one share: a fixed array of size slots, the oldest overwritten. The array is made at
+// the share's first event: a server that has logged none holds none (the three arrays are 0.2
+// MiB of heap at the default 1 000 events, ~0.4 MiB of RSS; BENCHMARKS.md, "Idle RSS").
 type ring struct {
-	slots []slot
-	head  int // where the next event goes
-	n     int // events held
+	size  int
+	slots []slot // nil until the first put, then size slots
+	head  int    // where the next event goes
+	n     int    // events held
 }
 
 // slot is a stored event and its arrival number on this replica, which orders events across
@@ -123,6 +126,9 @@ func (r *ring) at(i int) *slot {
 
 // put stores e at arrival seq, overwriting the oldest slot when full, and returns its index.
 func (r *ring) put(e Event, seq uint64) int {
+	if r.slots == nil {
+		r.slots = make([]slot, r.size)
+	}
 	i := r.head
 	r.slots[i] = slot{e: e, seq: seq}
 	r.head++
@@ -149,6 +155,9 @@ func (r *ring) find(seq uint64) int {
 
 // sweep drops the events before cutoff, compacting in place, and returns how many it dropped.
 func (r *ring) sweep(cutoff time.Time) int {
+	if r.n == 0 {
+		return 0
+	}
 	size := len(r.slots)
 	tail := (r.head - r.n + size) % size
 	kept := 0
@@ -237,7 +246,7 @@ func NewLog(cfg LogConfig) *Log {
 		}),
 	}
 	for i, n := range shareSizes(cfg.MaxEvents) {
-		l.shares[i].slots = make([]slot, n)
+		l.shares[i].size = n
 	}
 	for i, t := range eventTypes {
 		l.logged[i] = l.loggedVec.WithLabelValues(string(t))
@@ -559,7 +568,7 @@ func (l *Log) Stats() LogStats {
 	}
 	for i := range l.shares {
 		st.Events += l.shares[i].n
-		st.Capacity += len(l.shares[i].slots)
+		st.Capacity += l.shares[i].size
 	}
 	return st
 }
