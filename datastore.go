@@ -12,19 +12,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventide/server/cache"
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/httpapi"
 	"github.com/eventide/server/store"
 	"github.com/eventide/server/store/ferretfile"
 	"github.com/eventide/server/store/sqlite"
+	"github.com/eventide/server/storecache"
 	"github.com/eventide/server/telemetry"
 )
 
 // appStore is what the server needs of a store, whichever it is: the data (read through the
 // shared cache), a ping for /readyz, the pool figures for databaseStats, and Close.
 type appStore interface {
-	cache.Backing
+	storecache.Backing
 	Ping(ctx context.Context) error
 	Close(ctx context.Context) error
 	Stats() eventide.StoreStats
@@ -148,4 +149,18 @@ func importFerret(ctx context.Context, cfg *config.Config, dir string, s *sqlite
 		return ferretfile.Export(ctx, dir, cfg.MongoDatabase,
 			store.Exporter{User: im.User, Venue: im.Venue, Event: im.Event, Registration: im.Registration})
 	})
+}
+
+// storeCheck is the store's /readyz check: required, it fails while the store does not answer a
+// ping or (SQLite) its disk is full.
+func (a *app) storeCheck() httpapi.Check {
+	return httpapi.Check{Name: "store", Required: true, Probe: func(ctx context.Context) (string, error) {
+		if err := a.store.Ping(ctx); err != nil {
+			return a.storeIs, err
+		}
+		if f, ok := a.store.(diskFuller); ok {
+			return a.storeIs, f.DiskFull(ctx)
+		}
+		return a.storeIs, nil
+	}}
 }

@@ -12,14 +12,7 @@ import (
 // store/ferretfile); linked into the server it and what it pulls in (pgx, the MySQL driver, gRPC,
 // OpenTelemetry's SDK, the v1 MongoDB driver) cost 14.5 MB of binary and 5–6 MiB of idle RSS.
 func TestServerLinksNoFerretDB(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	deps := strings.Fields(string(out))
-	if !slices.Contains(deps, "github.com/eventide/server/store/sqlite") {
-		t.Fatalf("the server's dependencies do not include its own store: is this the list?\n%s", out)
-	}
+	deps := goListDeps(t, ".", "github.com/eventide/server/store/sqlite")
 	var ferret, grpc []string
 	for _, d := range deps {
 		if strings.HasPrefix(d, "github.com/FerretDB/") || d == "github.com/eventide/server/store/embedded" {
@@ -37,4 +30,31 @@ func TestServerLinksNoFerretDB(t *testing.T) {
 	if len(grpc) > 0 {
 		t.Errorf("the server links gRPC (%d packages): %s", len(grpc), strings.Join(grpc, " "))
 	}
+}
+
+// TestHTTPAPIImportsNoResolvers: the transport does not know the schema's resolvers. What it
+// needs of them (the error presenter, the recover func, the schema's extensions) is passed in by
+// server.go, so that httpapi stays below resolvers in the dependency direction (DESIGN.md).
+func TestHTTPAPIImportsNoResolvers(t *testing.T) {
+	deps := goListDeps(t, "./httpapi", "github.com/eventide/server/security")
+	for _, banned := range []string{"github.com/eventide/server/resolvers", "github.com/eventide/server/graph"} {
+		if slices.Contains(deps, banned) {
+			t.Errorf("httpapi depends on %s (directly or through another package)", banned)
+		}
+	}
+}
+
+// goListDeps lists the packages pkg depends on, directly or not, and fails the test unless known,
+// which it must depend on, is among them (a check that the list is the one meant).
+func goListDeps(t *testing.T, pkg, known string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, known) {
+		t.Fatalf("the dependencies of %s do not include %s: is this the list?\n%s", pkg, known, out)
+	}
+	return deps
 }

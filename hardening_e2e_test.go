@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -507,17 +506,7 @@ func TestSecuritySubscriberThatNeverReads(t *testing.T) {
 	// The one who never reads, with a small receive buffer.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dialer := &net.Dialer{}
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.base, "http")+"/graphql", &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
-			if err == nil {
-				err = c.(*net.TCPConn).SetReadBuffer(4096)
-			}
-			return c, err
-		}}},
-	})
+	conn, err := ts.dialSmallBuffer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

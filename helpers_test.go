@@ -53,8 +53,8 @@ func testConfig(t testing.TB) *config.Config {
 	cfg.SignupThrottleLimit = 1 << 20
 	cfg.LogLevel = "info"
 	cfg.ShutdownTimeout = 10 * time.Second
-	// The websocket tests run against both transports: .ci/run runs them again with
-	// EVENTIDE_TEST_WS_TRANSPORT=gqlgen.
+	// The websocket tests run against both transports: the default (lean) here, and .ci/run runs
+	// them again with EVENTIDE_TEST_WS_TRANSPORT=gqlgen.
 	if v := os.Getenv("EVENTIDE_TEST_WS_TRANSPORT"); v != "" {
 		cfg.WSTransport = v
 	}

@@ -59,20 +59,20 @@ func startHAReplicas(t *testing.T, addrs []string, masterName, sentinelPassword 
 	return replica(), replica()
 }
 
-// waitOnRedis waits until ts's cache is on Redis (not its memory fallback) and its security bridge
+// waitOnRedis waits until ts's cache is on Redis (not its memory fallback) and its bus
 // is subscribed.
 func (ts *testServer) waitOnRedis(what string) {
 	ts.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		code, status, detail := ts.readyCache()
-		if code == http.StatusOK && status == "up" && ts.metric("eventide_security_bridge_subscribed") == 1 &&
+		if code == http.StatusOK && status == "up" && ts.metric("eventide_bus_subscribed") == 1 &&
 			ts.metric("eventide_security_limiter_fallback_active") == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.t.Fatalf("%s: the cache is not on Redis (readyz %d, cache %s %q) or the security bridge is not subscribed (%v) or the throttle is on memory (%v)",
-				what, code, status, detail, ts.metric("eventide_security_bridge_subscribed"), ts.metric("eventide_security_limiter_fallback_active"))
+			ts.t.Fatalf("%s: the cache is not on Redis (readyz %d, cache %s %q) or the bus does not hear itself (%v) or the throttle is on memory (%v)",
+				what, code, status, detail, ts.metric("eventide_bus_subscribed"), ts.metric("eventide_security_limiter_fallback_active"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -221,7 +221,9 @@ func (ts *testServer) wsDial(ctx context.Context, h http.Header) (*websocket.Con
 // wsOpen opens an acknowledged graphql-transport-ws connection with headers h and init payload.
 func (ts *testServer) wsOpen(h http.Header, init map[string]any) *wsClient {
 	ts.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// The context bounds the socket's whole life, not one read: a long test on a loaded machine
+	// (TestSecuritySubscriberThatNeverReads took 31 s in CI at load 10) must not lose its socket.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	ts.t.Cleanup(cancel)
 	conn, res, err := ts.wsDial(ctx, h)
 	if err != nil {

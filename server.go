@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,9 +26,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/natefinch/lumberjack.v2"
 
+	services "github.com/eventide/server/app"
+	persisted "github.com/eventide/server/apq" // the root package's tests have an apq helper
 	"github.com/eventide/server/auth"
+	"github.com/eventide/server/bus"
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/config"
@@ -38,6 +41,7 @@ import (
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/monitor"
 	"github.com/eventide/server/playground"
@@ -47,6 +51,7 @@ import (
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 	"github.com/eventide/server/seed"
+	"github.com/eventide/server/storecache"
 	"github.com/eventide/server/supervisor"
 	"github.com/eventide/server/telemetry"
 	"github.com/eventide/server/webhook"
@@ -66,55 +71,20 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// go-redis logs through one process-wide logger (a line per failed dial while Redis is away);
-	// set once here, not in run, which tests call concurrently.
+	// go-redis logs through one process-wide logger (a line per failed dial while Redis is away),
+	// and the OpenTelemetry SDK reports failed exports through one process-wide handler: set once
+	// here, not in run, which tests call concurrently.
 	redis.SetLogger(redisLogs)
-	// The OpenTelemetry SDK reports failed exports through one process-wide handler too.
 	otel.SetErrorHandler(otelErrors)
 	os.Exit(exitCode(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
 }
 
-// redisLogs routes go-redis's own log lines to the server's logger at debug level: the cache
-// logs one warning per outage itself. Lines before run has a logger are dropped.
-var redisLogs = &redisLogger{}
-
-type redisLogger struct{ log atomic.Pointer[slog.Logger] }
-
-func (r *redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	if l := r.log.Load(); l != nil {
-		l.DebugContext(ctx, fmt.Sprintf(format, v...))
-	}
-}
-
-// otelErrors routes the OpenTelemetry SDK's errors (a failed export: the collector is down) to
-// the server's logger, at most one line per otelErrorEvery with the number left out.
-var otelErrors = &otelErrorLog{}
-
-const otelErrorEvery = 30 * time.Second
-
-type otelErrorLog struct {
-	log     atomic.Pointer[slog.Logger]
-	mu      sync.Mutex
-	last    time.Time
-	skipped int
-}
-
-func (o *otelErrorLog) Handle(err error) {
-	l := o.log.Load()
-	if l == nil {
-		return
-	}
-	o.mu.Lock()
-	if time.Since(o.last) < otelErrorEvery {
-		o.skipped++
-		o.mu.Unlock()
-		return
-	}
-	skipped := o.skipped
-	o.last, o.skipped = time.Now(), 0
-	o.mu.Unlock()
-	l.Warn("tracing: "+err.Error(), "similar_errors_left_out", skipped)
-}
+// redisLogs and otelErrors take go-redis's log lines and the OpenTelemetry SDK's errors to the
+// server's logger once run has one: each library has one such hook per process.
+var (
+	redisLogs  = &cache.RedisLogger{}
+	otelErrors = &telemetry.ErrorLog{}
+)
 
 // exitCode prints err (one line) and maps it to the process exit status.
 func exitCode(err error, stderr io.Writer) int {
@@ -162,19 +132,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 	}
 	if cfg.Supervise {
-		// The parent only supervises: it logs to stderr (the child owns LOG_FILE's rotation). It
-		// holds the sockets, so that connections wait in their backlog between two children.
-		listeners, closeListeners, err := superviseListeners(cfg)
-		if err != nil {
-			return err
-		}
-		defer closeListeners()
-		plog := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "supervisor")
-		return supervisor.Run(ctx, supervisor.Options{
-			Args: args, Env: environ, Stdout: stdout, Stderr: stderr, Logger: plog,
-			Listeners: listeners, MaxRestarts: cfg.SuperviseMaxRestarts,
-			StopTimeout: cfg.ShutdownDelay + cfg.ShutdownTimeout + 5*time.Second,
-		})
+		return supervise(ctx, cfg, args, environ, stdout, stderr)
 	}
 	inherited, err := supervisor.FromEnv(environ)
 	if err != nil {
@@ -186,8 +144,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer closeLog.Close()
-	redisLogs.log.Store(log.With("component", "redis"))
-	otelErrors.log.Store(log.With("component", "tracing"))
+	redisLogs.SetLogger(log.With("component", "redis"))
+	otelErrors.SetLogger(log.With("component", "tracing"))
 	log.Info("configuration", "config", cfg)
 
 	a, err := startWith(ctx, cfg, log, startOptions{restarts: supervisor.RestartsFromEnv(environ), inherited: inherited})
@@ -206,32 +164,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			log.Warn("could not tell the supervisor this process is ready", "error", err)
 		}
 	}
-	var result error
-	served := true
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", context.Cause(ctx))
-	case err := <-a.serveErr:
-		log.Error("server stopped", "error", err)
-		served = false
-	case <-a.restart:
-		if inherited.AskRestart() == nil {
-			// The supervisor starts the next process on the same socket and, once it serves,
-			// sends SIGTERM here: serving on until then refuses nobody.
-			log.Warn("memory stayed over MEMORY_RESTART_THRESHOLD: asked the supervisor for a restart; serving until it stops this process")
-			select {
-			case <-ctx.Done():
-				log.Info("shutting down", "reason", context.Cause(ctx))
-			case err := <-a.serveErr:
-				log.Error("server stopped", "error", err)
-				served = false
-			}
-			break
-		}
-		log.Error("memory stayed over MEMORY_RESTART_THRESHOLD: draining, then exiting to be restarted",
-			"exit_code", memstats.ExitRestart)
-		result = errRestart
-	}
+	served, result := a.serveUntilStop(ctx)
 	if served {
 		a.drain()
 	}
@@ -242,6 +175,34 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	log.Info("stopped cleanly")
 	return result
+}
+
+// serveUntilStop serves until ctx ends, the server fails (served is false then: there is
+// nothing to drain) or the memory watchdog asks for a restart. Under a supervisor that restart
+// is the supervisor's to make, and this process serves on until it is stopped; alone it returns
+// errRestart.
+func (a *app) serveUntilStop(ctx context.Context) (served bool, _ error) {
+	restart := a.restart
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("shutting down", "reason", context.Cause(ctx))
+			return true, nil
+		case err := <-a.serveErr:
+			a.log.Error("server stopped", "error", err)
+			return false, nil
+		case <-restart:
+			if a.inherited.AskRestart() != nil {
+				a.log.Error("memory stayed over MEMORY_RESTART_THRESHOLD: draining, then exiting to be restarted",
+					"exit_code", memstats.ExitRestart)
+				return true, errRestart
+			}
+			// The supervisor starts the next process on the same socket and, once it serves,
+			// sends SIGTERM here: serving on until then refuses nobody.
+			a.log.Warn("memory stayed over MEMORY_RESTART_THRESHOLD: asked the supervisor for a restart; serving until it stops this process")
+			restart = nil // asked once; now wait for the stop
+		}
+	}
 }
 
 // errRestart asks for a restart: the process exits with memstats.ExitRestart (75, EX_TEMPFAIL),
@@ -286,7 +247,7 @@ type app struct {
 	storeIs  string // storeSQLite or storeMongoDB, as /readyz names it
 	cache    *cache.Switch
 	tracing  *telemetry.Tracing // Off() unless OTEL_* configures an endpoint
-	bus      *cache.Bus
+	bus      *bus.Bus
 	sessions *httpapi.Sessions
 	lean     *httpapi.LeanSockets // nil with WS_TRANSPORT=gqlgen
 	auth     *auth.Auth           // its Hashes count every bcrypt run (tests read it)
@@ -300,7 +261,7 @@ type app struct {
 	// restart is closed when the memory watchdog asks for a restart.
 	restart     chan struct{}
 	restartOnce sync.Once
-	// stop ends the background loops (sampler, security sweep, Redis bridges) at shutdown.
+	// stop ends the background loops (sampler, security sweep, Redis limiter) at shutdown.
 	stop context.CancelFunc
 	bg   sync.WaitGroup
 }
@@ -310,9 +271,6 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 	return startWith(ctx, cfg, log, startOptions{})
 }
 
-// maxEventSubscribers bounds eventUpdated's subscribers in one process.
-const maxEventSubscribers = 10_000
-
 // startOptions is what start needs beyond the configuration.
 type startOptions struct {
 	restarts int // how often the -supervise parent restarted this process (EVENTIDE_RESTARTS)
@@ -320,6 +278,9 @@ type startOptions struct {
 	inherited *supervisor.Inherited
 }
 
+// startWith builds every part, each by its builder below, in the order they need each other,
+// and starts serving; it returns once the listener is open. On an error what was built is
+// stopped and closed.
 func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o startOptions) (_ *app, err error) {
 	began := time.Now()
 	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1), restart: make(chan struct{}), inherited: o.inherited}
@@ -332,251 +293,368 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 			a.stopTracing(context.Background())
 		}
 	}()
+	w := &wiring{app: a, reg: prometheus.NewRegistry(), bgctx: bgctx, calendar: calendar.NewKeys(cfg.JWTSecret)}
+	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	// Traces: off (no SDK, a nil tracer everywhere) unless the OTEL_* keys name an endpoint.
-	a.tracing, err = startTracing(ctx, cfg)
+	if err := w.buildTracing(ctx); err != nil {
+		return nil, err
+	}
+	hooks, err := w.buildStore(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tracer := a.tracing.Tracer("github.com/eventide/server")
-	if a.tracing.Enabled() {
-		log.Info("tracing on", "endpoint", cfg.TracesEndpoint(), "sampler", cfg.OtelTracesSampler, "queue", telemetry.DefaultQueueSize)
+	// Long-lived connections re-check their viewer whenever a user is written, here or on
+	// another replica; the sessions exist once the authenticator does, below.
+	var sessions atomic.Pointer[httpapi.Sessions]
+	data := w.buildCache(ctx, func(id string) { sessions.Load().UserChanged(id) })
+	sec := w.buildSecurity()
+	w.startBus(ctx, data.store)
+	sampler := w.buildMemory()
+	authn, err := w.buildAuth(data.store, sec.log)
+	if err != nil {
+		return nil, err
 	}
+	sessions.Store(a.sessions)
+	if err := w.buildSeed(ctx, data.store, authn); err != nil {
+		return nil, err
+	}
+	server := model.ServerInfo{Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
+		Environment: cfg.AppEnv, Restarts: o.restarts}
+	schema := w.buildSchema(data, sec, sampler, hooks, server)
+	ops := httpapi.NewOperations(w.reg, w.tracer, 0)
+	gql := w.buildGraphQL(schema, data, sec, authn, ops)
+	a.http = w.buildHTTP(gql, data, sec, authn, ops)
+	if err := w.serve(); err != nil {
+		return nil, err
+	}
+	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
+		"startup_ms", time.Since(began).Milliseconds())
+	return a, nil
+}
 
-	// The store: MongoDB when MONGO_URI is set, else SQLite under DATA_DIR (an earlier version's
-	// FerretDB files there are imported first).
-	// Webhooks: the stores write each message in the write of its change (nothing without
-	// WEBHOOK_URLS); the worker, woken by those writes, delivers them.
+// wiring is what startWith's builders share: the app they fill in, the registry of its metrics,
+// its tracer (nil with tracing off), the context of its background loops (ended by app.stop) and
+// the keys of calendar feed URLs (which the resolvers make and the HTTP server checks).
+type wiring struct {
+	*app
+	reg      *prometheus.Registry
+	tracer   trace.Tracer
+	bgctx    context.Context
+	calendar *calendar.Keys
+}
+
+// buildTracing starts OpenTelemetry tracing as the OTEL_* keys say: off (no SDK, a nil tracer
+// everywhere) unless they name an endpoint.
+func (w *wiring) buildTracing(ctx context.Context) error {
+	w.tracing = telemetry.Off()
+	if endpoint := w.cfg.TracesEndpoint(); endpoint != "" {
+		// Both were validated by config; parsing again cannot fail.
+		headers, _ := config.ParseOtelHeaders(w.cfg.OtelHeaders)
+		ratio, _ := config.ParseRatio(w.cfg.OtelTracesSamplerArg)
+		t, err := telemetry.Start(ctx, telemetry.Options{
+			Endpoint: endpoint, Headers: headers, ServiceName: w.cfg.OtelServiceName, ServiceVersion: version,
+			Sampler: w.cfg.OtelTracesSampler, SamplerArg: ratio,
+		})
+		if err != nil {
+			return err
+		}
+		w.tracing = t
+		w.log.Info("tracing on", "endpoint", endpoint, "sampler", w.cfg.OtelTracesSampler, "queue", telemetry.DefaultQueueSize)
+	}
+	w.tracer = w.tracing.Tracer("github.com/eventide/server")
+	return nil
+}
+
+// buildStore opens the store (MongoDB when MONGO_URI is set, else SQLite under DATA_DIR: see
+// openStore) and the webhook worker. The stores write each webhook message in the write of its
+// change (nothing without WEBHOOK_URLS); the worker, woken by those writes, delivers them. The
+// outbox is nil when the store keeps none.
+func (w *wiring) buildStore(ctx context.Context) (eventide.WebhookOutbox, error) {
 	var wake atomic.Pointer[webhook.Worker]
-	outbox := eventide.OutboxOptions{Receivers: cfg.WebhookURLs, Notify: func() {
-		if w := wake.Load(); w != nil {
-			w.Notify()
+	outbox := eventide.OutboxOptions{Receivers: w.cfg.WebhookURLs, Notify: func() {
+		if wk := wake.Load(); wk != nil {
+			wk.Notify()
 		}
 	}}
-	a.store, a.storeIs, err = openStore(ctx, cfg, log, reg, telemetry.NewCommands(reg, tracer), outbox)
+	var err error
+	w.store, w.storeIs, err = openStore(ctx, w.cfg, w.log, w.reg, telemetry.NewCommands(w.reg, w.tracer), outbox)
 	if err != nil {
 		return nil, err
 	}
-	hooks, _ := a.store.(eventide.WebhookOutbox)
-	if len(cfg.WebhookURLs) > 0 && hooks != nil {
-		w := webhook.New(hooks, webhook.Options{
-			Receivers: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout,
-			MaxAttempts: cfg.WebhookMaxAttempts, Backoff: cfg.WebhookBackoff, Retention: cfg.WebhookRetention,
-			Logger: log.With("component", "webhook"),
-		})
-		reg.MustRegister(w.Collectors()...)
-		wake.Store(w)
-		a.goBackground(func() { w.Run(bgctx) })
-		log.Info("webhooks on", "receivers", len(cfg.WebhookURLs), "max_attempts", cfg.WebhookMaxAttempts, "timeout", cfg.WebhookTimeout)
+	hooks, _ := w.store.(eventide.WebhookOutbox)
+	if len(w.cfg.WebhookURLs) > 0 && hooks != nil {
+		wake.Store(w.buildWebhooks(hooks))
 	}
+	return hooks, nil
+}
 
-	// The shared cache: Redis when configured (unreachable is a fallback, not a failure), else
-	// memory; everything reads the store through it, so every write invalidates it.
-	cacheLog := log.With("component", "cache")
-	a.cache = cache.Open(ctx, cache.Options{
+// buildWebhooks starts the worker that delivers the outbox's messages.
+func (w *wiring) buildWebhooks(hooks eventide.WebhookOutbox) *webhook.Worker {
+	cfg := w.cfg
+	wk := webhook.New(hooks, webhook.Options{
+		Receivers: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Timeout: cfg.WebhookTimeout,
+		MaxAttempts: cfg.WebhookMaxAttempts, Backoff: cfg.WebhookBackoff, Retention: cfg.WebhookRetention,
+		Logger: w.log.With("component", "webhook"),
+	})
+	w.reg.MustRegister(wk.Collectors()...)
+	w.goBackground(func() { wk.Run(w.bgctx) })
+	w.log.Info("webhooks on", "receivers", len(cfg.WebhookURLs), "max_attempts", cfg.WebhookMaxAttempts, "timeout", cfg.WebhookTimeout)
+	return wk
+}
+
+// dataParts is the store as everything reads it: through the shared cache, with the relays that carry
+// its changes to subscribers (on every replica) and the response cache (nil when off).
+type dataParts struct {
+	store     *storecache.Store
+	events    *storecache.EventRelay
+	regs      *storecache.RegistrationRelay
+	responses *respcache.Cache
+}
+
+// maxEventSubscribers bounds eventUpdated's subscribers in one process.
+const maxEventSubscribers = 10_000
+
+// buildCache opens the shared cache, Redis when configured (unreachable is a fallback, not a
+// failure) else memory, the replica bus over it, and the store read through it: every write
+// invalidates it, here and, over the bus, on the other replicas. The store and the relays
+// register their topics on the bus; startBus starts it. userChanged hears of every user written.
+func (w *wiring) buildCache(ctx context.Context, userChanged func(id string)) dataParts {
+	cfg, log := w.cfg, w.log.With("component", "cache")
+	w.cache = cache.Open(ctx, cache.Options{
 		UseRedis: cfg.UseRedis,
 		Redis: cache.RedisOptions{
 			Addrs: cache.Addrs(cfg.RedisAddrs, cfg.RedisHost, cfg.RedisPort), MasterName: cfg.RedisMasterName, SentinelPassword: cfg.RedisSentinelPassword,
-			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: cache.KeyPrefix(cfg.MongoDatabase),
-			Tracer: tracer,
+			Password: cfg.RedisPassword, DB: cfg.RedisDB, Prefix: storecache.KeyPrefix(cfg.MongoDatabase),
+			Tracer: w.tracer,
 		},
-		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: cacheLog, Registerer: reg,
+		MaxEntries: cfg.CacheMaxEntries, TTL: cfg.CacheTTL, FallbackTTL: cfg.CacheFallbackTTL, Logger: log, Registerer: w.reg,
 	})
-	a.bus = cache.NewBus(a.cache, cacheLog)
-	a.bus.Register(reg)
-	// Long-lived connections re-check their viewer whenever a user is written, here or on
-	// another replica; the registry is filled once the authenticator exists, below.
-	var sessionsReady atomic.Pointer[httpapi.Sessions]
-	var backing cache.Backing = a.store
-	if h, ok := a.store.(cache.Health); ok { // MongoDB: fail at once while known down
-		backing = cache.FailFast(a.store, h)
+	w.bus = bus.New(w.cache, log)
+	w.reg.MustRegister(w.bus.Collectors()...)
+	var d dataParts
+	var backing storecache.Backing = w.store
+	if h, ok := w.store.(storecache.Health); ok { // MongoDB: fail at once while known down
+		backing = storecache.FailFast(w.store, h)
 	}
-	cached := cache.NewStore(backing, a.cache, cache.StoreOptions{TTL: cfg.CacheTTL, Logger: cacheLog, Bus: a.bus, Registerer: reg,
-		OnUserChanged: func(id string) { sessionsReady.Load().UserChanged(id) }})
-	// eventUpdated subscribers: 10 000 in all, each client address at most 1% of them, so that a
-	// hundred addresses are needed to fill the broker (the stream and subscription caps alone let
-	// one address hold 1 000: 50 websockets x 20).
-	events := cache.NewEventRelay(a.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers,
-		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
-	// myRegistrations subscribers, by user id, bounded like eventUpdated's.
-	myRegs := cache.NewRegistrationRelay(a.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers,
-		pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return eventide.ClientFrom(ctx).AddrKey })))
-	a.bus.Start()
-	cached.Init(ctx)
-	log.Info("cache ready", "backend", a.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
+	opts := storecache.StoreOptions{TTL: cfg.CacheTTL, Logger: log, Bus: w.bus, Registerer: w.reg, OnUserChanged: userChanged}
+	if cfg.ResponseCacheMaxBytes > 0 {
+		d.responses = respcache.New(w.cache, respcache.Options{MaxBytes: cfg.ResponseCacheMaxBytes, TTL: cfg.CacheTTL})
+		w.reg.MustRegister(d.responses.Collectors()...)
+		opts.Responses = d.responses
+	}
+	d.store = storecache.NewStore(backing, w.cache, opts)
+	// Subscribers of eventUpdated and of myRegistrations: 10 000 of each in all, each client
+	// address at most 1% of them, so that a hundred addresses are needed to fill a broker (the
+	// stream and subscription caps alone let one address hold 1 000: 50 websockets x 20).
+	perAddr := pubsub.PerOwner(maxEventSubscribers/100, func(ctx context.Context) string { return reqmeta.ClientFrom(ctx).AddrKey })
+	d.events = storecache.NewEventRelay(w.bus, pubsub.New[*eventide.Event](16, maxEventSubscribers, perAddr))
+	d.regs = storecache.NewRegistrationRelay(w.bus, pubsub.New[*eventide.Registration](16, maxEventSubscribers, perAddr))
+	log.Info("cache ready", "backend", w.cache.Describe(), "redis", cfg.UseRedis, "ttl", cfg.CacheTTL, "max_entries", cfg.CacheMaxEntries)
+	return d
+}
 
-	// Security: the bounded event log (shared between replicas over Redis when it is on), the
-	// brute-force detector and the throttle (its budgets in Redis, or in memory as a fallback).
-	secLog := log.With("component", "security")
-	secEvents := security.NewLog(security.LogConfig{MaxEvents: cfg.SecurityMaxEvents, MaxAge: cfg.SecurityEventMaxAge,
-		RepeatWindow: cfg.ThrottleTTL, Logger: secLog})
-	a.goBackground(func() { secEvents.Run(bgctx) })
-	reg.MustRegister(secEvents.Collectors()...)
+// securityParts are the security event log, the brute-force detector and the throttle.
+type securityParts struct {
+	log      *security.Log
+	brute    *security.BruteForce
+	throttle *security.Throttle
+}
+
+// startBus subscribes the replica bus to the topics registered by buildCache and buildSecurity,
+// then replaces the tokens of the list families (store.Init), which the bus carries to the other
+// replicas like any invalidation.
+func (w *wiring) startBus(ctx context.Context, store *storecache.Store) {
+	w.bus.Start()
+	store.Init(ctx)
+}
+
+// buildSecurity starts the bounded event log (shared between replicas over Redis when it is on),
+// the brute-force detector and the throttle (its budgets in Redis, or in memory as a fallback).
+func (w *wiring) buildSecurity() securityParts {
+	cfg, log := w.cfg, w.log.With("component", "security")
+	events := security.NewLog(security.LogConfig{MaxEvents: cfg.SecurityMaxEvents, MaxAge: cfg.SecurityEventMaxAge,
+		RepeatWindow: cfg.ThrottleTTL, Logger: log})
+	w.goBackground(func() { events.Run(w.bgctx) })
+	w.reg.MustRegister(events.Collectors()...)
 	memLimiter := security.NewMemoryLimiter(security.MemoryLimiterConfig{})
 	var limiter security.Limiter = memLimiter
-	if r := a.cache.Redis(); r != nil {
-		bridge := security.NewBridge(secEvents, r.Client(), security.BridgeConfig{Prefix: cache.KeyPrefix(cfg.MongoDatabase), Logger: secLog})
-		a.goBackground(func() { bridge.Run(bgctx) })
-		reg.MustRegister(bridge.Collectors()...)
-		rl := security.NewRedisLimiter(r.Client(), memLimiter, security.RedisLimiterConfig{Prefix: cache.KeyPrefix(cfg.MongoDatabase) + "rl:", Logger: secLog})
-		a.goBackground(func() { rl.Run(bgctx) })
-		reg.MustRegister(rl.Collectors()...)
-		limiter = rl
+	if r := w.cache.Redis(); r != nil {
+		limiter = w.buildSecurityRedis(r.Client(), events, memLimiter, log)
 	}
-	brute := security.NewBruteForce(security.BruteForceConfig{Threshold: cfg.BruteForceThreshold, Window: cfg.BruteForceWindow, Log: secEvents})
+	brute := security.NewBruteForce(security.BruteForceConfig{Threshold: cfg.BruteForceThreshold, Window: cfg.BruteForceWindow, Log: events})
 	throttle := security.NewThrottle(limiter, security.ThrottleConfig{
 		Window: cfg.ThrottleTTL, Limit: cfg.ThrottleLimit, LoginLimit: cfg.LoginThrottleLimit, SignupLimit: cfg.SignupThrottleLimit,
-		BruteForce: brute, Log: secEvents, Logger: secLog,
+		BruteForce: brute, Log: events, Logger: log,
 	})
-	reg.MustRegister(throttle.Collectors()...)
+	w.reg.MustRegister(throttle.Collectors()...)
+	return securityParts{log: events, brute: brute, throttle: throttle}
+}
 
-	// Memory: one sampler for the process (history, subscriptions, the periodic log line) and
-	// the watchdog that empties the memory cache, then asks for a restart, when RSS stays high.
-	memLog := log.With("component", "memory")
-	limit := memstats.ApplyMemoryLimit(cfg.MemoryLimit, memLog)
+// buildSecurityRedis shares the event log with the other replicas over the replica bus and
+// returns the limiter that keeps the throttle's budgets in Redis, falling back to local.
+func (w *wiring) buildSecurityRedis(r redis.UniversalClient, events *security.Log, local *security.MemoryLimiter, log *slog.Logger) security.Limiter {
+	prefix := storecache.KeyPrefix(w.cfg.MongoDatabase)
+	w.bus.Handle(bus.Topic{Name: security.Topic, Receive: events.Receive})
+	events.Share(w.bus)
+	rl := security.NewRedisLimiter(r, local, security.RedisLimiterConfig{Prefix: prefix + "rl:", Logger: log})
+	w.goBackground(func() { rl.Run(w.bgctx) })
+	w.reg.MustRegister(rl.Collectors()...)
+	return rl
+}
+
+// buildMemory starts one sampler for the process (history, subscriptions, the periodic log line)
+// and the watchdog that empties the memory cache, then asks for a restart, when RSS stays high.
+func (w *wiring) buildMemory() *memstats.Sampler {
+	cfg, log := w.cfg, w.log.With("component", "memory")
 	sampler := memstats.New(memstats.Options{
-		LimitBytes: limit, LogInterval: cfg.MemoryLogInterval, Logger: memLog,
+		LimitBytes: memstats.ApplyMemoryLimit(cfg.MemoryLimit, log), LogInterval: cfg.MemoryLogInterval, Logger: log,
 		// Subscribers are admins' websockets, already capped per client (sockets x subscriptions):
 		// the sampler must not refuse one that those caps allow.
 		MaxSubscribers: max(memstats.DefaultMaxSubscribers, cfg.WSMaxConnectionsPerClient*cfg.WSMaxSubscriptionsPerConnection),
 		Watchdog: memstats.WatchdogOptions{
 			Threshold: cfg.MemoryRestartThreshold, After: cfg.MemoryRestartAfter, Interval: cfg.MemoryCheckInterval,
 			OnPressure: func() {
-				n, _ := a.cache.Memory().Purge(context.Background())
-				memLog.Warn("memory pressure: emptied the in-memory cache", "entries", n)
+				n, _ := w.cache.Memory().Purge(context.Background())
+				log.Warn("memory pressure: emptied the in-memory cache", "entries", n)
 			},
-			OnRestart: func() { a.restartOnce.Do(func() { close(a.restart) }) },
+			OnRestart: func() { w.restartOnce.Do(func() { close(w.restart) }) },
 		},
 	})
-	a.goBackground(func() { _ = sampler.Run(bgctx) })
-	reg.MustRegister(sampler.Collectors()...)
+	w.goBackground(func() { _ = sampler.Run(w.bgctx) })
+	w.reg.MustRegister(sampler.Collectors()...)
+	return sampler
+}
 
+// buildAuth makes the password hasher and token issuer, the authenticator that reads users
+// through the cache, and the registry of long-lived connections' sessions (app.sessions).
+func (w *wiring) buildAuth(users *storecache.Store, events *security.Log) (*auth.Authenticator, error) {
+	cfg := w.cfg
 	tokens, err := auth.New(cfg.PasswordHashCost, cfg.JWTSecret, cfg.JWTTTL, auth.HashConcurrency(cfg.PasswordHashConcurrency))
 	if err != nil {
 		return nil, err
 	}
-	a.auth = tokens
-	reg.MustRegister(tokens.Collectors()...)
+	w.auth = tokens
+	w.reg.MustRegister(tokens.Collectors()...)
 	if cfg.JWTSecretRandom {
-		log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
+		w.log.Warn("JWT_SECRET is not set: using a random secret, so tokens end with this process")
 	}
-	authn := &auth.Authenticator{Auth: tokens, Users: cached}
-	sessions := httpapi.NewSessions(httpapi.SessionsOptions{Authenticator: authn, Security: secEvents, Logger: log.With("component", "sessions")})
-	sessionsReady.Store(sessions)
-	a.goBackground(func() { sessions.Run(bgctx) })
-	a.sessions = sessions
+	authn := &auth.Authenticator{Auth: tokens, Users: users}
+	w.sessions = httpapi.NewSessions(httpapi.SessionsOptions{Authenticator: authn, Security: events, Logger: w.log.With("component", "sessions")})
+	w.goBackground(func() { w.sessions.Run(w.bgctx) })
+	return authn, nil
+}
 
-	if cfg.SeedDemo {
-		hash, err := tokens.Hash(seed.DemoPassword)
+// buildSeed writes the demo data (SEED_DEMO) and the admin account (ADMIN_EMAIL) the
+// configuration asks for.
+func (w *wiring) buildSeed(ctx context.Context, store *storecache.Store, authn *auth.Authenticator) error {
+	if w.cfg.SeedDemo {
+		hash, err := w.auth.Hash(seed.DemoPassword)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := seed.Demo(ctx, cached, hash, time.Now(), log.With("component", "seed")); err != nil {
-			return nil, err
+		if _, err := seed.Demo(ctx, store, hash, time.Now(), w.log.With("component", "seed")); err != nil {
+			return err
 		}
 	}
-	if cfg.AdminEmail != "" {
-		created, err := authn.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+	if w.cfg.AdminEmail != "" {
+		created, err := authn.EnsureAdmin(ctx, w.cfg.AdminEmail, w.cfg.AdminPassword)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		log.Info("admin account ready", "email", cfg.AdminEmail, "created", created, "password", "from ADMIN_PASSWORD")
+		w.log.Info("admin account ready", "email", w.cfg.AdminEmail, "created", created, "password", "from ADMIN_PASSWORD")
 	}
+	return nil
+}
 
-	var responses *respcache.Cache
-	var cacheAdmin resolvers.CacheAdmin = cached
-	if cfg.ResponseCacheMaxBytes > 0 {
-		responses = respcache.New(a.cache, respcache.Options{MaxBytes: cfg.ResponseCacheMaxBytes, TTL: cfg.CacheTTL})
-		reg.MustRegister(responses.Collectors()...)
-		cacheAdmin = purgeResponses{cached, responses}
-	}
-	calKeys := calendar.NewKeys(cfg.JWTSecret)
+// buildSchema makes the resolver root, the injection point of everything the resolvers use, and
+// the executable schema over it.
+func (w *wiring) buildSchema(d dataParts, sec securityParts, sampler *memstats.Sampler, hooks eventide.WebhookOutbox, server model.ServerInfo) graphql.ExecutableSchema {
 	root := &resolvers.Resolver{
-		Calendar:      calKeys,
-		PublicURL:     cfg.PublicURL,
-		Store:         cached,
-		Auth:          tokens,
-		Events:        events,
-		Cache:         cacheAdmin,
-		Registrations: myRegs,
-		Log:           log,
+		App: services.New(services.Config{
+			Store: d.store, Events: d.events, Registrations: d.regs, Passwords: resolvers.Passwords(w.auth),
+			Guard: resolvers.Guard(sec.throttle, sec.brute), Journal: resolvers.Journal(sec.log),
+		}),
+		Calendar:      w.calendar,
+		PublicURL:     w.cfg.PublicURL,
+		Store:         d.store,
+		Events:        d.events,
+		Cache:         d.store,
+		Registrations: d.regs,
+		Log:           w.log,
 
-		Security:   secEvents,
-		Throttle:   throttle,
-		BruteForce: brute,
-		Memory:     sampler,
-		Pool:       a.store.Stats,
-		Webhooks:   hooks,
-		Server: model.ServerInfo{
-			Pid: os.Getpid(), StartedAt: began, Version: version, GoVersion: runtime.Version(),
-			Environment: cfg.AppEnv, Restarts: o.restarts,
-		},
+		Security: sec.log,
+		Memory:   sampler,
+		Pool:     w.store.Stats,
+		Webhooks: hooks,
+		Server:   server,
 	}
-	es := graph.NewExecutableSchema(graph.Config{
+	return graph.NewExecutableSchema(graph.Config{
 		Resolvers:  root,
 		Directives: graph.DirectiveRoot{HasRole: root.HasRole},
 	})
-	operations := httpapi.NewOperations(reg, tracer, 0)
-	var lean *httpapi.LeanSockets
+}
+
+// buildGraphQL makes the GraphQL handler: its transports (with the lean websockets unless
+// WS_TRANSPORT=gqlgen), limits, guards and the schema's own extensions and error presenter.
+func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d dataParts, sec securityParts, authn *auth.Authenticator, ops *httpapi.Operations) http.Handler {
+	cfg := w.cfg
 	if cfg.WSTransport != config.WSTransportGqlgen {
-		lean = httpapi.NewLeanSockets(log)
+		w.lean = httpapi.NewLeanSockets(w.log)
 	}
-	a.lean = lean
-	gql := httpapi.NewGraphQL(es, httpapi.GraphQLOptions{
-		LeanSockets:    lean,
-		Logger:         log,
+	return httpapi.NewGraphQL(schema, httpapi.GraphQLOptions{
+		LeanSockets:    w.lean,
+		Logger:         w.log,
 		Authenticator:  authn,
 		Introspection:  !cfg.IsProduction(),
 		AllowedOrigins: cfg.CORSOrigins,
-		APQ:            cache.NewAPQ(a.cache, cfg.CacheTTL, cacheLog),
+		APQ:            persisted.New(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
 		Limits: querylimit.Limits{
 			MaxDepth: cfg.QueryMaxDepth, MaxComplexity: cfg.QueryMaxComplexity,
 			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,
 		},
-		OnReject: func(ctx context.Context, what string, measured, max int, op string) {
-			c := eventide.ClientFrom(ctx)
-			e := security.Event{Type: security.QueryRejected, IP: c.IP, UserAgent: c.UserAgent, Operation: op,
-				Message: fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)}
-			if v := eventide.ViewerFrom(ctx); v != nil {
-				e.UserID, e.Email = v.ID, v.Email
-			}
-			secEvents.Log(e)
-		},
 		DisableSuggestions:            cfg.IsProduction(),
-		Security:                      secEvents,
-		Throttle:                      throttle,
+		Security:                      sec.log,
+		Throttle:                      sec.throttle,
 		MaxSubscriptionsPerConnection: cfg.WSMaxSubscriptionsPerConnection,
+		WriteTimeout:                  cfg.WSWriteTimeout,
 		MultipartHeartbeat:            cfg.MultipartHeartbeatInterval,
-		ResponseCache:                 responses,
+		ResponseCache:                 d.responses,
 		Extensions: []graphql.HandlerExtension{
-			dataloader.Middleware{Source: cached, Options: dataloader.Options{Metrics: dataloader.NewMetrics(reg), Tracer: tracer}},
+			resolvers.AccessDenials{},
+			resolvers.AuthPayloadViewer{}, // login's and signUp's user, as that user sees themself
+			dataloader.Middleware{Source: d.store, Options: dataloader.Options{Metrics: dataloader.NewMetrics(w.reg), Tracer: w.tracer}},
 		},
-		Operations: operations,
+		ErrorPresenter: resolvers.ErrorPresenter(w.log),
+		Recover:        resolvers.Recover,
+		Operations:     ops,
 	})
-	a.http = httpapi.New(httpapi.Options{
-		LeanSockets: lean,
-		Logger:      log,
+}
+
+// buildHTTP makes the HTTP server: the GraphQL handler behind the guards (connections, bodies,
+// CORS, throttle, sessions), the playground, the monitor, calendar feeds, /metrics and /readyz.
+func (w *wiring) buildHTTP(gql http.Handler, d dataParts, sec securityParts, authn *auth.Authenticator, ops *httpapi.Operations) *httpapi.Server {
+	cfg := w.cfg
+	return httpapi.New(httpapi.Options{
+		LeanSockets: w.lean,
+		Logger:      w.log,
 		GraphQL:     gql,
 		Playground:  playground.Handler("Eventide", "/graphql"),
 		Monitor:     monitor.Handler(),
 
 		TrustedProxies:      cfg.TrustedProxies,
-		Throttle:            throttle,
-		Security:            secEvents,
+		Throttle:            sec.throttle,
+		Security:            sec.log,
 		MaxSocketsPerClient: cfg.WSMaxConnectionsPerClient,
-		ResponseCache:       responses,
-		Sessions:            sessions,
+		ResponseCache:       d.responses,
+		Sessions:            w.sessions,
 		Authenticator:       authn,
-		Registry:            reg,
-		Tracer:              tracer,
-		Operations:          operations,
+		Registry:            w.reg,
+		Tracer:              w.tracer,
+		Operations:          ops,
 		MaxBodyBytes:        cfg.HTTPMaxBodyBytes,
 		CORSOrigins:         cfg.CORSOrigins,
 		CORSAllowedHeaders:  cfg.CORSAllowedHeaders,
-		Calendar:            &calendar.Service{Store: cached, Keys: calKeys},
+		Calendar:            &calendar.Service{Store: d.store, Keys: w.calendar},
 		PublicURL:           cfg.PublicURL,
 
 		// Each stream is a connection: the connection cap never refuses what the stream cap allows.
@@ -586,53 +664,37 @@ func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o star
 		SSEWriteTimeout:         cfg.SSEWriteTimeout,
 		MetricsApart:            cfg.MetricsAddr != "",
 
-		Checks: []httpapi.Check{a.drainCheck(), {
-			Name: "store", Required: true,
-			Probe: func(ctx context.Context) (string, error) {
-				if err := a.store.Ping(ctx); err != nil {
-					return a.storeIs, err
-				}
-				if f, ok := a.store.(diskFuller); ok {
-					return a.storeIs, f.DiskFull(ctx)
-				}
-				return a.storeIs, nil
-			},
-		}, {
-			// Not required: with Redis gone the cache serves from memory.
-			Name: "cache", Required: false,
-			Probe: func(context.Context) (string, error) {
-				if a.cache.FallbackActive() {
-					return a.cache.Describe(), errors.New("redis unreachable; serving from memory")
-				}
-				return a.cache.Describe(), nil
-			},
-		}},
+		// The cache's check is not required: with Redis gone it serves from memory.
+		Checks: []httpapi.Check{w.drainCheck(), w.storeCheck(),
+			{Name: "cache", Required: false, Probe: w.cache.Ready}},
 	})
+}
 
-	l, err := a.listen(listenerHTTP, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+// serve opens the listeners (the public one, PPROF_ADDR's and METRICS_ADDR's) and starts serving.
+func (w *wiring) serve() error {
+	cfg := w.cfg
+	l, err := w.listen(listenerHTTP, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return nil, &config.Error{Key: "PORT", Value: strconv.Itoa(cfg.Port), Allowed: "must be a free port: " + err.Error()}
+		return &config.Error{Key: "PORT", Value: strconv.Itoa(cfg.Port), Allowed: "must be a free port: " + err.Error()}
 	}
-	a.addr = l.Addr().String()
+	w.addr = l.Addr().String()
 	if cfg.PprofAddr != "" {
-		if err := a.servePprof(bgctx, cfg.PprofAddr); err != nil {
+		if err := w.servePprof(w.bgctx, cfg.PprofAddr); err != nil {
 			_ = l.Close()
-			return nil, err
+			return err
 		}
 	}
-	if err := a.serveMetrics(bgctx, reg); err != nil {
+	if err := w.serveMetrics(w.bgctx, w.reg); err != nil {
 		_ = l.Close()
-		return nil, err
+		return err
 	}
-	a.listener = newDrainListener(l)
+	w.listener = newDrainListener(l)
 	// What start-up allocated and dropped (the schema's parse, the demo data, password hashing,
 	// an import) goes back to the OS now: the runtime's scavenger would keep it while the heap
 	// stays under its goal, and an idle server would hold it for good (about 2–3 MiB here).
 	debug.FreeOSMemory()
-	go func() { a.serveErr <- a.http.Serve(a.listener) }()
-	log.Info("listening", "addr", "http://"+a.addr, "playground", "http://"+a.addr+"/playground",
-		"startup_ms", time.Since(began).Milliseconds())
-	return a, nil
+	go func() { w.serveErr <- w.http.Serve(w.listener) }()
+	return nil
 }
 
 // shutdown completes subscriptions, drains requests, then closes the store.
@@ -643,22 +705,6 @@ func (a *app) shutdown(ctx context.Context) error {
 	err = errors.Join(err, a.closeStore(ctx))
 	a.stopTracing(ctx)
 	return err
-}
-
-// startTracing starts OpenTelemetry tracing as the OTEL_* keys say: Off when they name no
-// endpoint (or switch it off).
-func startTracing(ctx context.Context, cfg *config.Config) (*telemetry.Tracing, error) {
-	endpoint := cfg.TracesEndpoint()
-	if endpoint == "" {
-		return telemetry.Off(), nil
-	}
-	// Both were validated by config; parsing again cannot fail.
-	headers, _ := config.ParseOtelHeaders(cfg.OtelHeaders)
-	ratio, _ := config.ParseRatio(cfg.OtelTracesSamplerArg)
-	return telemetry.Start(ctx, telemetry.Options{
-		Endpoint: endpoint, Headers: headers, ServiceName: cfg.OtelServiceName, ServiceVersion: version,
-		Sampler: cfg.OtelTracesSampler, SamplerArg: ratio,
-	})
 }
 
 // maxTraceFlush bounds how long shutdown waits to export the spans still queued: a collector that
@@ -716,26 +762,6 @@ func (a *app) closeStore(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// purgeResponses makes purgeCache drop the kept responses too (they would never be served again,
-// their tokens being gone, but they would hold memory until evicted), and cacheStats report them.
-type purgeResponses struct {
-	*cache.Store
-	responses *respcache.Cache
-}
-
-// Stats adds the response cache's figures to the shared cache's.
-func (p purgeResponses) Stats(ctx context.Context) cache.Stats {
-	st := p.Store.Stats(ctx)
-	r := p.responses.Stats()
-	st.ResponseHits, st.ResponseMisses, st.ResponseEntries, st.ResponseBytes = r.Hits, r.Misses, r.Entries, r.Bytes
-	return st
-}
-
-func (p purgeResponses) Purge(ctx context.Context) (int, error) {
-	n, err := p.Store.Purge(ctx)
-	return n + p.responses.Purge(), err
-}
-
 // serveMetrics serves /metrics on METRICS_ADDR, when set, until ctx ends.
 func (a *app) serveMetrics(ctx context.Context, reg *prometheus.Registry) error {
 	if a.cfg.MetricsAddr == "" {
@@ -759,18 +785,7 @@ func (a *app) servePprof(ctx context.Context, addr string) error {
 	if err != nil {
 		return &config.Error{Key: "PPROF_ADDR", Value: addr, Allowed: "must be a free port: " + err.Error()}
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	a.goBackground(func() { _ = srv.Serve(l) })
-	a.goBackground(func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	})
+	a.goBackground(func() { _ = httpapi.ServePprof(ctx, l) })
 	a.log.Info("profiler listening", "addr", "http://"+l.Addr().String()+"/debug/pprof/")
 	return nil
 }

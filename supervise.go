@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -21,6 +23,23 @@ const (
 	listenerMetrics = "metrics"
 	listenerPprof   = "pprof"
 )
+
+// supervise runs this process as the -supervise parent. It only supervises: it logs to stderr
+// (the child owns LOG_FILE's rotation), and holds the sockets, so that connections wait in their
+// backlog between two children.
+func supervise(ctx context.Context, cfg *config.Config, args, environ []string, stdout, stderr io.Writer) error {
+	listeners, closeListeners, err := superviseListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeListeners()
+	plog := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "supervisor")
+	return supervisor.Run(ctx, supervisor.Options{
+		Args: args, Env: environ, Stdout: stdout, Stderr: stderr, Logger: plog,
+		Listeners: listeners, MaxRestarts: cfg.SuperviseMaxRestarts,
+		StopTimeout: cfg.ShutdownDelay + cfg.ShutdownTimeout + 5*time.Second,
+	})
+}
 
 // superviseListeners binds the sockets the -supervise parent holds for its children, so that
 // each outlives every child: the public port, and METRICS_ADDR and PPROF_ADDR when set. closeAll

@@ -11,7 +11,7 @@ import (
 // EnsureAdmin makes sure an ADMIN account with email and password exists: it is created, or its
 // password and role are reset. It reports whether the account was created.
 func (a *Authenticator) EnsureAdmin(ctx context.Context, email, password string) (created bool, err error) {
-	email = strings.ToLower(strings.TrimSpace(email))
+	email = eventide.NormalizeEmail(email)
 	hash, err := a.Auth.Hash(password)
 	if err != nil {
 		return false, fmt.Errorf("auth: admin password: %w", err)

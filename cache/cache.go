@@ -1,23 +1,11 @@
-// Package cache is Eventide's shared cache: a small byte-value interface with two backends (Redis
-// through go-redis, and an in-process ttlcache), the Switch that falls back from Redis to memory
-// and back, a read-through Store that wraps the domain store (records by id, pages of lists,
-// invalidated on every write), automatic persisted queries, and the pub/sub bus that carries
-// invalidations and eventUpdated messages between replicas.
-//
-// # Exactness
-//
-// Every cached value carries the token of what it depends on: a record its own token, a page of a
-// list the token of its list family. A write replaces the tokens it makes stale with fresh random
-// ones before it returns, so a value read before the write can never match again. A reader
-// observes (or creates) the token before it reads the store and tags the value it writes back with
-// it; a reader that raced with a write therefore writes a value that is already dead. Tokens are
-// random and never reused, and an absent token is never trusted (it is created anew), so expiry or
-// eviction of a token can only cause misses, never stale hits.
+// Package cache is Eventide's shared key-value cache: a small byte-value interface with two
+// backends (Redis through go-redis, and an in-process ttlcache) and the Switch that falls back
+// from Redis to memory and back. What is kept in it, and how it stays exact, is the business of
+// its users (storecache, apq, respcache); the replica bus (package bus) publishes over its Redis.
 package cache
 
 import (
 	"context"
-	"strconv"
 	"time"
 )
 
@@ -44,8 +32,13 @@ type Cache interface {
 	// Purge removes everything this cache holds and returns how many entries it dropped.
 	Purge(ctx context.Context) (int, error)
 	// Stats reports the backend's state; Hits and Misses are left to the layer that knows what a
-	// hit is (Store).
+	// hit is (storecache.Store).
 	Stats(ctx context.Context) Stats
+	// SetLocal applies a write made by another replica to what only this process holds: it
+	// replaces items (for ttl) and deletes keys there. What every replica shares (Redis, while it
+	// serves) has had the write already, so Redis does nothing here, and the Switch does it on
+	// its memory only while memory serves.
+	SetLocal(ctx context.Context, items []Item, deletes []string, ttl time.Duration)
 }
 
 // Stats describes the cache for admins (the CacheStats type of the schema).
@@ -79,11 +72,4 @@ func (s Stats) HitRatio() float64 {
 		return float64(s.Hits) / float64(n)
 	}
 	return 0
-}
-
-// KeyPrefix is the one prefix of every key and channel this server uses in Redis: the database
-// name keeps two deployments sharing a Redis apart, and the codec version keeps two versions of
-// the server from reading each other's values.
-func KeyPrefix(database string) string {
-	return "eventide:" + database + ":v" + strconv.Itoa(codecVersion) + ":"
 }

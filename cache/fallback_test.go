@@ -2,22 +2,16 @@ package cache
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/redistest"
 )
 
 // deadRedis is a Redis backend at an address where nothing listens.
 func deadRedis(t *testing.T) *Redis {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	r := NewRedis(RedisOptions{Addrs: []string{addr}, TTL: time.Minute})
-	return r
+	return NewRedis(RedisOptions{Addrs: []string{redistest.DeadAddr(t)}, TTL: time.Minute})
 }
 
 // TestFallbackTTLCapsMemory: while Redis is configured but down, what memory takes in lives at
@@ -63,22 +57,36 @@ func TestFallbackTTLCapsMemory(t *testing.T) {
 	}
 }
 
-// TestBusHoldsBounded: while Redis is down the bus holds at most busHeld invalidations (the rest,
-// and every other message, are dropped and counted), and sends none while Redis does not serve.
-func TestBusHoldsBounded(t *testing.T) {
-	sw := NewSwitch(context.Background(), deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
-	defer sw.Close()
-	b := NewBus(sw, nil)
-	for range busHeld + 10 {
-		b.hold(busMsg{channel: channelInvalidate, payload: []byte("x")})
+// TestReadyReportsTheFallback: /readyz's cache check names the backend, and fails (not required)
+// while Redis is configured but down.
+func TestReadyReportsTheFallback(t *testing.T) {
+	mem := NewSwitch(context.Background(), nil, NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer mem.Close()
+	if detail, err := mem.Ready(context.Background()); detail != "memory" || err != nil {
+		t.Errorf("without Redis: Ready = %q, %v; want \"memory\", nil", detail, err)
 	}
-	b.hold(busMsg{channel: channelEvents, payload: []byte("e")})
-	if len(b.held) != busHeld || b.dropped.Load() != 11 {
-		t.Fatalf("held %d, dropped %d; want %d and 11", len(b.held), b.dropped.Load(), busHeld)
+	down := NewSwitch(context.Background(), deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer down.Close()
+	if detail, err := down.Ready(context.Background()); detail != "memory (fallback)" || err == nil ||
+		err.Error() != "redis unreachable; serving from memory" {
+		t.Errorf("Redis down: Ready = %q, %v; want \"memory (fallback)\", redis unreachable; serving from memory", detail, err)
 	}
-	b.resends = []time.Time{time.Now().Add(-time.Second)}
-	b.sendHeld(time.Now())
-	if len(b.held) != busHeld || len(b.resends) != 1 || b.sent.Load() != 0 {
-		t.Fatalf("sent while Redis was down: held %d, resends %d, sent %d", len(b.held), len(b.resends), b.sent.Load())
+}
+
+// TestSetLocalOnlyWhereNotShared: another replica's write reaches what only this process holds:
+// the Switch's memory while memory serves (here a fallback), never while Redis does, whose keys
+// the writer has changed already; Redis alone takes nothing.
+func TestSetLocalOnlyWhereNotShared(t *testing.T) {
+	ctx := context.Background()
+	items := []Item{{Key: "t", Value: []byte("new")}}
+	down := NewSwitch(ctx, deadRedis(t), NewMemory(MemoryOptions{MaxEntries: 100, TTL: time.Hour}), time.Hour, nil)
+	defer down.Close()
+	_ = down.Set(ctx, []Item{{Key: "v", Value: []byte("old")}}, 0)
+	down.SetLocal(ctx, items, []string{"v"}, time.Hour)
+	if got, _ := down.Get(ctx, []string{"t", "v"}); string(got[0]) != "new" || got[1] != nil {
+		t.Fatalf("fallback: memory holds t=%q v=%q after SetLocal, want new and nothing", got[0], got[1])
+	}
+	if n := down.Memory().Len(); n != 1 {
+		t.Fatalf("fallback: memory holds %d entries, want 1", n)
 	}
 }

@@ -132,6 +132,12 @@ func (m *Memory) Delete(_ context.Context, keys []string) error {
 	return nil
 }
 
+// SetLocal implements Cache: memory is this process's own, so it takes the write.
+func (m *Memory) SetLocal(ctx context.Context, items []Item, deletes []string, ttl time.Duration) {
+	_ = m.Set(ctx, items, ttl)
+	_ = m.Delete(ctx, deletes)
+}
+
 // Purge implements Cache.
 func (m *Memory) Purge(context.Context) (int, error) {
 	n := m.c.Len()

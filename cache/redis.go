@@ -112,9 +112,20 @@ func (r *Redis) Client() redis.UniversalClient { return r.client }
 // Close closes the connections.
 func (r *Redis) Close() error { return r.client.Close() }
 
+// Prefix starts every key and channel of this deployment in Redis.
+func (r *Redis) Prefix() string { return r.prefix }
+
+// WithTimeout bounds ctx by one call's timeout (OpTimeout), for callers of Client.
+func (r *Redis) WithTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return r.op(ctx)
+}
+
 func (r *Redis) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, r.timeout)
 }
+
+// SetLocal implements Cache: Redis is shared, so another replica's write is in it already.
+func (r *Redis) SetLocal(context.Context, []Item, []string, time.Duration) {}
 
 func (r *Redis) ttlOr(ttl time.Duration) time.Duration {
 	if ttl <= 0 {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -41,8 +42,8 @@ type Switch struct {
 	mu     sync.Mutex // serialises transitions
 	trips  atomic.Int64
 	closed chan struct{}
-	// recovered hears of every return to Redis (the bus then sends what it held back); one
-	// pending signal is enough.
+	// recovered hears of every return to Redis (the replica bus then sends what it held back);
+	// one pending signal is enough.
 	recovered chan struct{}
 	wg        sync.WaitGroup
 }
@@ -159,8 +160,45 @@ func (s *Switch) Describe() string {
 	return "memory"
 }
 
+// Ready is the cache's /readyz probe: Describe, with an error while Redis is configured but not
+// serving (reads then go to memory: a replica serves on, so the check should not be required).
+func (s *Switch) Ready(context.Context) (string, error) {
+	if s.FallbackActive() {
+		return s.Describe(), errors.New("redis unreachable; serving from memory")
+	}
+	return s.Describe(), nil
+}
+
 // readsRedis reports whether reads go to Redis now.
 func (s *Switch) readsRedis() bool { return s.state.Load() == stateRedis }
+
+// Serving reports whether Redis serves now (reads go to it).
+func (s *Switch) Serving() bool { return s.readsRedis() }
+
+// Accepting reports whether Redis takes writes now: it serves, or it answers again and is being
+// emptied before it serves.
+func (s *Switch) Accepting() bool {
+	st := s.state.Load()
+	return st == stateRedis || st == stateRecovering
+}
+
+// Recovered receives a signal each time Redis serves again after a failure (one pending signal
+// is kept), for one listener: the replica bus, which then sends what it held back.
+func (s *Switch) Recovered() <-chan struct{} { return s.recovered }
+
+// Failed tells the Switch that a Redis call made outside it (a PUBLISH of the bus) failed: it
+// falls back to memory as if one of its own calls had.
+func (s *Switch) Failed(err error) { s.fail(err) }
+
+// SetLocal implements Cache: while Redis serves, another replica's write is in Redis already and
+// memory is idle; while memory serves (a fallback, or the end of one), memory takes it.
+func (s *Switch) SetLocal(ctx context.Context, items []Item, deletes []string, ttl time.Duration) {
+	if s.readsRedis() {
+		return
+	}
+	_ = s.memSet(ctx, items, ttl)
+	_ = s.mem.Delete(ctx, deletes)
+}
 
 // redisFailed handles an error from a Redis call made on behalf of ctx: the caller's own
 // cancellation is returned as is; anything else is Redis's failure and switches to memory.

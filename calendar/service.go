@@ -45,7 +45,7 @@ func (s *Service) EventFile(ctx context.Context, id string, viewer *eventide.Use
 	}
 	if e.Online && e.OnlineURL != "" && viewer != nil {
 		var reg *eventide.Registration
-		if viewer.ID != e.OrganizerID && viewer.Role != eventide.RoleAdmin {
+		if !viewer.CanManage(e) {
 			reg, _ = s.Store.RegistrationFor(ctx, e.ID, viewer.ID)
 		}
 		if e.CanSeeOnlineURL(viewer, reg) {

@@ -64,6 +64,7 @@ type Config struct {
 	WSMaxConnectionsPerClient       int           // WS_MAX_CONNECTIONS_PER_CLIENT
 	WSMaxSubscriptionsPerConnection int           // WS_MAX_SUBSCRIPTIONS_PER_CONNECTION
 	WSTransport                     string        // WS_TRANSPORT: lean (event loop) or gqlgen
+	WSWriteTimeout                  time.Duration // WS_WRITE_TIMEOUT: how long a websocket's writes may wait for its reader
 	HTTPReadTimeout                 time.Duration // HTTP_READ_TIMEOUT: the whole request, body included
 	HTTPMaxConnectionsPerClient     int           // HTTP_MAX_CONNECTIONS_PER_CLIENT: open connections per client address
 	SSEKeepAliveInterval            time.Duration // SSE_KEEPALIVE_INTERVAL: keep-alive comments on an idle SSE stream
@@ -152,8 +153,8 @@ func (c *Config) TracesEndpoint() string {
 	return ""
 }
 
-// WS_TRANSPORT values: lean is the event-loop websocket transport (httpapi/leanws.go), gqlgen
-// gqlgen's own, kept for one release so an operator can switch back.
+// WS_TRANSPORT values: lean is the event-loop websocket transport (httpapi/leanws.go), the
+// default; gqlgen gqlgen's own, kept for one release so an operator can switch back.
 const (
 	WSTransportLean   = "lean"
 	WSTransportGqlgen = "gqlgen"

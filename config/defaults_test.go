@@ -61,7 +61,7 @@ func TestDefaults(t *testing.T) {
 			ThrottleTTL: 60 * time.Second, ThrottleLimit: 300, LoginThrottleLimit: 10, SignupThrottleLimit: 5,
 			BruteForceThreshold: 5, BruteForceWindow: 15 * time.Minute,
 			QueryMaxDepth: 12, QueryMaxComplexity: 1000, QueryMaxAliases: 30, QueryMaxTokens: 2000,
-			HTTPMaxBodyBytes: 1048576, WSMaxConnectionsPerClient: 50, WSMaxSubscriptionsPerConnection: 20, WSTransport: "gqlgen",
+			HTTPMaxBodyBytes: 1048576, WSMaxConnectionsPerClient: 50, WSMaxSubscriptionsPerConnection: 20, WSTransport: "lean", WSWriteTimeout: 10 * time.Second,
 			HTTPReadTimeout: 15 * time.Second, HTTPMaxConnectionsPerClient: 100,
 			SSEKeepAliveInterval: 15 * time.Second, SSEWriteTimeout: 10 * time.Second, MultipartHeartbeatInterval: 5 * time.Second,
 			ShutdownTimeout: 15 * time.Second, SuperviseMaxRestarts: 10, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),

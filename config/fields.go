@@ -130,6 +130,7 @@ var fields = []field{
 	integer("WS_MAX_CONNECTIONS_PER_CLIENT", "websocket connections per client", 1, math.MaxInt, func(c *Config) *int { return &c.WSMaxConnectionsPerClient }),
 	integer("WS_MAX_SUBSCRIPTIONS_PER_CONNECTION", "subscriptions per websocket connection", 1, math.MaxInt, func(c *Config) *int { return &c.WSMaxSubscriptionsPerConnection }),
 	enum("WS_TRANSPORT", "websocket transport: lean (event loop, no goroutine per idle socket) or gqlgen (gqlgen's own)", []string{WSTransportLean, WSTransportGqlgen}, func(c *Config) *string { return &c.WSTransport }),
+	duration("WS_WRITE_TIMEOUT", "how long a websocket's writes may wait for its reader before the socket is closed", func(c *Config) *time.Duration { return &c.WSWriteTimeout }),
 	duration("HTTP_READ_TIMEOUT", "time for a whole request to arrive, body included (not a stream once open)", func(c *Config) *time.Duration { return &c.HTTPReadTimeout }),
 	integer("HTTP_MAX_CONNECTIONS_PER_CLIENT", "open connections per client address, websockets and SSE included", 1, math.MaxInt, func(c *Config) *int { return &c.HTTPMaxConnectionsPerClient }),
 	duration("SSE_KEEPALIVE_INTERVAL", "interval of keep-alive comments on an idle Server-Sent Events stream", func(c *Config) *time.Duration { return &c.SSEKeepAliveInterval }),

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/knadh/koanf/parsers/dotenv"
 	"github.com/knadh/koanf/parsers/yaml"
@@ -237,8 +238,9 @@ func (safeDotenv) Marshal(map[string]any) ([]byte, error) {
 	return nil, errors.New("not supported")
 }
 
-// yamlQuoted matches the `...` spans in which yaml errors quote the document.
-var yamlQuoted = regexp.MustCompile("`[^`]*`")
+// yamlQuoted matches the `...` spans in which yaml errors quote the document; compiled on the
+// first such error, not at every start.
+var yamlQuoted = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("`[^`]*`") })
 
 // yamlLayer reads a YAML file whose keys are the environment names or their lower-case,
 // nested or kebab-case forms (port, mongo_uri, mongo-uri, mongo: {uri: ...}). Unknown keys are
@@ -246,7 +248,7 @@ var yamlQuoted = regexp.MustCompile("`[^`]*`")
 func yamlLayer(path string) (layer, error) {
 	all, err := readLayer(file.Provider(path), yaml.Parser())
 	if err != nil {
-		msg := yamlQuoted.ReplaceAllString(err.Error(), "`...`")
+		msg := yamlQuoted().ReplaceAllString(err.Error(), "`...`")
 		msg = strings.Join(strings.Fields(msg), " ")
 		return layer{}, fmt.Errorf("config: reading %s: %s", path, msg)
 	}

@@ -121,10 +121,30 @@ type Event struct {
 // VisibleTo reports whether viewer (nil for anonymous) may see e: drafts are seen by their
 // organizer and admins only.
 func (e *Event) VisibleTo(viewer *User) bool {
-	if e.Status != EventDraft {
-		return true
-	}
-	return viewer != nil && (viewer.ID == e.OrganizerID || viewer.Role == RoleAdmin)
+	return e.Status != EventDraft || viewer.CanManage(e)
+}
+
+// CanManage reports whether u (nil for anonymous) may change e and see what only its organizer
+// sees (its drafts, its registrations, its link): e's organizer or an admin.
+func (u *User) CanManage(e *Event) bool {
+	return u != nil && (u.ID == e.OrganizerID || u.Role == RoleAdmin)
+}
+
+// CanManageVenue reports whether u (nil for anonymous) may change v: its creator or an admin.
+func (u *User) CanManageVenue(v *Venue) bool {
+	return u != nil && (u.ID == v.CreatedByID || u.Role == RoleAdmin)
+}
+
+// CanSeeAccount reports whether u (nil for anonymous) may see what is private to the account of
+// other (its email, calendar URL, registrations and drafts): other themself or an admin.
+func (u *User) CanSeeAccount(other *User) bool {
+	return u != nil && (u.ID == other.ID || u.Role == RoleAdmin)
+}
+
+// ActsForOther reports whether u changed e only by being an admin: an admin who is not e's
+// organizer (the writes the security log records as ADMIN_ACTION).
+func (u *User) ActsForOther(e *Event) bool {
+	return u != nil && u.Role == RoleAdmin && u.ID != e.OrganizerID
 }
 
 // Registration is one user's place (confirmed or waitlisted) at one event.

@@ -2,7 +2,6 @@ package eventide
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -190,10 +189,6 @@ type StoreStats struct {
 	LastEvent       string
 	LastEventAt     time.Time
 }
-
-// NormalizeEmail is the form an email is stored and looked up in: trimmed and lower-cased, so
-// that addresses differing in case are one account.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // Store is everything the resolvers need from persistence.
 type Store interface {

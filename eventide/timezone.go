@@ -56,7 +56,7 @@ func (e *Event) CanSeeOnlineURL(viewer *User, reg *Registration) bool {
 	switch {
 	case viewer == nil:
 		return false
-	case viewer.ID == e.OrganizerID || viewer.Role == RoleAdmin:
+	case viewer.CanManage(e):
 		return true
 	}
 	return reg != nil && reg.UserID == viewer.ID && reg.Status == RegistrationConfirmed
@@ -74,7 +74,7 @@ var cityZones = map[string]string{
 // CityTimeZone is the zone of a known city, DefaultTimeZone for any other: the default of a venue
 // stored before venues had zones.
 func CityTimeZone(city string) string {
-	if z, ok := cityZones[strings.ToLower(strings.TrimSpace(city))]; ok {
+	if z, ok := cityZones[FoldCity(city)]; ok {
 		return z
 	}
 	return DefaultTimeZone

@@ -14,12 +14,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
-	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph/model"
-	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/relay"
-	"github.com/eventide/server/security"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -35,11 +32,9 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Event() EventResolver
-	MemoryStats() MemoryStatsResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Registration() RegistrationResolver
-	SecurityEvent() SecurityEventResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
 	Venue() VenueResolver
@@ -120,14 +115,14 @@ type ComplexityRoot struct {
 
 	MemoryStats struct {
 		At               func(childComplexity int) int
-		GCCycles         func(childComplexity int) int
+		GcCycles         func(childComplexity int) int
 		Goroutines       func(childComplexity int) int
 		HeapAllocBytes   func(childComplexity int) int
 		HeapInuseBytes   func(childComplexity int) int
 		HeapSysBytes     func(childComplexity int) int
-		LastGCPauseNs    func(childComplexity int) int
+		LastGcPauseNs    func(childComplexity int) int
 		MemoryLimitBytes func(childComplexity int) int
-		RSSBytes         func(childComplexity int) int
+		RssBytes         func(childComplexity int) int
 		StackInuseBytes  func(childComplexity int) int
 		TotalBytes       func(childComplexity int) int
 		UsagePercent     func(childComplexity int) int
@@ -221,7 +216,7 @@ type ComplexityRoot struct {
 		EventUpdated    func(childComplexity int, id string) int
 		MemoryStats     func(childComplexity int, intervalMs *int) int
 		MyRegistrations func(childComplexity int) int
-		SecurityEvents  func(childComplexity int, minSeverity *security.Severity) int
+		SecurityEvents  func(childComplexity int, minSeverity *model.Severity) int
 	}
 
 	User struct {
@@ -302,10 +297,6 @@ type EventResolver interface {
 
 	Registrations(ctx context.Context, obj *eventide.Event, status *eventide.RegistrationStatus, first *int, after *string) (*relay.RegistrationConnection, error)
 }
-type MemoryStatsResolver interface {
-	MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error)
-	UsagePercent(ctx context.Context, obj *memstats.Sample) (*float64, error)
-}
 type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
@@ -329,10 +320,10 @@ type QueryResolver interface {
 	Events(ctx context.Context, filter *model.EventFilter, first *int, after *string) (*relay.EventConnection, error)
 	Venue(ctx context.Context, id string) (*eventide.Venue, error)
 	Venues(ctx context.Context, city *string, first *int, after *string) (*relay.VenueConnection, error)
-	CacheStats(ctx context.Context) (*cache.Stats, error)
-	SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*security.Event, error)
-	MemoryStats(ctx context.Context) (*memstats.Sample, error)
-	MemoryHistory(ctx context.Context, last *int) ([]*memstats.Sample, error)
+	CacheStats(ctx context.Context) (*model.CacheStats, error)
+	SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*model.SecurityEvent, error)
+	MemoryStats(ctx context.Context) (*model.MemoryStats, error)
+	MemoryHistory(ctx context.Context, last *int) ([]*model.MemoryStats, error)
 	DatabaseStats(ctx context.Context) (*model.DatabaseStats, error)
 	Users(ctx context.Context, search *string, role *eventide.Role, first *int, after *string) (*relay.UserConnection, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
@@ -345,17 +336,10 @@ type RegistrationResolver interface {
 	WaitlistPosition(ctx context.Context, obj *eventide.Registration) (*int, error)
 	CancelReason(ctx context.Context, obj *eventide.Registration) (*string, error)
 }
-type SecurityEventResolver interface {
-	IP(ctx context.Context, obj *security.Event) (*string, error)
-	UserID(ctx context.Context, obj *security.Event) (*string, error)
-	Email(ctx context.Context, obj *security.Event) (*string, error)
-	UserAgent(ctx context.Context, obj *security.Event) (*string, error)
-	Operation(ctx context.Context, obj *security.Event) (*string, error)
-}
 type SubscriptionResolver interface {
 	EventUpdated(ctx context.Context, id string) (<-chan *eventide.Event, error)
-	MemoryStats(ctx context.Context, intervalMs *int) (<-chan *memstats.Sample, error)
-	SecurityEvents(ctx context.Context, minSeverity *security.Severity) (<-chan *security.Event, error)
+	MemoryStats(ctx context.Context, intervalMs *int) (<-chan *model.MemoryStats, error)
+	SecurityEvents(ctx context.Context, minSeverity *model.Severity) (<-chan *model.SecurityEvent, error)
 	MyRegistrations(ctx context.Context) (<-chan *eventide.Registration, error)
 }
 type UserResolver interface {
@@ -717,11 +701,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemoryStats.At(childComplexity), true
 	case "MemoryStats.gcCycles":
-		if e.ComplexityRoot.MemoryStats.GCCycles == nil {
+		if e.ComplexityRoot.MemoryStats.GcCycles == nil {
 			break
 		}
 
-		return e.ComplexityRoot.MemoryStats.GCCycles(childComplexity), true
+		return e.ComplexityRoot.MemoryStats.GcCycles(childComplexity), true
 	case "MemoryStats.goroutines":
 		if e.ComplexityRoot.MemoryStats.Goroutines == nil {
 			break
@@ -747,11 +731,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemoryStats.HeapSysBytes(childComplexity), true
 	case "MemoryStats.lastGcPauseNs":
-		if e.ComplexityRoot.MemoryStats.LastGCPauseNs == nil {
+		if e.ComplexityRoot.MemoryStats.LastGcPauseNs == nil {
 			break
 		}
 
-		return e.ComplexityRoot.MemoryStats.LastGCPauseNs(childComplexity), true
+		return e.ComplexityRoot.MemoryStats.LastGcPauseNs(childComplexity), true
 	case "MemoryStats.memoryLimitBytes":
 		if e.ComplexityRoot.MemoryStats.MemoryLimitBytes == nil {
 			break
@@ -759,11 +743,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemoryStats.MemoryLimitBytes(childComplexity), true
 	case "MemoryStats.rssBytes":
-		if e.ComplexityRoot.MemoryStats.RSSBytes == nil {
+		if e.ComplexityRoot.MemoryStats.RssBytes == nil {
 			break
 		}
 
-		return e.ComplexityRoot.MemoryStats.RSSBytes(childComplexity), true
+		return e.ComplexityRoot.MemoryStats.RssBytes(childComplexity), true
 	case "MemoryStats.stackInuseBytes":
 		if e.ComplexityRoot.MemoryStats.StackInuseBytes == nil {
 			break
@@ -1295,7 +1279,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.SecurityEvents(childComplexity, args["minSeverity"].(*security.Severity)), true
+		return e.ComplexityRoot.Subscription.SecurityEvents(childComplexity, args["minSeverity"].(*model.Severity)), true
 
 	case "User.calendarUrl":
 		if e.ComplexityRoot.User.CalendarURL == nil {
@@ -3411,8 +3395,8 @@ func (ec *executionContext) field_Subscription_securityEvents_args(ctx context.C
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "minSeverity",
-		func(ctx context.Context, v any) (*security.Severity, error) {
-			return ec.unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx, v)
+		func(ctx context.Context, v any) (*model.Severity, error) {
+			return ec.unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3632,7 +3616,7 @@ func (ec *executionContext) fieldContext_AuthPayload_user(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _CacheStats_backend(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3655,7 +3639,7 @@ func (ec *executionContext) fieldContext_CacheStats_backend(_ context.Context, f
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "String")
 }
 
-func (ec *executionContext) _CacheStats_fallbackActive(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_fallbackActive(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3678,7 +3662,7 @@ func (ec *executionContext) fieldContext_CacheStats_fallbackActive(_ context.Con
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _CacheStats_hits(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_hits(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3701,7 +3685,7 @@ func (ec *executionContext) fieldContext_CacheStats_hits(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_misses(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_misses(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3724,7 +3708,7 @@ func (ec *executionContext) fieldContext_CacheStats_misses(_ context.Context, fi
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_hitRatio(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_hitRatio(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3733,7 +3717,7 @@ func (ec *executionContext) _CacheStats_hitRatio(ctx context.Context, field grap
 			return ec.fieldContext_CacheStats_hitRatio(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.HitRatio(), nil
+			return obj.HitRatio, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
@@ -3744,10 +3728,10 @@ func (ec *executionContext) _CacheStats_hitRatio(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_CacheStats_hitRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CacheStats", field, true, false, "Float")
+	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Float")
 }
 
-func (ec *executionContext) _CacheStats_entries(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_entries(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3770,7 +3754,7 @@ func (ec *executionContext) fieldContext_CacheStats_entries(_ context.Context, f
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_capacity(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_capacity(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3793,7 +3777,7 @@ func (ec *executionContext) fieldContext_CacheStats_capacity(_ context.Context, 
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_evictions(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_evictions(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3816,7 +3800,7 @@ func (ec *executionContext) fieldContext_CacheStats_evictions(_ context.Context,
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_ttlSeconds(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_ttlSeconds(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3839,7 +3823,7 @@ func (ec *executionContext) fieldContext_CacheStats_ttlSeconds(_ context.Context
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _CacheStats_responseHits(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_responseHits(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3862,7 +3846,7 @@ func (ec *executionContext) fieldContext_CacheStats_responseHits(_ context.Conte
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_responseMisses(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_responseMisses(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3885,7 +3869,7 @@ func (ec *executionContext) fieldContext_CacheStats_responseMisses(_ context.Con
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _CacheStats_responseEntries(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_responseEntries(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3908,7 +3892,7 @@ func (ec *executionContext) fieldContext_CacheStats_responseEntries(_ context.Co
 	return graphql.NewScalarFieldContext("CacheStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _CacheStats_responseBytes(ctx context.Context, field graphql.CollectedField, obj *cache.Stats) (ret graphql.Marshaler) {
+func (ec *executionContext) _CacheStats_responseBytes(ctx context.Context, field graphql.CollectedField, obj *model.CacheStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4809,7 +4793,7 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _MemoryStats_at(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_at(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4832,7 +4816,7 @@ func (ec *executionContext) fieldContext_MemoryStats_at(_ context.Context, field
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Time")
 }
 
-func (ec *executionContext) _MemoryStats_rssBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_rssBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4841,7 +4825,7 @@ func (ec *executionContext) _MemoryStats_rssBytes(ctx context.Context, field gra
 			return ec.fieldContext_MemoryStats_rssBytes(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.RSSBytes, nil
+			return obj.RssBytes, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
@@ -4855,7 +4839,7 @@ func (ec *executionContext) fieldContext_MemoryStats_rssBytes(_ context.Context,
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_heapAllocBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_heapAllocBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4878,7 +4862,7 @@ func (ec *executionContext) fieldContext_MemoryStats_heapAllocBytes(_ context.Co
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_heapInuseBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_heapInuseBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4901,7 +4885,7 @@ func (ec *executionContext) fieldContext_MemoryStats_heapInuseBytes(_ context.Co
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_heapSysBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_heapSysBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4924,7 +4908,7 @@ func (ec *executionContext) fieldContext_MemoryStats_heapSysBytes(_ context.Cont
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_stackInuseBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_stackInuseBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4947,7 +4931,7 @@ func (ec *executionContext) fieldContext_MemoryStats_stackInuseBytes(_ context.C
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_totalBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_totalBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4970,7 +4954,7 @@ func (ec *executionContext) fieldContext_MemoryStats_totalBytes(_ context.Contex
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_goroutines(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_goroutines(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4993,7 +4977,7 @@ func (ec *executionContext) fieldContext_MemoryStats_goroutines(_ context.Contex
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _MemoryStats_gcCycles(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_gcCycles(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5002,7 +4986,7 @@ func (ec *executionContext) _MemoryStats_gcCycles(ctx context.Context, field gra
 			return ec.fieldContext_MemoryStats_gcCycles(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.GCCycles, nil
+			return obj.GcCycles, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -5016,7 +5000,7 @@ func (ec *executionContext) fieldContext_MemoryStats_gcCycles(_ context.Context,
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _MemoryStats_lastGcPauseNs(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_lastGcPauseNs(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5025,7 +5009,7 @@ func (ec *executionContext) _MemoryStats_lastGcPauseNs(ctx context.Context, fiel
 			return ec.fieldContext_MemoryStats_lastGcPauseNs(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.LastGCPauseNs, nil
+			return obj.LastGcPauseNs, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
@@ -5039,7 +5023,7 @@ func (ec *executionContext) fieldContext_MemoryStats_lastGcPauseNs(_ context.Con
 	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_memoryLimitBytes(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_memoryLimitBytes(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5048,7 +5032,7 @@ func (ec *executionContext) _MemoryStats_memoryLimitBytes(ctx context.Context, f
 			return ec.fieldContext_MemoryStats_memoryLimitBytes(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.MemoryStats().MemoryLimitBytes(ctx, obj)
+			return obj.MemoryLimitBytes, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
@@ -5059,10 +5043,10 @@ func (ec *executionContext) _MemoryStats_memoryLimitBytes(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_MemoryStats_memoryLimitBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("MemoryStats", field, true, true, "Int64")
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Int64")
 }
 
-func (ec *executionContext) _MemoryStats_usagePercent(ctx context.Context, field graphql.CollectedField, obj *memstats.Sample) (ret graphql.Marshaler) {
+func (ec *executionContext) _MemoryStats_usagePercent(ctx context.Context, field graphql.CollectedField, obj *model.MemoryStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5071,7 +5055,7 @@ func (ec *executionContext) _MemoryStats_usagePercent(ctx context.Context, field
 			return ec.fieldContext_MemoryStats_usagePercent(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.MemoryStats().UsagePercent(ctx, obj)
+			return obj.UsagePercent, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
@@ -5082,7 +5066,7 @@ func (ec *executionContext) _MemoryStats_usagePercent(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_MemoryStats_usagePercent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("MemoryStats", field, true, true, "Float")
+	return graphql.NewScalarFieldContext("MemoryStats", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Mutation_signUp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -6190,11 +6174,11 @@ func (ec *executionContext) _Query_cacheStats(ctx context.Context, field graphql
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *cache.Stats
+					var zeroVal *model.CacheStats
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *cache.Stats
+					var zeroVal *model.CacheStats
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6203,8 +6187,8 @@ func (ec *executionContext) _Query_cacheStats(ctx context.Context, field graphql
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *cache.Stats) graphql.Marshaler {
-			return ec.marshalNCacheStats2ᚖgithubᚗcomᚋeventideᚋserverᚋcacheᚐStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheStats) graphql.Marshaler {
+			return ec.marshalNCacheStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐCacheStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6241,11 +6225,11 @@ func (ec *executionContext) _Query_securityEvents(ctx context.Context, field gra
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal []*security.Event
+					var zeroVal []*model.SecurityEvent
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal []*security.Event
+					var zeroVal []*model.SecurityEvent
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6254,8 +6238,8 @@ func (ec *executionContext) _Query_securityEvents(ctx context.Context, field gra
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v []*security.Event) graphql.Marshaler {
-			return ec.marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SecurityEvent) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6302,11 +6286,11 @@ func (ec *executionContext) _Query_memoryStats(ctx context.Context, field graphq
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *memstats.Sample
+					var zeroVal *model.MemoryStats
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *memstats.Sample
+					var zeroVal *model.MemoryStats
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6315,8 +6299,8 @@ func (ec *executionContext) _Query_memoryStats(ctx context.Context, field graphq
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *memstats.Sample) graphql.Marshaler {
-			return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MemoryStats) graphql.Marshaler {
+			return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐMemoryStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6353,11 +6337,11 @@ func (ec *executionContext) _Query_memoryHistory(ctx context.Context, field grap
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal []*memstats.Sample
+					var zeroVal []*model.MemoryStats
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal []*memstats.Sample
+					var zeroVal []*model.MemoryStats
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -6366,8 +6350,8 @@ func (ec *executionContext) _Query_memoryHistory(ctx context.Context, field grap
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v []*memstats.Sample) graphql.Marshaler {
-			return ec.marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSampleᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.MemoryStats) graphql.Marshaler {
+			return ec.marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐMemoryStatsᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7041,7 +7025,7 @@ func (ec *executionContext) fieldContext_RegistrationEdge_node(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _SecurityEvent_id(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7064,7 +7048,7 @@ func (ec *executionContext) fieldContext_SecurityEvent_id(_ context.Context, fie
 	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _SecurityEvent_type(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7076,8 +7060,8 @@ func (ec *executionContext) _SecurityEvent_type(ctx context.Context, field graph
 			return obj.Type, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v security.EventType) graphql.Marshaler {
-			return ec.marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.SecurityEventType) graphql.Marshaler {
+			return ec.marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventType(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7087,7 +7071,7 @@ func (ec *executionContext) fieldContext_SecurityEvent_type(_ context.Context, f
 	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "SecurityEventType")
 }
 
-func (ec *executionContext) _SecurityEvent_severity(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_severity(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7099,8 +7083,8 @@ func (ec *executionContext) _SecurityEvent_severity(ctx context.Context, field g
 			return obj.Severity, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v security.Severity) graphql.Marshaler {
-			return ec.marshalNSeverity2githubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.Severity) graphql.Marshaler {
+			return ec.marshalNSeverity2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7110,7 +7094,7 @@ func (ec *executionContext) fieldContext_SecurityEvent_severity(_ context.Contex
 	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Severity")
 }
 
-func (ec *executionContext) _SecurityEvent_at(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_at(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7133,7 +7117,7 @@ func (ec *executionContext) fieldContext_SecurityEvent_at(_ context.Context, fie
 	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Time")
 }
 
-func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7142,7 +7126,7 @@ func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql
 			return ec.fieldContext_SecurityEvent_ip(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SecurityEvent().IP(ctx, obj)
+			return obj.IP, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -7153,10 +7137,10 @@ func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_SecurityEvent_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _SecurityEvent_userId(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7165,7 +7149,7 @@ func (ec *executionContext) _SecurityEvent_userId(ctx context.Context, field gra
 			return ec.fieldContext_SecurityEvent_userId(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SecurityEvent().UserID(ctx, obj)
+			return obj.UserID, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -7176,10 +7160,10 @@ func (ec *executionContext) _SecurityEvent_userId(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_SecurityEvent_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _SecurityEvent_email(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_email(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7188,7 +7172,7 @@ func (ec *executionContext) _SecurityEvent_email(ctx context.Context, field grap
 			return ec.fieldContext_SecurityEvent_email(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SecurityEvent().Email(ctx, obj)
+			return obj.Email, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -7199,10 +7183,10 @@ func (ec *executionContext) _SecurityEvent_email(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_SecurityEvent_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7211,7 +7195,7 @@ func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field 
 			return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SecurityEvent().UserAgent(ctx, obj)
+			return obj.UserAgent, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -7222,10 +7206,10 @@ func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_SecurityEvent_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _SecurityEvent_operation(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_operation(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7234,7 +7218,7 @@ func (ec *executionContext) _SecurityEvent_operation(ctx context.Context, field 
 			return ec.fieldContext_SecurityEvent_operation(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SecurityEvent().Operation(ctx, obj)
+			return obj.Operation, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
@@ -7245,10 +7229,10 @@ func (ec *executionContext) _SecurityEvent_operation(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_SecurityEvent_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SecurityEvent", field, true, true, "String")
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _SecurityEvent_message(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_message(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7271,7 +7255,7 @@ func (ec *executionContext) fieldContext_SecurityEvent_message(_ context.Context
 	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _SecurityEvent_count(ctx context.Context, field graphql.CollectedField, obj *security.Event) (ret graphql.Marshaler) {
+func (ec *executionContext) _SecurityEvent_count(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7494,11 +7478,11 @@ func (ec *executionContext) _Subscription_memoryStats(ctx context.Context, field
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *memstats.Sample
+					var zeroVal *model.MemoryStats
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *memstats.Sample
+					var zeroVal *model.MemoryStats
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -7507,8 +7491,8 @@ func (ec *executionContext) _Subscription_memoryStats(ctx context.Context, field
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *memstats.Sample) graphql.Marshaler {
-			return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MemoryStats) graphql.Marshaler {
+			return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐMemoryStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7548,7 +7532,7 @@ func (ec *executionContext) _Subscription_securityEvents(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().SecurityEvents(ctx, fc.Args["minSeverity"].(*security.Severity))
+			return ec.Resolvers.Subscription().SecurityEvents(ctx, fc.Args["minSeverity"].(*model.Severity))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -7556,11 +7540,11 @@ func (ec *executionContext) _Subscription_securityEvents(ctx context.Context, fi
 			directive1 := func(ctx context.Context) (any, error) {
 				role, err := ec.unmarshalNRole2githubᚗcomᚋeventideᚋserverᚋeventideᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal *security.Event
+					var zeroVal *model.SecurityEvent
 					return zeroVal, err
 				}
 				if ec.Directives.HasRole == nil {
-					var zeroVal *security.Event
+					var zeroVal *model.SecurityEvent
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
 				return ec.Directives.HasRole(ctx, nil, directive0, role)
@@ -7569,8 +7553,8 @@ func (ec *executionContext) _Subscription_securityEvents(ctx context.Context, fi
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v *security.Event) graphql.Marshaler {
-			return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEvent(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9954,14 +9938,14 @@ func (ec *executionContext) unmarshalInputSecurityEventFilter(ctx context.Contex
 		switch k {
 		case "types":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
-			data, err := ec.unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventTypeᚄ(ctx, v)
+			data, err := ec.unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventTypeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Types = data
 		case "minSeverity":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minSeverity"))
-			data, err := ec.unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx, v)
+			data, err := ec.unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -10283,7 +10267,7 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 
 var cacheStatsImplementors = []string{"CacheStats"}
 
-func (ec *executionContext) _CacheStats(ctx context.Context, sel ast.SelectionSet, obj *cache.Stats) graphql.Marshaler {
+func (ec *executionContext) _CacheStats(ctx context.Context, sel ast.SelectionSet, obj *model.CacheStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, cacheStatsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10669,7 +10653,7 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 
 var memoryStatsImplementors = []string{"MemoryStats"}
 
-func (ec *executionContext) _MemoryStats(ctx context.Context, sel ast.SelectionSet, obj *memstats.Sample) graphql.Marshaler {
+func (ec *executionContext) _MemoryStats(ctx context.Context, sel ast.SelectionSet, obj *model.MemoryStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, memoryStatsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10681,65 +10665,63 @@ func (ec *executionContext) _MemoryStats(ctx context.Context, sel ast.SelectionS
 		case "at":
 			out.Values[i] = ec._MemoryStats_at(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "rssBytes":
 			out.Values[i] = ec._MemoryStats_rssBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "heapAllocBytes":
 			out.Values[i] = ec._MemoryStats_heapAllocBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "heapInuseBytes":
 			out.Values[i] = ec._MemoryStats_heapInuseBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "heapSysBytes":
 			out.Values[i] = ec._MemoryStats_heapSysBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "stackInuseBytes":
 			out.Values[i] = ec._MemoryStats_stackInuseBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "totalBytes":
 			out.Values[i] = ec._MemoryStats_totalBytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "goroutines":
 			out.Values[i] = ec._MemoryStats_goroutines(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "gcCycles":
 			out.Values[i] = ec._MemoryStats_gcCycles(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "lastGcPauseNs":
 			out.Values[i] = ec._MemoryStats_lastGcPauseNs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "memoryLimitBytes":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._MemoryStats_memoryLimitBytes(ctx, field, obj)
-				})
+			out.Values[i] = ec._MemoryStats_memoryLimitBytes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "usagePercent":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._MemoryStats_usagePercent(ctx, field, obj)
-				})
+			out.Values[i] = ec._MemoryStats_usagePercent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -11219,7 +11201,7 @@ func (ec *executionContext) _RegistrationEdge(ctx context.Context, sel ast.Selec
 
 var securityEventImplementors = []string{"SecurityEvent"}
 
-func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.SelectionSet, obj *security.Event) graphql.Marshaler {
+func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.SelectionSet, obj *model.SecurityEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, securityEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -11231,62 +11213,57 @@ func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.Selectio
 		case "id":
 			out.Values[i] = ec._SecurityEvent_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "type":
 			out.Values[i] = ec._SecurityEvent_type(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "severity":
 			out.Values[i] = ec._SecurityEvent_severity(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "at":
 			out.Values[i] = ec._SecurityEvent_at(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "ip":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SecurityEvent_ip(ctx, field, obj)
-				})
+			out.Values[i] = ec._SecurityEvent_ip(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "userId":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SecurityEvent_userId(ctx, field, obj)
-				})
+			out.Values[i] = ec._SecurityEvent_userId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "email":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SecurityEvent_email(ctx, field, obj)
-				})
+			out.Values[i] = ec._SecurityEvent_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "userAgent":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SecurityEvent_userAgent(ctx, field, obj)
-				})
+			out.Values[i] = ec._SecurityEvent_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "operation":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SecurityEvent_operation(ctx, field, obj)
-				})
+			out.Values[i] = ec._SecurityEvent_operation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "message":
 			out.Values[i] = ec._SecurityEvent_message(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "count":
 			out.Values[i] = ec._SecurityEvent_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -12163,7 +12140,7 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
-func (ec *executionContext) marshalNCacheStats2ᚖgithubᚗcomᚋeventideᚋserverᚋcacheᚐStats(ctx context.Context, sel ast.SelectionSet, v *cache.Stats) graphql.Marshaler {
+func (ec *executionContext) marshalNCacheStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐCacheStats(ctx context.Context, sel ast.SelectionSet, v *model.CacheStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CacheStats!")
 		return graphql.Null
@@ -12315,11 +12292,11 @@ func (ec *executionContext) marshalNInt642int64(ctx context.Context, sel ast.Sel
 	return res
 }
 
-func (ec *executionContext) marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSampleᚄ(ctx context.Context, sel ast.SelectionSet, v []*memstats.Sample) graphql.Marshaler {
+func (ec *executionContext) marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐMemoryStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MemoryStats) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx, sel, v[i])
+		return ec.marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐMemoryStats(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -12331,7 +12308,7 @@ func (ec *executionContext) marshalNMemoryStats2ᚕᚖgithubᚗcomᚋeventideᚋ
 	return ret
 }
 
-func (ec *executionContext) marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋmemstatsᚐSample(ctx context.Context, sel ast.SelectionSet, v *memstats.Sample) graphql.Marshaler {
+func (ec *executionContext) marshalNMemoryStats2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐMemoryStats(ctx context.Context, sel ast.SelectionSet, v *model.MemoryStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "MemoryStats!")
 		return graphql.Null
@@ -12417,11 +12394,11 @@ func (ec *executionContext) marshalNRole2githubᚗcomᚋeventideᚋserverᚋeven
 	return res
 }
 
-func (ec *executionContext) marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*security.Event) graphql.Marshaler {
+func (ec *executionContext) marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SecurityEvent) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEvent(ctx, sel, v[i])
+		return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEvent(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -12433,7 +12410,7 @@ func (ec *executionContext) marshalNSecurityEvent2ᚕᚖgithubᚗcomᚋeventide�
 	return ret
 }
 
-func (ec *executionContext) marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEvent(ctx context.Context, sel ast.SelectionSet, v *security.Event) graphql.Marshaler {
+func (ec *executionContext) marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEvent(ctx context.Context, sel ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SecurityEvent!")
 		return graphql.Null
@@ -12441,19 +12418,14 @@ func (ec *executionContext) marshalNSecurityEvent2ᚖgithubᚗcomᚋeventideᚋs
 	return ec._SecurityEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx context.Context, v any) (security.EventType, error) {
-	tmp, err := graphql.UnmarshalString(v)
-	res := security.EventType(tmp)
+func (ec *executionContext) unmarshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventType(ctx context.Context, v any) (model.SecurityEventType, error) {
+	var res model.SecurityEventType
+	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx context.Context, sel ast.SelectionSet, v security.EventType) graphql.Marshaler {
-	_ = sel
-	res := graphql.MarshalString(string(v))
-	if res == graphql.Null {
-		graphql.AddInvalidNullFromMarshaler(ctx, "SecurityEventType!")
-	}
-	return res
+func (ec *executionContext) marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventType(ctx context.Context, sel ast.SelectionSet, v model.SecurityEventType) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNServerInfo2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐServerInfo(ctx context.Context, sel ast.SelectionSet, v *model.ServerInfo) graphql.Marshaler {
@@ -12464,19 +12436,14 @@ func (ec *executionContext) marshalNServerInfo2ᚖgithubᚗcomᚋeventideᚋserv
 	return ec._ServerInfo(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNSeverity2githubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, v any) (security.Severity, error) {
-	tmp, err := graphql.UnmarshalString(v)
-	res := security.Severity(tmp)
+func (ec *executionContext) unmarshalNSeverity2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx context.Context, v any) (model.Severity, error) {
+	var res model.Severity
+	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSeverity2githubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, sel ast.SelectionSet, v security.Severity) graphql.Marshaler {
-	_ = sel
-	res := graphql.MarshalString(string(v))
-	if res == graphql.Null {
-		graphql.AddInvalidNullFromMarshaler(ctx, "Severity!")
-	}
-	return res
+func (ec *executionContext) marshalNSeverity2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx context.Context, sel ast.SelectionSet, v model.Severity) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNSignUpInput2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSignUpInput(ctx context.Context, v any) (model.SignUpInput, error) {
@@ -13004,16 +12971,16 @@ func (ec *executionContext) unmarshalOSecurityEventFilter2ᚖgithubᚗcomᚋeven
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventTypeᚄ(ctx context.Context, v any) ([]security.EventType, error) {
+func (ec *executionContext) unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventTypeᚄ(ctx context.Context, v any) ([]model.SecurityEventType, error) {
 	if v == nil {
 		return nil, nil
 	}
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]security.EventType, len(vSlice))
+	res := make([]model.SecurityEventType, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventType(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -13021,14 +12988,14 @@ func (ec *executionContext) unmarshalOSecurityEventType2ᚕgithubᚗcomᚋeventi
 	return res, nil
 }
 
-func (ec *executionContext) marshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋsecurityᚐEventTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []security.EventType) graphql.Marshaler {
+func (ec *executionContext) marshalOSecurityEventType2ᚕgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.SecurityEventType) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋsecurityᚐEventType(ctx, sel, v[i])
+		return ec.marshalNSecurityEventType2githubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSecurityEventType(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -13040,23 +13007,20 @@ func (ec *executionContext) marshalOSecurityEventType2ᚕgithubᚗcomᚋeventide
 	return ret
 }
 
-func (ec *executionContext) unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, v any) (*security.Severity, error) {
+func (ec *executionContext) unmarshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx context.Context, v any) (*model.Severity, error) {
 	if v == nil {
 		return nil, nil
 	}
-	tmp, err := graphql.UnmarshalString(v)
-	res := security.Severity(tmp)
-	return &res, graphql.ErrorOnPath(ctx, err)
+	var res = new(model.Severity)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋsecurityᚐSeverity(ctx context.Context, sel ast.SelectionSet, v *security.Severity) graphql.Marshaler {
+func (ec *executionContext) marshalOSeverity2ᚖgithubᚗcomᚋeventideᚋserverᚋgraphᚋmodelᚐSeverity(ctx context.Context, sel ast.SelectionSet, v *model.Severity) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	_ = sel
-	_ = ctx
-	res := graphql.MarshalString(string(*v))
-	return res
+	return v
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 )
 
 // Calendar is what the .ics routes serve (calendar.Service in the server).
@@ -62,7 +63,7 @@ func calendarFiles(c Calendar, log *slog.Logger) http.Handler {
 				status = http.StatusNotFound
 				msg = err.(*eventide.Error).Message
 			case eventide.CodeInternal:
-				log.ErrorContext(r.Context(), "calendar file failed", "error", err, "request_id", eventide.RequestIDFrom(r.Context()))
+				log.ErrorContext(r.Context(), "calendar file failed", "error", err, "request_id", reqmeta.IDFrom(r.Context()))
 			default:
 				msg = "the calendar cannot be read now; retry later"
 			}

@@ -57,7 +57,9 @@ func (c *codingWriter) WriteHeader(code int) {
 		return // gqlgen writes a second status after a failed upgrade; the first one counts
 	}
 	c.wrote = true
-	if code >= http.StatusBadRequest {
+	// A multipart body is written only by our transports, whose parts are coded GraphQL
+	// responses (a refused attempt answered in parts is a 429): it passes as written.
+	if code >= http.StatusBadRequest && !strings.HasPrefix(c.Header().Get("Content-Type"), mediaMultipart) {
 		c.status = code
 		return
 	}
@@ -136,7 +138,7 @@ func codeForStatus(status int) eventide.Code {
 	case http.StatusNotAcceptable:
 		return codeNotAcceptable
 	case http.StatusRequestEntityTooLarge:
-		return eventide.CodePayloadTooLarge
+		return codePayloadTooLarge
 	case http.StatusTooManyRequests:
 		return eventide.CodeRateLimited
 	case http.StatusServiceUnavailable:

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 )
 
 type errorBody struct {
@@ -24,7 +25,7 @@ type errorItem struct {
 // client prefers (application/graphql-response+json when it asks for it, else application/json).
 func writeError(w http.ResponseWriter, r *http.Request, status int, code eventide.Code, msg string) {
 	ext := map[string]any{"code": string(code)}
-	if id := eventide.RequestIDFrom(r.Context()); id != "" {
+	if id := reqmeta.IDFrom(r.Context()); id != "" {
 		ext["requestId"] = id
 	}
 	body, _ := json.Marshal(errorBody{Errors: []errorItem{{Message: msg, Extensions: ext}}})
@@ -44,7 +45,7 @@ func statusFor(code eventide.Code) int {
 		return http.StatusForbidden
 	case eventide.CodeBadRequest, eventide.CodeBadUserInput:
 		return http.StatusBadRequest
-	case eventide.CodePayloadTooLarge:
+	case codePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case eventide.CodeRateLimited:
 		return http.StatusTooManyRequests

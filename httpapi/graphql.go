@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -16,8 +17,8 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/querylimit"
-	"github.com/eventide/server/resolvers"
 	"github.com/eventide/server/respcache"
 	"github.com/eventide/server/security"
 )
@@ -36,15 +37,20 @@ type GraphQLOptions struct {
 	// APQ, when set, keeps automatic persisted queries (Apollo's protocol): a request may send
 	// only the query's SHA-256, and PERSISTED_QUERY_NOT_FOUND asks it for the full text.
 	APQ graphql.Cache[string]
-	// Extensions are added to the server after the built-in ones (per-response dataloaders...).
+	// Extensions are the schema's own (one ACCESS_DENIED per operation, per-response
+	// dataloaders...), added in order after the server's guards and request rules.
 	Extensions []graphql.HandlerExtension
-	// Limits refuse hostile documents before validation (QUERY_TOO_COMPLEX); OnReject hears of
-	// each refusal.
-	Limits   querylimit.Limits
-	OnReject func(ctx context.Context, what string, measured, max int, operationName string)
+	// ErrorPresenter and Recover turn the schema's errors and panics into GraphQL errors with
+	// their codes (resolvers.ErrorPresenter, resolvers.Recover); gqlgen's defaults when nil.
+	ErrorPresenter graphql.ErrorPresenterFunc
+	Recover        graphql.RecoverFunc
+	// Limits refuse hostile documents before validation (QUERY_TOO_COMPLEX); each refusal is a
+	// QUERY_REJECTED security event when Security is set.
+	Limits querylimit.Limits
 	// DisableSuggestions drops "Did you mean" hints from validation errors (production).
 	DisableSuggestions bool
-	// Security, when set, hears of invalid tokens in websocket init payloads (TOKEN_INVALID).
+	// Security, when set, hears of invalid tokens in websocket init payloads (TOKEN_INVALID), of
+	// refused introspection (ACCESS_DENIED) and of documents over Limits (QUERY_REJECTED).
 	Security *security.Log
 	// Throttle, when set, counts each websocket operation against its client's budget.
 	Throttle *security.Throttle
@@ -56,6 +62,9 @@ type GraphQLOptions struct {
 	// InitTimeout is how long a websocket may wait before its connection_init; it is then closed
 	// with 4408 (DefaultInitTimeout when 0).
 	InitTimeout time.Duration
+	// WriteTimeout is how long a websocket's writes may wait for its reader before the socket is
+	// closed (WS_WRITE_TIMEOUT; DefaultWriteTimeout when 0).
+	WriteTimeout time.Duration
 	// MultipartHeartbeat is how long a multipart subscription stays without a part before a
 	// heartbeat part is written (DefaultMultipartHeartbeat when 0).
 	MultipartHeartbeat time.Duration
@@ -82,35 +91,11 @@ const DefaultQueryCacheSize = 1000
 // subscriptions, GET and POST (with @defer: multipart.go).
 func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv := handler.New(es)
-	if o.InitTimeout <= 0 {
-		o.InitTimeout = DefaultInitTimeout
-	}
-	gqlgenWS := transport.Websocket{
-		Implementation: socketImplementation{
-			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
-			initTimeout: o.InitTimeout, writeTimeout: writeTimeout,
-		},
-		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
-		KeepAlivePingInterval: keepAliveInterval,
-		PingPongInterval:      keepAliveInterval,
-	}
 	if o.Operations == nil {
 		o.Operations = NewOperations(nil, nil, 0)
 	}
 	guard := socketGuard{throttle: o.Throttle, maxSubs: o.MaxSubscriptionsPerConnection}
-	if o.LeanSockets != nil {
-		srv.AddTransport(&leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
-			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval,
-			guard: guard, ops: o.Operations, sharedFields: map[string]bool{"eventUpdated": true}})
-	} else {
-		srv.AddTransport(gqlgenWS)
-	}
-	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
-	srv.AddTransport(sseTransport{})
-	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(getTransport{})
-	srv.AddTransport(postTransport{})
+	addTransports(srv, o, guard)
 	if o.QueryCacheSize <= 0 {
 		o.QueryCacheSize = DefaultQueryCacheSize
 	}
@@ -123,8 +108,8 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	}
 	// After APQ, so a persisted query's text is checked too.
 	var qlOpts []querylimit.Option
-	if o.OnReject != nil {
-		qlOpts = append(qlOpts, querylimit.OnReject(o.OnReject))
+	if o.Security != nil {
+		qlOpts = append(qlOpts, querylimit.OnReject(queryRejected(o.Security)))
 	}
 	srv.Use(querylimit.Extension(o.Limits, qlOpts...))
 	if o.DisableSuggestions {
@@ -134,9 +119,6 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	srv.Use(guard)
 	srv.Use(recordOpName{})
 	srv.Use(introspection{all: o.Introspection, events: o.Security})
-	srv.Use(resolvers.AccessDenials{})
-	// login's and signUp's user, as that user sees themself
-	srv.Use(resolvers.AuthPayloadViewer{})
 	srv.Use(requestRules{}) // no control characters in arguments, subscriptions on streams only, at most MaxErrors errors
 	for _, x := range o.Extensions {
 		srv.Use(x)
@@ -144,9 +126,45 @@ func NewGraphQL(es graphql.ExecutableSchema, o GraphQLOptions) *handler.Server {
 	if o.ResponseCache != nil {
 		srv.Use(keepResponses{}) // last, so outermost: it sees every error the others add
 	}
-	srv.SetErrorPresenter(resolvers.ErrorPresenter(o.Logger))
-	srv.SetRecoverFunc(resolvers.Recover)
+	if o.ErrorPresenter != nil {
+		srv.SetErrorPresenter(o.ErrorPresenter)
+	}
+	if o.Recover != nil {
+		srv.SetRecoverFunc(o.Recover)
+	}
 	return srv
+}
+
+// addTransports adds the transports in the order gqlgen tries them.
+func addTransports(srv *handler.Server, o GraphQLOptions, guard socketGuard) {
+	if o.InitTimeout <= 0 {
+		o.InitTimeout = DefaultInitTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	gqlgenWS := transport.Websocket{
+		Implementation: socketImplementation{
+			inner:       transport.CoderWebsocketImplementation{AcceptOptions: acceptOptions(o.AllowedOrigins)},
+			initTimeout: o.InitTimeout, writeTimeout: o.WriteTimeout,
+		},
+		InitFunc:              wsInit(o.Authenticator, o.Security, o.Logger),
+		KeepAlivePingInterval: keepAliveInterval,
+		PingPongInterval:      keepAliveInterval,
+	}
+	if o.LeanSockets != nil {
+		srv.AddTransport(&leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
+			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval, writeTimeout: o.WriteTimeout,
+			guard: guard, ops: o.Operations, sharedFields: map[string]bool{"eventUpdated": true}})
+	} else {
+		srv.AddTransport(gqlgenWS)
+	}
+	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
+	srv.AddTransport(sseTransport{})
+	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(getTransport{})
+	srv.AddTransport(postTransport{})
 }
 
 // wsInit authenticates a websocket from connection_init's payload: "Authorization" or
@@ -186,9 +204,9 @@ func wsInit(a *auth.Authenticator, events *security.Log, log *slog.Logger) trans
 		} else {
 			ctx = eventide.WithViewer(ctx, u)
 		}
-		c := eventide.ClientFrom(ctx)
+		c := reqmeta.ClientFrom(ctx)
 		c.Key = security.ClientKey(u.ID, netip.Addr{})
-		return eventide.WithClient(ctx, c), nil, nil
+		return reqmeta.WithClient(ctx, c), nil, nil
 	}
 }
 
@@ -198,6 +216,11 @@ const (
 	closeForbidden     = 4403
 	closeInitTimeout   = 4408
 )
+
+// closeGoingAway (RFC 6455's 1001) closes the websockets of a server that shuts down:
+// graphql-ws clients reconnect after it (to another replica), where after 1000 they do only
+// while they hold a subscription.
+const closeGoingAway = 1001
 
 // refuseSocket makes gqlgen close a socket whose init failed with code and reason.
 func refuseSocket(ctx context.Context, code int, reason string) context.Context {
@@ -210,9 +233,28 @@ func logTokenInvalid(ctx context.Context, events *security.Log, where string) {
 	if events == nil {
 		return
 	}
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	events.Log(security.Event{Type: security.TokenInvalid, IP: c.IP, UserAgent: c.UserAgent,
 		Message: "invalid or expired token in " + where})
+}
+
+// queryRejected logs each document querylimit refuses as a QUERY_REJECTED security event.
+func queryRejected(events *security.Log) func(ctx context.Context, what string, measured, max int, op string) {
+	return func(ctx context.Context, what string, measured, max int, op string) {
+		logRequestEvent(ctx, events, security.Event{Type: security.QueryRejected, Operation: op,
+			Message: fmt.Sprintf("query %s %d exceeds the limit of %d", what, measured, max)})
+	}
+}
+
+// logRequestEvent logs e with what the request in ctx knows of who sent it: the client's
+// address and user agent, and the viewer.
+func logRequestEvent(ctx context.Context, events *security.Log, e security.Event) {
+	c := reqmeta.ClientFrom(ctx)
+	e.IP, e.UserAgent = c.IP, c.UserAgent
+	if v := eventide.ViewerFrom(ctx); v != nil {
+		e.UserID, e.Email = v.ID, v.Email
+	}
+	events.Log(e)
 }
 
 // boundedQueryCache keeps parsed documents of ordinary size only: its LRU has a fixed number of
@@ -256,13 +298,8 @@ func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.O
 		code, msg = eventide.CodeUnauthenticated, "sign in first: introspection needs the ADMIN role"
 	}
 	if i.events != nil {
-		c := eventide.ClientFrom(ctx)
-		e := security.Event{Type: security.AccessDenied, IP: c.IP, UserAgent: c.UserAgent,
-			Operation: oc.Operation.Name, Message: "schema introspection needs the ADMIN role"}
-		if v != nil {
-			e.UserID, e.Email = v.ID, v.Email
-		}
-		i.events.Log(e)
+		logRequestEvent(ctx, i.events, security.Event{Type: security.AccessDenied,
+			Operation: oc.Operation.Name, Message: "schema introspection needs the ADMIN role"})
 	}
 	return &gqlerror.Error{
 		Message:    msg,

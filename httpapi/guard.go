@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -28,11 +32,11 @@ func identify(trusted []netip.Prefix) func(http.Handler) http.Handler {
 			if len(ua) > 256 {
 				ua = ua[:256]
 			}
-			c := eventide.Client{IP: ip.String(), Key: key, AddrKey: key, UserAgent: ua}
+			c := reqmeta.Client{IP: ip.String(), Key: key, AddrKey: key, UserAgent: ua}
 			if !ip.IsValid() {
 				c.IP = ""
 			}
-			next.ServeHTTP(w, r.WithContext(eventide.WithClient(r.Context(), c)))
+			next.ServeHTTP(w, r.WithContext(reqmeta.WithClient(r.Context(), c)))
 		})
 	}
 }
@@ -41,9 +45,9 @@ func identify(trusted []netip.Prefix) func(http.Handler) http.Handler {
 func keyByViewer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := eventide.ViewerFrom(r.Context()); v != nil {
-			c := eventide.ClientFrom(r.Context())
+			c := reqmeta.ClientFrom(r.Context())
 			c.Key = security.ClientKey(v.ID, netip.Addr{})
-			r = r.WithContext(eventide.WithClient(r.Context(), c))
+			r = r.WithContext(reqmeta.WithClient(r.Context(), c))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -57,7 +61,7 @@ func throttle(t *security.Throttle) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d := t.Request(r.Context(), eventide.ClientFrom(r.Context()).Key)
+			d := t.Request(r.Context(), reqmeta.ClientFrom(r.Context()).Key)
 			d.SetHeaders(w.Header())
 			if !d.Allowed {
 				writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
@@ -109,53 +113,27 @@ func preventCSRF(next http.Handler) http.Handler {
 	})
 }
 
-// hintWriter applies what resolvers asked for in eventide.ResponseHints (a 429 and its headers
-// from the login throttle) when the transport writes a 200.
-type hintWriter struct {
-	http.ResponseWriter
-	hints *eventide.ResponseHints
-	wrote bool
-}
-
-func (h *hintWriter) WriteHeader(code int) {
-	if !h.wrote {
-		h.wrote = true
-		if status, hdr := h.hints.Get(); status != 0 {
-			for k, v := range hdr {
-				h.ResponseWriter.Header()[k] = v
-			}
-			if code == http.StatusOK {
-				code = status
-			}
+// retryHeaders applies to a plain HTTP answer what the errors of its executed response ask
+// for: an error that says when to retry (eventide.Error's RetryAfter: a login or sign-up over its
+// budget, the password-hashing gate full) sets Retry-After, and one that names headers of its
+// own (security.Refusal: the RateLimit-* of the budget that refused) adds them; the last such
+// error wins. It reports whether the answer is then a 429. A stream (websocket, SSE, multipart
+// subscription) reads nothing of this: it has no status to send.
+func retryHeaders(h http.Header, errs gqlerror.List) bool {
+	refused := false
+	for _, e := range errs {
+		var de *eventide.Error
+		if !errors.As(e, &de) || de.RetryAfter <= 0 {
+			continue
+		}
+		refused = true
+		h.Set("Retry-After", strconv.Itoa(max(int(math.Ceil(de.RetryAfter.Seconds())), 1)))
+		var own interface{ SetHeaders(http.Header) }
+		if errors.As(e, &own) {
+			own.SetHeaders(h)
 		}
 	}
-	h.ResponseWriter.WriteHeader(code)
-}
-
-func (h *hintWriter) Write(b []byte) (int, error) {
-	if !h.wrote {
-		h.WriteHeader(http.StatusOK)
-	}
-	return h.ResponseWriter.Write(b)
-}
-
-func (h *hintWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
-
-func (h *hintWriter) Flush() {
-	if f, ok := h.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func responseHints(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isStream(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h := &eventide.ResponseHints{}
-		next.ServeHTTP(&hintWriter{ResponseWriter: w, hints: h}, r.WithContext(eventide.WithResponseHints(r.Context(), h)))
-	})
+	return refused
 }
 
 // clientSlots counts what each client holds open (streams, connections, requests in flight) and
@@ -249,7 +227,7 @@ func limitStreams(max int, t *security.Throttle) func(http.Handler) http.Handler
 				next.ServeHTTP(w, r)
 				return
 			}
-			key := eventide.ClientFrom(r.Context()).AddrKey
+			key := reqmeta.ClientFrom(r.Context()).AddrKey
 			if !l.acquire(key) {
 				if t != nil {
 					t.Refused(security.ScopeWebsockets, key, max)
@@ -318,7 +296,7 @@ func (g socketGuard) InterceptOperation(ctx context.Context, next graphql.Operat
 // do not run through the interceptors one by one, are admitted here too.
 func (g socketGuard) admit(ctx context.Context, conn *wsConn, subscription bool) (release func(), refusal graphql.ResponseHandler) {
 	if g.throttle != nil && ctx.Value(alreadyThrottledKey{}) == nil {
-		if d := g.throttle.Request(ctx, eventide.ClientFrom(ctx).Key); !d.Allowed {
+		if d := g.throttle.Request(ctx, reqmeta.ClientFrom(ctx).Key); !d.Allowed {
 			return nil, oneError(ctx, eventide.CodeRateLimited, fmt.Sprintf("too many requests; retry in %s", d.RetryAfter.Round(1e9)))
 		}
 	}
@@ -336,7 +314,7 @@ func (g socketGuard) admit(ctx context.Context, conn *wsConn, subscription bool)
 func oneError(ctx context.Context, code eventide.Code, msg string) graphql.ResponseHandler {
 	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
 		Message:    msg,
-		Extensions: map[string]any{"code": string(code), "requestId": eventide.RequestIDFrom(ctx)},
+		Extensions: map[string]any{"code": string(code), "requestId": reqmeta.IDFrom(ctx)},
 	}}})
 }
 

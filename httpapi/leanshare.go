@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/pubsub"
 )
 
@@ -264,11 +265,13 @@ func (m *leanMember) end(complete bool) {
 	c.active.drop(m.id, m)
 	alive := !c.closing
 	c.mu.Unlock()
-	if complete && alive {
-		c.complete(m.id)
-	}
+	// Released before the complete goes out: a client that has its complete finds the
+	// subscriber no longer counted (gauges, the broker's places).
 	for _, r := range releases {
 		r()
+	}
+	if complete && alive {
+		c.complete(m.id)
 	}
 }
 
@@ -288,13 +291,24 @@ func (m *leanMember) hold(release func()) {
 }
 
 // deliver writes payload for m, unless it is not admitted yet or ended: under m's lock, so its
-// complete never goes before a response.
+// complete never goes before a response. A member whose socket has fallen behind (its backlog
+// over backlogHigh) is dropped as the broker drops a slow subscriber: it leaves the operation and
+// gets its complete after what waits for it, its socket stays open (its write timeout still
+// applies), and the other members go on; one slow reader never holds a shared operation back.
 func (m *leanMember) deliver(payload []byte) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.live && !m.done {
-		m.c.sendPayload(m.id, payload)
+	if !m.live || m.done {
+		m.mu.Unlock()
+		return
 	}
+	if m.c.backlog() > backlogHigh {
+		m.mu.Unlock()
+		m.c.ls.slowDropped.Add(1)
+		m.leave(true)
+		return
+	}
+	m.c.sendPayload(m.id, payload)
+	m.mu.Unlock()
 }
 
 // fail sends the operation's error (a panic) to m, as deliver sends a response.
@@ -397,7 +411,7 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 func (c *leanConn) startShared(member context.Context, rc *graphql.OperationContext, g *leanGroup) bool {
 	var rid [12]byte
 	_, _ = rand.Read(rid[:])
-	ctx := eventide.WithRequestID(context.Background(), hex.EncodeToString(rid[:]))
+	ctx := reqmeta.WithID(context.Background(), hex.EncodeToString(rid[:]))
 	ctx = withSharedOperation(withTransport(ctx, transportLabel(member)))
 	if b := calendar.BaseFrom(member); b != "" {
 		ctx = calendar.WithBase(ctx, b)

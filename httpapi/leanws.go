@@ -28,6 +28,7 @@ import (
 
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/pubsub"
 )
 
@@ -40,9 +41,13 @@ import (
 //     for the socket's close (streamHold).
 //   - nbio reads into one buffer per poller and frames messages; a message is handled on nbio's
 //     bounded handler pool, serially per connection. A write goes straight to the socket; only what
-//     the kernel does not take is kept, up to maxSocketBacklog, over which the socket is closed (a
-//     slow reader is dropped: its socket, where gqlgen's transport blocks and lets the producer
-//     drop the subscription; see BENCHMARKS.md).
+//     the kernel does not take is kept (the socket's backlog). A slow reader gets backpressure, as
+//     gqlgen's blocking write gives it: while the backlog is over backlogHigh, no subscription of
+//     the socket takes its next value, so the producer's bounded buffer fills and the producer
+//     drops the subscription and counts it; the subscriptions go on once the backlog is under
+//     backlogLow. A backlog that does not empty within the write timeout (WS_WRITE_TIMEOUT) closes
+//     the socket with 1013, and one over maxSocketBacklog (what ungated answers, pongs and errors,
+//     can still add) closes it at once.
 //   - The init timeout and the keep-alive (graphql-ws "ka", graphql-transport-ws ping with
 //     dead-peer detection) are one runtime timer per connection, re-armed: no goroutine waits.
 //   - A subscription runs through the server's own executor (the same extensions, limits,
@@ -71,15 +76,26 @@ type LeanSockets struct {
 	shared   sharedOps
 
 	open atomic.Int64
+	// slowDropped counts members of shared operations dropped because their socket fell behind.
+	slowDropped atomic.Uint64
 	// executions counts the responses the transport's operations produced (each one ran the
 	// executor and a JSON marshal once, however many sockets it went to).
 	executions atomic.Uint64
 }
 
 const (
-	// maxSocketBacklog is what one socket may have waiting for its peer beyond the kernel's
-	// buffer before it is closed.
+	// backlogHigh is the backlog (what one socket has waiting for its peer beyond the kernel's
+	// buffer) over which its subscriptions stop taking values; backlogLow the one under which
+	// they go on.
+	backlogHigh = 64 << 10
+	backlogLow  = 16 << 10
+	// maxSocketBacklog is the backlog over which the socket is closed at once: far over
+	// backlogHigh, which only a large answer, or answers that are not held back (pongs, errors),
+	// can reach.
 	maxSocketBacklog = 1 << 20
+	// closeSlowReader closes a socket whose backlog did not empty within the write timeout: "Try
+	// Again Later", which graphql-ws clients answer by reconnecting (unlike 1008).
+	closeSlowReader = 1013
 	// leanMessageLimit bounds a client message (gqlgen's default PayloadReadLimit): over it the
 	// socket is closed with 1009.
 	leanMessageLimit = 1 << 20
@@ -107,6 +123,14 @@ func (ls *LeanSockets) start() error {
 			MessageHandlerPoolSize:  256,
 			ReleaseWebsocketPayload: true,
 			MaxLoad:                 1 << 20,
+		})
+		// Before Start: the pollers read it unlocked.
+		ls.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
+			if ws, _ := c.Session().(*nbws.Conn); ws != nil {
+				if lc, _ := ws.Session().(*leanConn); lc != nil {
+					lc.taken(n)
+				}
+			}
 		})
 		if ls.startErr = ls.engine.Start(); ls.startErr != nil {
 			return
@@ -147,6 +171,10 @@ func (ls *LeanSockets) Goroutines() int {
 // Open is the number of open lean websockets.
 func (ls *LeanSockets) Open() int64 { return ls.open.Load() }
 
+// SlowDropped is how many subscribers of shared operations were dropped because their socket
+// fell behind (each still gets its complete; see leanMember.deliver).
+func (ls *LeanSockets) SlowDropped() uint64 { return ls.slowDropped.Load() }
+
 // Executions is how many responses the transport's operations have produced: one per event for
 // a shared subscription, whatever its subscribers.
 func (ls *LeanSockets) Executions() uint64 { return ls.executions.Load() }
@@ -180,6 +208,8 @@ type leanTransport struct {
 	guard        socketGuard
 	ops          *Operations
 	sharedFields map[string]bool
+	// writeTimeout is how long a socket's backlog may stay without emptying (WS_WRITE_TIMEOUT).
+	writeTimeout time.Duration
 }
 
 var _ graphql.Transport = (*leanTransport)(nil)
@@ -253,7 +283,8 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	ctx, cancel := context.WithCancel(leanContext(r.Context()))
 	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
 		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc}
-	ws := nbws.NewServerConn(t.sockets.upgrader, nbc, proto, false, false)
+	lc.sock = backlogConn{Conn: nbc, lc: lc}
+	ws := nbws.NewServerConn(t.sockets.upgrader, &lc.sock, proto, false, false)
 	ws.Engine = t.sockets.engine
 	ws.Execute = nbc.Execute
 	ws.SetSession(lc)
@@ -299,7 +330,7 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 			if reason := closeReasonForContext(lc.connCtx()); reason != "" {
 				lc.connectionError(reason)
 			}
-			lc.close(transport.WebsocketCloseNormalClosure, "terminated")
+			lc.close(closeGoingAway, "going away")
 		})
 	}
 	if t.initTimeout > 0 {
@@ -323,7 +354,7 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 // calendar base and the caller's trace. Not the request's chain: its cancel contexts,
 // middleware values and cloned headers would stay as long as the socket.
 func leanContext(src context.Context) context.Context {
-	ctx := eventide.Carry(context.Background(), src)
+	ctx := reqmeta.Carry(eventide.CarryViewer(context.Background(), src), src)
 	if ss := sessionFrom(src); ss != nil {
 		ctx = context.WithValue(ctx, sessionKey{}, ss)
 	}
@@ -382,6 +413,153 @@ type leanConn struct {
 	active      leanOps
 	timer       *time.Timer // the init timeout, then the keep-alive
 	initPayload transport.InitPayload
+
+	// The backlog is queued (bytes handed to nbio) less written (bytes the kernel took).
+	sock            backlogConn
+	queued, written atomic.Int64
+	watched         atomic.Bool // something waits for the backlog to shrink or empty (wmu's state)
+	wmu             sync.Mutex
+	parked          []*leanSub    // subscriptions held back by the backlog: at most one entry each
+	stalled         chan struct{} // closed when the backlog is under backlogLow: run's waits
+	backlogSince    int64         // unix nanoseconds since the backlog is not empty; 0: empty
+	slowTimer       *time.Timer   // the write timeout's
+	shut            bool          // the socket is gone: nothing waits for it any more
+}
+
+// backlogConn is the socket as nbio's websocket writes to it: it counts what goes in
+// (nbio's OnWrittenSize, through leanConn.taken, counts what comes out).
+type backlogConn struct {
+	*nbio.Conn
+	lc *leanConn
+}
+
+func (b *backlogConn) Write(p []byte) (int, error) {
+	c := b.lc
+	c.queued.Add(int64(len(p))) // before: the kernel may take it, and taken run, within Write
+	n, err := b.Conn.Write(p)
+	if err != nil {
+		if c.backlog() > maxSocketBacklog {
+			c.ls.log.Info("websocket: closed a socket whose reader fell behind", "backlog_bytes", c.backlog())
+		}
+		c.queued.Add(-int64(len(p)))
+		return n, err
+	}
+	if c.backlog() > 0 {
+		c.wmu.Lock()
+		if c.backlogSince == 0 && !c.shut && c.backlog() > 0 && c.t.writeTimeout > 0 {
+			c.backlogSince = time.Now().UnixNano()
+			c.watched.Store(true)
+			if c.slowTimer == nil {
+				c.slowTimer = time.AfterFunc(c.t.writeTimeout, c.backlogTimedOut)
+			} else {
+				c.slowTimer.Reset(c.t.writeTimeout)
+			}
+		}
+		c.wmu.Unlock()
+	}
+	return n, nil
+}
+
+func (c *leanConn) backlog() int64 { return c.queued.Load() - c.written.Load() }
+
+// taken runs on the event loop (with nbio's lock of the socket: it takes no lock that is held
+// while writing) when the kernel took n bytes of the socket's.
+func (c *leanConn) taken(n int) {
+	c.written.Add(int64(n))
+	if !c.watched.Load() || c.backlog() > backlogLow {
+		return
+	}
+	c.wmu.Lock()
+	b := c.backlog()
+	if b <= 0 {
+		c.backlogSince = 0
+	}
+	resume := c.releaseLocked()
+	c.watched.Store(c.backlogSince != 0)
+	c.wmu.Unlock()
+	for _, s := range resume {
+		s.schedule()
+	}
+}
+
+// releaseLocked wakes what waits for the backlog to shrink and returns the subscriptions to
+// schedule again.
+func (c *leanConn) releaseLocked() []*leanSub {
+	if c.stalled != nil {
+		close(c.stalled)
+		c.stalled = nil
+	}
+	resume := c.parked
+	c.parked = nil
+	for _, s := range resume {
+		s.parked = false
+	}
+	return resume
+}
+
+// park holds s back while the backlog is over backlogHigh: false when there is room (or the
+// socket is gone), else s is scheduled again once the backlog is under backlogLow.
+//
+// A shared operation (nil c: it has no socket of its own) is never held back: one slow member
+// must not stop the others' updates; its own socket's write timeout and backlog cap end it.
+func (c *leanConn) park(s *leanSub) bool {
+	if c == nil || c.backlog() <= backlogHigh {
+		return false
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.shut || c.backlog() <= backlogHigh {
+		return false
+	}
+	if !s.parked {
+		s.parked = true
+		c.parked = append(c.parked, s)
+	}
+	c.watched.Store(true)
+	return true
+}
+
+// waitRoom blocks while the backlog is over backlogHigh, until it is under backlogLow, the
+// socket is gone or ctx ends: run's backpressure.
+func (c *leanConn) waitRoom(ctx context.Context) {
+	for c != nil && c.backlog() > backlogHigh {
+		c.wmu.Lock()
+		if c.shut || c.backlog() <= backlogHigh {
+			c.wmu.Unlock()
+			return
+		}
+		if c.stalled == nil {
+			c.stalled = make(chan struct{})
+		}
+		ch := c.stalled
+		c.watched.Store(true)
+		c.wmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// backlogTimedOut is the write timeout: a backlog that has not emptied since it began that long
+// ago closes the socket with 1013, as gqlgen's transport closes one whose write is blocked.
+func (c *leanConn) backlogTimedOut() {
+	c.wmu.Lock()
+	since := c.backlogSince
+	if since == 0 || c.shut {
+		c.wmu.Unlock()
+		return
+	}
+	if left := c.t.writeTimeout - time.Since(time.Unix(0, since)); left > 0 {
+		c.slowTimer.Reset(left)
+		c.wmu.Unlock()
+		return
+	}
+	c.wmu.Unlock()
+	c.ls.log.Info("websocket: closed a socket whose reader took nothing", "write_timeout", c.t.writeTimeout,
+		"backlog_bytes", c.backlog())
+	c.close(closeSlowReader, "Try again later: the client did not read for "+c.t.writeTimeout.String())
 }
 
 func (c *leanConn) connCtx() context.Context {
@@ -725,6 +903,16 @@ func (c *leanConn) gone() {
 	for _, m := range members {
 		m.leave(false)
 	}
+	c.wmu.Lock()
+	c.shut = true
+	if c.slowTimer != nil {
+		c.slowTimer.Stop()
+	}
+	resume := c.releaseLocked()
+	c.wmu.Unlock()
+	for _, s := range resume {
+		s.schedule() // each ends: its context is done
+	}
 	if stopShutdown != nil {
 		stopShutdown()
 	}
@@ -871,6 +1059,7 @@ type leanSub struct {
 	started atomic.Bool  // responses is set
 	running atomic.Bool  // on a worker, or queued for one
 	done    atomic.Bool
+	parked  bool // in c.parked (c.wmu)
 }
 
 // ready is the pubsub.Notifier's function: one more value, or the channel's close.
@@ -902,10 +1091,14 @@ func (s *leanSub) schedule() {
 	}
 }
 
-// drain runs on a worker: it sends the responses that are ready, never waiting for one.
+// drain runs on a worker: it sends the responses that are ready, never waiting for one, and
+// leaves them to their channel while the socket's backlog is over backlogHigh (park).
 func (s *leanSub) drain() {
 	for {
 		for !s.done.Load() && (s.pending.Load() > 0 || s.closed.Load()) {
+			if s.c.park(s) {
+				break
+			}
 			if _, more := s.next(); !more {
 				s.finish()
 				break
@@ -913,7 +1106,9 @@ func (s *leanSub) drain() {
 			s.pending.Add(-1)
 		}
 		s.running.Store(false)
-		if s.done.Load() || (s.pending.Load() <= 0 && !s.closed.Load()) || !s.running.CompareAndSwap(false, true) {
+		// park again after running is clear: a release before it could not schedule s.
+		if s.done.Load() || (s.pending.Load() <= 0 && !s.closed.Load()) || s.c.park(s) ||
+			!s.running.CompareAndSwap(false, true) {
 			return
 		}
 	}
@@ -939,9 +1134,11 @@ func (s *leanSub) next() (sent *graphql.Response, more bool) {
 	return resp, true
 }
 
-// run is gqlgen's loop, for an operation whose resolver does not signal.
+// run is gqlgen's loop, for an operation whose resolver does not signal; it takes the next
+// value only when the socket has room, as gqlgen's blocking write does.
 func (s *leanSub) run() {
 	for {
+		s.c.waitRoom(s.ctx)
 		if _, more := s.next(); !more {
 			s.finish()
 			return

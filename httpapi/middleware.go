@@ -21,6 +21,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -34,7 +35,7 @@ func requestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(eventide.WithRequestID(r.Context(), id)))
+		next.ServeHTTP(w, r.WithContext(reqmeta.WithID(r.Context(), id)))
 	})
 }
 
@@ -59,7 +60,7 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 					if v == http.ErrAbortHandler {
 						panic(v)
 					}
-					rid := eventide.RequestIDFrom(r.Context())
+					rid := reqmeta.IDFrom(r.Context())
 					log.ErrorContext(r.Context(), "panic", "request_id", rid, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 					writeError(w, r, http.StatusInternalServerError, eventide.CodeInternal, "internal server error (request id "+rid+")")
 				}
@@ -135,7 +136,7 @@ func accessLog(log *slog.Logger, m *metrics, trusted []netip.Prefix) func(http.H
 			}
 			log.Log(r.Context(), level, "request",
 				"method", r.Method, "path", redactPath(r.URL.Path), "operation", opNameFrom(r.Context()), "status", rec.status,
-				"duration_ms", float64(d.Microseconds())/1000, "request_id", eventide.RequestIDFrom(r.Context()),
+				"duration_ms", float64(d.Microseconds())/1000, "request_id", reqmeta.IDFrom(r.Context()),
 				"client", clientAddr(r, trusted))
 		})
 	}
@@ -189,12 +190,12 @@ func graphQLBody(limit, perClient int64, t *security.Throttle) func(http.Handler
 				return
 			}
 			if r.ContentLength > limit {
-				writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+				writeError(w, r, http.StatusRequestEntityTooLarge, codePayloadTooLarge,
 					fmt.Sprintf("request body is larger than %d bytes", limit))
 				return
 			}
 			if n := reserveFor(r, limit); n > 0 && perClient > 0 {
-				key := eventide.ClientFrom(r.Context()).AddrKey
+				key := reqmeta.ClientFrom(r.Context()).AddrKey
 				if !budget.reserve(key, n) {
 					if t != nil {
 						t.Refused(security.ScopeBodies, key, int(perClient))
@@ -212,7 +213,7 @@ func graphQLBody(limit, perClient int64, t *security.Throttle) func(http.Handler
 				var ne net.Error
 				switch {
 				case errors.As(err, new(*http.MaxBytesError)):
-					writeError(w, r, http.StatusRequestEntityTooLarge, eventide.CodePayloadTooLarge,
+					writeError(w, r, http.StatusRequestEntityTooLarge, codePayloadTooLarge,
 						fmt.Sprintf("request body is larger than %d bytes", limit))
 				case errors.As(err, &ne) && ne.Timeout():
 					w.Header().Set("Connection", "close")
@@ -283,7 +284,7 @@ func authenticate(a *auth.Authenticator, t *security.Throttle, events *security.
 				msg := "invalid or expired token"
 				if code == eventide.CodeUnauthenticated {
 					if t != nil {
-						d := t.Request(r.Context(), eventide.ClientFrom(r.Context()).AddrKey)
+						d := t.Request(r.Context(), reqmeta.ClientFrom(r.Context()).AddrKey)
 						d.SetHeaders(w.Header())
 						if !d.Allowed {
 							writeError(w, r, http.StatusTooManyRequests, eventide.CodeRateLimited,
@@ -294,7 +295,7 @@ func authenticate(a *auth.Authenticator, t *security.Throttle, events *security.
 					logTokenInvalid(r.Context(), events, "the Authorization header")
 				}
 				if code != eventide.CodeUnauthenticated {
-					log.WarnContext(r.Context(), "authentication failed", "request_id", eventide.RequestIDFrom(r.Context()), "error", err)
+					log.WarnContext(r.Context(), "authentication failed", "request_id", reqmeta.IDFrom(r.Context()), "error", err)
 					msg = "could not check the token; try again shortly"
 				}
 				writeError(w, r, statusFor(code), code, msg)

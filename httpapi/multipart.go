@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 )
 
 // Answers in multipart/mixed (the GraphQL-over-HTTP incremental delivery RFC, as Apollo Client 4
@@ -190,7 +191,7 @@ func (multipartTransport) finish(ctx context.Context, mw *multipartWriter) {
 	if errors.Is(context.Cause(ctx), errServerShutdown) {
 		msg := "the server is shutting down; subscribe again"
 		if mw.part(marshalPart(payloadPart{Errors: gqlerror.List{{Message: msg,
-			Extensions: map[string]any{"code": string(eventide.CodeUnavailable), "requestId": eventide.RequestIDFrom(ctx)}}}})) != nil {
+			Extensions: map[string]any{"code": string(eventide.CodeUnavailable), "requestId": reqmeta.IDFrom(ctx)}}}})) != nil {
 			return
 		}
 	} else if ctx.Err() != nil {
@@ -235,6 +236,9 @@ type incrementalItem struct {
 func writeIncremental(ctx context.Context, w http.ResponseWriter, oc *graphql.OperationContext, first *graphql.Response, responses graphql.ResponseHandler) {
 	w.Header().Set("Content-Type", multipartDeferType)
 	w.Header().Set("Cache-Control", "no-cache")
+	if retryHeaders(w.Header(), first.Errors) { // a refused attempt, as answer does in JSON
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
 	mw := newMultipartWriter(w)
 	more := first.HasNext != nil && *first.HasNext
 	if first.HasNext == nil {

@@ -35,11 +35,14 @@ const (
 	mediaMultipart       = "multipart/mixed"
 )
 
-// The HTTP-level codes of API.md's "Errors": a method /graphql does not take, an Accept it
-// cannot serve.
+// The protocol codes of API.md's "Errors" that only the transport raises: a method /graphql does
+// not take, an Accept it cannot serve, a body over its limit, a persisted query the cache does
+// not hold (gqlgen's APQ extension raises it; the transport answers it with 200).
 const (
-	codeMethodNotAllowed eventide.Code = "METHOD_NOT_ALLOWED"
-	codeNotAcceptable    eventide.Code = "NOT_ACCEPTABLE"
+	codeMethodNotAllowed       eventide.Code = "METHOD_NOT_ALLOWED"
+	codeNotAcceptable          eventide.Code = "NOT_ACCEPTABLE"
+	codePayloadTooLarge        eventide.Code = "PAYLOAD_TOO_LARGE"
+	codePersistedQueryNotFound eventide.Code = "PERSISTED_QUERY_NOT_FOUND"
 )
 
 // offers are the server's media types in its own order of preference, which breaks ties.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -16,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
+	"github.com/eventide/server/querylimit"
 	"github.com/eventide/server/telemetry"
 )
 
@@ -45,10 +48,10 @@ var subscriptionTransports = []string{TransportWebsocket, TransportSSE, Transpor
 var knownCodes = map[string]bool{
 	string(eventide.CodeUnauthenticated): true, string(eventide.CodeForbidden): true,
 	string(eventide.CodeBadUserInput): true, string(eventide.CodeNotFound): true,
-	string(eventide.CodeParseFailed): true, string(eventide.CodeValidationFailed): true,
-	string(eventide.CodePersistedQueryNotFound): true, string(eventide.CodeRateLimited): true,
-	string(eventide.CodeQueryTooComplex): true, string(eventide.CodeBadRequest): true,
-	string(eventide.CodePayloadTooLarge): true, string(eventide.CodeInternal): true,
+	errcode.ParseFailed: true, errcode.ValidationFailed: true,
+	string(codePersistedQueryNotFound): true, string(eventide.CodeRateLimited): true,
+	string(querylimit.CodeTooComplex): true, string(eventide.CodeBadRequest): true,
+	string(codePayloadTooLarge): true, string(eventide.CodeInternal): true,
 	string(eventide.CodeUnavailable): true,
 }
 
@@ -358,7 +361,7 @@ func traceRequests(tracer trace.Tracer) func(http.Handler) http.Handler {
 			ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx, span := tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-					attribute.String("http.request.id", eventide.RequestIDFrom(ctx))))
+					attribute.String("http.request.id", reqmeta.IDFrom(ctx))))
 			defer span.End()
 			rec := &statusRecorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r.WithContext(ctx))

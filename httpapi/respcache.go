@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/respcache"
 )
@@ -41,7 +40,7 @@ func (memBody) Close() error { return nil }
 // pendingResponse is what the response cache learns about a request it let through: the cache
 // reads it collected, and whether gqlgen found the operation one that may be kept.
 type pendingResponse struct {
-	deps cache.Deps
+	deps respcache.Deps
 	keep atomic.Bool
 	// partial: the operation was answered in parts (@defer); its body, multipart or merged, is
 	// never kept, so no repeat can be answered with half of it.
@@ -87,7 +86,7 @@ func cacheResponses(rc *respcache.Cache, ops *Operations) func(http.Handler) htt
 				}
 			}
 			p := &pendingResponse{}
-			ctx := cache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)
+			ctx := respcache.WithDeps(context.WithValue(r.Context(), pendingKey{}, p), &p.deps)
 			rec := &captureWriter{statusRecorder: statusRecorder{ResponseWriter: w}, limit: maxCapturedBytes}
 			next.ServeHTTP(rec, r.WithContext(ctx))
 			if rec.status != http.StatusOK || rec.over || !p.keep.Load() || p.partial.Load() {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"slices"
 	"sync"
@@ -147,6 +148,40 @@ type Server struct {
 
 // New builds the server and its routes.
 func New(o Options) *Server {
+	o = o.withDefaults()
+	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout, lean: o.LeanSockets}
+	if o.MaxConnectionsPerClient > 0 {
+		s.conns = newConnectionCap(o.MaxConnectionsPerClient, o.TrustedProxies, func(key string) {
+			if o.Throttle != nil {
+				o.Throttle.Refused(security.ScopeConnections, key, o.MaxConnectionsPerClient)
+			}
+		})
+	}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
+
+	m := newMetrics(o.Registry)
+	mux := routes(o, s.graphQLHandler(o))
+	root := chain(mux, corsFor(o).Handler, limitClients(o.MaxConnectionsPerClient, o.TrustedProxies, o.Throttle),
+		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining,
+		holdStreams) // outermost: every release a websocket's middleware defers can wait for its close
+	s.http = &http.Server{
+		Handler: root,
+		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts
+		// it once the body is in (startBackgroundRead) or the connection hijacked (a websocket),
+		// so neither a stream nor a slow answer is cut by it: TestStreamsOutliveReadTimeout.
+		ReadTimeout:       o.ReadTimeout,
+		ReadHeaderTimeout: min(o.ReadTimeout, maxReadHeaderTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
+		IdleTimeout:       120 * time.Second,
+		ConnContext:       connContext,
+		ConnState:         clearWriteDeadline,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// withDefaults fills the zero durations and sizes of o with their defaults.
+func (o Options) withDefaults() Options {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 2 * time.Second
 	}
@@ -162,25 +197,17 @@ func New(o Options) *Server {
 	if o.SSEWriteTimeout <= 0 {
 		o.SSEWriteTimeout = DefaultSSEWriteTimeout
 	}
-	s := &Server{log: o.Logger, sseKeepAlive: o.SSEKeepAlive, sseWriteTimeout: o.SSEWriteTimeout, lean: o.LeanSockets}
-	if o.MaxConnectionsPerClient > 0 {
-		s.conns = newConnectionCap(o.MaxConnectionsPerClient, o.TrustedProxies, func(key string) {
-			if o.Throttle != nil {
-				o.Throttle.Refused(security.ScopeConnections, key, o.MaxConnectionsPerClient)
-			}
-		})
-	}
-	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	return o
+}
 
-	m := newMetrics(o.Registry)
-	mux := http.NewServeMux()
+// graphQLHandler is /graphql: o.GraphQL behind its guards.
+func (s *Server) graphQLHandler(o Options) http.Handler {
 	// Innermost first: the last one wraps all the others. Every guard that needs only the
 	// headers (who the client is, its budget, its streams) runs before the body is read, so a
 	// client over its budget is refused without its body being waited for or held in memory.
-	gql := chain(o.GraphQL,
+	return chain(o.GraphQL,
 		codeErrorBodies, // innermost: the net under gqlgen's own uncoded error bodies
-		responseHints,
-		cacheResponses(o.ResponseCache, o.Operations), // outside responseHints: it sees the status they set
+		cacheResponses(o.ResponseCache, o.Operations), // outside the transports: it sees the status they set
 		withCalendarBase(o.PublicURL),
 		s.trackStreams,
 		o.Sessions.track, // inside authenticate (it binds the viewer the header named) and the stream caps
@@ -197,6 +224,12 @@ func New(o Options) *Server {
 		negotiate,               // a method or an Accept /graphql cannot answer costs nothing
 		traceRequests(o.Tracer), // outermost: the request's span covers every refusal too
 	)
+}
+
+// routes maps every path the server answers: gql at /graphql, calendar files, the monitor and
+// playground, health, readiness and (unless apart) metrics; anything else is NOT_FOUND.
+func routes(o Options, gql http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
 	mux.Handle("/graphql", gql)
 	if o.Calendar != nil {
 		// The guards of /graphql that need only the headers: who the client is, who the viewer
@@ -228,7 +261,11 @@ func New(o Options) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, eventide.CodeNotFound, "no such path: "+r.URL.Path)
 	})
+	return mux
+}
 
+// corsFor is the CORS policy of CORS_ORIGINS and CORS_ALLOWED_HEADERS.
+func corsFor(o Options) *cors.Cors {
 	corsOpts := cors.Options{
 		AllowedOrigins: o.CORSOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
@@ -243,24 +280,7 @@ func New(o Options) *Server {
 		// websockets (development configures "*").
 		corsOpts.AllowOriginFunc = func(string) bool { return false }
 	}
-	c := cors.New(corsOpts)
-	root := chain(mux, c.Handler, limitClients(o.MaxConnectionsPerClient, o.TrustedProxies, o.Throttle),
-		accessLog(o.Logger, m, o.TrustedProxies), recoverer(o.Logger), requestID, s.closeWhenDraining,
-		holdStreams) // outermost: every release a websocket's middleware defers can wait for its close
-	s.http = &http.Server{
-		Handler: root,
-		// ReadTimeout covers the whole request from its first byte, body included; net/http lifts
-		// it once the body is in (startBackgroundRead) or the connection hijacked (a websocket),
-		// so neither a stream nor a slow answer is cut by it: TestStreamsOutliveReadTimeout.
-		ReadTimeout:       o.ReadTimeout,
-		ReadHeaderTimeout: min(o.ReadTimeout, maxReadHeaderTimeout),
-		MaxHeaderBytes:    maxHeaderBytes,
-		IdleTimeout:       120 * time.Second,
-		ConnContext:       connContext,
-		ConnState:         clearWriteDeadline,
-		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
-	}
-	return s
+	return cors.New(corsOpts)
 }
 
 // clearWriteDeadline lifts the write deadline an SSE stream left on its connection once the
@@ -287,6 +307,24 @@ func ServeMetrics(ctx context.Context, l net.Listener, reg *prometheus.Registry,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	defer stop()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ServePprof serves Go's profiler (/debug/pprof/) alone on l (PPROF_ADDR, a loopback address
+// that config checks) until ctx ends.
+func ServePprof(ctx context.Context, l net.Listener) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
 	defer stop()
 	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -162,7 +163,7 @@ func (s *Sessions) track(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ss := &session{reg: s, client: eventide.ClientFrom(r.Context())}
+		ss := &session{reg: s, client: reqmeta.ClientFrom(r.Context())}
 		defer holdFrom(r.Context()).release(ss.close)
 		// authenticate has checked the header's token and read its user; the session starts from
 		// what it found.
@@ -195,7 +196,7 @@ func sessionFrom(ctx context.Context) *session {
 // session is one long-lived connection.
 type session struct {
 	reg    *Sessions
-	client eventide.Client
+	client reqmeta.Client
 	cell   eventide.ViewerCell
 
 	mu          sync.Mutex
@@ -400,7 +401,7 @@ func (sessionGuard) MutateOperationParameters(ctx context.Context, _ *graphql.Ra
 			msg = "could not check your session; try again shortly"
 		}
 		return &gqlerror.Error{Message: msg, Err: &eventide.Error{Code: code, Message: msg},
-			Extensions: map[string]any{"code": string(code), "requestId": eventide.RequestIDFrom(ctx)}}
+			Extensions: map[string]any{"code": string(code), "requestId": reqmeta.IDFrom(ctx)}}
 	}
 	return nil
 }
@@ -418,7 +419,7 @@ func (sessionGuard) InterceptOperation(ctx context.Context, next graphql.Operati
 		cancel(nil)
 		return oneError(ctx, eventide.CodeUnauthenticated, "this connection is closing")
 	}
-	h := next(eventide.WithSubscriptionEnd(ctx, cancel))
+	h := next(reqmeta.WithSubscriptionEnd(ctx, cancel))
 	done := false
 	return func(context.Context) *graphql.Response {
 		if done {
@@ -432,7 +433,7 @@ func (sessionGuard) InterceptOperation(ctx context.Context, next graphql.Operati
 		var e *eventide.Error
 		if errors.As(context.Cause(ctx), &e) {
 			return &graphql.Response{Errors: gqlerror.List{{Message: e.Message,
-				Extensions: map[string]any{"code": string(e.Code), "requestId": eventide.RequestIDFrom(ctx)}}}}
+				Extensions: map[string]any{"code": string(e.Code), "requestId": reqmeta.IDFrom(ctx)}}}}
 		}
 		cancel(nil)
 		return nil

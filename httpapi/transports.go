@@ -164,6 +164,9 @@ func answer(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, 
 		}
 		resp = merged
 	}
+	if resp != nil && retryHeaders(w.Header(), resp.Errors) {
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
 	writeResponse(w, resp)
 }
 
@@ -176,10 +179,10 @@ func requestErrorStatus(mt string, errs gqlerror.List) int {
 	}
 	code, _ := errs[0].Extensions["code"].(string)
 	switch eventide.Code(code) {
-	case eventide.CodePersistedQueryNotFound:
+	case codePersistedQueryNotFound:
 		return http.StatusOK
 	case eventide.CodeUnauthenticated, eventide.CodeForbidden, eventide.CodeRateLimited,
-		eventide.CodeUnavailable, eventide.CodeInternal, eventide.CodePayloadTooLarge:
+		eventide.CodeUnavailable, eventide.CodeInternal, codePayloadTooLarge:
 		return statusFor(eventide.Code(code))
 	}
 	return http.StatusBadRequest

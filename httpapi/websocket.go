@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,12 +17,13 @@ import (
 )
 
 // Websocket timeouts. InitTimeout is how long a new socket may stay silent before its
-// connection_init; writeTimeout how long one message may wait for room in a peer's socket (a
-// peer that reads nothing for that long is gone, and holding the socket would hold its
-// goroutines and the server's shutdown).
+// connection_init; WriteTimeout how long one message may wait for room in a peer's socket
+// (gqlgen's transport) or a socket's backlog may stay without emptying (the lean one): a peer
+// that reads nothing for that long is gone, and holding the socket would hold its memory,
+// goroutines and the server's shutdown.
 const (
-	DefaultInitTimeout = 10 * time.Second
-	writeTimeout       = 10 * time.Second
+	DefaultInitTimeout  = 10 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
 )
 
 // originPatterns turns CORS_ORIGINS into coder/websocket origin patterns: an origin with a
@@ -106,6 +109,9 @@ func (s socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		return nil, err
 	}
 	g := &guardedConn{WebsocketConn: c, writeTimeout: s.writeTimeout}
+	if r != nil {
+		g.req = r.Context()
+	}
 	if ss := sessionOf(r); ss != nil {
 		ss.setSocket(func(code int, reason string) { _ = c.WriteClose(code, reason) })
 	}
@@ -131,6 +137,7 @@ type guardedConn struct {
 	transport.WebsocketConn
 	writeTimeout time.Duration
 	initTimer    *time.Timer
+	req          context.Context // the upgrade's: errServerShutdown is its cause when the server stops
 }
 
 var (
@@ -158,6 +165,15 @@ func (g *guardedConn) WriteJSON(v any) error {
 	t := time.AfterFunc(g.writeTimeout, func() { _ = g.WebsocketConn.Close() })
 	defer t.Stop()
 	return g.WebsocketConn.WriteJSON(v)
+}
+
+// WriteClose turns the normal close gqlgen writes when the request's context ends into 1001
+// when the server is shutting down, as the lean transport closes.
+func (g *guardedConn) WriteClose(code int, reason string) error {
+	if code == transport.WebsocketCloseNormalClosure && g.req != nil && errors.Is(context.Cause(g.req), errServerShutdown) {
+		code, reason = closeGoingAway, "going away"
+	}
+	return g.WebsocketConn.WriteClose(code, reason)
 }
 
 func (g *guardedConn) Close() error {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -75,6 +76,21 @@ func TestGuardedConn(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("no close")
+		}
+	})
+	t.Run("ShutdownClosesWith1001", func(t *testing.T) {
+		for _, tc := range []struct {
+			cause error
+			want  int
+		}{{errServerShutdown, 1001}, {context.Canceled, 1000}} {
+			c := newStuckConn()
+			ctx, cancel := context.WithCancelCause(context.Background())
+			cancel(tc.cause)
+			g := &guardedConn{WebsocketConn: c, req: ctx}
+			_ = g.WriteClose(transport.WebsocketCloseNormalClosure, "terminated")
+			if code := <-c.codes; code != tc.want {
+				t.Fatalf("request ended by %v: closed with %d, want %d", tc.cause, code, tc.want)
+			}
 		}
 	})
 	t.Run("AFirstMessageStopsTheInitTimer", func(t *testing.T) {

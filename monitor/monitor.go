@@ -74,6 +74,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/eventide/server/internal/webassets"
 )
@@ -141,7 +142,11 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	servePage(w, r)
 }
 
-var page = template.Must(template.New("page").Parse(pageHTML))
+// page is parsed at its first request, not at package initialisation: an idle server that
+// never serves it does not run the template parser (nor keep its pages resident).
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(pageHTML))
+})
 
 // pageData fills the page template.
 type pageData struct {
@@ -157,7 +162,7 @@ func (d pageData) Asset(name string) string {
 
 func servePage(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, pageData{Endpoint: Endpoint, base: webassets.Base(r)}); err != nil {
+	if err := page().Execute(&buf, pageData{Endpoint: Endpoint, base: webassets.Base(r)}); err != nil {
 		http.Error(w, "monitor: "+err.Error(), http.StatusInternalServerError)
 		return
 	}

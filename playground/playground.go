@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/eventide/server/internal/webassets"
 )
@@ -72,7 +73,11 @@ var pageAssets = []string{
 	"playground.js",
 }
 
-var page = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+// page is parsed at its first request, not at package initialisation: an idle server that
+// never serves it does not run the template parser (nor keep its pages resident).
+var page = sync.OnceValue(func() *template.Template { return template.Must(template.New("page").Parse(pageHTML)) })
+
+const pageHTML = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -90,7 +95,7 @@ var page = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <script src="{{.Asset "playground.js"}}" nonce="{{.Nonce}}"></script>
 </body>
 </html>
-`))
+`
 
 type pageData struct {
 	Title        string
@@ -156,7 +161,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	nonce := rand.Text()
 	var buf bytes.Buffer
-	err := page.Execute(&buf, pageData{
+	err := page().Execute(&buf, pageData{
 		Title:        h.title,
 		Endpoint:     h.endpoint,
 		DefaultQuery: DefaultQuery,

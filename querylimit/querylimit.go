@@ -58,6 +58,10 @@ func DefaultLimits() Limits {
 	return Limits{MaxDepth: 12, MaxComplexity: 1000, MaxAliases: 30, MaxTokens: 2000}
 }
 
+// CodeTooComplex is the code of every refusal (API.md's QUERY_TOO_COMPLEX: depth, complexity,
+// aliases, tokens).
+const CodeTooComplex eventide.Code = "QUERY_TOO_COMPLEX"
+
 // The limits a refusal names, in extensions.limit and OnReject's what.
 const (
 	LimitTokens     = "tokens"
@@ -305,9 +309,9 @@ func (l *Limiter) refuse(ctx context.Context, op, what string, measured, max int
 	}
 	return &gqlerror.Error{
 		Message: msg,
-		Err:     &eventide.Error{Code: eventide.CodeQueryTooComplex, Message: msg},
+		Err:     &eventide.Error{Code: CodeTooComplex, Message: msg},
 		Extensions: map[string]any{
-			"code":     string(eventide.CodeQueryTooComplex),
+			"code":     string(CodeTooComplex),
 			"limit":    what,
 			"measured": measured,
 			"max":      max,

@@ -5,6 +5,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/eventide/server/app"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph/model"
 )
@@ -32,4 +33,12 @@ func (AuthPayloadViewer) InterceptField(ctx context.Context, next graphql.Resolv
 		ctx = eventide.WithViewer(ctx, p.User)
 	}
 	return next(ctx)
+}
+
+// authPayload answers signUp and login with the session the service opened.
+func authPayload(s *app.Session, err error) (*model.AuthPayload, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.AuthPayload{Token: s.Token, User: s.User}, nil
 }

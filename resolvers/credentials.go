@@ -3,12 +3,14 @@ package resolvers
 import (
 	"context"
 	"errors"
-	"net/http"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/eventide/server/app"
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -39,25 +41,93 @@ func onePasswordField(ctx context.Context) error {
 		"one signUp or login per request: %s was not run; send it in a request of its own", fc.Field.Alias)
 }
 
-// refuse answers a throttle refusal: 429 with its RateLimit-* and Retry-After headers on a plain
-// HTTP response, and the RATE_LIMITED error.
-func refuse(ctx context.Context, d security.Decision) error {
-	if h := eventide.ResponseHintsFrom(ctx); h != nil {
-		hdr := http.Header{}
-		d.SetHeaders(hdr)
-		h.Set(http.StatusTooManyRequests, hdr)
-	}
-	return d.Err()
-}
-
 // hashErr maps an error of auth's gated hashing: every slot and the queue taken (or the request
 // gone while it waited) is RATE_LIMITED, to retry in a second; anything else is internal.
-func hashErr(ctx context.Context, err error) error {
+func hashErr(err error) error {
 	if !errors.Is(err, auth.ErrBusy) {
 		return eventide.Internal(err)
 	}
-	if h := eventide.ResponseHintsFrom(ctx); h != nil {
-		h.Set(http.StatusTooManyRequests, http.Header{"Retry-After": []string{"1"}})
+	return &eventide.Error{Code: eventide.CodeRateLimited, Message: "too many sign-ins in progress; retry in 1 s", RetryAfter: time.Second}
+}
+
+// Passwords is app.Passwords over a: auth's password policy, its gated hashing (a busy gate is
+// RATE_LIMITED, hashErr) and its tokens.
+func Passwords(a *auth.Auth) app.Passwords { return passwords{a} }
+
+type passwords struct{ a *auth.Auth }
+
+func (p passwords) Policy(pw string) error              { return auth.CheckPasswordPolicy(pw) }
+func (p passwords) Issue(userID string) (string, error) { return p.a.Issue(userID) }
+
+func (p passwords) Hash(ctx context.Context, pw string) ([]byte, error) {
+	h, err := p.a.HashContext(ctx, pw)
+	if err != nil {
+		return nil, hashErr(err)
 	}
-	return eventide.Errorf(eventide.CodeRateLimited, "too many sign-ins in progress; retry in 1 s")
+	return h, nil
+}
+
+func (p passwords) Verify(ctx context.Context, hash []byte, pw string) (bool, error) {
+	ok, err := p.a.VerifyContext(ctx, hash, pw)
+	if err != nil {
+		return false, hashErr(err)
+	}
+	return ok, nil
+}
+
+// Guard is app.Guard over the throttle and the brute-force detector (either may be nil: no
+// limit, no watch), for the request's client (reqmeta.ClientFrom): a refusal is the
+// decision's error (security.Refusal).
+func Guard(t *security.Throttle, b *security.BruteForce) app.Guard { return guard{t, b} }
+
+type guard struct {
+	t *security.Throttle
+	b *security.BruteForce
+}
+
+func (g guard) Signup(ctx context.Context) error {
+	if g.t == nil {
+		return nil
+	}
+	if d := g.t.Signup(ctx, reqmeta.ClientFrom(ctx).AddrKey); !d.Allowed {
+		return d.Err()
+	}
+	return nil
+}
+
+func (g guard) Login(ctx context.Context, email string) error {
+	if g.t == nil {
+		return nil
+	}
+	if d := g.t.Login(ctx, reqmeta.ClientFrom(ctx).AddrKey, email); !d.Allowed {
+		return d.Err()
+	}
+	return nil
+}
+
+func (g guard) LoginFailed(ctx context.Context, email string) {
+	if g.b != nil {
+		g.b.LoginFailed(attempt(ctx, email))
+	}
+}
+
+func (g guard) LoginSucceeded(ctx context.Context, email string) {
+	if g.b != nil {
+		g.b.LoginSucceeded(attempt(ctx, email))
+	}
+}
+
+func attempt(ctx context.Context, email string) security.Attempt {
+	c := reqmeta.ClientFrom(ctx)
+	return security.Attempt{Email: email, Client: c.AddrKey, IP: c.IP, UserAgent: c.UserAgent}
+}
+
+// Journal is app.Journal over the security log (nil: nothing is recorded); a note is logged as
+// logSecurity logs, with the request's client, viewer and operation.
+func Journal(l *security.Log) app.Journal { return journal{l} }
+
+type journal struct{ l *security.Log }
+
+func (j journal) Note(ctx context.Context, n app.Note) {
+	logSecurity(ctx, j.l, security.Event{Type: security.EventType(n.Kind), UserID: n.UserID, Email: n.Email, Message: n.Message})
 }

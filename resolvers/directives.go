@@ -8,6 +8,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/security"
 )
 
@@ -80,10 +81,14 @@ func requireRole(ctx context.Context, role eventide.Role) error {
 // logSecurity logs e with what the request knows: client address, user agent, viewer and
 // operation name, where e does not say.
 func (r *Resolver) logSecurity(ctx context.Context, e security.Event) {
-	if r.Security == nil {
+	logSecurity(ctx, r.Security, e)
+}
+
+func logSecurity(ctx context.Context, log *security.Log, e security.Event) {
+	if log == nil {
 		return
 	}
-	c := eventide.ClientFrom(ctx)
+	c := reqmeta.ClientFrom(ctx)
 	if e.IP == "" {
 		e.IP = c.IP
 	}
@@ -99,7 +104,7 @@ func (r *Resolver) logSecurity(ctx context.Context, e security.Event) {
 	if e.Operation == "" && graphql.HasOperationContext(ctx) {
 		e.Operation = operationName(graphql.GetOperationContext(ctx))
 	}
-	r.Security.Log(e)
+	log.Log(e)
 }
 
 // operationName is the name of the operation being run: the request's operationName, or the name

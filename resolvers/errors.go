@@ -8,10 +8,12 @@ import (
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 )
 
 // ErrorPresenter maps every error to a GraphQL error with extensions.code. Domain errors keep
@@ -35,13 +37,13 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				gqlErr.Extensions["field"] = de.Field
 			}
 			if de.Code == eventide.CodeUnavailable && de.Err != nil {
-				log.WarnContext(ctx, "dependency unavailable", "request_id", eventide.RequestIDFrom(ctx), "path", gqlErr.Path.String(), "error", de.Err)
+				log.WarnContext(ctx, "dependency unavailable", "request_id", reqmeta.IDFrom(ctx), "path", gqlErr.Path.String(), "error", de.Err)
 			}
 		case gqlErr.Err == nil && gqlErr.Extensions["code"] != nil:
 			// gqlgen's own parse and validation errors: their messages are about the query. A
 			// variable value gqlparser could not coerce is the client's bad input, not a bad
 			// document.
-			if gqlErr.Extensions["code"] == string(eventide.CodeValidationFailed) && isVariablePath(gqlErr.Path) {
+			if gqlErr.Extensions["code"] == errcode.ValidationFailed && isVariablePath(gqlErr.Path) {
 				gqlErr.Extensions["code"] = string(eventide.CodeBadUserInput)
 			}
 			// gqlgen names no operation when the request gave none: "operation  not found".
@@ -53,7 +55,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// and version checks) refused the request's shape. The client's mistake, not ours.
 			gqlErr.Extensions["code"] = string(eventide.CodeBadRequest)
 		default:
-			rid := eventide.RequestIDFrom(ctx)
+			rid := reqmeta.IDFrom(ctx)
 			var cause error = err
 			if ge, ok := err.(*gqlerror.Error); ok && ge.Err != nil {
 				cause = ge.Err // the error itself, not a message Recover has already masked

@@ -13,13 +13,14 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 )
 
 func present(t *testing.T, err error) (msg string, ext map[string]any, logged string) {
 	t.Helper()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	ctx := eventide.WithRequestID(context.Background(), "req-42")
+	ctx := reqmeta.WithID(context.Background(), "req-42")
 	ctx = graphql.WithResponseContext(ctx, graphql.DefaultErrorPresenter, graphql.DefaultRecover)
 	e := ErrorPresenter(log)(ctx, err)
 	return e.Message, e.Extensions, buf.String()

@@ -5,9 +5,8 @@ package resolvers
 import (
 	"context"
 	"log/slog"
-	"time"
 
-	"github.com/eventide/server/auth"
+	"github.com/eventide/server/app"
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/dataloader"
@@ -18,7 +17,7 @@ import (
 )
 
 // EventBus carries eventUpdated messages; the topic is the event id. A *pubsub.Broker serves
-// in one process, a *cache.EventRelay across replicas.
+// in one process, a *storecache.EventRelay across replicas.
 type EventBus interface {
 	Publish(topic string, e *eventide.Event)
 	Subscribe(ctx context.Context, topic string) (<-chan *eventide.Event, error)
@@ -39,17 +38,18 @@ type CacheAdmin interface {
 
 // Resolver is the resolver root: the injection point for every service the resolvers use.
 type Resolver struct {
-	Store  Store
-	Auth   *auth.Auth
+	// App holds the rules: every write goes through it.
+	App *app.App
+	// Store is what the reads go to (through the request's loaders where they batch).
+	Store Store
+	// Events carries eventUpdated to subscribers (the App publishes on it).
 	Events EventBus
 	// Registrations carries myRegistrations (optional).
 	Registrations RegistrationBus
 	Cache         CacheAdmin
 	Log           *slog.Logger
-	// Security is the security event log; Throttle and BruteForce guard login. All optional.
-	Security   *security.Log
-	Throttle   *security.Throttle
-	BruteForce *security.BruteForce
+	// Security is the security event log (optional).
+	Security *security.Log
 	// Memory samples the process for memoryStats and memoryHistory.
 	Memory *memstats.Sampler
 	// Pool reports the store's connection pool for databaseStats.
@@ -58,7 +58,6 @@ type Resolver struct {
 	Webhooks eventide.WebhookOutbox
 	// Server describes this process for serverInfo.
 	Server model.ServerInfo
-	Now    func() time.Time
 	// Calendar makes the tokens of calendar feed URLs; PublicURL, when set, is the base those
 	// URLs start with (PUBLIC_URL), else the request's own (calendar.BaseFrom).
 	Calendar  *calendar.Keys

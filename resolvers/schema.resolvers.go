@@ -8,11 +8,9 @@ package resolvers
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/eventide/server/cache"
+	"github.com/eventide/server/app"
 	"github.com/eventide/server/calendar"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/graph"
@@ -59,11 +57,7 @@ func (r *eventResolver) Organizer(ctx context.Context, obj *eventide.Event) (*ev
 
 // Attendees is the resolver for the attendees field.
 func (r *eventResolver) Attendees(ctx context.Context, obj *eventide.Event, first *int, after *string) (*relay.UserConnection, error) {
-	// Who attends is for signed-in viewers; attendeeCount and waitlistCount stay public.
-	if eventide.ViewerFrom(ctx) == nil {
-		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "sign in to see who attends; attendeeCount is public")
-	}
-	conn, err := r.Store.Attendees(ctx, obj.ID, page(first, after))
+	conn, err := r.App.Registrations.Attendees(ctx, obj, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -100,23 +94,12 @@ func (r *eventResolver) CancelReason(ctx context.Context, obj *eventide.Event) (
 
 // Registrations is the resolver for the registrations field.
 func (r *eventResolver) Registrations(ctx context.Context, obj *eventide.Event, status *eventide.RegistrationStatus, first *int, after *string) (*relay.RegistrationConnection, error) {
-	return r.eventRegistrations(ctx, obj, status, first, after)
-}
-
-func (r *memoryStatsResolver) MemoryLimitBytes(ctx context.Context, obj *memstats.Sample) (*int64, error) {
-	if obj.MemoryLimitBytes <= 0 {
-		return nil, nil
+	p := page(first, after)
+	if first == nil {
+		p.First = 50
 	}
-	v := obj.MemoryLimitBytes
-	return &v, nil
-}
-
-func (r *memoryStatsResolver) UsagePercent(ctx context.Context, obj *memstats.Sample) (*float64, error) {
-	if obj.MemoryLimitBytes <= 0 {
-		return nil, nil
-	}
-	v := obj.UsagePercent
-	return &v, nil
+	conn, count, err := r.App.Registrations.ForEvent(ctx, obj, status, p)
+	return r.registrationConnection(ctx, conn, count, err)
 }
 
 // SignUp is the resolver for the signUp field.
@@ -124,40 +107,7 @@ func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) 
 	if err := onePasswordField(ctx); err != nil {
 		return nil, err
 	}
-	email, err := cleanEmail(input.Email)
-	if err != nil {
-		return nil, err
-	}
-	name, err := text("name", input.Name, maxName, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkPassword(input.Password); err != nil {
-		return nil, err
-	}
-	if r.Throttle != nil {
-		if d := r.Throttle.Signup(ctx, eventide.ClientFrom(ctx).AddrKey); !d.Allowed {
-			return nil, refuse(ctx, d)
-		}
-	}
-	// A taken email is refused before the costly hash; the store's unique index stays the final
-	// word for two sign-ups that race.
-	switch _, err := r.Store.UserByEmail(ctx, email); {
-	case err == nil:
-		return nil, eventide.InvalidField("email", "an account with this email already exists")
-	case !eventide.IsCode(err, eventide.CodeNotFound):
-		return nil, err
-	}
-	hash, err := r.Auth.HashContext(ctx, input.Password)
-	if err != nil {
-		return nil, hashErr(ctx, err)
-	}
-	u := &eventide.User{Name: name, Email: email, Role: eventide.RoleUser, PasswordHash: hash}
-	if err := r.Store.CreateUser(ctx, u); err != nil {
-		return nil, err
-	}
-	r.logSecurity(ctx, security.Event{Type: security.SignedUp, UserID: u.ID, Email: u.Email, Message: "new account"})
-	return r.session(u)
+	return authPayload(r.App.Auth.SignUp(ctx, input.Email, input.Name, input.Password))
 }
 
 // Login is the resolver for the login field.
@@ -165,65 +115,16 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 	if err := onePasswordField(ctx); err != nil {
 		return nil, err
 	}
-	c := eventide.ClientFrom(ctx)
-	email = strings.ToLower(strings.TrimSpace(email))
-	if r.Throttle != nil {
-		if d := r.Throttle.Login(ctx, c.AddrKey, email); !d.Allowed {
-			return nil, refuse(ctx, d)
-		}
-	}
-	u, err := r.Store.UserByEmail(ctx, email)
-	if err != nil && !eventide.IsCode(err, eventide.CodeNotFound) {
-		return nil, err
-	}
-	var hash []byte
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	attempt := security.Attempt{Email: email, Client: c.AddrKey, IP: c.IP, UserAgent: c.UserAgent}
-	// An unknown email is checked against a dummy hash: both failures take as long and read alike.
-	ok, err := r.Auth.VerifyContext(ctx, hash, password)
-	if err != nil {
-		return nil, hashErr(ctx, err)
-	}
-	if !ok {
-		r.logSecurity(ctx, security.Event{Type: security.LoginFailed, Email: email, Message: "wrong email or password"})
-		if r.BruteForce != nil {
-			r.BruteForce.LoginFailed(attempt)
-		}
-		return nil, eventide.Errorf(eventide.CodeUnauthenticated, "invalid email or password")
-	}
-	if r.BruteForce != nil {
-		r.BruteForce.LoginSucceeded(attempt)
-	}
-	r.logSecurity(ctx, security.Event{Type: security.LoginSucceeded, UserID: u.ID, Email: u.Email, Message: "signed in as " + string(u.Role)})
-	return r.session(u)
+	return authPayload(r.App.Auth.Login(ctx, email, password))
 }
 
 // CreateVenue is the resolver for the createVenue field.
 func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVenueInput) (*eventide.Venue, error) {
-	v := &eventide.Venue{Capacity: input.Capacity, CreatedByID: eventide.ViewerFrom(ctx).ID, TimeZone: eventide.DefaultTimeZone}
-	if input.TimeZone != nil {
-		loc, err := eventide.ValidTimeZone("timeZone", *input.TimeZone)
-		if err != nil {
-			return nil, err
-		}
-		v.TimeZone = loc.String()
-	}
-	var err error
-	if v.Name, err = text("name", input.Name, maxName, true); err != nil {
-		return nil, err
-	}
-	if v.Address, err = text("address", input.Address, maxAddress, true); err != nil {
-		return nil, err
-	}
-	if v.City, err = text("city", input.City, maxName, true); err != nil {
-		return nil, err
-	}
-	if v.Capacity != nil && (*v.Capacity <= 0 || *v.Capacity > maxCapacity) {
-		return nil, eventide.InvalidField("capacity", "must be between 1 and %d", maxCapacity)
-	}
-	if err := r.Store.CreateVenue(ctx, v); err != nil {
+	v, err := r.App.Venues.Create(ctx, app.VenueInput{
+		Name: &input.Name, Address: &input.Address, City: &input.City,
+		Capacity: app.To(input.Capacity), TimeZone: input.TimeZone,
+	})
+	if err != nil {
 		return nil, err
 	}
 	r.wrote(ctx)
@@ -232,20 +133,15 @@ func (r *mutationResolver) CreateVenue(ctx context.Context, input model.CreateVe
 
 // UpdateVenue is the resolver for the updateVenue field.
 func (r *mutationResolver) UpdateVenue(ctx context.Context, id string, input model.UpdateVenueInput) (*eventide.Venue, error) {
-	viewer := eventide.ViewerFrom(ctx)
-	v, err := r.Store.UpdateVenue(ctx, id, func(v *eventide.Venue) error {
-		if viewer == nil || (viewer.ID != v.CreatedByID && viewer.Role != eventide.RoleAdmin) {
-			return eventide.Errorf(eventide.CodeForbidden, "only the venue's creator or an admin may change it")
-		}
-		return applyVenueInput(v, input)
+	c, set := input.Capacity.ValueOK()
+	v, err := r.App.Venues.Update(ctx, id, app.VenueInput{
+		Name: input.Name, Address: input.Address, City: input.City,
+		Capacity: app.Change[*int]{Value: c, Set: set}, TimeZone: input.TimeZone,
 	})
 	if err != nil {
 		return nil, err
 	}
 	r.wrote(ctx)
-	if viewer.Role == eventide.RoleAdmin && viewer.ID != v.CreatedByID {
-		r.adminAction(ctx, "updateVenue on venue %s (%q) of %s", v.ID, v.Name, v.CreatedByID)
-	}
 	return v, nil
 }
 
@@ -264,140 +160,46 @@ func (r *mutationResolver) ResetCalendarToken(ctx context.Context) (string, erro
 
 // CreateEvent is the resolver for the createEvent field.
 func (r *mutationResolver) CreateEvent(ctx context.Context, input model.CreateEventInput) (*eventide.Event, error) {
-	ev := &eventide.Event{Status: eventide.EventDraft, OrganizerID: eventide.ViewerFrom(ctx).ID, Tags: []string{}}
-	desc := ""
-	if input.Description != nil {
-		desc = *input.Description
-	}
-	err := r.applyEventInput(ctx, ev, model.UpdateEventInput{
-		Title: &input.Title, Description: &desc, StartsAt: &input.StartsAt, EndsAt: &input.EndsAt,
-		Capacity: &input.Capacity, Tags: input.Tags, VenueID: graphql.OmittableOf(input.VenueID),
+	ev, err := r.App.Events.Create(ctx, app.EventInput{
+		Title: &input.Title, Description: input.Description, StartsAt: &input.StartsAt, EndsAt: &input.EndsAt,
+		Capacity: &input.Capacity, Tags: input.Tags, VenueID: app.To(input.VenueID),
 		Online: input.Online, OnlineURL: input.OnlineURL, TimeZone: input.TimeZone,
-	}, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Store.CreateEvent(ctx, ev); err != nil {
-		return nil, err
-	}
-	r.wrote(ctx, ev)
-	return ev, nil
+	})
+	return r.wroteEvent(ctx)(ev, err)
 }
 
 // UpdateEvent is the resolver for the updateEvent field.
 func (r *mutationResolver) UpdateEvent(ctx context.Context, id string, input model.UpdateEventInput) (*eventide.Event, error) {
-	viewer := eventide.ViewerFrom(ctx)
-	ctx, tell := r.tracking(ctx)
-	defer tell()
-	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
-		if err := checkManage(viewer, ev); err != nil {
-			return err
-		}
-		if ev.Status == eventide.EventCancelled {
-			return eventide.InvalidField("id", "a cancelled event cannot be changed")
-		}
-		return r.applyEventInput(ctx, ev, input, false)
-	})
-	if err != nil {
-		return nil, err
-	}
-	r.wrote(ctx, ev)
-	r.publish(ev)
-	r.adminWrote(ctx, "updateEvent", ev)
-	return ev, nil
+	return r.wroteEvent(ctx)(r.App.Events.Update(ctx, id, eventInput(input)))
 }
 
 // PublishEvent is the resolver for the publishEvent field.
 func (r *mutationResolver) PublishEvent(ctx context.Context, id string) (*eventide.Event, error) {
-	viewer := eventide.ViewerFrom(ctx)
-	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
-		if err := checkManage(viewer, ev); err != nil {
-			return err
-		}
-		if ev.Status == eventide.EventCancelled {
-			return eventide.InvalidField("id", "a cancelled event cannot be published")
-		}
-		ev.Status = eventide.EventPublished
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	r.wrote(ctx, ev)
-	r.publish(ev)
-	r.adminWrote(ctx, "publishEvent", ev)
-	return ev, nil
+	return r.wroteEvent(ctx)(r.App.Events.Publish(ctx, id))
 }
 
 // CancelEvent is the resolver for the cancelEvent field.
 func (r *mutationResolver) CancelEvent(ctx context.Context, id string, reason *string) (*eventide.Event, error) {
-	viewer := eventide.ViewerFrom(ctx)
-	why := ""
-	if reason != nil {
-		var err error
-		if why, err = text("reason", *reason, maxDescription, false); err != nil {
-			return nil, err
-		}
-	}
-	ctx, tell := r.tracking(ctx)
-	defer tell()
-	ev, err := r.Store.UpdateEvent(ctx, id, func(ev *eventide.Event) error {
-		if err := checkManage(viewer, ev); err != nil {
-			return err
-		}
-		ev.Status, ev.CancelReason = eventide.EventCancelled, why
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	r.wrote(ctx, ev)
-	r.publish(ev)
-	r.adminWrote(ctx, "cancelEvent", ev)
-	return ev, nil
+	return r.wroteEvent(ctx)(r.App.Events.Cancel(ctx, id, reason))
 }
 
 // RegisterForEvent is the resolver for the registerForEvent field.
 func (r *mutationResolver) RegisterForEvent(ctx context.Context, eventID string) (*eventide.Registration, error) {
-	ctx, tell := r.tracking(ctx)
-	defer tell()
-	reg, ev, err := r.Store.Register(ctx, eventID, eventide.ViewerFrom(ctx).ID, r.now())
-	if err != nil {
-		return nil, err
-	}
-	r.wrote(ctx, ev)
-	r.publish(ev)
-	return reg, nil
+	return r.wroteRegistration(ctx)(r.App.Registrations.Register(ctx, eventID))
 }
 
 // CancelRegistration is the resolver for the cancelRegistration field.
 func (r *mutationResolver) CancelRegistration(ctx context.Context, eventID string) (*eventide.Registration, error) {
-	ctx, tell := r.tracking(ctx)
-	defer tell()
-	reg, ev, err := r.Store.CancelRegistration(ctx, eventID, eventide.ViewerFrom(ctx).ID, r.now())
-	if err != nil {
-		return nil, err
-	}
-	r.wrote(ctx, ev)
-	r.publish(ev)
-	return reg, nil
+	return r.wroteRegistration(ctx)(r.App.Registrations.Cancel(ctx, eventID))
 }
 
 // SetUserRole is the resolver for the setUserRole field.
 func (r *mutationResolver) SetUserRole(ctx context.Context, userID string, role eventide.Role) (*eventide.User, error) {
-	if !role.Valid() {
-		return nil, eventide.InvalidField("role", "unknown role %q", role)
-	}
-	before, err := r.Store.UserByID(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	u, err := r.Store.SetUserRole(ctx, userID, role)
+	u, err := r.App.Users.SetRole(ctx, userID, role)
 	if err != nil {
 		return nil, err
 	}
 	r.wrote(ctx)
-	r.roleChanged(ctx, before.Role, u)
 	return u, nil
 }
 
@@ -415,7 +217,7 @@ func (r *mutationResolver) PurgeCache(ctx context.Context) (int, error) {
 
 // RemoveRegistration is the resolver for the removeRegistration field.
 func (r *mutationResolver) RemoveRegistration(ctx context.Context, id string, reason *string) (*eventide.Registration, error) {
-	return r.removeRegistration(ctx, id, reason)
+	return r.wroteRegistration(ctx)(r.App.Registrations.Remove(ctx, id, reason))
 }
 
 // Me is the resolver for the me field.
@@ -440,7 +242,12 @@ func (r *queryResolver) Event(ctx context.Context, id string) (*eventide.Event, 
 
 // Events is the resolver for the events field.
 func (r *queryResolver) Events(ctx context.Context, filter *model.EventFilter, first *int, after *string) (*relay.EventConnection, error) {
-	q, err := r.eventQuery(ctx, filter)
+	var f app.EventFilter
+	if filter != nil {
+		f = app.EventFilter{Status: filter.Status, From: filter.From, To: filter.To, City: filter.City, Tag: filter.Tag,
+			OrganizerID: filter.OrganizerID, VenueID: filter.VenueID, Search: filter.Search}
+	}
+	q, err := r.App.Events.Query(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -470,49 +277,28 @@ func (r *queryResolver) Venues(ctx context.Context, city *string, first *int, af
 }
 
 // CacheStats is the resolver for the cacheStats field.
-func (r *queryResolver) CacheStats(ctx context.Context) (*cache.Stats, error) {
-	st := r.Cache.Stats(ctx)
-	return &st, nil
+func (r *queryResolver) CacheStats(ctx context.Context) (*model.CacheStats, error) {
+	return cacheStats(r.Cache.Stats(ctx)), nil
 }
 
-func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*security.Event, error) {
-	n := 100
-	if last != nil {
-		n = *last
+func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, last *int) ([]*model.SecurityEvent, error) {
+	n, err := lastOf(last)
+	if err != nil {
+		return nil, err
 	}
-	if n < 1 || n > 1000 {
-		return nil, eventide.InvalidField("last", "must be between 1 and 1000")
-	}
-	var f security.Filter
-	if filter != nil {
-		f.Types = filter.Types
-		if filter.MinSeverity != nil {
-			f.MinSeverity = *filter.MinSeverity
-		}
-		if filter.IP != nil {
-			f.IP = *filter.IP
-		}
-		if filter.UserID != nil {
-			f.UserID = *filter.UserID
-		}
-		if filter.Since != nil {
-			f.Since = *filter.Since
-		}
-	}
-	events := r.Security.Query(f, n)
-	out := make([]*security.Event, len(events))
-	for i := range events {
-		out[i] = &events[i]
+	events := r.Security.Query(securityFilter(filter), n)
+	out := make([]*model.SecurityEvent, len(events))
+	for i, e := range events {
+		out[i] = securityEvent(e)
 	}
 	return out, nil
 }
 
-func (r *queryResolver) MemoryStats(ctx context.Context) (*memstats.Sample, error) {
-	s := r.Memory.Current()
-	return &s, nil
+func (r *queryResolver) MemoryStats(ctx context.Context) (*model.MemoryStats, error) {
+	return memoryStats(r.Memory.Current()), nil
 }
 
-func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*memstats.Sample, error) {
+func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*model.MemoryStats, error) {
 	n := 120
 	if last != nil {
 		n = *last
@@ -521,9 +307,9 @@ func (r *queryResolver) MemoryHistory(ctx context.Context, last *int) ([]*memsta
 		return nil, eventide.InvalidField("last", "must be at least 1")
 	}
 	h := r.Memory.History(n)
-	out := make([]*memstats.Sample, len(h))
-	for i := range h {
-		out[i] = &h[i]
+	out := make([]*model.MemoryStats, len(h))
+	for i, s := range h {
+		out[i] = memoryStats(s)
 	}
 	return out, nil
 }
@@ -543,7 +329,7 @@ func (r *queryResolver) DatabaseStats(ctx context.Context) (*model.DatabaseStats
 
 // Users is the resolver for the users field.
 func (r *queryResolver) Users(ctx context.Context, search *string, role *eventide.Role, first *int, after *string) (*relay.UserConnection, error) {
-	q, err := userQuery(search, role)
+	q, err := r.App.Users.Query(search, role)
 	if err != nil {
 		return nil, err
 	}
@@ -564,12 +350,9 @@ func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, erro
 }
 
 func (r *queryResolver) WebhookDeliveries(ctx context.Context, status *eventide.DeliveryStatus, last *int) ([]*eventide.WebhookDelivery, error) {
-	n := 100
-	if last != nil {
-		n = *last
-	}
-	if n < 1 || n > 1000 {
-		return nil, eventide.InvalidField("last", "must be between 1 and 1000")
+	n, err := lastOf(last)
+	if err != nil {
+		return nil, err
 	}
 	if r.Webhooks == nil {
 		return []*eventide.WebhookDelivery{}, nil
@@ -604,26 +387,6 @@ func (r *registrationResolver) CancelReason(ctx context.Context, obj *eventide.R
 	return optional(obj.CancelReason), nil
 }
 
-func (r *securityEventResolver) IP(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.IP), nil
-}
-
-func (r *securityEventResolver) UserID(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.UserID), nil
-}
-
-func (r *securityEventResolver) Email(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.Email), nil
-}
-
-func (r *securityEventResolver) UserAgent(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.UserAgent), nil
-}
-
-func (r *securityEventResolver) Operation(ctx context.Context, obj *security.Event) (*string, error) {
-	return optional(obj.Operation), nil
-}
-
 // EventUpdated is the resolver for the eventUpdated field.
 func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-chan *eventide.Event, error) {
 	ev, err := r.visibleEvent(ctx, id)
@@ -648,36 +411,37 @@ func (r *subscriptionResolver) EventUpdated(ctx context.Context, id string) (<-c
 	return ch, nil
 }
 
-func (r *subscriptionResolver) MemoryStats(ctx context.Context, intervalMs *int) (<-chan *memstats.Sample, error) {
+func (r *subscriptionResolver) MemoryStats(ctx context.Context, intervalMs *int) (<-chan *model.MemoryStats, error) {
 	ms := 1000
 	if intervalMs != nil {
 		ms = *intervalMs
 	}
 	ms = min(max(ms, 250), 60_000)
-	ch, err := memstats.SubscribeAs(r.Memory, ctx, time.Duration(ms)*time.Millisecond, func(s memstats.Sample) *memstats.Sample { return &s })
+	ch, err := memstats.SubscribeAs(r.Memory, ctx, time.Duration(ms)*time.Millisecond, memoryStats)
 	if err != nil {
 		return nil, memorySubscribeError(err)
 	}
 	return ch, nil
 }
 
-func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *security.Severity) (<-chan *security.Event, error) {
+func (r *subscriptionResolver) SecurityEvents(ctx context.Context, minSeverity *model.Severity) (<-chan *model.SecurityEvent, error) {
 	sev := security.SeverityInfo
 	if minSeverity != nil {
-		sev = *minSeverity
+		sev = security.Severity(*minSeverity)
 	}
 	in, err := r.Security.Subscribe(ctx, sev)
 	if err != nil {
 		return nil, err
 	}
-	// The log's channel carries values; gqlgen wants pointers. Converting needs one goroutine,
-	// which ends when the log closes the channel (ctx done, or the subscriber fell behind).
-	out := make(chan *security.Event, 1)
+	// The log's channel carries its own events; gqlgen wants the schema's model. Converting
+	// needs one goroutine, which ends when the log closes the channel (ctx done, or the
+	// subscriber fell behind).
+	out := make(chan *model.SecurityEvent, 1)
 	go func() {
 		defer close(out)
 		for e := range in {
 			select {
-			case out <- &e:
+			case out <- securityEvent(e):
 			case <-ctx.Done():
 				return
 			}
@@ -693,8 +457,7 @@ func (r *subscriptionResolver) MyRegistrations(ctx context.Context) (<-chan *eve
 
 // Email is the resolver for the email field.
 func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, error) {
-	v := eventide.ViewerFrom(ctx)
-	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) {
+	if !eventide.ViewerFrom(ctx).CanSeeAccount(obj) {
 		return nil, nil
 	}
 	email := obj.Email
@@ -703,8 +466,7 @@ func (r *userResolver) Email(ctx context.Context, obj *eventide.User) (*string, 
 
 // CalendarURL is the resolver for the calendarUrl field.
 func (r *userResolver) CalendarURL(ctx context.Context, obj *eventide.User) (*string, error) {
-	v := eventide.ViewerFrom(ctx)
-	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) || r.Calendar == nil {
+	if !eventide.ViewerFrom(ctx).CanSeeAccount(obj) || r.Calendar == nil {
 		return nil, nil
 	}
 	secret, err := r.Store.CalendarSecret(ctx, obj.ID)
@@ -717,17 +479,13 @@ func (r *userResolver) CalendarURL(ctx context.Context, obj *eventide.User) (*st
 
 // OrganizedEvents is the resolver for the organizedEvents field.
 func (r *userResolver) OrganizedEvents(ctx context.Context, obj *eventide.User, first *int, after *string) (*relay.EventConnection, error) {
-	v := eventide.ViewerFrom(ctx)
-	q := eventide.EventQuery{OrganizerID: obj.ID}
-	if v == nil || (v.ID != obj.ID && v.Role != eventide.RoleAdmin) {
-		q.NoDrafts = true
-	}
-	return r.eventConnection(ctx, q, page(first, after))
+	return r.eventConnection(ctx, r.App.Events.OrganizedBy(ctx, obj), page(first, after))
 }
 
 // Registrations is the resolver for the registrations field.
 func (r *userResolver) Registrations(ctx context.Context, obj *eventide.User, status *eventide.RegistrationStatus, upcoming *bool, first *int, after *string) (*relay.RegistrationConnection, error) {
-	return r.ownRegistrations(ctx, obj, status, upcoming, first, after)
+	conn, count, err := r.App.Registrations.ForUser(ctx, obj, status, upcoming, page(first, after))
+	return r.registrationConnection(ctx, conn, count, err)
 }
 
 // TimeZone is the resolver for the timeZone field.
@@ -737,9 +495,7 @@ func (r *venueResolver) TimeZone(ctx context.Context, obj *eventide.Venue) (stri
 
 // Events is the resolver for the events field.
 func (r *venueResolver) Events(ctx context.Context, obj *eventide.Venue, first *int, after *string) (*relay.EventConnection, error) {
-	now := r.now()
-	q := eventide.EventQuery{VenueID: obj.ID, Statuses: []eventide.EventStatus{eventide.EventPublished}, EndsAfter: &now}
-	return r.eventConnection(ctx, q, page(first, after))
+	return r.eventConnection(ctx, r.App.Events.AtVenue(obj.ID), page(first, after))
 }
 
 func (r *webhookDeliveryResolver) ID(ctx context.Context, obj *eventide.WebhookDelivery) (string, error) {
@@ -774,15 +530,11 @@ func (r *webhookDeliveryResolver) Payload(ctx context.Context, obj *eventide.Web
 
 func (r *Resolver) Event() graph.EventResolver { return &eventResolver{r} }
 
-func (r *Resolver) MemoryStats() graph.MemoryStatsResolver { return &memoryStatsResolver{r} }
-
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) Registration() graph.RegistrationResolver { return &registrationResolver{r} }
-
-func (r *Resolver) SecurityEvent() graph.SecurityEventResolver { return &securityEventResolver{r} }
 
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
@@ -796,11 +548,9 @@ func (r *Resolver) WebhookDelivery() graph.WebhookDeliveryResolver {
 
 type (
 	eventResolver           struct{ *Resolver }
-	memoryStatsResolver     struct{ *Resolver }
 	mutationResolver        struct{ *Resolver }
 	queryResolver           struct{ *Resolver }
 	registrationResolver    struct{ *Resolver }
-	securityEventResolver   struct{ *Resolver }
 	subscriptionResolver    struct{ *Resolver }
 	userResolver            struct{ *Resolver }
 	venueResolver           struct{ *Resolver }

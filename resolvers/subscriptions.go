@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/pubsub"
 )
 
@@ -43,7 +44,7 @@ func whileVisible(ctx context.Context, in <-chan *eventide.Event, ready func(clo
 					return
 				}
 				if !ev.VisibleTo(eventide.ViewerFrom(ctx)) {
-					eventide.EndSubscription(ctx, eventide.Errorf(eventide.CodeForbidden, "you may no longer see this draft"))
+					reqmeta.EndSubscription(ctx, eventide.Errorf(eventide.CodeForbidden, "you may no longer see this draft"))
 					return
 				}
 				select {

@@ -5,13 +5,13 @@
 //
 // # Exactness
 //
-// A response is kept with the tokens of every cached value it was built from (cache.Deps), as
+// A response is kept with the tokens of every cached value it was built from (Deps), as
 // the cache saw them before reading, and the instant its clock-bound pages stop being right. A
 // hit reads those tokens again, in one call to the shared cache (one MGET on Redis, so every
 // replica sees every other's writes), and is served only when each is unchanged and the instant
 // has not passed. A write replaces the tokens of what it changes before it returns, so no
 // response built before the write can match after it, on any replica. A response that read
-// anything the cache does not cover is never kept (cache.Deps is tainted).
+// anything the cache does not cover is never kept (its Deps are tainted).
 //
 // # Bounds
 //
@@ -200,7 +200,7 @@ func (c *Cache) Lookup(ctx context.Context, key string) (_ *Entry, known bool) {
 	return e, true
 }
 
-// Put keeps body under key, depending on the token keys and values (as cache.Deps.Result gives
+// Put keeps body under key, depending on the token keys and values (as Deps.Result gives
 // them) until untilMs (unix ms; 0: no bound but the TTL). It reports whether it kept it: an entry
 // larger than the budget allows is not.
 func (c *Cache) Put(key string, body []byte, contentType, operation string, tokKeys []string, tokVals [][]byte, untilMs int64) bool {
@@ -264,6 +264,13 @@ func (c *Cache) Stats() Stats {
 	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stored: c.stored.Load(),
 		Evicted: c.evicted.Load(), Stale: c.stale.Load(), Coalesced: c.coalesced.Load(),
 		Entries: n, Building: building, Bytes: b, MaxBytes: c.max}
+}
+
+// Figures are the hits, misses, entries and bytes that the shared cache's Stats report of the
+// response cache (storecache.Responses).
+func (c *Cache) Figures() (hits, misses int64, entries int, bytes int64) {
+	st := c.Stats()
+	return st.Hits, st.Misses, st.Entries, st.Bytes
 }
 
 // Collectors are the cache's Prometheus metrics: eventide_response_cache_{hits,misses,stored,

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """binpages.py PID BINARY: which parts of BINARY are resident in process PID.
+TOP=N (environment) lists the N largest owners instead of 30.
 
 Reads /proc/PID/pagemap (present bit only; no privileges needed) for the mappings of BINARY,
 attributes each resident page to the symbols in it (go tool nm -size) and to its ELF section
@@ -48,7 +49,7 @@ for pg in present:
     tot=sum(owners.values())
     for k,v in owners.items(): by[k]+=4096*v/tot
 print("pages with no symbol (pclntab, type data, strings):",unknown,"=",unknown*4//1024,"MiB")
-for k,v in by.most_common(30): print(f"{v/1024:8.0f} KiB  {k}")
+for k,v in by.most_common(int(__import__("os").environ.get("TOP","30"))): print(f"{v/1024:8.0f} KiB  {k}")
 secs=[]
 for line in subprocess.run(['readelf','-SW',binpath],capture_output=True,text=True).stdout.splitlines():
     m=re.match(r'\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)',line)

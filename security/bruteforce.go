@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jellydator/ttlcache/v3"
+
+	"github.com/eventide/server/eventide"
 )
 
 // BruteForceConfig tunes a BruteForce detector. Zero fields take the defaults named beside them.
@@ -83,7 +85,7 @@ func NewBruteForce(cfg BruteForceConfig) *BruteForce {
 }
 
 func emailKey(email string) string {
-	email = strings.ToLower(strings.TrimSpace(email))
+	email = eventide.NormalizeEmail(email)
 	if email == "" {
 		return ""
 	}

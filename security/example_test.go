@@ -6,13 +6,14 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/security"
-	"github.com/redis/go-redis/v9"
 )
 
-// Example shows the wiring server.go is expected to do: one Log (bridged over Redis when
-// USE_REDIS), one BruteForce detector, one Throttle over a Redis limiter that falls back to
+// Example shows the wiring server.go is expected to do: one Log (shared over the replica bus
+// when USE_REDIS: Log.Share and Log.Receive), one BruteForce detector, one Throttle over a Redis limiter that falls back to
 // memory, and a middleware that throttles every request by its ClientKey.
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -23,8 +24,6 @@ func Example() {
 	go events.Run(ctx)
 
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-	bridge := security.NewBridge(events, rdb, security.BridgeConfig{})
-	go bridge.Run(ctx)
 
 	limiter := security.NewRedisLimiter(rdb, security.NewMemoryLimiter(security.MemoryLimiterConfig{MaxKeys: 10000}),
 		security.RedisLimiterConfig{})

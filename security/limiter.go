@@ -37,15 +37,32 @@ func (d Decision) SetHeaders(h http.Header) {
 	}
 }
 
-// Err returns nil when d allows the request, else a RATE_LIMITED *eventide.Error saying when to
-// retry.
+// Err returns nil when d allows the request, else a *Refusal: a RATE_LIMITED *eventide.Error
+// saying when to retry (its RetryAfter is d's, at least a second), with d for the HTTP answer's
+// headers.
 func (d Decision) Err() error {
 	if d.Allowed {
 		return nil
 	}
-	return &eventide.Error{Code: eventide.CodeRateLimited,
-		Message: fmt.Sprintf("too many requests; retry in %d s", max(ceilSeconds(d.RetryAfter), 1))}
+	s := max(ceilSeconds(d.RetryAfter), 1)
+	return &Refusal{Decision: d, err: &eventide.Error{Code: eventide.CodeRateLimited,
+		Message: fmt.Sprintf("too many requests; retry in %d s", s), RetryAfter: time.Duration(s) * time.Second}}
 }
+
+// Refusal is the error of a refused Decision, met beneath the transport (a login or sign-up over
+// its budget): it unwraps to its RATE_LIMITED *eventide.Error, which the client is shown, and
+// keeps the decision, whose RateLimit-* headers an HTTP answer sends (SetHeaders) as the
+// request throttle's own refusals do.
+type Refusal struct {
+	Decision Decision
+	err      *eventide.Error
+}
+
+func (r *Refusal) Error() string { return r.err.Error() }
+func (r *Refusal) Unwrap() error { return r.err }
+
+// SetHeaders writes the refused decision's headers (Decision.SetHeaders).
+func (r *Refusal) SetHeaders(h http.Header) { r.Decision.SetHeaders(h) }
 
 func ceilSeconds(d time.Duration) int {
 	if d <= 0 {

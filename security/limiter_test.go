@@ -2,6 +2,7 @@ package security
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -130,6 +131,21 @@ func TestDecision(t *testing.T) {
 		err := Decision{Limit: 1, RetryAfter: 200 * time.Millisecond}.Err()
 		if !eventide.IsCode(err, eventide.CodeRateLimited) || err.Error() != "RATE_LIMITED: too many requests; retry in 1 s" {
 			t.Fatalf("err = %v", err)
+		}
+		// The transport reads when to retry from the domain error, and the budget's headers
+		// from the refusal around it.
+		var de *eventide.Error
+		if !errors.As(err, &de) || de.RetryAfter != time.Second {
+			t.Fatalf("RetryAfter of %v = %v, want 1s", err, de)
+		}
+		var hs interface{ SetHeaders(http.Header) }
+		if !errors.As(err, &hs) {
+			t.Fatalf("%T carries no headers", err)
+		}
+		h := http.Header{}
+		hs.SetHeaders(h)
+		if h.Get("RateLimit-Limit") != "1" || h.Get("RateLimit-Remaining") != "0" || h.Get("Retry-After") != "1" {
+			t.Fatalf("refusal headers %v", h)
 		}
 		if err := (Decision{Allowed: true}).Err(); err != nil {
 			t.Fatalf("allowed decision has error %v", err)

@@ -29,7 +29,7 @@ type LogConfig struct {
 	SubscriberBuffer int              // events a subscriber may fall behind before it is dropped; default 64
 	RepeatWindow     time.Duration    // repeated ACCESS_DENIED are counted in one event per window (THROTTLE_TTL); default 1m
 	MaxRepeatKeys    int              // open repeat windows at most (the oldest is closed first); default 10000
-	Origin           string           // this replica's id in event IDs and on the Redis bridge; default random
+	Origin           string           // this replica's id in event IDs; default random
 	Logger           *slog.Logger     // every event logged here is also one line on it (msg=security_event); nil: none
 	Now              func() time.Time // the clock; default time.Now
 }
@@ -101,11 +101,14 @@ func shareSizes(maxEvents int) [numShares]int {
 	return n
 }
 
-// ring is one share: a fixed array of slots, the oldest overwritten.
+// ring is one share: a fixed array of size slots, the oldest overwritten. The array is made at
+// the share's first event: a server that has logged none holds none (the three arrays are 0.2
+// MiB of heap at the default 1 000 events, ~0.4 MiB of RSS; BENCHMARKS.md, "Idle RSS").
 type ring struct {
-	slots []slot
-	head  int // where the next event goes
-	n     int // events held
+	size  int
+	slots []slot // nil until the first put, then size slots
+	head  int    // where the next event goes
+	n     int    // events held
 }
 
 // slot is a stored event and its arrival number on this replica, which orders events across
@@ -123,6 +126,9 @@ func (r *ring) at(i int) *slot {
 
 // put stores e at arrival seq, overwriting the oldest slot when full, and returns its index.
 func (r *ring) put(e Event, seq uint64) int {
+	if r.slots == nil {
+		r.slots = make([]slot, r.size)
+	}
 	i := r.head
 	r.slots[i] = slot{e: e, seq: seq}
 	r.head++
@@ -149,6 +155,9 @@ func (r *ring) find(seq uint64) int {
 
 // sweep drops the events before cutoff, compacting in place, and returns how many it dropped.
 func (r *ring) sweep(cutoff time.Time) int {
+	if r.n == 0 {
+		return 0
+	}
 	size := len(r.slots)
 	tail := (r.head - r.n + size) % size
 	kept := 0
@@ -188,7 +197,7 @@ type Log struct {
 	subs    map[*subscriber]struct{}
 	repeats repeats
 
-	forward atomic.Pointer[func(Event)] // the Redis bridge's queue, when there is one
+	forward atomic.Pointer[func(Event)] // publishes to the other replicas, once Share was called
 
 	loggedN, received, dropped, repeated atomic.Uint64
 
@@ -237,7 +246,7 @@ func NewLog(cfg LogConfig) *Log {
 		}),
 	}
 	for i, n := range shareSizes(cfg.MaxEvents) {
-		l.shares[i].slots = make([]slot, n)
+		l.shares[i].size = n
 	}
 	for i, t := range eventTypes {
 		l.logged[i] = l.loggedVec.WithLabelValues(string(t))
@@ -255,7 +264,7 @@ func NewLog(cfg LogConfig) *Log {
 	return l
 }
 
-// Origin is this replica's id: the suffix of the IDs it gives and its name on the Redis bridge.
+// Origin is this replica's id: the suffix of the IDs it gives.
 func (l *Log) Origin() string { return l.cfg.Origin }
 
 // Log records e and offers it to every subscriber whose minimum severity it meets, without
@@ -497,7 +506,7 @@ func (l *Log) Query(f Filter, last int) []Event {
 	return out
 }
 
-// Subscribe returns a channel of the events logged from now on (here or, with a Bridge, on
+// Subscribe returns a channel of the events logged from now on (here or, once Shared, on
 // another replica) that are at least minSeverity ("" for all). The channel is closed when ctx
 // ends, or when the subscriber falls more than SubscriberBuffer events behind: a slow reader is
 // dropped, never waited for. Errors: ErrInvalidSeverity, ErrTooManySubscribers.
@@ -559,7 +568,7 @@ func (l *Log) Stats() LogStats {
 	}
 	for i := range l.shares {
 		st.Events += l.shares[i].n
-		st.Capacity += len(l.shares[i].slots)
+		st.Capacity += l.shares[i].size
 	}
 	return st
 }

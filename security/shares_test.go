@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventide/server/internal/redistest"
 	"github.com/eventide/server/internal/syncbuf"
 )
 
@@ -331,40 +330,6 @@ func field(line, key string) string {
 		}
 	}
 	return ""
-}
-
-// TestBridgeKeyPrefix: two deployments on one Redis, each with its own prefix, do not see each
-// other's events; two replicas with the same prefix do.
-func TestBridgeKeyPrefix(t *testing.T) {
-	s := redistest.Start(t)
-	replica := func(name, prefix string) (*Log, *Bridge) {
-		l := NewLog(LogConfig{Origin: name})
-		b := NewBridge(l, newRedisClient(t, s), BridgeConfig{Prefix: prefix, RetryMax: 100 * time.Millisecond, Logger: quietLogger})
-		run(t, b.Run)
-		return l, b
-	}
-	a1, b1 := replica("a1", "eventide:alpha:v1:")
-	a2, b2 := replica("a2", "eventide:alpha:v1:")
-	other, b3 := replica("b1", "eventide:beta:v1:")
-	eventually(t, 5*time.Second, "bridges not subscribed", func() bool { return b1.Subscribed() && b2.Subscribed() && b3.Subscribed() })
-	if b1.cfg.Channel != "eventide:alpha:v1:security" {
-		t.Fatalf("channel %q", b1.cfg.Channel)
-	}
-	sent := a1.Log(Event{Type: LoginFailed, IP: "192.0.2.1"})
-	otherSent := other.Log(Event{Type: LoginFailed, IP: "192.0.2.2"})
-	eventually(t, 5*time.Second, "a2 did not receive a1's event", func() bool { return a2.Stats().Received == 1 })
-	// Both were published on one Redis before a2 received: had b1 listened on alpha's channel (or
-	// a2 on beta's), its message would be on its way too. Give it the time a2 took, twice over.
-	time.Sleep(200 * time.Millisecond)
-	if got := a2.Query(Filter{}, 10); len(got) != 1 || got[0].ID != sent.ID {
-		t.Fatalf("a2 holds %+v, want a1's event only", got)
-	}
-	if st := other.Stats(); st.Received != 0 {
-		t.Fatalf("beta received %d of alpha's events", st.Received)
-	}
-	if got := a1.Query(Filter{}, 10); len(got) != 1 || got[0].ID == otherSent.ID {
-		t.Fatalf("a1 holds %+v", got)
-	}
 }
 
 // BenchmarkLogRepeat is a repeated ACCESS_DENIED: counted in its window's event, in place.

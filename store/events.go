@@ -89,7 +89,7 @@ func fromEvent(e *eventide.Event) (eventDoc, error) {
 	}
 	d := eventDoc{
 		Title: e.Title, Description: e.Description, StartsAt: msTime(e.StartsAt), EndsAt: msTime(e.EndsAt),
-		Status: string(e.Status), Capacity: e.Capacity, Tags: e.Tags, City: e.City, CityKey: foldKey(e.City),
+		Status: string(e.Status), Capacity: e.Capacity, Tags: e.Tags, City: e.City, CityKey: eventide.FoldCity(e.City),
 		OrganizerID: org, Confirmed: e.ConfirmedCount, Waitlisted: e.WaitlistCount, CancelReason: e.CancelReason,
 		CreatedAt: msTime(e.CreatedAt), UpdatedAt: msTime(e.UpdatedAt),
 		TimeZone: eventide.ZoneOr(e.TimeZone), Online: e.Online, OnlineURL: e.OnlineURL, Revision: e.Revision,
@@ -288,7 +288,7 @@ func eventFilter(q eventide.EventQuery) bson.D {
 		and = append(and, bson.D{{Key: "endsAt", Value: bson.D{{Key: "$gt", Value: msTime(*q.EndsAfter)}}}})
 	}
 	if q.City != "" {
-		and = append(and, bson.D{{Key: "cityKey", Value: foldKey(q.City)}})
+		and = append(and, bson.D{{Key: "cityKey", Value: eventide.FoldCity(q.City)}})
 	}
 	if q.Tag != "" {
 		and = append(and, bson.D{{Key: "tags", Value: q.Tag}})

@@ -57,7 +57,7 @@ var errStoreClosing = &eventide.Error{Code: eventide.CodeUnavailable, Message: "
 
 // Up returns a context that is cancelled as soon as the store is known down, with the error a
 // call should end in as its cause; it is already cancelled while the store is down. A call made
-// under it (see cache.FailFast) fails at once instead of waiting out server selection.
+// under it (see storecache.FailFast) fails at once instead of waiting out server selection.
 func (m *monitor) Up() context.Context {
 	return *m.upNow.Load()
 }

@@ -138,11 +138,56 @@ func (s *Store) Register(ctx context.Context, eventID, userID string, at time.Ti
 		}
 		return toRegistration(&d), toEvent(ev2), nil
 	}
-	s.end(ctx, eid, m)
 	s.moveOutbox(ctx, s.regs, reg.ID, msgs...)
+	if s.afterRegistration != nil {
+		s.afterRegistration()
+	}
+	if err := s.withdrawIfCancelled(ctx, eid, &reg, m); err != nil {
+		return nil, nil, err
+	}
+	s.end(ctx, eid, m)
 	out := toRegistration(&reg)
 	eventide.NoteRegistrations(ctx, out)
 	return out, toEvent(ev), nil
+}
+
+// withdrawIfCancelled closes the one window the seat's condition leaves open across replicas:
+// the event was cancelled (on any replica) after this registration claimed its seat and before
+// the registration was written, so the cancellation's cascade may have passed it by. Read after
+// the write, the event's status settles it: the cascade began after the status change, so either
+// it saw this registration or this read sees the status. The withdrawal is conditional on the
+// registration's status, as the cascade's updates are, so exactly one of them cancels it and
+// gives its counter back. Stopped halfway, the mark's repair cascades and recounts.
+func (s *Store) withdrawIfCancelled(ctx context.Context, eid bson.ObjectID, reg *registrationDoc, m *mark) error {
+	ev, err := s.eventDoc(ctx, eid)
+	if err != nil {
+		s.halfway(ctx, eid, m, err)
+		return err
+	}
+	if ev.Status != string(eventide.EventCancelled) {
+		return nil
+	}
+	refused := registrable(ev, time.Time{})
+	was := eventide.RegistrationStatus(reg.Status)
+	var msgs []embeddedMsg
+	if s.emitting() {
+		c := *reg
+		c.Outbox, c.Status, c.UpdatedAt, c.CancelReason = nil, string(eventide.RegistrationCancelled), now(), ev.CancelReason
+		msgs = []embeddedMsg{regMessage(eventide.WebhookRegistrationCancelled, &c)}
+	}
+	res, err := s.regs.UpdateOne(ctx, bson.D{{Key: "_id", Value: reg.ID}, {Key: "status", Value: string(was)}},
+		withPush(bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: string(eventide.RegistrationCancelled)},
+			{Key: "cancelReason", Value: ev.CancelReason}, {Key: "updatedAt", Value: now()}}}}, msgs...))
+	if err == nil && res.ModifiedCount > 0 {
+		s.moveOutbox(ctx, s.regs, reg.ID, msgs...)
+		_, err = s.inc(ctx, eid, was, -1, nil)
+	}
+	if err != nil {
+		s.halfway(ctx, eid, m, err)
+		return mapErr(err)
+	}
+	s.end(ctx, eid, m)
+	return refused
 }
 
 // registrable says why an event takes no registrations at instant at, or nil.
@@ -162,31 +207,58 @@ func registrable(ev *eventDoc, at time.Time) error {
 // takeSeatOrWaitlist claims a seat atomically when one is free, else joins the waitlist, and
 // returns the status and the event after the change.
 func (s *Store) takeSeatOrWaitlist(ctx context.Context, ev *eventDoc, m *mark) (eventide.RegistrationStatus, *eventDoc, error) {
-	claimed, err := s.claimSeat(ctx, ev, m)
+	claimed, err := s.claimSeat(ctx, ev, m, true)
 	if err != nil {
 		return "", nil, err
 	}
 	if claimed != nil {
 		return eventide.RegistrationConfirmed, claimed, nil
 	}
-	after, err := s.inc(ctx, ev.ID, eventide.RegistrationWaitlisted, 1, m)
-	if err != nil {
-		return "", nil, err
+	var after eventDoc
+	err = s.events.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: ev.ID}, {Key: "status", Value: string(eventide.EventPublished)}},
+		withBegin(bson.D{{Key: "waitlisted", Value: 1}}, bson.D{{Key: "updatedAt", Value: now()}}, m),
+		returnAfter).Decode(&after)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", nil, s.noLongerRegistrable(ctx, ev.ID)
 	}
-	return eventide.RegistrationWaitlisted, after, nil
+	if err != nil {
+		return "", nil, mapErr(err)
+	}
+	return eventide.RegistrationWaitlisted, &after, nil
+}
+
+// noLongerRegistrable is the error of a seat or waitlist update whose condition on the event's
+// status failed: the event was cancelled (or unpublished) since it was read.
+func (s *Store) noLongerRegistrable(ctx context.Context, eid bson.ObjectID) error {
+	ev, err := s.eventDoc(ctx, eid)
+	if err != nil {
+		return err
+	}
+	if err := registrable(ev, time.Time{}); err != nil {
+		return err
+	}
+	return eventide.Errorf(eventide.CodeUnavailable, "the event is changing; try again")
 }
 
 // claimSeat increments the confirmed counter if, and only if, it is below the capacity; it
-// returns the event after the increment, or nil when the event is full. A non-nil m begins its
-// mark in the same atomic update.
-func (s *Store) claimSeat(ctx context.Context, ev *eventDoc, m *mark) (*eventDoc, error) {
+// returns the event after the increment, or nil when the event is full. For a registration
+// (register), the event must also still be published: a cancellation on another replica stops
+// new seats at once (a promotion into a raised capacity has no such condition). A non-nil m
+// begins its mark in the same atomic update.
+func (s *Store) claimSeat(ctx context.Context, ev *eventDoc, m *mark, register bool) (*eventDoc, error) {
 	for range maxSeatRetries {
+		if register && ev.Status != string(eventide.EventPublished) {
+			return nil, s.noLongerRegistrable(ctx, ev.ID)
+		}
 		if ev.Confirmed >= ev.Capacity {
 			return nil, nil
 		}
+		filter := bson.D{{Key: "_id", Value: ev.ID}, {Key: "capacity", Value: ev.Capacity}, {Key: "confirmed", Value: bson.D{{Key: "$lt", Value: ev.Capacity}}}}
+		if register {
+			filter = append(filter, bson.E{Key: "status", Value: string(eventide.EventPublished)})
+		}
 		var after eventDoc
-		err := s.events.FindOneAndUpdate(ctx,
-			bson.D{{Key: "_id", Value: ev.ID}, {Key: "capacity", Value: ev.Capacity}, {Key: "confirmed", Value: bson.D{{Key: "$lt", Value: ev.Capacity}}}},
+		err := s.events.FindOneAndUpdate(ctx, filter,
 			withBegin(bson.D{{Key: "confirmed", Value: 1}}, bson.D{{Key: "updatedAt", Value: now()}}, m),
 			returnAfter).Decode(&after)
 		if err == nil {
@@ -195,7 +267,7 @@ func (s *Store) claimSeat(ctx context.Context, ev *eventDoc, m *mark) (*eventDoc
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			return nil, mapErr(err)
 		}
-		// Full, or the capacity changed under us: read again and decide again.
+		// Full, cancelled, or the capacity changed under us: read again and decide again.
 		if ev, err = s.eventDoc(ctx, ev.ID); err != nil {
 			return nil, err
 		}
@@ -287,7 +359,7 @@ func (s *Store) fillSeats(ctx context.Context, eid bson.ObjectID) error {
 		if ev.Waitlisted <= 0 || ev.Confirmed >= ev.Capacity {
 			return nil
 		}
-		claimed, err := s.claimSeat(ctx, ev, nil)
+		claimed, err := s.claimSeat(ctx, ev, nil, false)
 		if err != nil || claimed == nil {
 			return err
 		}

@@ -92,9 +92,12 @@ type Store struct {
 	eventLocks [eventLockStripes]sync.Mutex
 
 	// broken and the sweeps repair counters after a multi-step write stopped halfway (DESIGN.md).
-	broken     brokenMarks
-	stopSweeps context.CancelFunc
-	sweepDone  chan struct{}
+	broken brokenMarks
+	// afterRegistration, set only by tests, runs in Register between the registration's write
+	// and its check of the event's status (where another replica's cancellation may land).
+	afterRegistration func()
+	stopSweeps        context.CancelFunc
+	sweepDone         chan struct{}
 }
 
 var _ eventide.Store = (*Store)(nil)
@@ -172,7 +175,7 @@ func (s *Store) Abort() { s.mon.close() }
 
 // Up returns a context cancelled the moment the store is known down (the driver's server monitor
 // saw it go Unknown) or closing, with the UNAVAILABLE error calls should end in as its cause;
-// while the store is down it is already cancelled. See cache.FailFast.
+// while the store is down it is already cancelled. See storecache.FailFast.
 func (s *Store) Up() context.Context { return s.mon.Up() }
 
 // Ping checks that the primary answers; UNAVAILABLE when it does not, at once when the store is

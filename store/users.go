@@ -28,14 +28,11 @@ func toUser(d *userDoc) *eventide.User {
 	}
 }
 
-// NormalizeEmail is the form emails are stored and looked up in.
-func NormalizeEmail(email string) string { return eventide.NormalizeEmail(email) }
-
 // CreateUser implements eventide.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u *eventide.User) error {
 	t := now()
 	d := userDoc{
-		ID: bson.NewObjectID(), Name: u.Name, Email: NormalizeEmail(u.Email), Role: string(u.Role),
+		ID: bson.NewObjectID(), Name: u.Name, Email: eventide.NormalizeEmail(u.Email), Role: string(u.Role),
 		PasswordHash: u.PasswordHash, CreatedAt: t, UpdatedAt: t,
 	}
 	if _, err := s.users.InsertOne(ctx, d); err != nil {
@@ -65,7 +62,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*eventide.User, error)
 // UserByEmail implements eventide.UserStore.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*eventide.User, error) {
 	var d userDoc
-	e := NormalizeEmail(email)
+	e := eventide.NormalizeEmail(email)
 	if err := findOne(ctx, s.users, bson.D{{Key: "email", Value: e}}, &d, "user", e); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -36,14 +35,11 @@ func toVenue(d *venueDoc) *eventide.Venue {
 	return v
 }
 
-// foldKey is the case-insensitive form of a name or city used for filters and ordering.
-func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
 // CreateVenue implements eventide.VenueStore.
 func (s *Store) CreateVenue(ctx context.Context, v *eventide.Venue) error {
 	d := venueDoc{
-		ID: bson.NewObjectID(), Name: v.Name, NameKey: foldKey(v.Name), Address: v.Address,
-		City: v.City, CityKey: foldKey(v.City), Capacity: v.Capacity, CreatedByID: v.CreatedByID, CreatedAt: now(),
+		ID: bson.NewObjectID(), Name: v.Name, NameKey: eventide.FoldName(v.Name), Address: v.Address,
+		City: v.City, CityKey: eventide.FoldCity(v.City), Capacity: v.Capacity, CreatedByID: v.CreatedByID, CreatedAt: now(),
 		TimeZone: eventide.ZoneOr(v.TimeZone),
 	}
 	if _, err := s.venues.InsertOne(ctx, d); err != nil {
@@ -79,7 +75,7 @@ func venueFilter(city string) bson.D {
 	if city == "" {
 		return bson.D{}
 	}
-	return bson.D{{Key: "cityKey", Value: foldKey(city)}}
+	return bson.D{{Key: "cityKey", Value: eventide.FoldCity(city)}}
 }
 
 // Venues implements eventide.VenueStore: by name (case-insensitive), then id.
@@ -129,8 +125,8 @@ func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventid
 	}
 	v.ID, v.TimeZone = cur.ID, eventide.ZoneOr(v.TimeZone)
 	set := bson.D{
-		{Key: "name", Value: v.Name}, {Key: "nameKey", Value: foldKey(v.Name)}, {Key: "address", Value: v.Address},
-		{Key: "city", Value: v.City}, {Key: "cityKey", Value: foldKey(v.City)}, {Key: "timeZone", Value: v.TimeZone},
+		{Key: "name", Value: v.Name}, {Key: "nameKey", Value: eventide.FoldName(v.Name)}, {Key: "address", Value: v.Address},
+		{Key: "city", Value: v.City}, {Key: "cityKey", Value: eventide.FoldCity(v.City)}, {Key: "timeZone", Value: v.TimeZone},
 	}
 	update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: "capacity", Value: v.Capacity})}}
 	if v.Capacity == nil {
@@ -140,7 +136,7 @@ func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventid
 		return nil, mapErr(err)
 	}
 	if _, err := s.events.UpdateMany(ctx, bson.D{{Key: "venueId", Value: oid}}, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "city", Value: v.City}, {Key: "cityKey", Value: foldKey(v.City)}, {Key: "timeZone", Value: v.TimeZone},
+		{Key: "city", Value: v.City}, {Key: "cityKey", Value: eventide.FoldCity(v.City)}, {Key: "timeZone", Value: v.TimeZone},
 	}}}); err != nil {
 		return nil, mapErr(err)
 	}

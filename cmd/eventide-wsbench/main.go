@@ -1,23 +1,27 @@
-// Command eventide-wsbench measures what idle eventUpdated websocket subscribers cost a running
-// Eventide server, and how long one change takes to reach all of them.
+// Command eventide-wsbench measures what idle eventUpdated subscribers cost a running Eventide
+// server, and how long one change takes to reach all of them.
 //
-//	eventide-wsbench -url http://127.0.0.1:18080/graphql -subscribers 10000
+//	eventide-wsbench -url http://127.0.0.1:18080/graphql -subscribers 10000 [-transport sse]
 //
 // It signs in as the admin (ADMIN_EMAIL / ADMIN_PASSWORD of the server), creates and publishes
 // one event, reads the server's RSS (the memoryStats query), opens the subscribers (one
-// graphql-transport-ws connection and one eventUpdated subscription each), waits -settle, reads
+// connection and one eventUpdated subscription each: a graphql-transport-ws websocket, or with
+// -transport sse or multipart a POST answered as a Server-Sent Events stream or a multipart
+// subscription, each on its own HTTP/1.1 connection), waits -settle, reads
 // RSS again (three samples, the median kept), then updates the event -changes times and records,
 // per change, the time from the mutation's start until each subscriber has the update. It prints
 // one JSON report.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -37,14 +41,21 @@ func main() {
 	settle := flag.Duration("settle", 20*time.Second, "wait after the last subscriber before reading RSS")
 	changes := flag.Int("changes", 5, "changes fanned out (one at a time)")
 	parallel := flag.Int("dial-parallel", 32, "subscribers opened at once")
+	kind := flag.String("transport", "ws", "the subscribers' transport: ws (graphql-transport-ws), sse or multipart")
 	flag.Parse()
-	if err := run(*url, *n, *email, *password, *settle, *changes, *parallel); err != nil {
+	open, ok := openers[*kind]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "eventide-wsbench: -transport %q: want ws, sse or multipart\n", *kind)
+		os.Exit(2)
+	}
+	if err := run(*url, *n, *email, *password, *settle, *changes, *parallel, open); err != nil {
 		fmt.Fprintln(os.Stderr, "eventide-wsbench:", err)
 		os.Exit(1)
 	}
 }
 
 type report struct {
+	Transport       string    `json:"transport"`
 	Subscribers     int       `json:"subscribers"`
 	Connected       int       `json:"connected"`
 	RSSBeforeMiB    float64   `json:"rssBeforeMiB"`
@@ -59,7 +70,21 @@ type report struct {
 	Missing         []int     `json:"missing"`
 }
 
-func run(url string, n int, email, password string, settle time.Duration, changes, parallel int) error {
+// openers open one subscriber on event id as client addr (X-Forwarded-For: the server must trust
+// the loopback, TRUSTED_PROXIES=127.0.0.1/32): one address may hold 1% of the eventUpdated
+// subscribers, so 50 subscribers share an address.
+var openers = map[string]func(ctx context.Context, url, id, addr string) (*sub, error){
+	"ws": openSub,
+	"sse": func(ctx context.Context, url, id, addr string) (*sub, error) {
+		return openStream(ctx, url, id, addr, "text/event-stream")
+	},
+	"multipart": func(ctx context.Context, url, id, addr string) (*sub, error) {
+		return openStream(ctx, url, id, addr, multipartAccept)
+	},
+}
+
+func run(url string, n int, email, password string, settle time.Duration, changes, parallel int,
+	open func(ctx context.Context, url, id, addr string) (*sub, error)) error {
 	ctx := context.Background()
 	var login struct {
 		Login struct{ Token string } `json:"login"`
@@ -82,14 +107,13 @@ func run(url string, n int, email, password string, settle time.Duration, change
 	if err := gql(ctx, url, tok, `mutation($id: ID!){ publishEvent(id: $id){ id } }`, map[string]any{"id": id}, nil); err != nil {
 		return fmt.Errorf("publishEvent: %w", err)
 	}
-	rep := report{Subscribers: n}
+	rep := report{Transport: flag.Lookup("transport").Value.String(), Subscribers: n}
 	before, gBefore, err := rssMedian(ctx, url, tok)
 	if err != nil {
 		return err
 	}
 	rep.RSSBeforeMiB, rep.GoroutinesPrior = before/(1<<20), gBefore
 
-	wsURL := "ws" + strings.TrimPrefix(url, "http")
 	subs := make([]*sub, n)
 	began := time.Now()
 	sem := make(chan struct{}, parallel)
@@ -99,7 +123,7 @@ func run(url string, n int, email, password string, settle time.Duration, change
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s, err := openSub(ctx, wsURL, id, fmt.Sprintf("10.%d.%d.1", i/50/256, i/50%256))
+			s, err := open(ctx, url, id, fmt.Sprintf("10.%d.%d.1", i/50/256, i/50%256))
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "subscriber %d: %v\n", i, err)
 				return
@@ -154,7 +178,7 @@ func run(url string, n int, email, password string, settle time.Duration, change
 	}
 	for _, s := range subs {
 		if s != nil {
-			_ = s.conn.CloseNow()
+			s.close()
 		}
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
@@ -171,7 +195,7 @@ func pct(sorted []float64, p float64) float64 {
 }
 
 type sub struct {
-	conn   *websocket.Conn
+	close  func()
 	mu     sync.Mutex
 	wanted string
 	got    chan time.Time
@@ -183,13 +207,27 @@ func (s *sub) want(title string) {
 	s.mu.Unlock()
 }
 
-// openSub opens one subscriber as client addr (X-Forwarded-For: the server must trust the
-// loopback, TRUSTED_PROXIES=127.0.0.1/32): one address may hold 1% of the eventUpdated
-// subscribers, so 50 subscribers share an address.
-func openSub(ctx context.Context, wsURL, id, addr string) (*sub, error) {
+// saw records when b carries the title s waits for.
+func (s *sub) saw(b []byte) {
+	now := time.Now()
+	s.mu.Lock()
+	w := s.wanted
+	s.mu.Unlock()
+	if w != "" && bytes.Contains(b, []byte(`"title":"`+w+`"`)) {
+		select {
+		case s.got <- now:
+		default:
+		}
+	}
+}
+
+const subscription = `subscription($id: ID!){ eventUpdated(id: $id){ id title attendeeCount } }`
+
+// openSub opens one graphql-transport-ws subscriber.
+func openSub(ctx context.Context, url, id, addr string) (*sub, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"},
+	conn, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"},
 		HTTPHeader: http.Header{"X-Forwarded-For": {addr}}})
 	if err != nil {
 		return nil, err
@@ -206,10 +244,10 @@ func openSub(ctx context.Context, wsURL, id, addr string) (*sub, error) {
 		return nil, fmt.Errorf("init: %s %v", b, err)
 	}
 	if err := send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
-		"query": `subscription($id: ID!){ eventUpdated(id: $id){ id title attendeeCount } }`, "variables": map[string]any{"id": id}}}); err != nil {
+		"query": subscription, "variables": map[string]any{"id": id}}}); err != nil {
 		return nil, err
 	}
-	s := &sub{conn: conn, got: make(chan time.Time, 16)}
+	s := &sub{close: func() { _ = conn.CloseNow() }, got: make(chan time.Time, 16)}
 	go func() {
 		for {
 			_, b, err := conn.Read(context.Background())
@@ -220,17 +258,49 @@ func openSub(ctx context.Context, wsURL, id, addr string) (*sub, error) {
 			case bytes.Contains(b, []byte(`"type":"ping"`)):
 				_ = conn.Write(context.Background(), websocket.MessageText, []byte(`{"type":"pong"}`))
 			case bytes.Contains(b, []byte(`"type":"next"`)):
-				now := time.Now()
-				s.mu.Lock()
-				w := s.wanted
-				s.mu.Unlock()
-				if w != "" && bytes.Contains(b, []byte(`"title":"`+w+`"`)) {
-					select {
-					case s.got <- now:
-					default:
-					}
-				}
+				s.saw(b)
 			}
+		}
+	}()
+	return s, nil
+}
+
+// multipartAccept is Apollo Client's Accept for a subscription over multipart HTTP.
+const multipartAccept = "multipart/mixed;boundary=graphql;subscriptionSpec=1.0,application/json;q=0.9"
+
+// streams is the HTTP client of the SSE and multipart subscribers: one connection each.
+var streams = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableKeepAlives: true}}
+
+// openStream opens one subscriber as a POST whose answer is a stream of type accept (SSE or
+// multipart); it reads the stream line by line.
+func openStream(ctx context.Context, url, id, addr, accept string) (*sub, error) {
+	body, _ := json.Marshal(map[string]any{"query": subscription, "variables": map[string]any{"id": id}})
+	sctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", accept)
+	req.Header.Set("X-Forwarded-For", addr)
+	res, err := streams.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		res.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("status %d: %s", res.StatusCode, b)
+	}
+	s := &sub{close: func() { cancel(); res.Body.Close() }, got: make(chan time.Time, 16)}
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 0, 4096), 1<<20)
+		for sc.Scan() {
+			s.saw(sc.Bytes())
 		}
 	}()
 	return s, nil

@@ -3,11 +3,14 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/eventide/server/eventide"
-	"github.com/eventide/server/security"
 )
 
 // A signed-in session.
@@ -16,6 +19,36 @@ type AuthPayload struct {
 	Token string `json:"token"`
 	// Who signed in.
 	User *eventide.User `json:"user"`
+}
+
+// The shared cache: where it lives now and how well it serves. Admins only.
+type CacheStats struct {
+	// Where reads go now: `redis`, or `memory` (the in-process cache).
+	Backend string `json:"backend"`
+	// True while Redis is configured but unreachable and the in-memory cache serves in its place.
+	FallbackActive bool `json:"fallbackActive"`
+	// Records and list pages served from the cache since start.
+	Hits int64 `json:"hits"`
+	// Records and list pages the cache did not have since start.
+	Misses int64 `json:"misses"`
+	// hits / (hits + misses); 0 before any look-up.
+	HitRatio float64 `json:"hitRatio"`
+	// Entries the backend holds (for Redis, every key of its database).
+	Entries int64 `json:"entries"`
+	// Most entries the in-memory cache holds (CACHE_MAX_ENTRIES); 0 for Redis, bounded by its own memory limit and the TTL.
+	Capacity int64 `json:"capacity"`
+	// Entries dropped to make room since start (for Redis, its evicted_keys).
+	Evictions int64 `json:"evictions"`
+	// Time to live of every entry, in seconds (CACHE_TTL).
+	TTLSeconds int `json:"ttlSeconds"`
+	// Anonymous queries answered with a kept whole response since start (RESPONSE_CACHE_MAX_BYTES; those requests read no record or page, so they are not in hits).
+	ResponseHits int64 `json:"responseHits"`
+	// Look-ups of the response cache that found no response still exact, since start.
+	ResponseMisses int64 `json:"responseMisses"`
+	// Whole responses kept now.
+	ResponseEntries int `json:"responseEntries"`
+	// Bytes the kept responses take, overhead included; at most RESPONSE_CACHE_MAX_BYTES.
+	ResponseBytes int64 `json:"responseBytes"`
 }
 
 // A new event; it starts as a DRAFT.
@@ -92,6 +125,34 @@ type EventFilter struct {
 	Search *string `json:"search,omitempty"`
 }
 
+// One sample of the process's memory, from runtime/metrics and /proc (no stop-the-world). Admins only.
+type MemoryStats struct {
+	// When the sample was taken.
+	At time.Time `json:"at"`
+	// Resident set size of the process, from /proc.
+	RssBytes int64 `json:"rssBytes"`
+	// Bytes of live and not-yet-swept heap objects.
+	HeapAllocBytes int64 `json:"heapAllocBytes"`
+	// Bytes in heap spans in use.
+	HeapInuseBytes int64 `json:"heapInuseBytes"`
+	// Heap bytes obtained from the OS.
+	HeapSysBytes int64 `json:"heapSysBytes"`
+	// Bytes of goroutine stacks in use.
+	StackInuseBytes int64 `json:"stackInuseBytes"`
+	// All memory mapped by the Go runtime.
+	TotalBytes int64 `json:"totalBytes"`
+	// Live goroutines.
+	Goroutines int `json:"goroutines"`
+	// Completed GC cycles since start.
+	GcCycles int `json:"gcCycles"`
+	// Approximate duration of the latest GC pause, in nanoseconds.
+	LastGcPauseNs int64 `json:"lastGcPauseNs"`
+	// The memory limit in force (MEMORY_LIMIT, or the container's cgroup limit), null when none.
+	MemoryLimitBytes *int64 `json:"memoryLimitBytes,omitempty"`
+	// rssBytes as a percentage of memoryLimitBytes, null when there is no limit.
+	UsagePercent *float64 `json:"usagePercent,omitempty"`
+}
+
 // What changes data.
 type Mutation struct {
 }
@@ -100,12 +161,38 @@ type Mutation struct {
 type Query struct {
 }
 
+// Something security-relevant that happened on this server (or another replica, with Redis). Admins only.
+type SecurityEvent struct {
+	// Unique id; ids from one replica sort in order.
+	ID string `json:"id"`
+	// What happened.
+	Type SecurityEventType `json:"type"`
+	// How much it matters.
+	Severity Severity `json:"severity"`
+	// When it happened.
+	At time.Time `json:"at"`
+	// The client address (X-Forwarded-For only from TRUSTED_PROXIES).
+	IP *string `json:"ip,omitempty"`
+	// The signed-in user, if any.
+	UserID *string `json:"userId,omitempty"`
+	// The email involved (a sign-in attempt), if any.
+	Email *string `json:"email,omitempty"`
+	// The client's User-Agent, if any.
+	UserAgent *string `json:"userAgent,omitempty"`
+	// The GraphQL operation name, if any.
+	Operation *string `json:"operation,omitempty"`
+	// What happened, in words; with the count when it happened more than once.
+	Message string `json:"message"`
+	// How many times it happened: repeated ACCESS_DENIED of one user (or anonymous client) for one refusal are counted in one event per THROTTLE_TTL window.
+	Count int `json:"count"`
+}
+
 // Narrows securityEvents; absent fields do not constrain.
 type SecurityEventFilter struct {
 	// Only these types.
-	Types []security.EventType `json:"types,omitempty"`
+	Types []SecurityEventType `json:"types,omitempty"`
 	// Only this severity or higher.
-	MinSeverity *security.Severity `json:"minSeverity,omitempty"`
+	MinSeverity *Severity `json:"minSeverity,omitempty"`
 	// Only from this client address.
 	IP *string `json:"ip,omitempty"`
 	// Only involving this user.
@@ -180,4 +267,156 @@ type UpdateVenueInput struct {
 	Capacity graphql.Omittable[*int] `json:"capacity,omitempty"`
 	// New IANA time zone.
 	TimeZone *string `json:"timeZone,omitempty"`
+}
+
+// What kind of security event happened.
+type SecurityEventType string
+
+const (
+	// A sign-in succeeded.
+	SecurityEventTypeLoginSucceeded SecurityEventType = "LOGIN_SUCCEEDED"
+	// A sign-in failed (wrong password or unknown email).
+	SecurityEventTypeLoginFailed SecurityEventType = "LOGIN_FAILED"
+	// An account was created.
+	SecurityEventTypeSignedUp SecurityEventType = "SIGNED_UP"
+	// A request carried a token that is malformed, badly signed, expired, or names no user.
+	SecurityEventTypeTokenInvalid SecurityEventType = "TOKEN_INVALID"
+	// A signed-in or anonymous caller asked for something its role does not allow.
+	SecurityEventTypeAccessDenied SecurityEventType = "ACCESS_DENIED"
+	// A client was throttled.
+	SecurityEventTypeRateLimited SecurityEventType = "RATE_LIMITED"
+	// Too many failed sign-ins for one email or from one client within the window.
+	SecurityEventTypeBruteForceSuspected SecurityEventType = "BRUTE_FORCE_SUSPECTED"
+	// A query was refused before it ran (depth, complexity, aliases, tokens, repeats).
+	SecurityEventTypeQueryRejected SecurityEventType = "QUERY_REJECTED"
+	// An admin changed a user's role.
+	SecurityEventTypeRoleChanged SecurityEventType = "ROLE_CHANGED"
+	// An admin did something that changes the server's state (purgeCache and other admin writes).
+	SecurityEventTypeAdminAction SecurityEventType = "ADMIN_ACTION"
+	// A long-lived connection's session ended: its token expired, or its user's role no longer allows what it was watching.
+	SecurityEventTypeSessionEnded SecurityEventType = "SESSION_ENDED"
+)
+
+var AllSecurityEventType = []SecurityEventType{
+	SecurityEventTypeLoginSucceeded,
+	SecurityEventTypeLoginFailed,
+	SecurityEventTypeSignedUp,
+	SecurityEventTypeTokenInvalid,
+	SecurityEventTypeAccessDenied,
+	SecurityEventTypeRateLimited,
+	SecurityEventTypeBruteForceSuspected,
+	SecurityEventTypeQueryRejected,
+	SecurityEventTypeRoleChanged,
+	SecurityEventTypeAdminAction,
+	SecurityEventTypeSessionEnded,
+}
+
+func (e SecurityEventType) IsValid() bool {
+	switch e {
+	case SecurityEventTypeLoginSucceeded, SecurityEventTypeLoginFailed, SecurityEventTypeSignedUp, SecurityEventTypeTokenInvalid, SecurityEventTypeAccessDenied, SecurityEventTypeRateLimited, SecurityEventTypeBruteForceSuspected, SecurityEventTypeQueryRejected, SecurityEventTypeRoleChanged, SecurityEventTypeAdminAction, SecurityEventTypeSessionEnded:
+		return true
+	}
+	return false
+}
+
+func (e SecurityEventType) String() string {
+	return string(e)
+}
+
+func (e *SecurityEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SecurityEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SecurityEventType", str)
+	}
+	return nil
+}
+
+func (e SecurityEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SecurityEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SecurityEventType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How much a security event matters, from least to most.
+type Severity string
+
+const (
+	// Routine.
+	SeverityInfo Severity = "INFO"
+	// Worth a look.
+	SeverityLow Severity = "LOW"
+	// Likely a mistake or probing.
+	SeverityMedium Severity = "MEDIUM"
+	// Likely an attack.
+	SeverityHigh Severity = "HIGH"
+	// Act now.
+	SeverityCritical Severity = "CRITICAL"
+)
+
+var AllSeverity = []Severity{
+	SeverityInfo,
+	SeverityLow,
+	SeverityMedium,
+	SeverityHigh,
+	SeverityCritical,
+}
+
+func (e Severity) IsValid() bool {
+	switch e {
+	case SeverityInfo, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical:
+		return true
+	}
+	return false
+}
+
+func (e Severity) String() string {
+	return string(e)
+}
+
+func (e *Severity) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Severity(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Severity", str)
+	}
+	return nil
+}
+
+func (e Severity) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Severity) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Severity) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -143,3 +143,9 @@ func freePort(tb testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// DeadAddr is a loopback address where nothing listens (a port just freed): a Redis that is down.
+func DeadAddr(tb testing.TB) string {
+	tb.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb)))
+}

@@ -76,7 +76,7 @@ func (s *Store) CreateEvent(ctx context.Context, e *eventide.Event) error {
 	}
 	err := s.write(ctx, func(w *wtx) error {
 		if _, err := w.exec(s.stmts.wInsertEvent, ne.ID, ne.Title, ne.Description, ms(ne.StartsAt), ms(ne.EndsAt),
-			string(ne.Status), ne.Capacity, tagsJSON(ne.Tags), ne.VenueID, ne.City, foldKey(ne.City), ne.OrganizerID,
+			string(ne.Status), ne.Capacity, tagsJSON(ne.Tags), ne.VenueID, ne.City, eventide.FoldCity(ne.City), ne.OrganizerID,
 			ne.ConfirmedCount, ne.WaitlistCount, ne.CancelReason, ms(t), ms(t), ne.TimeZone, ne.Online, ne.OnlineURL); err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (s *Store) UpdateEvent(ctx context.Context, id string, change func(*eventid
 		e.ID, e.VenueID, e.TimeZone = id, normID(e.VenueID), eventide.ZoneOr(e.TimeZone)
 		e.StartsAt, e.EndsAt = fromMS(ms(e.StartsAt)), fromMS(ms(e.EndsAt))
 		if _, err := w.exec(s.stmts.wUpdateEvent, e.Title, e.Description, ms(e.StartsAt), ms(e.EndsAt), string(e.Status),
-			e.Capacity, tagsJSON(e.Tags), e.VenueID, e.City, foldKey(e.City), e.CancelReason, ms(t),
+			e.Capacity, tagsJSON(e.Tags), e.VenueID, e.City, eventide.FoldCity(e.City), e.CancelReason, ms(t),
 			e.TimeZone, e.Online, e.OnlineURL, id); err != nil {
 			return err
 		}
@@ -280,7 +280,7 @@ func buildEvents(q eventide.EventQuery) *eventSQL {
 	}
 	if q.City != "" {
 		b.selective = true
-		b.and("e.city_key = ?", foldKey(q.City))
+		b.and("e.city_key = ?", eventide.FoldCity(q.City))
 	}
 	if q.Tag != "" {
 		// The tag's rows carry copies of the status and times: a single status, the times

@@ -179,7 +179,7 @@ func (im *Importer) Venue(v *eventide.Venue) error {
 	if v.Capacity != nil {
 		capacity = *v.Capacity
 	}
-	if _, err := im.w.exec(im.s.stmts.wInsertVenue, id, v.Name, foldKey(v.Name), v.Address, v.City, foldKey(v.City),
+	if _, err := im.w.exec(im.s.stmts.wInsertVenue, id, v.Name, eventide.FoldName(v.Name), v.Address, v.City, eventide.FoldCity(v.City),
 		capacity, normID(v.CreatedByID), ms(v.CreatedAt), importZone(v.TimeZone, v.City)); err != nil {
 		return fmt.Errorf("venue %s: %w", id, err)
 	}
@@ -202,7 +202,7 @@ func (im *Importer) Event(e *eventide.Event) error {
 		ne.Tags = []string{}
 	}
 	if _, err := im.w.exec(im.s.stmts.wInsertEvent, ne.ID, ne.Title, ne.Description, ms(ne.StartsAt), ms(ne.EndsAt),
-		string(ne.Status), ne.Capacity, tagsJSON(ne.Tags), ne.VenueID, ne.City, foldKey(ne.City), ne.OrganizerID,
+		string(ne.Status), ne.Capacity, tagsJSON(ne.Tags), ne.VenueID, ne.City, eventide.FoldCity(ne.City), ne.OrganizerID,
 		max(ne.ConfirmedCount, 0), max(ne.WaitlistCount, 0), ne.CancelReason, ms(ne.CreatedAt), ms(ne.UpdatedAt),
 		importZone(ne.TimeZone, ne.City), ne.Online, ne.OnlineURL); err != nil {
 		return fmt.Errorf("event %s: %w", id, err)

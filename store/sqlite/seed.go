@@ -70,7 +70,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 			venueIDs[k] = newID()
 			city := seedCities[k%len(seedCities)]
 			name := fmt.Sprintf("%s Hall %d", city, k/len(seedCities))
-			if _, err := w.exec(s.stmts.wInsertVenue, venueIDs[k], name, foldKey(name), fmt.Sprintf("%d Seed Street", k), city, foldKey(city),
+			if _, err := w.exec(s.stmts.wInsertVenue, venueIDs[k], name, eventide.FoldName(name), fmt.Sprintf("%d Seed Street", k), city, eventide.FoldCity(city),
 				50+k%10*50, userIDs[0], t0, eventide.CityTimeZone(city)); err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) (eventIDs, userIDs []st
 				e := &eventide.Event{ID: id, StartsAt: fromMS(start), EndsAt: fromMS(start + 2*hour), Status: status, Tags: tags}
 				if _, err := w.exec(s.stmts.wInsertEvent, id, fmt.Sprintf("Event %d in %s", j, city),
 					fmt.Sprintf("A %s and %s event, number %d.", tags[0], tags[len(tags)-1], j),
-					start, start+2*hour, string(status), o.Capacity, tagsJSON(tags), venue, city, foldKey(city), org,
+					start, start+2*hour, string(status), o.Capacity, tagsJSON(tags), venue, city, eventide.FoldCity(city), org,
 					confirmed, waiting, "", t0, t0, eventide.CityTimeZone(city), false, ""); err != nil {
 					return err
 				}

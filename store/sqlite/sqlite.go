@@ -1,5 +1,5 @@
 // Package sqlite keeps Eventide's data in one SQLite file through modernc.org/sqlite (pure Go, no C
-// compiler). It implements eventide.Store and cache.Backing like store (MongoDB) does, with the
+// compiler). It implements eventide.Store and storecache.Backing like store (MongoDB) does, with the
 // same id shape (24 hex digits, an ObjectID's layout) and the same cursor encoding, so that a
 // server can swap one for the other.
 //
@@ -367,8 +367,6 @@ func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 // now is the store's clock at millisecond precision, so what a write returns equals what a later
 // read returns.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
-
-func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // pageSize clamps first to 0..MaxPageSize; a negative value is BAD_USER_INPUT.
 func pageSize(first int) (int, error) {

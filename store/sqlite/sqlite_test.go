@@ -6,13 +6,13 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/eventide/server/cache"
 	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/store/storetest"
+	"github.com/eventide/server/storecache"
 )
 
 // The store can be read through the cache as the MongoDB store is.
-var _ cache.Backing = (*Store)(nil)
+var _ storecache.Backing = (*Store)(nil)
 
 // faulty is a Store whose write transactions can be failed after a number of statements, as a
 // crash or a full disk between two steps would.

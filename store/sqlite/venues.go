@@ -38,7 +38,7 @@ func (s *Store) CreateVenue(ctx context.Context, v *eventide.Venue) error {
 	nv := *v
 	nv.ID, nv.CreatedAt, nv.TimeZone = newID(), now(), eventide.ZoneOr(v.TimeZone)
 	err := s.write(ctx, func(w *wtx) error {
-		_, err := w.exec(s.stmts.wInsertVenue, nv.ID, nv.Name, foldKey(nv.Name), nv.Address, nv.City, foldKey(nv.City),
+		_, err := w.exec(s.stmts.wInsertVenue, nv.ID, nv.Name, eventide.FoldName(nv.Name), nv.Address, nv.City, eventide.FoldCity(nv.City),
 			optInt(nv.Capacity), nv.CreatedByID, ms(nv.CreatedAt), nv.TimeZone)
 		return err
 	})
@@ -76,7 +76,7 @@ func (s *Store) Venues(ctx context.Context, city string, page eventide.Page) (*e
 	var args []any
 	if city != "" {
 		q += `city_key = ? AND `
-		args = append(args, foldKey(city))
+		args = append(args, eventide.FoldCity(city))
 	}
 	if page.After != "" {
 		c, err := decodeCursor("v", page.After)
@@ -111,7 +111,7 @@ func (s *Store) CountVenues(ctx context.Context, city string) (int, error) {
 	if city == "" {
 		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM venues`).Scan(&n)
 	} else {
-		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM venues WHERE city_key = ?`, foldKey(city)).Scan(&n)
+		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM venues WHERE city_key = ?`, eventide.FoldCity(city)).Scan(&n)
 	}
 	return n, mapErr(err)
 }
@@ -142,12 +142,12 @@ func (s *Store) UpdateVenue(ctx context.Context, id string, change func(*eventid
 			return err
 		}
 		v.ID, v.TimeZone = id, eventide.ZoneOr(v.TimeZone)
-		if _, err := w.exec(s.stmts.wUpdateVenue, v.Name, foldKey(v.Name), v.Address, v.City, foldKey(v.City),
+		if _, err := w.exec(s.stmts.wUpdateVenue, v.Name, eventide.FoldName(v.Name), v.Address, v.City, eventide.FoldCity(v.City),
 			optInt(v.Capacity), v.TimeZone, id); err != nil {
 			return err
 		}
 		if v.City != cur.City || v.TimeZone != cur.TimeZone {
-			if _, err := w.exec(s.stmts.wVenueEvents, v.City, foldKey(v.City), v.TimeZone, id); err != nil {
+			if _, err := w.exec(s.stmts.wVenueEvents, v.City, eventide.FoldCity(v.City), v.TimeZone, id); err != nil {
 				return err
 			}
 		}

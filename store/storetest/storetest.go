@@ -17,7 +17,7 @@ import (
 )
 
 // Store is what the suite exercises: the domain store plus the batched look-up the cache reads
-// through (cache.Backing).
+// through (storecache.Backing).
 type Store interface {
 	eventide.Store
 	RegistrationsOf(ctx context.Context, userID string, eventIDs []string) ([]*eventide.Registration, error)
