@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/server"
 )
 
 // TestBackupWhileServing runs `eventide backup FILE` (through run, as main does) against the
@@ -51,7 +53,7 @@ func TestBackupWhileServing(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "eventide-backup.db")
 	var out, errOut bytes.Buffer
 	time.Sleep(50 * time.Millisecond)
-	err := run(context.Background(), []string{"backup", file}, []string{"DATA_DIR=" + cfg.DataDir, "APP_ENV=test"}, &out, &errOut)
+	err := server.Run(context.Background(), []string{"backup", file}, []string{"DATA_DIR=" + cfg.DataDir, "APP_ENV=test"}, &out, &errOut)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -73,7 +75,7 @@ func TestBackupWhileServing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(sqlitePath(cfg2.DataDir), raw, 0o600); err != nil {
+		if err := os.WriteFile(server.SQLitePath(cfg2.DataDir), raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		ts2 := startServer(t, cfg2)
@@ -98,14 +100,14 @@ func TestBackupWhileServing(t *testing.T) {
 
 	t.Run("RefusedOnMongoDB", func(t *testing.T) {
 		var stderr bytes.Buffer
-		err := run(context.Background(), []string{"backup", filepath.Join(t.TempDir(), "x.db")},
+		err := server.Run(context.Background(), []string{"backup", filepath.Join(t.TempDir(), "x.db")},
 			[]string{"MONGO_URI=mongodb://127.0.0.1:1/", "APP_ENV=test"}, &bytes.Buffer{}, &stderr)
-		if code := exitCode(err, &stderr); code != exitConfig || !strings.Contains(stderr.String(), "MONGO_URI is set") {
+		if code := server.ExitCode(err, &stderr); code != server.ExitConfig || !strings.Contains(stderr.String(), "MONGO_URI is set") {
 			t.Fatalf("exit %d, stderr %q", code, stderr.String())
 		}
 	})
 	t.Run("RefusesToOverwrite", func(t *testing.T) {
-		err := run(context.Background(), []string{"backup", file}, []string{"DATA_DIR=" + cfg.DataDir, "APP_ENV=test"}, &bytes.Buffer{}, &bytes.Buffer{})
+		err := server.Run(context.Background(), []string{"backup", file}, []string{"DATA_DIR=" + cfg.DataDir, "APP_ENV=test"}, &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "exists") {
 			t.Fatalf("backup over an existing file: %v", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/config"
+	"github.com/eventide/server/internal/server"
 	"github.com/eventide/server/store/embedded"
 )
 
@@ -20,7 +21,7 @@ import (
 // Only the MongoDB store counts its commands: a test that counts them starts its server onMongoDB.
 func (ts *testServer) storeCommands() int {
 	ts.t.Helper()
-	if ts.app.storeIs != storeMongoDB {
+	if ts.app.StoreKind() != server.StoreMongoDB {
 		ts.t.Fatal("store commands are counted by the MongoDB store only: start the server with onMongoDB(t, cfg)")
 	}
 	res, err := http.Get(ts.base + "/metrics")

@@ -5,9 +5,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/eventide/server/internal/server"
 )
 
-// TestBadConfigExits2 runs the real run() with each bad value and checks exit status 2 and one
+// TestBadConfigExits2 runs the real server.Run() with each bad value and checks exit status 2 and one
 // line naming the key, never the secret.
 func TestBadConfigExits2(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,8 +38,8 @@ func TestBadConfigExits2(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			env := append([]string{"DATA_DIR=" + t.TempDir()}, tc.env...)
-			err := run(context.Background(), tc.args, env, &stdout, &stderr)
-			code := exitCode(err, &stderr)
+			err := server.Run(context.Background(), tc.args, env, &stdout, &stderr)
+			code := server.ExitCode(err, &stderr)
 			out := stderr.String()
 			if code != 2 {
 				t.Fatalf("exit %d, want 2 (%s)", code, out)
@@ -55,7 +57,7 @@ func TestBadConfigExits2(t *testing.T) {
 	}
 	t.Run("UnknownFlag", func(t *testing.T) {
 		var stderr bytes.Buffer
-		if code := exitCode(run(context.Background(), []string{"--no-such-flag"}, nil, &stderr, &stderr), &stderr); code != 2 {
+		if code := server.ExitCode(server.Run(context.Background(), []string{"--no-such-flag"}, nil, &stderr, &stderr), &stderr); code != 2 {
 			t.Fatalf("exit %d", code)
 		}
 	})

@@ -680,7 +680,7 @@ func TestDeployDockerfile(t *testing.T) {
 		if pat == "" || strings.HasPrefix(pat, "#") || strings.HasPrefix(pat, "!") {
 			continue
 		}
-		for _, need := range []string{"go.mod", "go.sum", "server.go", "monitor/page.html", "monitor/assets", "playground/assets", "eventide", "graph/generated.go"} {
+		for _, need := range []string{"go.mod", "go.sum", "main.go", "internal/server/server.go", "monitor/page.html", "monitor/assets", "playground/assets", "eventide", "graph/generated.go"} {
 			if ok, _ := path.Match(strings.TrimPrefix(pat, "**/"), need); ok || strings.HasPrefix(need, pat+"/") {
 				t.Errorf("%s.dockerignore pattern %q drops %s, which the build needs", file, pat, need)
 			}

@@ -357,7 +357,7 @@ func TestShutdownWithHungStore(t *testing.T) {
 	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	defer cancel()
 	began := time.Now()
-	err = ts.app.shutdown(sctx)
+	err = ts.app.Shutdown(sctx)
 	took := time.Since(began)
 	t.Logf("shutdown took %v (SHUTDOWN_TIMEOUT %v): %v", took.Round(time.Millisecond), shutdownTimeout, err)
 	if err != nil {

@@ -30,9 +30,9 @@ func signUpField(email string) string {
 
 // hashesDuring is how many bcrypt runs the server made while fn ran.
 func (ts *testServer) hashesDuring(fn func()) uint64 {
-	before := ts.app.auth.Hashes()
+	before := ts.app.Auth().Hashes()
 	fn()
-	return ts.app.auth.Hashes() - before
+	return ts.app.Auth().Hashes() - before
 }
 
 // errorsByAlias maps each error's top-level response name to its code.

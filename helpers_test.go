@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/config"
+	"github.com/eventide/server/internal/server"
 )
 
 const (
@@ -29,7 +30,7 @@ type syncBuffer = syncbuf.Buffer
 // testServer is a real server on a loopback port over the embedded store in a temp dir.
 type testServer struct {
 	t    testing.TB
-	app  *app
+	app  *server.App
 	base string
 	logs *syncBuffer
 	down atomic.Bool
@@ -69,11 +70,11 @@ func startServer(t testing.TB, cfg *config.Config) *testServer {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := start(context.Background(), cfg, log)
+	a, err := server.Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("start: %v\nlogs:\n%s", err, logs.String())
 	}
-	ts := &testServer{t: t, app: a, base: "http://" + a.addr, logs: logs}
+	ts := &testServer{t: t, app: a, base: "http://" + a.Addr(), logs: logs}
 	t.Cleanup(func() { ts.stop() })
 	return ts
 }
@@ -84,7 +85,7 @@ func (ts *testServer) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := ts.app.shutdown(ctx); err != nil {
+	if err := ts.app.Shutdown(ctx); err != nil {
 		ts.t.Errorf("shutdown: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/config"
+	"github.com/eventide/server/internal/server"
 )
 
 // TestLogFileRotation writes through the logger run builds from LOG_FILE, LOG_MAX_SIZE_MB=1 and
@@ -32,7 +33,7 @@ func TestLogFileRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	log, closer, err := newLogger(cfg, &stderr)
+	log, closer, err := server.NewLogger(cfg, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func runLogged(t *testing.T, env []string, listening func() string) (base string
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, env, io.Discard, io.Discard) }()
+	go func() { done <- server.Run(ctx, nil, env, io.Discard, io.Discard) }()
 	stop = func() {
 		cancel()
 		select {
@@ -293,7 +294,7 @@ func TestTextLogsAtInfo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	env := []string{"APP_ENV=test", "PORT=0", "HOST=127.0.0.1", "DATA_DIR=" + t.TempDir(), "LOG_FORMAT=text", "LOG_LEVEL=info"}
-	go func() { done <- run(ctx, nil, env, io.Discard, logs) }()
+	go func() { done <- server.Run(ctx, nil, env, io.Discard, logs) }()
 	base := ""
 	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/eventide/server/internal/server"
 )
 
 // End-to-end proof of issue 11's low findings: every error a client can cause carries
@@ -480,9 +482,9 @@ func TestSeedDemoRefusedInProduction(t *testing.T) {
 		"DATA_DIR=" + t.TempDir(), "PORT=0", "HOST=127.0.0.1", "USE_REDIS=false"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := run(ctx, nil, env, &stdout, &stderr)
+	err := server.Run(ctx, nil, env, &stdout, &stderr)
 	out := strings.TrimSpace(stderr.String())
-	if code := exitCode(err, &stderr); code != 2 {
+	if code := server.ExitCode(err, &stderr); code != 2 {
 		t.Fatalf("exit %d, want 2 (err %v; %s)", code, err, out)
 	}
 	out = strings.TrimSpace(stderr.String())

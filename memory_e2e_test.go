@@ -670,8 +670,8 @@ func TestMemoryStatsSubscribersShareOneSampler(t *testing.T) {
 	for {
 		now, subsLeft := runtime.NumGoroutine(), ts.metric("eventide_memory_subscribers")
 		fixed := 0 // the lean transport's workers and event loop stay, whatever its sockets
-		if ts.app.lean != nil {
-			fixed = ts.app.lean.Goroutines()
+		if ts.app.LeanSockets() != nil {
+			fixed = ts.app.LeanSockets().Goroutines()
 		}
 		if now <= base+5+fixed && subsLeft == 0 {
 			t.Logf("back to %d goroutines (baseline %d)", now, base)

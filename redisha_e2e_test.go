@@ -79,7 +79,7 @@ func (ts *testServer) waitOnRedis(what string) {
 }
 
 // onRedisNow reports whether ts's cache reads Redis now (not its memory fallback).
-func (ts *testServer) onRedisNow() bool { return ts.app.cache.Describe() == "redis" }
+func (ts *testServer) onRedisNow() bool { return ts.app.Cache().Describe() == "redis" }
 
 // checkHA runs one round of cross-replica checks; round keeps names, addresses and titles apart
 // between rounds.
@@ -123,7 +123,7 @@ func checkHA(t *testing.T, a, b *testServer, admin, org session, round string) {
 			// A Redis call timed out on a busy machine and a replica served from memory for a
 			// moment: then the bound is CACHE_FALLBACK_TTL (TestReplicasAgreeSoonDuringRedisOutage),
 			// not read-your-writes.
-			bound := time.Now().Add(a.app.cfg.CacheFallbackTTL + 2*time.Second)
+			bound := time.Now().Add(a.app.Config().CacheFallbackTTL + 2*time.Second)
 			for ev.Event.AttendeeCount != 1 {
 				if time.Now().After(bound) {
 					t.Fatalf("b still reads attendeeCount %d past CACHE_FALLBACK_TTL after a fallback during the check", ev.Event.AttendeeCount)

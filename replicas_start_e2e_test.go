@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/eventide/server/internal/server"
 	"github.com/eventide/server/store/embedded"
 )
 
@@ -20,7 +21,7 @@ func TestReplicasStartTogether(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = db.Close(context.Background()) })
 		var wg sync.WaitGroup
-		apps := make([]*app, 2)
+		apps := make([]*server.App, 2)
 		errs := make([]error, 2)
 		logs := make([]*syncBuffer, 2)
 		for i := range apps {
@@ -28,14 +29,14 @@ func TestReplicasStartTogether(t *testing.T) {
 			cfg.MongoURI = db.URI()
 			logs[i] = &syncBuffer{}
 			log := slog.New(slog.NewTextHandler(logs[i], &slog.HandlerOptions{Level: slog.LevelInfo}))
-			wg.Go(func() { apps[i], errs[i] = start(context.Background(), cfg, log) })
+			wg.Go(func() { apps[i], errs[i] = server.Start(context.Background(), cfg, log) })
 		}
 		wg.Wait()
 		for i, a := range apps {
 			if errs[i] != nil {
 				t.Fatalf("round %d: replica %d did not start: %v\n%s", round, i, errs[i], logs[i].String())
 			}
-			ts := &testServer{t: t, app: a, base: "http://" + a.addr, logs: logs[i]}
+			ts := &testServer{t: t, app: a, base: "http://" + a.Addr(), logs: logs[i]}
 			t.Cleanup(ts.stop)
 			if s := ts.admin(); s.Token == "" {
 				t.Fatalf("round %d: no admin session on replica %d", round, i)

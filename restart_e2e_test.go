@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/server"
 )
 
 // Issue 15, finding 1 (and the DATA_DIR part of 4, SHUTDOWN_DELAY of 5): restarts under
@@ -384,14 +386,14 @@ func TestUnusableDataDirExits2(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			env := []string{"APP_ENV=test", "PORT=0", "HOST=127.0.0.1", "DATA_DIR=" + tc.dir, "LOG_FORMAT=json"}
 			done := make(chan error, 1)
-			go func() { done <- run(context.Background(), nil, env, &stdout, &stderr) }()
+			go func() { done <- server.Run(context.Background(), nil, env, &stdout, &stderr) }()
 			var err error
 			select {
 			case err = <-done:
 			case <-time.After(30 * time.Second):
 				t.Fatal("run still going 30s later")
 			}
-			code := exitCode(err, &stderr)
+			code := server.ExitCode(err, &stderr)
 			out := strings.TrimSpace(stderr.String())
 			if code != 2 {
 				t.Fatalf("exit %d, want 2: %s", code, out)
@@ -418,7 +420,7 @@ func TestShutdownDelay(t *testing.T) {
 	defer cancel()
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, env, io.Discard, logs) }()
+	go func() { done <- server.Run(ctx, nil, env, io.Discard, logs) }()
 
 	status := func(path string) (int, error) {
 		res, err := restartingClient.Get(base + path)

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/server"
 )
 
-// TestRunServesAndExitsCleanly drives the real run(): it serves, and a cancelled context (what
+// TestRunServesAndExitsCleanly drives the real server.Run(): it serves, and a cancelled context (what
 // SIGINT/SIGTERM do in main) makes it drain, close the store and return exit status 0.
 func TestRunServesAndExitsCleanly(t *testing.T) {
 	pr, pw := io.Pipe()
@@ -21,7 +23,7 @@ func TestRunServesAndExitsCleanly(t *testing.T) {
 		"ADMIN_EMAIL=root@example.com", "ADMIN_PASSWORD=root-password"}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, nil, env, io.Discard, pw)
+		err := server.Run(ctx, nil, env, io.Discard, pw)
 		_ = pw.Close()
 		done <- err
 	}()
@@ -52,7 +54,7 @@ func TestRunServesAndExitsCleanly(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if code := exitCode(err, io.Discard); code != 0 {
+		if code := server.ExitCode(err, io.Discard); code != 0 {
 			t.Fatalf("exit %d (%v)", code, err)
 		}
 	case <-time.After(20 * time.Second):

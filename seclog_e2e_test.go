@@ -346,7 +346,7 @@ func TestUsersSearch(t *testing.T) {
 		ctx := context.Background()
 		for i := range 105 {
 			u := &eventide.User{Name: fmt.Sprintf("Bulk %03d", i), Email: fmt.Sprintf("bulk%03d@example.net", i), Role: eventide.RoleUser}
-			if err := ts.app.store.CreateUser(ctx, u); err != nil {
+			if err := ts.app.Store().CreateUser(ctx, u); err != nil {
 				t.Fatal(err)
 			}
 		}

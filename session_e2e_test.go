@@ -280,9 +280,9 @@ func TestSessionsEndAtExpiry(t *testing.T) {
 		endsWith(t, s, "UNAUTHENTICATED", "mem")
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for ts.app.sessions.Open() != 0 {
+	for ts.app.Sessions().Open() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions still open after every connection ended", ts.app.sessions.Open())
+			t.Fatalf("%d sessions still open after every connection ended", ts.app.Sessions().Open())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventide/server/internal/server"
 	"github.com/eventide/server/memstats"
 )
 
@@ -298,7 +299,7 @@ func TestRunAsksForRestartWithExit75(t *testing.T) {
 		"LOG_LEVEL=info", "MEMORY_RESTART_THRESHOLD=1MiB", "MEMORY_CHECK_INTERVAL=100ms", "MEMORY_RESTART_AFTER=3"}
 	done := make(chan error, 1)
 	began := time.Now()
-	go func() { done <- run(context.Background(), nil, env, io.Discard, logs) }()
+	go func() { done <- server.Run(context.Background(), nil, env, io.Discard, logs) }()
 	var err error
 	select {
 	case err = <-done:
@@ -309,7 +310,7 @@ func TestRunAsksForRestartWithExit75(t *testing.T) {
 		t.Fatalf("restarted after %v, before 3 checks of 100ms", took)
 	}
 	var stderr bytes.Buffer
-	if code := exitCode(err, &stderr); code != 75 {
+	if code := server.ExitCode(err, &stderr); code != 75 {
 		t.Fatalf("exit status %d (%v), want 75\n%s", code, err, logs)
 	}
 	if !strings.Contains(stderr.String(), "MEMORY_RESTART_THRESHOLD") {
@@ -329,8 +330,8 @@ func TestRunStoppedDuringStartUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	logs := &syncBuffer{}
-	err := run(ctx, nil, []string{"APP_ENV=test", "PORT=0", "HOST=127.0.0.1", "DATA_DIR=" + t.TempDir(), "LOG_FORMAT=json"}, io.Discard, logs)
-	if code := exitCode(err, io.Discard); code != 0 {
+	err := server.Run(ctx, nil, []string{"APP_ENV=test", "PORT=0", "HOST=127.0.0.1", "DATA_DIR=" + t.TempDir(), "LOG_FORMAT=json"}, io.Discard, logs)
+	if code := server.ExitCode(err, io.Discard); code != 0 {
 		t.Fatalf("exit status %d (%v), want 0\n%s", code, err, logs)
 	}
 	if strings.Contains(logs.String(), "start-up failed") {

@@ -139,7 +139,7 @@ func TestTraceOfEventsPage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rcv := newOTLPReceiver(t)
 			ts := startServer(t, tc.cfg(t, tracedConfig(t, rcv.srv.URL)))
-			if !ts.app.tracing.Enabled() {
+			if !ts.app.Tracing().Enabled() {
 				t.Fatal("tracing is off with OTEL_EXPORTER_OTLP_ENDPOINT set")
 			}
 			admin := ts.admin()
@@ -249,7 +249,7 @@ func TestTraceOfEventsPage(t *testing.T) {
 // TestTracingOffStartsNothing: with no OTEL_* key set, the server runs no SDK: Tracer is nil.
 func TestTracingOffStartsNothing(t *testing.T) {
 	ts := startServer(t, nil)
-	if ts.app.tracing.Enabled() || ts.app.tracing.Tracer("x") != nil {
+	if ts.app.Tracing().Enabled() || ts.app.Tracing().Tracer("x") != nil {
 		t.Fatal("tracing is on without an endpoint")
 	}
 	ts.mustData("", `{ events(first: 1){ pageInfo { hasNextPage } } }`, nil, nil)

@@ -26,7 +26,7 @@ import (
 // subscriber.
 
 // openLeanSockets is how many lean websockets the server holds open.
-func (ts *testServer) openLeanSockets() int64 { return ts.app.lean.Open() }
+func (ts *testServer) openLeanSockets() int64 { return ts.app.LeanSockets().Open() }
 
 func startLean(t *testing.T) *testServer {
 	t.Helper()
@@ -59,7 +59,7 @@ func (c *wsClient) initWS() {
 
 func TestWebsocketProtocol(t *testing.T) {
 	ts := startServer(t, nil)
-	lean := ts.app.lean != nil
+	lean := ts.app.LeanSockets() != nil
 	org := ts.organizer("Org")
 	eventID := ts.publishedEvent(org, "Proto", 5, 24*time.Hour)
 	sub := map[string]any{"query": `subscription($id: ID!){ eventUpdated(id: $id){ id } }`, "variables": map[string]any{"id": eventID}}

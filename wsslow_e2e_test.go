@@ -139,7 +139,7 @@ func TestWebsocketSlowReaderBackpressure(t *testing.T) {
 
 	// The slow one's socket is open: what it missed ends with each subscription's complete, and
 	// the socket still answers.
-	if ts.app.lean != nil && ts.openLeanSockets() != 2 {
+	if ts.app.LeanSockets() != nil && ts.openLeanSockets() != 2 {
 		t.Fatalf("%d lean sockets open, want both", ts.openLeanSockets())
 	}
 	nexts := map[any]int{}

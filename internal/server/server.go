@@ -1,6 +1,6 @@
-// Command eventide is the Eventide GraphQL server. `go run .` serves it on an embedded store with
-// demo data; see README.md.
-package main
+// Package server is the Eventide GraphQL server's wiring: Main runs the command (package main is
+// main.go calling it), Start builds and serves one server, as the end-to-end tests in e2e/ do.
+package server
 
 import (
 	"context"
@@ -11,21 +11,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/natefinch/lumberjack.v2"
 
@@ -57,7 +54,7 @@ import (
 	"github.com/eventide/server/webhook"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is main's, set at build time with -ldflags "-X main.version=..." and passed to Main.
 var version = "dev"
 
 // Exit codes. exitConfig is for a configuration that cannot be used: the one line on stderr
@@ -67,17 +64,6 @@ const (
 	exitError  = 1
 	exitConfig = 2
 )
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// go-redis logs through one process-wide logger (a line per failed dial while Redis is away),
-	// and the OpenTelemetry SDK reports failed exports through one process-wide handler: set once
-	// here, not in run, which tests call concurrently.
-	redis.SetLogger(redisLogs)
-	otel.SetErrorHandler(otelErrors)
-	os.Exit(exitCode(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
-}
 
 // redisLogs and otelErrors take go-redis's log lines and the OpenTelemetry SDK's errors to the
 // server's logger once run has one: each library has one such hook per process.
