@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -286,4 +287,14 @@ func (ts *testServer) moveEvent(org session, id string, start, end time.Time) {
 	ts.t.Helper()
 	ts.mustData(org.Token, `mutation($id: ID!, $i: UpdateEventInput!){ updateEvent(id: $id, input: $i){ id } }`, map[string]any{
 		"id": id, "i": map[string]any{"startsAt": start.Format(time.RFC3339Nano), "endsAt": end.Format(time.RFC3339Nano)}}, nil)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -370,44 +370,6 @@ func TestSupervisedBinary(t *testing.T) {
 	})
 }
 
-// TestUnusableDataDirExits2: a data directory that cannot be created, is a file, or cannot be
-// written is a configuration error: exit 2 and one line naming DATA_DIR, before the store opens.
-func TestUnusableDataDirExits2(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct{ name, dir string }{
-		{"AFile", file},
-		{"NotCreatable", filepath.Join(file, "sub")},
-		{"NotWritable", "/proc/self"}, // read-only even to root
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			env := []string{"APP_ENV=test", "PORT=0", "HOST=127.0.0.1", "DATA_DIR=" + tc.dir, "LOG_FORMAT=json"}
-			done := make(chan error, 1)
-			go func() { done <- server.Run(context.Background(), nil, env, &stdout, &stderr) }()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("run still going 30s later")
-			}
-			code := server.ExitCode(err, &stderr)
-			out := strings.TrimSpace(stderr.String())
-			if code != 2 {
-				t.Fatalf("exit %d, want 2: %s", code, out)
-			}
-			if n := strings.Count(out, "\n") + 1; n != 1 {
-				t.Fatalf("%d lines, want 1: %s", n, out)
-			}
-			if !strings.Contains(out, "DATA_DIR") {
-				t.Fatalf("does not name DATA_DIR: %s", out)
-			}
-		})
-	}
-}
-
 // TestShutdownDelay: after SIGTERM, /readyz answers 503 for SHUTDOWN_DELAY while requests are
 // still served; then the listener closes.
 func TestShutdownDelay(t *testing.T) {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventide/server/eventide"
 	"github.com/eventide/server/internal/redistest"
 )
 
@@ -274,127 +272,6 @@ func (p usersPage) names() []string {
 		out = append(out, e.Node.Name)
 	}
 	return out
-}
-
-// TestUsersSearch: admins find users by name or email, by role, a page at a time; nobody else
-// may; hostile input is BAD_USER_INPUT.
-func TestUsersSearch(t *testing.T) {
-	ts := startServer(t, nil)
-	admin := ts.admin()
-	mk := func(name, email string) session {
-		r := ts.gql(nil, "", "", `mutation($i: SignUpInput!){ signUp(input: $i){ token user { id } } }`,
-			map[string]any{"i": map[string]any{"email": email, "password": "password-123", "name": name}})
-		var out struct {
-			SignUp struct {
-				Token string
-				User  struct{ ID string }
-			}
-		}
-		if len(r.Errors) > 0 || json.Unmarshal(r.Data, &out) != nil {
-			t.Fatalf("signUp %s: %s", email, r)
-		}
-		return session{Token: out.SignUp.Token, ID: out.SignUp.User.ID}
-	}
-	zoe := mk("Zoë Quarantotto", "zoe@example.com")
-	mk("Quentin Blake", "qb@example.org")
-	mk("Ann Example", "ann.quarry@example.com")
-	ts.mustData(admin.Token, `mutation($u: ID!){ setUserRole(userId: $u, role: ORGANIZER){ id } }`, map[string]any{"u": zoe.ID}, nil)
-
-	search := func(t *testing.T, vars map[string]any) usersPage {
-		t.Helper()
-		var p usersPage
-		ts.in(t).mustData(admin.Token, usersQuery, vars, &p)
-		return p
-	}
-	t.Run("ByNameCaseInsensitive", func(t *testing.T) {
-		p := search(t, map[string]any{"s": "QUARANT"})
-		if got := p.names(); len(got) != 1 || got[0] != "Zoë Quarantotto" || p.Users.TotalCount != 1 {
-			t.Fatalf("search QUARANT: %v (total %d)", got, p.Users.TotalCount)
-		}
-		if e := p.Users.Edges[0].Node; e.Email == nil || *e.Email != "zoe@example.com" || e.Role != "ORGANIZER" {
-			t.Fatalf("admin sees %+v", e)
-		}
-	})
-	t.Run("ByNameOrEmail", func(t *testing.T) {
-		p := search(t, map[string]any{"s": "quar"}) // Zoë's name, Ann's email
-		if got := p.names(); len(got) != 2 || p.Users.TotalCount != 2 {
-			t.Fatalf("search quar: %v", got)
-		}
-		if got := search(t, map[string]any{"s": "example.org"}).names(); len(got) != 1 || got[0] != "Quentin Blake" {
-			t.Fatalf("search by email: %v", got)
-		}
-	})
-	t.Run("ByRole", func(t *testing.T) {
-		if got := search(t, map[string]any{"r": "ORGANIZER"}).names(); len(got) != 1 || got[0] != "Zoë Quarantotto" {
-			t.Fatalf("ORGANIZERs: %v", got)
-		}
-		if got := search(t, map[string]any{"s": "quar", "r": "USER"}).names(); len(got) != 1 || got[0] != "Ann Example" {
-			t.Fatalf("USERs matching quar: %v", got)
-		}
-		if got := search(t, map[string]any{"r": "ADMIN"}); len(got.Users.Edges) != 1 || got.Users.Edges[0].Node.ID != admin.ID {
-			t.Fatalf("ADMINs: %v", got.names())
-		}
-	})
-	t.Run("RegexCharactersAreLiteral", func(t *testing.T) {
-		for _, s := range []string{".*", "(", "[a-z]", `\`} {
-			if p := search(t, map[string]any{"s": s}); len(p.Users.Edges) != 0 || p.Users.TotalCount != 0 {
-				t.Fatalf("search %q matched %v", s, p.names())
-			}
-		}
-	})
-	t.Run("Paginates", func(t *testing.T) {
-		ctx := context.Background()
-		for i := range 105 {
-			u := &eventide.User{Name: fmt.Sprintf("Bulk %03d", i), Email: fmt.Sprintf("bulk%03d@example.net", i), Role: eventide.RoleUser}
-			if err := ts.app.Store().CreateUser(ctx, u); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var p usersPage // a lean selection, so that 100 of them stay under QUERY_MAX_COMPLEXITY
-		ts.in(t).mustData(admin.Token, `query($n: Int){ users(search: "bulk", first: $n){ edges { node { id } } pageInfo { hasNextPage } totalCount } }`,
-			map[string]any{"n": 1000}, &p)
-		if len(p.Users.Edges) != 100 || !p.Users.PageInfo.HasNextPage || p.Users.TotalCount != 105 {
-			t.Fatalf("first: 1000 gave %d edges, hasNextPage %v, total %d; want 100, true, 105",
-				len(p.Users.Edges), p.Users.PageInfo.HasNextPage, p.Users.TotalCount)
-		}
-		seen := map[string]bool{}
-		after := any(nil)
-		pages := 0
-		for {
-			p := search(t, map[string]any{"s": "bulk", "n": 40, "a": after})
-			pages++
-			for _, e := range p.Users.Edges {
-				if seen[e.Node.ID] {
-					t.Fatalf("page %d repeats %s", pages, e.Node.Name)
-				}
-				seen[e.Node.ID] = true
-			}
-			if !p.Users.PageInfo.HasNextPage {
-				break
-			}
-			if p.Users.PageInfo.EndCursor == nil || pages > 5 {
-				t.Fatalf("page %d: %+v", pages, p.Users.PageInfo)
-			}
-			after = *p.Users.PageInfo.EndCursor
-		}
-		if len(seen) != 105 || pages != 3 {
-			t.Fatalf("%d users over %d pages, want 105 over 3", len(seen), pages)
-		}
-	})
-	t.Run("ErrForbidden", func(t *testing.T) {
-		ts := ts.in(t)
-		ts.mustCode("FORBIDDEN", zoe.Token, usersQuery, map[string]any{"s": "a"})
-		ts.mustCode("UNAUTHENTICATED", "", usersQuery, map[string]any{"s": "a"})
-	})
-	t.Run("ErrBadUserInput", func(t *testing.T) {
-		ts := ts.in(t)
-		for _, vars := range []map[string]any{
-			{"s": "ann\x00"}, {"s": "a\x1bb"}, {"s": strings.Repeat("a", 101)},
-			{"a": "not-a-cursor"}, {"n": -1},
-		} {
-			ts.mustCode("BAD_USER_INPUT", admin.Token, usersQuery, vars)
-		}
-	})
 }
 
 // TestSecurityBridgeUnderKeyPrefix: two deployments (MONGO_DATABASE) on one Redis do not see each

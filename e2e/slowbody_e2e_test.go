@@ -602,50 +602,6 @@ func TestSSEKeepAlive(t *testing.T) {
 	s.waitLine(t, 10*time.Second, "the update", func(l string) bool { return strings.Contains(l, "Awake") })
 }
 
-// TestMetricsAddr: with METRICS_ADDR set, /metrics is served there and no longer on the public
-// port, where security counters would tell an attacker whether an alarm went off.
-func TestMetricsAddr(t *testing.T) {
-	t.Parallel()
-	get := func(t *testing.T, url string) (int, string) {
-		t.Helper()
-		res, err := http.Get(url)
-		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(raw)
-	}
-	t.Run("Default", func(t *testing.T) {
-		ts := startServer(t, nil)
-		if status, body := get(t, ts.base+"/metrics"); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
-			t.Fatalf("/metrics on the public port without METRICS_ADDR: %d", status)
-		}
-	})
-	t.Run("Apart", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		cfg := testConfig(t)
-		cfg.MetricsAddr = addr
-		ts := startServer(t, cfg)
-		status, body := get(t, ts.base+"/metrics")
-		var e gqlResponse
-		if status != http.StatusNotFound || json.Unmarshal([]byte(body), &e) != nil || e.code() != "NOT_FOUND" {
-			t.Fatalf("/metrics on the public port with METRICS_ADDR: %d %.200s", status, body)
-		}
-		if status, body := get(t, "http://"+addr+"/metrics"); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
-			t.Fatalf("/metrics on METRICS_ADDR: %d %.200s", status, body)
-		}
-		if status, _ := get(t, "http://"+addr+"/graphql"); status != http.StatusNotFound {
-			t.Fatalf("METRICS_ADDR serves more than /metrics: /graphql %d", status)
-		}
-	})
-}
-
 // TestEventSubscribersPerClient: one client address holds at most 1% (100) of the 10 000
 // eventUpdated subscribers, so a few addresses cannot fill them; another address still subscribes.
 func TestEventSubscribersPerClient(t *testing.T) {
