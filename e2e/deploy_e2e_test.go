@@ -30,7 +30,7 @@ import (
 // build command is the one CI builds and starts.
 
 // supervisorStopMargin is what the supervisor adds to SHUTDOWN_TIMEOUT before it kills a child
-// that does not stop (server.go: StopTimeout).
+// that does not stop (internal/server/server.go: StopTimeout).
 const supervisorStopMargin = 5 * time.Second
 
 // secretKeys must come from a Secret (Kubernetes) or the environment file (systemd), never from a

@@ -27,7 +27,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	services "github.com/eventide/server/app"
-	persisted "github.com/eventide/server/apq" // the root package's tests have an apq helper
+	"github.com/eventide/server/apq"
 	"github.com/eventide/server/auth"
 	"github.com/eventide/server/bus"
 	"github.com/eventide/server/cache"
@@ -593,7 +593,7 @@ func (w *wiring) buildGraphQL(schema graphql.ExecutableSchema, d dataParts, sec 
 		Authenticator:  authn,
 		Introspection:  !cfg.IsProduction(),
 		AllowedOrigins: cfg.CORSOrigins,
-		APQ:            persisted.New(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
+		APQ:            apq.New(w.cache, cfg.CacheTTL, w.log.With("component", "cache")),
 		Limits: querylimit.Limits{
 			MaxDepth: cfg.QueryMaxDepth, MaxComplexity: cfg.QueryMaxComplexity,
 			MaxAliases: cfg.QueryMaxAliases, MaxTokens: cfg.QueryMaxTokens,
