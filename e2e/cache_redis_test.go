@@ -295,28 +295,6 @@ func (ts *testServer) metric(name string) float64 {
 	return v
 }
 
-// metrics reads every sample of one /metrics scrape, keyed by the name with its labels as
-// printed.
-func (ts *testServer) metrics() map[string]float64 {
-	ts.t.Helper()
-	res, err := http.Get(ts.base + "/metrics")
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(res.Body)
-	out := map[string]float64{}
-	for line := range strings.SplitSeq(buf.String(), "\n") {
-		if sample, v, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "#") {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				out[sample] = f
-			}
-		}
-	}
-	return out
-}
-
 // TestAutomaticPersistedQueries speaks Apollo's APQ protocol over POST and GET.
 func TestAutomaticPersistedQueries(t *testing.T) {
 	ts := startServer(t, nil)

@@ -212,16 +212,8 @@ func TestDeadStoreFailsFast(t *testing.T) {
 
 	startStoreAt(t, dir, addr)
 	back := time.Now()
-	deadline := back.Add(30 * time.Second)
-	for {
-		r := ts.do("", q, map[string]any{"id": id})
-		if len(r.Errors) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not recovered 30s after the store returned: %+v", r.Errors)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if r := ts.untilAnswered(30*time.Second, q, map[string]any{"id": id}); len(r.Errors) > 0 {
+		t.Fatalf("not recovered 30s after the store returned: %+v", r.Errors)
 	}
 	t.Logf("serving again %v after the store returned", time.Since(back).Round(time.Millisecond))
 	if r := ts.do(fan.Token, register, map[string]any{"id": id}); len(r.Errors) > 0 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/eventide/server/config"
 	"github.com/eventide/server/internal/server"
 	"github.com/eventide/server/internal/syncbuf"
+	"github.com/eventide/server/internal/testutil"
 	"github.com/eventide/server/store/embedded"
 )
 
@@ -186,6 +188,18 @@ func (ts *testServer) send(req *http.Request) *gqlResponse {
 	return out
 }
 
+// untilAnswered repeats an anonymous request until it is answered without errors or d has
+// passed, and returns the last answer.
+func (ts *testServer) untilAnswered(d time.Duration, query string, vars map[string]any) *gqlResponse {
+	ts.t.Helper()
+	var r *gqlResponse
+	testutil.Within(d, func() bool {
+		r = ts.do("", query, vars)
+		return len(r.Errors) == 0
+	})
+	return r
+}
+
 // mustData runs a request that must succeed and decodes its data into dst.
 func (ts *testServer) mustData(token, query string, vars map[string]any, dst any) {
 	ts.t.Helper()
@@ -297,4 +311,29 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// metrics reads every sample of one /metrics scrape, keyed by the name with its labels as
+// printed (`x_total{result="failed"}`).
+func (ts *testServer) metrics() map[string]float64 {
+	ts.t.Helper()
+	res, err := http.Get(ts.base + "/metrics")
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(res.Body)
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(buf.String(), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		f, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = f
+		}
+	}
+	return out
 }

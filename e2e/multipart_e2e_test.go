@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/testutil"
 )
 
 // End-to-end proof of issue 13's multipart parts: Apollo's multipart HTTP subscriptions and
@@ -317,16 +319,13 @@ func TestMultipartStreamsPerClient(t *testing.T) {
 		t.Fatalf("another client's stream: %d %s", status, raw)
 	}
 	first.res.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var last string
+	if !testutil.Within(5*time.Second, func() bool {
 		s, status, raw := ts.mpOpen(t, from(client), "", eventUpdatedSub, vars)
-		if s != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no place freed by a closed multipart stream: %d %s", status, raw)
-		}
-		time.Sleep(20 * time.Millisecond)
+		last = fmt.Sprintf("%d %s", status, raw)
+		return s != nil
+	}) {
+		t.Fatalf("no place freed by a closed multipart stream: %s", last)
 	}
 }
 

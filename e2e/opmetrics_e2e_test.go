@@ -1,40 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventide/server/httpapi"
 )
-
-// scrape reads /metrics into series (name{labels} as printed) and values.
-func (ts *testServer) scrape() map[string]float64 {
-	ts.t.Helper()
-	res, err := http.Get(ts.base + "/metrics")
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(res.Body)
-	out := map[string]float64{}
-	for line := range strings.SplitSeq(buf.String(), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		f, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = f
-		}
-	}
-	return out
-}
 
 // sumOf adds the series of metric name whose labels include every label="value" of want.
 func sumOf(m map[string]float64, name string, want ...string) float64 {
@@ -69,7 +42,7 @@ func TestOperationMetrics(t *testing.T) {
 	ts.mustCode("GRAPHQL_VALIDATION_FAILED", "", `query Broken { noSuchField }`, nil)
 	ts.mustData("", `{ events(first: 1){ pageInfo { hasNextPage } } }`, nil, nil)
 
-	m := ts.scrape()
+	m := ts.metrics()
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -101,7 +74,7 @@ func TestOperationMetrics(t *testing.T) {
 		t.Helper()
 		var got float64
 		for range 200 {
-			if got = sumOf(ts.scrape(), "eventide_open_subscriptions", "transport", transport); got == want {
+			if got = sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", transport); got == want {
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -138,7 +111,7 @@ func TestOperationLabelBound(t *testing.T) {
 	for i := range httpapi.DefaultMaxOperationNames + extra {
 		ts.mustData("", fmt.Sprintf(`query Q%03d { events(first: 1){ pageInfo { hasNextPage } } }`, i), nil, nil)
 	}
-	m := ts.scrape()
+	m := ts.metrics()
 	names := map[string]bool{}
 	for series := range m {
 		rest, ok := strings.CutPrefix(series, "eventide_graphql_operations_total{")

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/testutil"
 )
 
 // End-to-end proof that slow or held connections cost a client its own budget only: a request
@@ -505,16 +507,13 @@ func TestSSEStreamsPerClient(t *testing.T) {
 	}
 	// Closing one frees its place.
 	open[0].res.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var last string
+	if !testutil.Within(5*time.Second, func() bool {
 		s, status, raw := ts.sseOpen(t, from(client), "", eventUpdatedSub, vars)
-		if s != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no place freed by a closed stream: %d %s", status, raw)
-		}
-		time.Sleep(20 * time.Millisecond)
+		last = fmt.Sprintf("%d %s", status, raw)
+		return s != nil
+	}) {
+		t.Fatalf("no place freed by a closed stream: %s", last)
 	}
 }
 
