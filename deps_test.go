@@ -34,7 +34,7 @@ func TestServerLinksNoFerretDB(t *testing.T) {
 
 // TestHTTPAPIImportsNoResolvers: the transport does not know the schema's resolvers. What it
 // needs of them (the error presenter, the recover func, the schema's extensions) is passed in by
-// server.go, so that httpapi stays below resolvers in the dependency direction (DESIGN.md).
+// internal/server, so that httpapi stays below resolvers in the dependency direction (DESIGN.md).
 func TestHTTPAPIImportsNoResolvers(t *testing.T) {
 	deps := goListDeps(t, "./httpapi", "github.com/eventide/server/security")
 	for _, banned := range []string{"github.com/eventide/server/resolvers", "github.com/eventide/server/graph"} {

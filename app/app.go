@@ -1,6 +1,6 @@
 // Package app holds Eventide's rules: input validation, who may change what, the registration
 // and login flows, and every write's write → invalidate → publish. It works over eventide's
-// interfaces only; the resolvers map GraphQL onto it and server.go builds it.
+// interfaces only; the resolvers map GraphQL onto it and internal/server builds it.
 package app
 
 import (

@@ -6,20 +6,15 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/testutil"
 )
 
 // waitFor polls until cond holds: the goroutines it waits on block in channel operations, so
 // there is nothing to be told by, only a state to reach.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 // TestGateBounds: at most concurrency holders, at most queue waiters, the next refused at once;

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventide/server/cache"
 	"github.com/eventide/server/internal/redistest"
+	"github.com/eventide/server/internal/testutil"
 )
 
 // replica is one bus on a shared cache over srv, under prefix, with one topic whose messages it
@@ -35,11 +36,7 @@ func newReplica(t *testing.T, srv *redistest.Server, prefix string) replica {
 
 func eventually(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !ok(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal(what)
-		}
-	}
+	testutil.Eventually(t, d, what, ok)
 }
 
 // received drains what r got within d.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/testutil"
 )
 
 func TestMemoryNeverHoldsMoreThanCapacity(t *testing.T) {
@@ -86,11 +88,7 @@ func TestMemoryAddOrGet(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, ok func() bool, msg func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal(msg())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Within(d, ok) {
+		t.Fatal(msg())
 	}
 }

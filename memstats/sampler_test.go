@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/eventide/server/internal/syncbuf"
+	"github.com/eventide/server/internal/testutil"
 	"io"
 	"log/slog"
 	"os"
@@ -55,13 +56,7 @@ func newClockedSampler(opts Options) (*Sampler, *fakeClock) {
 // waitFor polls cond until it holds or a few seconds pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }
 
 // drain receives what is buffered in ch without blocking; closed reports a closed channel.

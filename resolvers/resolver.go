@@ -1,5 +1,5 @@
 // Package resolvers implements the schema: the resolver root holds the services, built in
-// server.go; the generated interfaces are in graph/.
+// internal/server/server.go; the generated interfaces are in graph/.
 package resolvers
 
 import (

@@ -12,7 +12,7 @@ import (
 	"github.com/eventide/server/security"
 )
 
-// Example shows the wiring server.go is expected to do: one Log (shared over the replica bus
+// Example shows the wiring internal/server is expected to do: one Log (shared over the replica bus
 // when USE_REDIS: Log.Share and Log.Receive), one BruteForce detector, one Throttle over a Redis limiter that falls back to
 // memory, and a middleware that throttles every request by its ClientKey.
 func Example() {

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/eventide/server/internal/syncbuf"
+	"github.com/eventide/server/internal/testutil"
 	"github.com/eventide/server/memstats"
 )
 
@@ -549,11 +550,5 @@ func TestRestartsFromEnv(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }

@@ -3,7 +3,7 @@
 //
 // Off costs nothing: Tracing.Tracer returns nil and every instrumented part then skips its span
 // (no SDK, no exporter, no goroutine). Nothing here is set up at package level, and nothing reads
-// the environment: config/ reads the OTEL_* keys and server.go passes them in as Options.
+// the environment: config/ reads the OTEL_* keys and internal/server passes them in as Options.
 package telemetry
 
 import (

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/internal/testutil"
 	"github.com/eventide/server/store/sqlite"
 )
 
@@ -133,13 +134,7 @@ func TestRetentionAndGauges(t *testing.T) {
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 15*time.Second, what, ok)
 }
 
 // value reads a gauge or counter.

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/eventide/server/internal/testutil"
 )
 
 // fakeServer fakes just enough of Eventide's /graphql, /metrics and graphql-transport-ws for the
@@ -403,12 +405,7 @@ func TestRunMixedOpenLoopWithSubscribers(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, what, cond)
 }
 
 func TestRunSubscribersRefused(t *testing.T) {

@@ -63,7 +63,7 @@ func parseScale(s string) (scaleSpec, error) {
 	return sp, nil
 }
 
-// scaleDBFile is the embedded store's file under DATA_DIR: the server's sqlitePath (datastore.go).
+// scaleDBFile is the embedded store's file under DATA_DIR: the server's sqlitePath (internal/server).
 const scaleDBFile = "eventide.db"
 
 // scaleCounts is what a seeded data directory holds, counted with SQL after seeding.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventide/server/internal/testutil"
 )
 
 // Sentinel is a real Sentinel set for tests: a master, one replica of it, and one
@@ -246,14 +248,8 @@ func (c *Cluster) redisCLI(addr string, args ...string) (string, error) {
 func waitFor(tb testing.TB, d time.Duration, what string, ok func() bool) {
 	tb.Helper()
 	began := time.Now()
-	deadline := began.Add(d)
 	defer func() { tb.Logf("redistest: %v waiting for %s", time.Since(began).Round(time.Millisecond), what) }()
-	for !ok() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("redistest: timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(tb, d, "redistest: "+what, ok)
 }
 
 // freeClusterPort is a free loopback port whose cluster bus port (+10000) is free too.

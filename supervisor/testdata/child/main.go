@@ -1,5 +1,5 @@
 // Command child stands in for the server in the supervisor's tests. With -supervise among its
-// arguments it is the parent: it runs supervisor.Run on itself, as server.go will. Otherwise it
+// arguments it is the parent: it runs supervisor.Run on itself, as the server does. Otherwise it
 // prints one line about itself and does what CHILD_PLAN says for this start: a comma-separated
 // list indexed by EVENTIDE_RESTARTS (the last entry repeats) of
 //

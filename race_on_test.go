@@ -1,6 +1,0 @@
-//go:build race
-
-package main
-
-// raceEnabled says the tests run under the race detector, which caps live goroutines at 8128.
-const raceEnabled = true
