@@ -163,8 +163,8 @@ func TestWebsocketSlowReaderBackpressure(t *testing.T) {
 	t.Logf("the slow reader's subscriptions got %v of %d updates, then their complete", nexts, updates)
 	// Under lean the anonymous subscriptions share one operation with the reader's: each of the
 	// slow reader's was dropped from it, not the operation (the reader got every update).
-	if ts.app.lean != nil {
-		if n := ts.app.lean.SlowDropped(); n != slowSubs {
+	if ts.app.LeanSockets() != nil {
+		if n := ts.app.LeanSockets().SlowDropped(); n != slowSubs {
 			t.Fatalf("%d members dropped from the shared operation, want the slow reader's %d", n, slowSubs)
 		}
 	}

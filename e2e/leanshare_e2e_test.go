@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -69,7 +69,7 @@ func (s leanSubscriber) nextPayload() string {
 // map of them).
 func TestLeanSharedSubscriptions(t *testing.T) {
 	ts := startLean(t)
-	lean := ts.app.lean
+	lean := ts.app.LeanSockets()
 	org := ts.organizer("Org")
 	user := ts.signUp("Fan")
 	id := ts.publishedEvent(org, "Shared", 5, 24*time.Hour)
@@ -109,7 +109,7 @@ func TestLeanSharedSubscriptions(t *testing.T) {
 		t.Fatalf("%d shared operations for two documents' anonymous subscribers, want 2", n)
 	}
 	// The metrics count subscribers, shared or not.
-	if n := sumOf(ts.scrape(), "eventide_open_subscriptions", "transport", httpapi.TransportWebsocket); n != 9 {
+	if n := sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", httpapi.TransportWebsocket); n != 9 {
 		t.Fatalf("eventide_open_subscriptions{transport=ws} = %v with 9 subscribers", n)
 	}
 	update := func(title string) {
@@ -166,7 +166,7 @@ func TestLeanSharedSubscriptions(t *testing.T) {
 	if n := lean.SharedOperations(); n != 1 {
 		t.Fatalf("%d shared operations once one document has no subscriber, want 1", n)
 	}
-	m := ts.scrape()
+	m := ts.metrics()
 	if n := sumOf(m, "eventide_open_subscriptions", "transport", httpapi.TransportWebsocket); n != 6 {
 		t.Fatalf("eventide_open_subscriptions{transport=ws} = %v with 6 subscribers left", n)
 	}
