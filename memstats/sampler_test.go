@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/eventide/server/internal/syncbuf"
+	"github.com/eventide/server/pubsub"
 	"io"
 	"log/slog"
 	"os"
@@ -357,8 +358,8 @@ func TestSubscribe(t *testing.T) {
 		if n, closed := drain(never); n != 2 || !closed {
 			t.Fatalf("the never-reading subscriber: %d buffered, closed %v; want 2 and closed", n, closed)
 		}
-		if s.dropped.Load() != 1 || s.Subscribers() != 1 {
-			t.Fatalf("dropped %d, subscribers %d", s.dropped.Load(), s.Subscribers())
+		if s.dropped() != 1 || s.Subscribers() != 1 {
+			t.Fatalf("dropped %d, subscribers %d", s.dropped(), s.Subscribers())
 		}
 	})
 	t.Run("ErrTooManySubscribers", func(t *testing.T) {
@@ -370,7 +371,7 @@ func TestSubscribe(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Subscribe(ctx, time.Second); !errors.Is(err, ErrTooManySubscribers) {
+		if _, err := s.Subscribe(ctx, time.Second); !errors.Is(err, pubsub.ErrTooManySubscribers) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -477,7 +478,7 @@ func TestRun(t *testing.T) {
 		for i, ch := range chans { // the sample at subscribe, then one from the shared ticker
 			for k := range 2 {
 				if _, ok := <-ch; !ok {
-					t.Fatalf("subscriber %d closed before sample %d (dropped %d)", i, k, s.dropped.Load())
+					t.Fatalf("subscriber %d closed before sample %d (dropped %d)", i, k, s.dropped())
 				}
 			}
 		}
@@ -492,8 +493,8 @@ func TestRun(t *testing.T) {
 			for range ch { // ends: closed after what remains in the buffer
 			}
 		}
-		if s.dropped.Load() != 0 {
-			t.Fatalf("%d dropped", s.dropped.Load())
+		if s.dropped() != 0 {
+			t.Fatalf("%d dropped", s.dropped())
 		}
 		stop()
 		if err := <-done; err != nil {
@@ -622,7 +623,7 @@ func BenchmarkFanOut1000(b *testing.B) {
 	b.StopTimer()
 	cancel()
 	wg.Wait()
-	if st := s.dropped.Load(); st != 0 {
+	if st := s.dropped(); st != 0 {
 		b.Fatalf("%d subscribers dropped", st)
 	}
 }
