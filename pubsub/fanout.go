@@ -28,6 +28,9 @@ type Fanout[K comparable, V any] struct {
 	// subscribers, an owner's entry goes with its last one.
 	owners map[string]int
 	closed error // set by Close: what Subscribe returns from then on
+	// members is how many subscribers there are, shared consumers' included: Publish to none
+	// (a security log nobody watches) skips the lock.
+	members atomic.Int64
 
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
@@ -132,6 +135,7 @@ func SubscribeAs[K comparable, V, T any](f *Fanout[K, V], ctx context.Context, k
 		f.keys[key] = subs
 	}
 	subs[m] = struct{}{}
+	f.members.Add(1)
 	for _, v := range s.First[:min(len(s.First), buffer)] {
 		m.offer(v) // the buffer is empty: it fits
 		f.delivered.Add(1)
@@ -210,6 +214,7 @@ func (f *Fanout[K, V]) removeLocked(key K, m *member[V]) {
 		return
 	}
 	delete(subs, m)
+	f.members.Add(-1)
 	if len(subs) == 0 {
 		delete(f.keys, key)
 	}
@@ -224,6 +229,9 @@ func (f *Fanout[K, V]) removeLocked(key K, m *member[V]) {
 // Publish offers v to every subscriber of key that wants it, without waiting: a subscriber whose
 // buffer is full is dropped. It returns how many were dropped.
 func (f *Fanout[K, V]) Publish(key K, v V) (dropped int) {
+	if f.members.Load() == 0 {
+		return 0
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for m := range f.keys[key] {
