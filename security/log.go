@@ -221,8 +221,8 @@ func NewLog(cfg LogConfig) *Log {
 	cfg = cfg.withDefaults()
 	l := &Log{
 		cfg: cfg,
-		// The resolver converts the log's events on a goroutine of its own, which is what a
-		// lean websocket would have to be told of: the subscriptions leave its Notifier alone.
+		// The resolver converts the log's events on a forwarding goroutine of its own, whose
+		// channel, not the log's, a lean websocket reads: the log leaves its Notifier alone.
 		subs:    pubsub.NewFanout[struct{}, Event](cfg.SubscriberBuffer, cfg.MaxSubscribers, pubsub.NoNotifier()),
 		repeats: newRepeats(cfg.MaxRepeatKeys),
 		loggedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
