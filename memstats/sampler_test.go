@@ -362,6 +362,43 @@ func TestSubscribe(t *testing.T) {
 			t.Fatalf("dropped %d, subscribers %d", s.dropped(), s.Subscribers())
 		}
 	})
+	t.Run("IntervalsBoundedBySubscribers", func(t *testing.T) {
+		// The intervals that set the sampling rate hold only the live subscribers': a refused
+		// one, a dropped one and one whose context ended take theirs away.
+		s, c := newClockedSampler(Options{HistoryInterval: 5 * time.Second, Buffer: 1, MaxSubscribers: 3})
+		intervals := func() int {
+			s.ivMu.Lock()
+			defer s.ivMu.Unlock()
+			return len(s.intervals)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		never, _ := s.Subscribe(ctx, MinInterval)
+		if _, err := s.Subscribe(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Subscribe(ctx, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Subscribe(ctx, 300*time.Millisecond); !errors.Is(err, pubsub.ErrTooManySubscribers) {
+			t.Fatalf("a fourth subscriber of 3: %v", err)
+		}
+		if n, d := intervals(), s.interval(); n != 3 || d != MinInterval {
+			t.Fatalf("%d intervals, rate %v after a refusal; want 3 and 250ms", n, d)
+		}
+		s.tick(c.Add(MinInterval)) // never's buffer holds the first sample: it is dropped
+		if _, closed := drain(never); !closed || s.dropped() != 1 {
+			t.Fatalf("the never-reading subscriber: closed %v, dropped %d", closed, s.dropped())
+		}
+		if n, d := intervals(), s.interval(); n != 2 || d != time.Second {
+			t.Fatalf("%d intervals, rate %v after the drop; want 2 and 1s", n, d)
+		}
+		cancel()
+		waitFor(t, "the subscribers to leave", func() bool { return s.Subscribers() == 0 })
+		if n, d := intervals(), s.interval(); n != 0 || d != 5*time.Second {
+			t.Fatalf("%d intervals, rate %v with no subscriber; want none and the history interval", n, d)
+		}
+	})
 	t.Run("ErrTooManySubscribers", func(t *testing.T) {
 		s := New(Options{MaxSubscribers: 2})
 		ctx, cancel := context.WithCancel(context.Background())
