@@ -24,7 +24,7 @@ func (s *Sampler) Collectors() []prometheus.Collector {
 		gauge("eventide_memory_subscribers", "Current memory stats subscribers.",
 			func() float64 { return float64(s.Subscribers()) }),
 		counter("eventide_memory_subscribers_dropped_total",
-			"Memory stats subscribers dropped for falling behind.", s.dropped.Load),
+			"Memory stats subscribers dropped for falling behind.", s.dropped),
 		counter("eventide_memory_watchdog_pressure_total",
 			"Times the watchdog freed memory after the restart threshold was exceeded.", s.pressures.Load),
 		counter("eventide_memory_watchdog_restarts_requested_total",

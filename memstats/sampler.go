@@ -22,12 +22,8 @@ const (
 	DefaultMaxSubscribers  = 1000
 )
 
-var (
-	// ErrTooManySubscribers is returned by Subscribe when the sampler holds its maximum.
-	ErrTooManySubscribers = errors.New("memstats: too many subscribers")
-	// ErrStopped is returned by Subscribe once Run has returned, and by a second Run.
-	ErrStopped = errors.New("memstats: sampler stopped")
-)
+// ErrStopped is returned by Subscribe once Run has returned, and by a second Run.
+var ErrStopped = errors.New("memstats: sampler stopped")
 
 // Options configures a Sampler; zero values select the defaults.
 type Options struct {
@@ -59,22 +55,25 @@ type Sampler struct {
 	readMu sync.Mutex
 	reader *reader
 
-	mu        sync.Mutex
-	latest    Sample
-	ring      []Sample
-	head      int // where the next history sample goes
-	filled    int
-	lastPush  time.Time
-	subs      map[*subscriber]struct{}
+	mu       sync.Mutex
+	latest   Sample
+	ring     []Sample
+	head     int // where the next history sample goes
+	filled   int
+	lastPush time.Time
+	state    int
+	wake     chan struct{} // tells Run that the fastest interval may have changed
+
+	subs *pubsub.Fanout[struct{}, due]
+	// ivMu guards intervals alone: a subscriber leaving updates it under the fan-out's lock.
+	ivMu      sync.Mutex
 	intervals map[time.Duration]int // subscribers per interval: the fastest sets the rate
-	state     int
-	wake      chan struct{} // tells Run that the fastest interval may have changed
 
 	// Watchdog state, touched only by Run's goroutine.
 	over         int
 	restartAsked bool
 
-	samples, delivered, dropped, pressures, restarts atomic.Uint64
+	samples, pressures, restarts atomic.Uint64
 }
 
 const (
@@ -83,12 +82,12 @@ const (
 	stopped
 )
 
-type subscriber struct {
-	interval time.Duration
-	next     time.Time             // when it is due a sample
-	offer    func(Sample) bool     // sends without blocking; false when the buffer is full
-	close    func()                // closes the channel
-	stop     func() (stopped bool) // releases the context.AfterFunc
+// due is what a tick offers the subscribers: each takes the sample when its own interval has
+// elapsed, within slack.
+type due struct {
+	smp   Sample
+	now   time.Time
+	slack time.Duration
 }
 
 // New returns a sampler; nothing is sampled periodically until Run is called.
@@ -116,7 +115,7 @@ func New(opts Options) *Sampler {
 		now:          time.Now,
 		freeOSMemory: debug.FreeOSMemory,
 		ring:         make([]Sample, opts.HistorySize),
-		subs:         make(map[*subscriber]struct{}),
+		subs:         pubsub.NewFanout[struct{}, due](opts.Buffer, opts.MaxSubscribers),
 		intervals:    make(map[time.Duration]int),
 		wake:         make(chan struct{}, 1),
 	}
@@ -194,83 +193,53 @@ func (s *Sampler) pushLocked(smp Sample) {
 // interval (clamped to MinInterval–MaxInterval), until ctx ends; one subscribed before Run starts
 // gets its periodic samples once Run runs. The channel is closed when ctx
 // ends, when Run returns, and when the subscriber falls more than the buffer behind (it is then
-// dropped and counted). Errors: ErrTooManySubscribers, ErrStopped, or ctx's error.
+// dropped and counted). Errors: pubsub.ErrTooManySubscribers, ErrStopped, or ctx's error.
 func (s *Sampler) Subscribe(ctx context.Context, interval time.Duration) (<-chan Sample, error) {
 	return SubscribeAs(s, ctx, interval, func(smp Sample) Sample { return smp })
 }
 
 // SubscribeAs is Subscribe delivering convert(sample) instead: a GraphQL resolver gets a channel
 // of its model type without a goroutine of its own to convert. convert runs on the sampler's
-// goroutine, under its lock: it must be quick and must not call the Sampler.
+// goroutine (or the subscriber's, for the first sample), under the fan-out's lock: it must be
+// quick and must not call the Sampler.
 func SubscribeAs[T any](s *Sampler, ctx context.Context, interval time.Duration, convert func(Sample) T) (<-chan T, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := make(chan T, s.opts.Buffer)
-	// A lean websocket reads the channel only when told (pubsub.Notifier): no goroutine waits.
-	ready := pubsub.Claim(ctx)
-	if ready == nil {
-		ready = func(bool) {}
-	}
-	sub := &subscriber{
-		interval: clamp(interval),
-		offer: func(smp Sample) bool {
-			select {
-			case ch <- convert(smp):
-				ready(false)
-				return true
-			default:
+	iv := clamp(interval)
+	next := s.now().Add(iv) // when it is due a sample; only the fan-out's Publish reads it after
+	sub := pubsub.Sub[due, T]{
+		Want: func(d due) bool {
+			if d.now.Before(next.Add(-d.slack)) {
 				return false
 			}
+			// Keep the subscriber's own cadence, but never owe it a burst after a stall. Should
+			// the sample not fit, the subscriber is dropped and next no longer matters.
+			next = later(next.Add(iv), d.now.Add(iv-d.slack))
+			return true
 		},
-		close: func() { close(ch); ready(true) },
+		Convert: func(d due) T { return convert(d.smp) },
+		First:   []due{{smp: s.Current()}},
+		Leave:   func() { s.countInterval(iv, -1) },
 	}
-	if err := s.add(ctx, sub); err != nil {
-		pubsub.Unclaim(ctx)
+	// Counted before it is subscribed: it may leave (ctx done) before SubscribeAs returns.
+	s.countInterval(iv, +1)
+	// A lean websocket reads the channel only when told (pubsub.Notifier): no goroutine waits.
+	ch, err := pubsub.SubscribeAs(s.subs, ctx, struct{}{}, sub)
+	if err != nil {
+		s.countInterval(iv, -1)
 		return nil, err
 	}
 	return ch, nil
 }
 
-func (s *Sampler) add(ctx context.Context, sub *subscriber) error {
-	cur := s.Current()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.state == stopped:
-		return ErrStopped
-	case len(s.subs) >= s.opts.MaxSubscribers:
-		return ErrTooManySubscribers
+// countInterval adds d subscribers of interval iv and wakes Run to recompute its rate.
+func (s *Sampler) countInterval(iv time.Duration, d int) {
+	s.ivMu.Lock()
+	if s.intervals[iv] += d; s.intervals[iv] <= 0 {
+		delete(s.intervals, iv)
 	}
-	sub.offer(cur) // the buffer is empty: it fits
-	s.delivered.Add(1)
-	sub.next = s.now().Add(sub.interval)
-	s.subs[sub] = struct{}{}
-	s.intervals[sub.interval]++
-	// Registered under the lock so that a drop by Run cannot miss stop; if ctx is already done,
-	// the function runs in its own goroutine and waits for the lock.
-	sub.stop = context.AfterFunc(ctx, func() { s.remove(sub) })
-	s.signal()
-	return nil
-}
-
-func (s *Sampler) remove(sub *subscriber) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.removeLocked(sub)
-}
-
-// removeLocked unsubscribes sub and closes its channel, once.
-func (s *Sampler) removeLocked(sub *subscriber) {
-	if _, ok := s.subs[sub]; !ok {
-		return
-	}
-	delete(s.subs, sub)
-	if s.intervals[sub.interval]--; s.intervals[sub.interval] == 0 {
-		delete(s.intervals, sub.interval)
-	}
-	sub.close()
-	sub.stop()
+	s.ivMu.Unlock()
 	s.signal()
 }
 
@@ -284,12 +253,8 @@ func (s *Sampler) signal() {
 
 // interval is the sampling interval now: the fastest subscriber's, or the history interval.
 func (s *Sampler) interval() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.intervalLocked()
-}
-
-func (s *Sampler) intervalLocked() time.Duration {
+	s.ivMu.Lock()
+	defer s.ivMu.Unlock()
 	d := s.opts.HistoryInterval
 	for iv := range s.intervals { // distinct intervals: a handful
 		d = min(d, iv)
@@ -301,26 +266,15 @@ func (s *Sampler) intervalLocked() time.Duration {
 // whose own interval has elapsed, within half a sampling interval.
 func (s *Sampler) tick(now time.Time) {
 	smp := s.sample(now)
+	slack := s.interval() / 2
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	slack := s.intervalLocked() / 2
 	if s.lastPush.IsZero() || !now.Before(s.lastPush.Add(s.opts.HistoryInterval-slack)) {
 		s.pushLocked(smp)
 		s.lastPush = now
 	}
-	for sub := range s.subs {
-		if now.Before(sub.next.Add(-slack)) {
-			continue
-		}
-		if !sub.offer(smp) {
-			s.removeLocked(sub)
-			s.dropped.Add(1)
-			s.log.Debug("memory subscriber dropped: it fell behind", "buffer", s.opts.Buffer)
-			continue
-		}
-		s.delivered.Add(1)
-		// Keep the subscriber's own cadence, but never owe it a burst after a stall.
-		sub.next = later(sub.next.Add(sub.interval), now.Add(sub.interval-slack))
+	s.mu.Unlock()
+	for range s.subs.Publish(struct{}{}, due{smp: smp, now: now, slack: slack}) {
+		s.log.Debug("memory subscriber dropped: it fell behind", "buffer", s.opts.Buffer)
 	}
 }
 
@@ -333,9 +287,14 @@ func later(a, b time.Time) time.Time {
 
 // Subscribers returns the number of current subscribers.
 func (s *Sampler) Subscribers() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.subs)
+	n, _, _ := s.subs.Stats()
+	return n
+}
+
+// dropped is how many subscribers were dropped for falling behind.
+func (s *Sampler) dropped() uint64 {
+	_, _, dropped := s.subs.Stats()
+	return dropped
 }
 
 // Run samples until ctx ends: at once, then at the fastest subscriber's interval or the history
@@ -391,10 +350,8 @@ func (s *Sampler) Run(ctx context.Context) error {
 func (s *Sampler) shutdown() {
 	s.mu.Lock()
 	s.state = stopped
-	for sub := range s.subs {
-		s.removeLocked(sub)
-	}
 	s.mu.Unlock()
+	s.subs.Close(ErrStopped)
 	if s.statm != nil {
 		s.statm.close() // a later Current reopens it
 	}

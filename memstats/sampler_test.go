@@ -7,6 +7,7 @@ import (
 	"errors"
 	"github.com/eventide/server/internal/syncbuf"
 	"github.com/eventide/server/internal/testutil"
+	"github.com/eventide/server/pubsub"
 	"io"
 	"log/slog"
 	"os"
@@ -352,8 +353,45 @@ func TestSubscribe(t *testing.T) {
 		if n, closed := drain(never); n != 2 || !closed {
 			t.Fatalf("the never-reading subscriber: %d buffered, closed %v; want 2 and closed", n, closed)
 		}
-		if s.dropped.Load() != 1 || s.Subscribers() != 1 {
-			t.Fatalf("dropped %d, subscribers %d", s.dropped.Load(), s.Subscribers())
+		if s.dropped() != 1 || s.Subscribers() != 1 {
+			t.Fatalf("dropped %d, subscribers %d", s.dropped(), s.Subscribers())
+		}
+	})
+	t.Run("IntervalsBoundedBySubscribers", func(t *testing.T) {
+		// The intervals that set the sampling rate hold only the live subscribers': a refused
+		// one, a dropped one and one whose context ended take theirs away.
+		s, c := newClockedSampler(Options{HistoryInterval: 5 * time.Second, Buffer: 1, MaxSubscribers: 3})
+		intervals := func() int {
+			s.ivMu.Lock()
+			defer s.ivMu.Unlock()
+			return len(s.intervals)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		never, _ := s.Subscribe(ctx, MinInterval)
+		if _, err := s.Subscribe(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Subscribe(ctx, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Subscribe(ctx, 300*time.Millisecond); !errors.Is(err, pubsub.ErrTooManySubscribers) {
+			t.Fatalf("a fourth subscriber of 3: %v", err)
+		}
+		if n, d := intervals(), s.interval(); n != 3 || d != MinInterval {
+			t.Fatalf("%d intervals, rate %v after a refusal; want 3 and 250ms", n, d)
+		}
+		s.tick(c.Add(MinInterval)) // never's buffer holds the first sample: it is dropped
+		if _, closed := drain(never); !closed || s.dropped() != 1 {
+			t.Fatalf("the never-reading subscriber: closed %v, dropped %d", closed, s.dropped())
+		}
+		if n, d := intervals(), s.interval(); n != 2 || d != time.Second {
+			t.Fatalf("%d intervals, rate %v after the drop; want 2 and 1s", n, d)
+		}
+		cancel()
+		waitFor(t, "the subscribers to leave", func() bool { return s.Subscribers() == 0 })
+		if n, d := intervals(), s.interval(); n != 0 || d != 5*time.Second {
+			t.Fatalf("%d intervals, rate %v with no subscriber; want none and the history interval", n, d)
 		}
 	})
 	t.Run("ErrTooManySubscribers", func(t *testing.T) {
@@ -365,7 +403,7 @@ func TestSubscribe(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Subscribe(ctx, time.Second); !errors.Is(err, ErrTooManySubscribers) {
+		if _, err := s.Subscribe(ctx, time.Second); !errors.Is(err, pubsub.ErrTooManySubscribers) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -472,7 +510,7 @@ func TestRun(t *testing.T) {
 		for i, ch := range chans { // the sample at subscribe, then one from the shared ticker
 			for k := range 2 {
 				if _, ok := <-ch; !ok {
-					t.Fatalf("subscriber %d closed before sample %d (dropped %d)", i, k, s.dropped.Load())
+					t.Fatalf("subscriber %d closed before sample %d (dropped %d)", i, k, s.dropped())
 				}
 			}
 		}
@@ -487,8 +525,8 @@ func TestRun(t *testing.T) {
 			for range ch { // ends: closed after what remains in the buffer
 			}
 		}
-		if s.dropped.Load() != 0 {
-			t.Fatalf("%d dropped", s.dropped.Load())
+		if s.dropped() != 0 {
+			t.Fatalf("%d dropped", s.dropped())
 		}
 		stop()
 		if err := <-done; err != nil {
@@ -617,7 +655,7 @@ func BenchmarkFanOut1000(b *testing.B) {
 	b.StopTimer()
 	cancel()
 	wg.Wait()
-	if st := s.dropped.Load(); st != 0 {
+	if st := s.dropped(); st != 0 {
 		b.Fatalf("%d subscribers dropped", st)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 )
 
@@ -17,199 +16,56 @@ var ErrTooManySubscribers = errors.New("pubsub: too many subscribers")
 // broker (PerOwner); it is also an ErrTooManySubscribers.
 var ErrOwnerShare = fmt.Errorf("%w: this client holds its share", ErrTooManySubscribers)
 
-// Option configures New.
+// Option configures New and NewFanout.
 type Option func(*options)
 
 type options struct {
-	perOwner int
-	owner    func(context.Context) string
+	perOwner   int
+	owner      func(context.Context) string
+	noNotifier bool
 }
 
 // PerOwner gives each owner (what owner names a subscriber's context by: its client address, say)
-// at most max of the broker's subscribers, so that a few owners cannot take all of them. A
+// at most max of the fan-out's subscribers, so that a few owners cannot take all of them. A
 // context owner names "" is not limited.
 func PerOwner(max int, owner func(context.Context) string) Option {
 	return func(o *options) { o.perOwner, o.owner = max, owner }
 }
 
-// Broker delivers values published on a topic to that topic's current subscribers.
+// Broker delivers values published on a topic to that topic's current subscribers: a Fanout keyed
+// by topic.
 type Broker[T any] struct {
-	buffer  int
-	maxSubs int
-	opts    options
-
-	mu     sync.Mutex
-	topics map[string]map[*sub[T]]struct{}
-	n      int
-	// owners counts subscribers per owner, only owners that hold one: bounded by the
-	// subscribers, an owner's entry goes with its last one.
-	owners map[string]int
-
-	dropped   atomic.Uint64
-	delivered atomic.Uint64
-}
-
-type sub[T any] struct {
-	ch    chan T
-	owner string
-	// uncounted: a shared consumer's subscription (WithSharedNotifier), whose consumers each
-	// take their place with Reserve: it takes none in the bound itself.
-	uncounted bool
-	// ready, when the subscriber's context carried a Notifier, is called after every value
-	// put in ch and after ch is closed: the consumer reads ch only then, and never waits on it.
-	ready func(closed bool)
+	f *Fanout[string, T]
 }
 
 // New returns a broker giving each subscriber a buffer of buffer values and holding at most
 // maxSubs subscribers in all.
 func New[T any](buffer, maxSubs int, opts ...Option) *Broker[T] {
-	b := &Broker[T]{buffer: buffer, maxSubs: maxSubs, topics: make(map[string]map[*sub[T]]struct{}), owners: map[string]int{}}
-	for _, o := range opts {
-		o(&b.opts)
-	}
-	return b
+	return &Broker[T]{f: NewFanout[string, T](buffer, maxSubs, opts...)}
 }
 
 // Subscribe returns a channel of the values published on topic from now on. The channel is
 // closed when ctx ends or when the subscriber falls behind by more than its buffer. Errors:
 // ErrTooManySubscribers when the broker is full, ErrOwnerShare when ctx's owner holds its share.
 func (b *Broker[T]) Subscribe(ctx context.Context, topic string) (<-chan T, error) {
-	s := &sub[T]{}
-	buffer := b.buffer
-	if n, _ := ctx.Value(notifierKey{}).(*Notifier); n != nil && n.shared && !n.claimed.Load() {
-		s.uncounted = true
-		buffer *= sharedBuffer
-	} else if b.opts.perOwner > 0 && b.opts.owner != nil {
-		s.owner = b.opts.owner(ctx)
-	}
-	s.ch = make(chan T, buffer)
-	b.mu.Lock()
-	if b.n >= b.maxSubs && !s.uncounted {
-		b.mu.Unlock()
-		return nil, ErrTooManySubscribers
-	}
-	if s.owner != "" {
-		if b.owners[s.owner] >= b.opts.perOwner {
-			b.mu.Unlock()
-			return nil, ErrOwnerShare
-		}
-		b.owners[s.owner]++
-	}
-	subs := b.topics[topic]
-	if subs == nil {
-		subs = make(map[*sub[T]]struct{})
-		b.topics[topic] = subs
-	}
-	s.ready = Claim(ctx) // once it is sure to be subscribed: a refusal is answered at once
-	subs[s] = struct{}{}
-	if !s.uncounted {
-		b.n++
-	}
-	b.mu.Unlock()
-	context.AfterFunc(ctx, func() { b.remove(topic, s) })
-	return s.ch, nil
+	return b.f.Subscribe(ctx, topic, nil)
 }
 
-// Reserve counts one more subscriber of topic's kind for ctx's owner without a channel of its
-// own: a consumer that shares another subscription's values (the lean websocket transport's
-// shared operations, Share) takes its place in the broker's bound and in its owner's share as if
-// it had subscribed. The same errors as Subscribe; release gives the place back, once.
+// Reserve is Fanout.Reserve: a place in the broker's bounds for a consumer sharing another
+// subscription's values.
 func (b *Broker[T]) Reserve(ctx context.Context) (release func(), err error) {
-	owner := ""
-	if b.opts.perOwner > 0 && b.opts.owner != nil {
-		owner = b.opts.owner(ctx)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.n >= b.maxSubs {
-		return nil, ErrTooManySubscribers
-	}
-	if owner != "" {
-		if b.owners[owner] >= b.opts.perOwner {
-			return nil, ErrOwnerShare
-		}
-		b.owners[owner]++
-	}
-	b.n++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			b.n--
-			if owner != "" {
-				if b.owners[owner]--; b.owners[owner] <= 0 {
-					delete(b.owners, owner)
-				}
-			}
-		})
-	}, nil
-}
-
-// remove unsubscribes s and closes its channel, once; it reports whether s was still there.
-func (b *Broker[T]) remove(topic string, s *sub[T]) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.removeLocked(topic, s)
-}
-
-func (b *Broker[T]) removeLocked(topic string, s *sub[T]) bool {
-	subs := b.topics[topic]
-	if _, ok := subs[s]; !ok {
-		return false
-	}
-	delete(subs, s)
-	if len(subs) == 0 {
-		delete(b.topics, topic)
-	}
-	if s.owner != "" {
-		if b.owners[s.owner]--; b.owners[s.owner] <= 0 {
-			delete(b.owners, s.owner)
-		}
-	}
-	if !s.uncounted {
-		b.n--
-	}
-	close(s.ch)
-	if s.ready != nil {
-		s.ready(true)
-	}
-	return true
+	return b.f.Reserve(ctx)
 }
 
 // Publish offers v to every subscriber of topic without waiting; a subscriber whose buffer is
 // full is dropped.
-func (b *Broker[T]) Publish(topic string, v T) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for s := range b.topics[topic] {
-		select {
-		case s.ch <- v:
-			b.delivered.Add(1)
-			if s.ready != nil {
-				s.ready(false)
-			}
-		default:
-			b.removeLocked(topic, s)
-			b.dropped.Add(1)
-		}
-	}
-}
+func (b *Broker[T]) Publish(topic string, v T) { b.f.Publish(topic, v) }
 
 // owned is how many owners hold a subscriber (the size of the owners map).
-func (b *Broker[T]) owned() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.owners)
-}
+func (b *Broker[T]) owned() int { return b.f.owned() }
 
 // Stats reports the current subscribers, values delivered and subscribers dropped for being slow.
-func (b *Broker[T]) Stats() (subscribers int, delivered, dropped uint64) {
-	b.mu.Lock()
-	n := b.n
-	b.mu.Unlock()
-	return n, b.delivered.Load(), b.dropped.Load()
-}
+func (b *Broker[T]) Stats() (subscribers int, delivered, dropped uint64) { return b.f.Stats() }
 
 // Notifier tells a consumer that a subscription's channel has something to read, instead of a
 // goroutine parked on the channel: the lean websocket transport runs a subscription's next

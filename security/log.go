@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,13 +13,14 @@ import (
 	"time"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/pubsub"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ErrTooManySubscribers is returned by Subscribe when the log already feeds its maximum number of
-// subscribers.
-var ErrTooManySubscribers = &eventide.Error{Code: eventide.CodeRateLimited,
-	Message: "too many security event subscribers; try again later"}
+// errTooManySubscribers is Subscribe's refusal when the log already feeds its maximum number of
+// subscribers: a pubsub.ErrTooManySubscribers, RATE_LIMITED.
+var errTooManySubscribers = &eventide.Error{Code: eventide.CodeRateLimited,
+	Message: "too many security event subscribers; try again later", Err: pubsub.ErrTooManySubscribers}
 
 // LogConfig sizes a Log. Zero fields take the defaults named beside them.
 type LogConfig struct {
@@ -194,26 +196,23 @@ type Log struct {
 	shares  [numShares]ring
 	arrival uint64 // arrival number of the newest stored event
 	seq     uint64 // the last ID given
-	subs    map[*subscriber]struct{}
 	repeats repeats
+
+	// subs feeds the live subscribers; appendLocked publishes under mu, which no subscriber's
+	// function takes.
+	subs *pubsub.Fanout[struct{}, Event]
 
 	forward atomic.Pointer[func(Event)] // publishes to the other replicas, once Share was called
 
-	loggedN, received, dropped, repeated atomic.Uint64
+	loggedN, received, repeated atomic.Uint64
 
 	loggedVec   *prometheus.CounterVec
 	logged      [len(eventTypes)]prometheus.Counter
 	invalid     prometheus.Counter
 	receivedCtr prometheus.Counter
-	droppedCtr  prometheus.Counter
+	droppedCtr  prometheus.Collector
 	repeatedCtr prometheus.Counter
 	gauges      []prometheus.Collector
-}
-
-type subscriber struct {
-	ch   chan Event
-	min  Severity
-	stop func() bool // releases the context.AfterFunc once the subscriber is gone
 }
 
 // NewLog returns an empty log sized by cfg. Run must run for the age sweep to happen and for
@@ -221,8 +220,10 @@ type subscriber struct {
 func NewLog(cfg LogConfig) *Log {
 	cfg = cfg.withDefaults()
 	l := &Log{
-		cfg:     cfg,
-		subs:    make(map[*subscriber]struct{}),
+		cfg: cfg,
+		// The resolver converts the log's events on a forwarding goroutine of its own, whose
+		// channel, not the log's, a lean websocket reads: the log leaves its Notifier alone.
+		subs:    pubsub.NewFanout[struct{}, Event](cfg.SubscriberBuffer, cfg.MaxSubscribers, pubsub.NoNotifier()),
 		repeats: newRepeats(cfg.MaxRepeatKeys),
 		loggedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "events_logged_total",
@@ -236,15 +237,15 @@ func NewLog(cfg LogConfig) *Log {
 			Namespace: "eventide", Subsystem: "security", Name: "events_received_total",
 			Help: "Security events received from other replicas.",
 		}),
-		droppedCtr: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "eventide", Subsystem: "security", Name: "subscribers_dropped_total",
-			Help: "Security event subscribers dropped for falling behind.",
-		}),
 		repeatedCtr: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "eventide", Subsystem: "security", Name: "events_repeated_total",
 			Help: "Security events counted in an earlier event of the same user (or client) and refusal instead of stored.",
 		}),
 	}
+	l.droppedCtr = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "eventide", Subsystem: "security", Name: "subscribers_dropped_total",
+		Help: "Security event subscribers dropped for falling behind.",
+	}, func() float64 { _, _, dropped := l.subs.Stats(); return float64(dropped) })
 	for i, n := range shareSizes(cfg.MaxEvents) {
 		l.shares[i].size = n
 	}
@@ -372,18 +373,7 @@ func (l *Log) appendLocked(e Event) (share, pos int, seq uint64) {
 	l.arrival++
 	share = shareOf(e.Severity)
 	pos = l.shares[share].put(e, l.arrival)
-	for s := range l.subs {
-		if !e.Severity.AtLeast(s.min) {
-			continue
-		}
-		select {
-		case s.ch <- e:
-		default:
-			l.removeLocked(s)
-			l.dropped.Add(1)
-			l.droppedCtr.Inc()
-		}
-	}
+	l.subs.Publish(struct{}{}, e)
 	return share, pos, l.arrival
 }
 
@@ -509,37 +499,17 @@ func (l *Log) Query(f Filter, last int) []Event {
 // Subscribe returns a channel of the events logged from now on (here or, once Shared, on
 // another replica) that are at least minSeverity ("" for all). The channel is closed when ctx
 // ends, or when the subscriber falls more than SubscriberBuffer events behind: a slow reader is
-// dropped, never waited for. Errors: ErrInvalidSeverity, ErrTooManySubscribers.
+// dropped, never waited for. Errors: ErrInvalidSeverity, and RATE_LIMITED wrapping
+// pubsub.ErrTooManySubscribers when the log feeds its maximum.
 func (l *Log) Subscribe(ctx context.Context, minSeverity Severity) (<-chan Event, error) {
 	if minSeverity != "" && !minSeverity.Valid() {
 		return nil, ErrInvalidSeverity
 	}
-	s := &subscriber{ch: make(chan Event, l.cfg.SubscriberBuffer), min: minSeverity}
-	l.mu.Lock()
-	if len(l.subs) >= l.cfg.MaxSubscribers {
-		l.mu.Unlock()
-		return nil, ErrTooManySubscribers
+	ch, err := l.subs.Subscribe(ctx, struct{}{}, func(e Event) bool { return e.Severity.AtLeast(minSeverity) })
+	if errors.Is(err, pubsub.ErrTooManySubscribers) {
+		return nil, errTooManySubscribers
 	}
-	l.subs[s] = struct{}{}
-	// Set stop before anyone can remove s: AfterFunc may run at once if ctx is done, and it
-	// takes l.mu, which we hold.
-	s.stop = context.AfterFunc(ctx, func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.removeLocked(s)
-	})
-	l.mu.Unlock()
-	return s.ch, nil
-}
-
-// removeLocked unsubscribes s and closes its channel, once.
-func (l *Log) removeLocked(s *subscriber) {
-	if _, ok := l.subs[s]; !ok {
-		return
-	}
-	delete(l.subs, s)
-	close(s.ch)
-	s.stop()
+	return ch, err
 }
 
 // LogStats is a snapshot of a Log.
@@ -556,15 +526,16 @@ type LogStats struct {
 
 // Stats returns a snapshot of the log's counters.
 func (l *Log) Stats() LogStats {
+	subscribers, _, dropped := l.subs.Stats()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := LogStats{
 		RepeatWindows:      len(l.repeats.open),
 		Repeated:           l.repeated.Load(),
-		Subscribers:        len(l.subs),
+		Subscribers:        subscribers,
 		Logged:             l.loggedN.Load(),
 		Received:           l.received.Load(),
-		SubscribersDropped: l.dropped.Load(),
+		SubscribersDropped: dropped,
 	}
 	for i := range l.shares {
 		st.Events += l.shares[i].n

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventide/server/eventide"
+	"github.com/eventide/server/pubsub"
 	"go.uber.org/goleak"
 )
 
@@ -421,7 +422,7 @@ func TestSubscribe(t *testing.T) {
 			}
 		}
 		_, err := l.Subscribe(context.Background(), "")
-		if !errors.Is(err, ErrTooManySubscribers) || !eventide.IsCode(err, eventide.CodeRateLimited) {
+		if !errors.Is(err, pubsub.ErrTooManySubscribers) || !eventide.IsCode(err, eventide.CodeRateLimited) {
 			t.Fatalf("err = %v", err)
 		}
 		cancel()
