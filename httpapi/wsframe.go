@@ -19,7 +19,7 @@ import (
 // builds a default engine (two task pools, 1 MiB of heap) and it links nbhttp and llib's fork of
 // crypto/tls, which cost every process 1.2 MiB of idle RSS whichever WS_TRANSPORT runs
 // (BENCHMARKS.md, "Idle RSS"). gobwas/ws has no init-time work. Between messages a wsFramer holds
-// no buffer but a frame header or control frame that is not whole yet (at most 139 bytes).
+// no read state (readState, from a pool while a frame or message is part-read).
 type wsFramer struct {
 	dst  io.Writer             // the socket: each frame in one Write, so frames never interleave
 	exec func(job func()) bool // runs a job after the jobs before it, off the event loop (nbio.Conn.Execute)
@@ -28,24 +28,47 @@ type wsFramer struct {
 	onMessage func(data []byte)             // a whole text or binary message
 	onClose   func(code int, reason string) // the peer's close frame (1005: it gave no code)
 
-	mu      sync.Mutex // the read state: reads are serial, but the early bytes come from elsewhere
+	limit     int64
+	onControl wsutil.FrameHandlerFunc // control, made once
+
+	mu   sync.Mutex // the read state: reads are serial, but the early bytes come from elsewhere
+	rs   *readState // nil between messages
+	done bool       // a close frame or a violation came: nothing more is read
+}
+
+// readState is a socket's reading in progress.
+type readState struct {
 	in      frameFeed
 	r       wsutil.Reader
 	msg     bytes.Buffer // the message being read; handed over whole, then a new one
 	reading bool         // msg's first frame is read: the reader goes on with the message
-	done    bool         // a close frame or a violation came: nothing more is read
 }
 
+// readStates holds read states between messages: after a message, the reader is reset (its
+// state is clean) and the feed and message buffer are empty.
+var readStates = sync.Pool{New: func() any {
+	s := &readState{}
+	s.r.Source = &s.in
+	return s
+}}
+
 func newWSFramer(dst io.Writer, exec func(func()) bool, limit int, onMessage func([]byte), onClose func(int, string)) *wsFramer {
-	w := &wsFramer{dst: dst, exec: exec, onMessage: onMessage, onClose: onClose}
-	w.r = wsutil.Reader{
-		Source:         &w.in,
-		State:          ws.StateServerSide,
-		CheckUTF8:      true,
-		MaxMessageSize: int64(limit),
-		OnIntermediate: w.control, // a control frame between a message's fragments
-	}
+	w := &wsFramer{dst: dst, exec: exec, onMessage: onMessage, onClose: onClose, limit: int64(limit)}
+	w.onControl = w.control
 	return w
+}
+
+// state is the socket's read state, from the pool between messages.
+func (w *wsFramer) state() *readState {
+	if w.rs == nil {
+		rs := readStates.Get().(*readState)
+		rs.r.State = ws.StateServerSide
+		rs.r.CheckUTF8 = true
+		rs.r.MaxMessageSize = w.limit
+		rs.r.OnIntermediate = w.onControl // a control frame between a message's fragments
+		w.rs = rs
+	}
+	return w.rs
 }
 
 // Parse takes what the socket read (data is not kept: nbio reuses its read buffer). A violation
@@ -57,27 +80,36 @@ func (w *wsFramer) Parse(data []byte) error {
 	if w.done {
 		return nil
 	}
-	w.in.add(data)
-	err := w.parse()
+	rs := w.state()
+	rs.in.add(data)
+	err := w.parse(rs)
 	if w.done || err != nil {
-		w.in, w.msg = frameFeed{}, bytes.Buffer{}
+		w.rs = nil // not back to the pool: part-read
 	}
 	if err != nil && !errors.Is(err, errPeerClosed) {
 		w.done = true
 		_ = w.WriteClose(int(violationCode(err)), violationReason(err))
 		return err
 	}
-	w.in.keep()
+	if w.rs != nil {
+		rs.in.keep()
+		if !rs.reading && rs.in.empty() {
+			rs.r.OnIntermediate = nil // nothing of this socket stays in the pool
+			rs.in.peek.Reset(nil)
+			readStates.Put(rs)
+			w.rs = nil
+		}
+	}
 	return nil
 }
 
 // errPeerClosed stops the parse after the peer's close frame.
 var errPeerClosed = errors.New("websocket: the peer closed")
 
-func (w *wsFramer) parse() error {
+func (w *wsFramer) parse(rs *readState) error {
 	for !w.done {
-		if !w.reading {
-			h, err := w.r.NextFrame()
+		if !rs.reading {
+			h, err := rs.r.NextFrame()
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return nil // no whole frame header yet
 			}
@@ -85,24 +117,24 @@ func (w *wsFramer) parse() error {
 				return err
 			}
 			if h.OpCode.IsControl() {
-				if err := w.control(h, &w.r); err != nil {
+				if err := w.control(h, &rs.r); err != nil {
 					return err
 				}
 				continue
 			}
-			w.reading = true
+			rs.reading = true
 		}
 		// The payload as far as it came; io.ErrUnexpectedEOF: the rest of the message is on its
 		// way (the reader keeps its place).
-		if _, err := w.msg.ReadFrom(&w.r); err != nil {
+		if _, err := rs.msg.ReadFrom(&rs.r); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil
 			}
 			return err
 		}
-		m := w.msg.Bytes()
-		w.msg = bytes.Buffer{}
-		w.reading = false
+		m := rs.msg.Bytes()
+		rs.msg = bytes.Buffer{}
+		rs.reading = false
 		w.exec(func() { w.onMessage(m) })
 	}
 	return nil
@@ -200,6 +232,9 @@ func (f *frameFeed) add(data []byte) {
 	f.b = append(f.b, data...)
 	f.own = true
 }
+
+// empty reports whether the feed holds nothing, not even part of a frame.
+func (f *frameFeed) empty() bool { return len(f.b) == 0 && f.head == 0 && f.body == 0 }
 
 // keep copies what was not read out of the socket's read buffer, once the Parse is over.
 func (f *frameFeed) keep() {

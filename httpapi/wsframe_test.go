@@ -89,8 +89,8 @@ func TestWSFramer(t *testing.T) {
 		if len(r.messages) != 2 || r.messages[0] != `{"type":"ping"}` || r.messages[1] != long {
 			t.Fatalf("got %d messages (%.40q…)", len(r.messages), r.messages)
 		}
-		if r.f.in.b != nil || r.f.msg.Cap() != 0 {
-			t.Fatalf("holds %d + %d bytes between messages, want none", cap(r.f.in.b), r.f.msg.Cap())
+		if r.f.rs != nil {
+			t.Fatalf("holds %d + %d bytes between messages, want no read state", cap(r.f.rs.in.b), r.f.rs.msg.Cap())
 		}
 	})
 	t.Run("ByteByByte", func(t *testing.T) {
@@ -119,8 +119,8 @@ func TestWSFramer(t *testing.T) {
 			!bytes.Equal(r.conn.written[1], []byte{0x80 | opPong, 0}) {
 			t.Fatalf("wrote % x, want two pongs with the pings' payloads", r.conn.written)
 		}
-		if r.f.in.b != nil || r.f.msg.Cap() != 0 {
-			t.Fatalf("holds %d + %d bytes between messages, want none", cap(r.f.in.b), r.f.msg.Cap())
+		if r.f.rs != nil {
+			t.Fatalf("holds %d + %d bytes between messages, want no read state", cap(r.f.rs.in.b), r.f.rs.msg.Cap())
 		}
 	})
 	t.Run("AFrameHeaderHeldUntilWhole", func(t *testing.T) {
@@ -129,8 +129,8 @@ func TestWSFramer(t *testing.T) {
 		if err := r.f.Parse(f[:9]); err != nil {
 			t.Fatal(err)
 		}
-		if len(r.f.in.b) != 9 {
-			t.Fatalf("keeps %d bytes of a 14-byte header, want the 9 that came", len(r.f.in.b))
+		if r.f.rs == nil || len(r.f.rs.in.b) != 9 {
+			t.Fatalf("keeps %v of a 14-byte header, want the 9 bytes that came", r.f.rs)
 		}
 		if err := r.f.Parse(f[9:]); err != nil {
 			t.Fatal(err)
