@@ -7,14 +7,21 @@ import (
 	"testing"
 )
 
-// TestServerLinksNoFerretDB: the server binary must not link FerretDB (nor gRPC, below). Only tests run it (to
+// TestServerLinksNoFerretDB: the server binary must not link FerretDB (nor gRPC, nor nbio's HTTP
+// engine, below). Only tests run it (to
 // write the files of an earlier version's store that the start-up import reads without it,
 // store/ferretfile); linked into the server it and what it pulls in (pgx, the MySQL driver, gRPC,
 // OpenTelemetry's SDK, the v1 MongoDB driver) cost 14.5 MB of binary and 5–6 MiB of idle RSS.
 func TestServerLinksNoFerretDB(t *testing.T) {
 	deps := goListDeps(t, ".", "github.com/eventide/server/store/sqlite")
-	var ferret, grpc []string
+	var ferret, grpc, nbhttp []string
 	for _, d := range deps {
+		// nbio's HTTP and websocket packages (and llib's fork of crypto/tls that they link) build
+		// a default engine at init and cost 1.2 MiB of idle RSS in every process; the lean
+		// transport frames websockets with gobwas/ws (httpapi/wsframe.go) on nbio's event loop.
+		if strings.HasPrefix(d, "github.com/lesismal/nbio/nbhttp") || strings.HasPrefix(d, "github.com/lesismal/llib") {
+			nbhttp = append(nbhttp, d)
+		}
 		if strings.HasPrefix(d, "github.com/FerretDB/") || d == "github.com/eventide/server/store/embedded" {
 			ferret = append(ferret, d)
 		}
@@ -29,6 +36,12 @@ func TestServerLinksNoFerretDB(t *testing.T) {
 	}
 	if len(grpc) > 0 {
 		t.Errorf("the server links gRPC (%d packages): %s", len(grpc), strings.Join(grpc, " "))
+	}
+	if len(nbhttp) > 0 {
+		t.Errorf("the server links nbio's HTTP engine (%d packages): %s", len(nbhttp), strings.Join(nbhttp, " "))
+	}
+	if !slices.Contains(deps, "github.com/lesismal/nbio") || !slices.Contains(deps, "github.com/gobwas/ws/wsutil") {
+		t.Errorf("the server does not link nbio and gobwas/ws: the lean transport runs on them")
 	}
 }
 

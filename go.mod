@@ -13,6 +13,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coder/websocket v1.8.15
 	github.com/emersion/go-ical v0.0.0-20250329121855-f41e73efc392
+	github.com/gobwas/ws v1.5.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/knadh/koanf/parsers/dotenv v1.1.1
 	github.com/knadh/koanf/parsers/yaml v1.1.1
@@ -33,7 +34,7 @@ require (
 
 require github.com/teambition/rrule-go v1.8.2 // indirect
 
-require github.com/lesismal/llib v1.2.2 // indirect
+require github.com/gobwas/httphead v0.1.0 // indirect
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect

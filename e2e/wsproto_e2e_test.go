@@ -174,6 +174,31 @@ func TestWebsocketProtocol(t *testing.T) {
 			t.Fatal("the ping between the fragments was not answered before the message's answer")
 		}
 	})
+	t.Run("InvalidUTF8Is1007", func(t *testing.T) {
+		if !lean {
+			t.Skip("gqlgen's transport (gorilla/websocket) does not check a text message's UTF-8")
+		}
+		// RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007.
+		rc := ts.rawFrames(t)
+		rc.write(true, opText, []byte{'{', 0xff, 0xfe, '}'})
+		op, b := rc.read()
+		if op != opClose || len(b) < 2 || binary.BigEndian.Uint16(b) != 1007 {
+			t.Fatalf("got frame %d % x, want a close frame with 1007", op, b)
+		}
+	})
+	t.Run("UnmaskedFrameIs1002", func(t *testing.T) {
+		if !lean {
+			t.Skip("gqlgen's transport closes without a close frame")
+		}
+		rc := ts.rawFrames(t)
+		if _, err := rc.conn.Write([]byte{0x81, 0x02, '{', '}'}); err != nil { // a client frame must be masked
+			t.Fatal(err)
+		}
+		op, b := rc.read()
+		if op != opClose || len(b) < 2 || binary.BigEndian.Uint16(b) != 1002 {
+			t.Fatalf("got frame %d % x, want a close frame with 1002", op, b)
+		}
+	})
 	t.Run("PingPong", func(t *testing.T) {
 		c := ts.rawWS(t, "graphql-transport-ws")
 		c.initWS()

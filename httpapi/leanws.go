@@ -21,8 +21,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
-	"github.com/lesismal/nbio/nbhttp"
-	nbws "github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/lesismal/nbio/taskpool"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"go.opentelemetry.io/otel/trace"
 
@@ -39,9 +38,10 @@ import (
 //     the transport answers 101, hijacks the connection and hands its socket to nbio's event loop
 //     (epoll), then returns: the middleware's releases (stream slot, session, shutdown wait) wait
 //     for the socket's close (streamHold).
-//   - nbio reads into one buffer per poller and frames messages; a message is handled on nbio's
-//     bounded handler pool, serially per connection. A write goes straight to the socket; only what
-//     the kernel does not take is kept (the socket's backlog). A slow reader gets backpressure, as
+//   - nbio reads into one buffer per poller; gobwas/ws frames messages (wsFramer, wsframe.go), and
+//     a message is handled on a bounded handler pool, serially per connection. A write goes
+//     straight to the socket; only what the kernel does not take is kept (the socket's
+//     backlog). A slow reader gets backpressure, as
 //     gqlgen's blocking write gives it: while the backlog is over backlogHigh, no subscription of
 //     the socket takes its next value, so the producer's bounded buffer fills and the producer
 //     drops the subscription and counts it; the subscriptions go on once the backlog is under
@@ -70,8 +70,8 @@ type LeanSockets struct {
 
 	once     sync.Once
 	startErr error
-	engine   *nbhttp.Engine
-	upgrader *nbws.Upgrader
+	engine   *nbio.Engine
+	handlers *taskpool.TaskPool // runs the sockets' messages, one at a time per socket
 	pool     *workerPool
 	shared   sharedOps
 
@@ -115,46 +115,37 @@ func NewLeanSockets(log *slog.Logger) *LeanSockets {
 func (ls *LeanSockets) start() error {
 	ls.once.Do(func() {
 		logging.SetLevel(logging.LevelError)
-		ls.engine = nbhttp.NewEngine(nbhttp.Config{
-			Name:                    "eventide-websockets",
-			NPoller:                 max(1, runtime.GOMAXPROCS(0)/2), // as Goroutines counts
-			ReadBufferSize:          16 << 10,
-			MaxWriteBufferSize:      maxSocketBacklog,
-			MessageHandlerPoolSize:  256,
-			ReleaseWebsocketPayload: true,
-			MaxLoad:                 1 << 20,
+		engine := nbio.NewEngine(nbio.Config{
+			Name:               "eventide-websockets",
+			NPoller:            max(1, runtime.GOMAXPROCS(0)/2), // as Goroutines counts
+			ReadBufferSize:     16 << 10,
+			MaxWriteBufferSize: maxSocketBacklog,
 		})
-		// Before Start: the pollers read it unlocked.
-		ls.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
-			if ws, _ := c.Session().(*nbws.Conn); ws != nil {
-				if lc, _ := ws.Session().(*leanConn); lc != nil {
-					lc.taken(n)
-				}
+		// A socket's messages run on the pool, one at a time and in order (nbio.Conn.Execute),
+		// never on the poller, which serves every socket. Set before Start: the pollers read
+		// the handlers unlocked.
+		ls.handlers = taskpool.New(leanHandlers, leanHandlerQueue)
+		engine.Execute = ls.handlers.Go
+		engine.OnData(func(c *nbio.Conn, data []byte) {
+			if h := c.DataHandler(); h != nil {
+				h(c, data)
 			}
 		})
-		if ls.startErr = ls.engine.Start(); ls.startErr != nil {
-			return
-		}
-		u := nbws.NewUpgrader()
-		u.Engine = ls.engine
-		u.KeepaliveTime = 0 // the protocol's own keep-alive, not a read deadline
-		u.MessageLengthLimit = leanMessageLimit
-		u.OnMessage(func(c *nbws.Conn, _ nbws.MessageType, data []byte) {
-			if lc, _ := c.Session().(*leanConn); lc != nil {
-				lc.onMessage(data)
+		engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
+			if lc := sessionConn(c); lc != nil {
+				lc.taken(n)
 			}
 		})
-		u.SetCloseHandler(func(c *nbws.Conn, code int, _ string) {
-			if lc, _ := c.Session().(*leanConn); lc != nil {
-				lc.peerClosed(code)
-			}
-		})
-		u.OnClose(func(c *nbws.Conn, _ error) {
-			if lc, _ := c.Session().(*leanConn); lc != nil {
+		engine.OnClose(func(c *nbio.Conn, _ error) {
+			if lc := sessionConn(c); lc != nil {
 				lc.gone()
 			}
 		})
-		ls.upgrader = u
+		if ls.startErr = engine.Start(); ls.startErr != nil {
+			ls.handlers.Stop()
+			return
+		}
+		ls.engine = engine
 		ls.pool = newWorkerPool(leanWorkers())
 	})
 	return ls.startErr
@@ -162,10 +153,17 @@ func (ls *LeanSockets) start() error {
 
 func leanWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
+const (
+	// leanHandlers bounds the goroutines that run sockets' messages at once (started on demand,
+	// gone when idle); leanHandlerQueue is how many more wait before the poller does.
+	leanHandlers     = 256
+	leanHandlerQueue = 1024
+)
+
 // Goroutines is how many goroutines the transport keeps whatever its sockets: the workers, the
 // event loop's pollers and its timer.
 func (ls *LeanSockets) Goroutines() int {
-	return leanWorkers() + max(1, runtime.GOMAXPROCS(0)/2) + 2
+	return leanWorkers() + max(1, runtime.GOMAXPROCS(0)/2) + 1
 }
 
 // Open is the number of open lean websockets.
@@ -190,6 +188,7 @@ func (ls *LeanSockets) Stop() {
 	ls.once.Do(func() {}) // never start after Stop
 	if ls.engine != nil {
 		ls.engine.Stop()
+		ls.handlers.Stop()
 	}
 	if ls.pool != nil {
 		ls.pool.stop()
@@ -284,12 +283,14 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
 		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc}
 	lc.sock = backlogConn{Conn: nbc, lc: lc}
-	ws := nbws.NewServerConn(t.sockets.upgrader, &lc.sock, proto, false, false)
-	ws.Engine = t.sockets.engine
-	ws.Execute = nbc.Execute
-	ws.SetSession(lc)
+	ws := newWSFramer(&lc.sock, nbc.Execute, leanMessageLimit, lc.onMessage, func(code int, _ string) {
+		lc.peerClosed(code)
+		_ = nbc.Close() // the close handshake is done: the server closes the TCP connection
+	})
 	lc.ws = ws
-	nbc.SetSession(ws)
+	session := &leanSession{}
+	session.conn.Store(lc)
+	nbc.SetSession(session)
 	// What net/http read past the request (its background read takes a byte of the client's first
 	// frame when it comes early) is parsed first, by whichever comes first: this goroutine once
 	// the socket is in the event loop, or the loop's first read.
@@ -337,9 +338,10 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		lc.timer = time.AfterFunc(t.initTimeout, lc.initTimedOut)
 	}
 	lc.mu.Unlock()
-	if err := t.sockets.engine.AddTransferredConn(nbc); err != nil {
+	if _, err := t.sockets.engine.AddConn(nbc); err != nil {
 		t.sockets.log.Warn("websocket: the event loop refused the connection", "error", err)
-		ws.CloseAndClean(err) // runs gone
+		_ = nbc.Close()
+		lc.gone()
 		return
 	}
 	if hasEarly.Load() {
@@ -391,6 +393,19 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(s[:])
 }
 
+// leanSession is a socket's nbio session. The event loop's callbacks take the connection from
+// it through an atomic, which orders that after the connection's set-up for the race detector
+// too (nbio's own bookkeeping is not instrumented).
+type leanSession struct{ conn atomic.Pointer[leanConn] }
+
+// sessionConn is the lean connection of an nbio socket, or nil.
+func sessionConn(c *nbio.Conn) *leanConn {
+	if s, _ := c.Session().(*leanSession); s != nil {
+		return s.conn.Load()
+	}
+	return nil
+}
+
 // leanConn is one websocket of the lean transport.
 type leanConn struct {
 	t            *leanTransport // shared by every socket: not a copy each
@@ -400,7 +415,7 @@ type leanConn struct {
 	hold         *streamHold
 	wrapped      net.Conn // the listener's wrappers of the TCP connection, closed at the end
 	nbc          *nbio.Conn
-	ws           *nbws.Conn
+	ws           *wsFramer
 	stopShutdown func() bool
 	lastPong     atomic.Int64 // unix nanoseconds
 
@@ -426,7 +441,7 @@ type leanConn struct {
 	shut            bool          // the socket is gone: nothing waits for it any more
 }
 
-// backlogConn is the socket as nbio's websocket writes to it: it counts what goes in
+// backlogConn is the socket as the framer writes to it: it counts what goes in
 // (nbio's OnWrittenSize, through leanConn.taken, counts what comes out).
 type backlogConn struct {
 	*nbio.Conn
@@ -727,7 +742,7 @@ func (c *leanConn) tick() {
 		c.send(wire{Type: "ka"})
 	} else {
 		if time.Since(time.Unix(0, c.lastPong.Load())) > 2*c.t.keepAlive {
-			c.ws.CloseWithError(errors.New("no pong"))
+			c.nbc.CloseWithError(errors.New("no pong"))
 			return
 		}
 		c.send(wire{Type: "ping"})
@@ -769,8 +784,8 @@ func (c *leanConn) write(b []byte) {
 	if closing {
 		return
 	}
-	if err := c.ws.WriteMessage(nbws.TextMessage, b); err != nil {
-		c.ws.CloseWithError(err)
+	if err := c.ws.WriteText(b); err != nil {
+		c.nbc.CloseWithError(err)
 	}
 }
 
@@ -858,7 +873,7 @@ func (c *leanConn) close(code int, reason string) {
 		reason = reason[:123]
 	}
 	_ = c.ws.WriteClose(code, reason)
-	time.AfterFunc(closeGrace, func() { _ = c.ws.Close() })
+	time.AfterFunc(closeGrace, func() { _ = c.nbc.Close() })
 }
 
 // peerClosed answers the peer's close frame (unless ours went first); nbio then closes the socket.
