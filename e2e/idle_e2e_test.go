@@ -96,3 +96,35 @@ func TestPackageInitsAllocateLittle(t *testing.T) {
 		t.Fatalf("found %d of our packages in the init trace:\n%s", seen, out)
 	}
 }
+
+// TestHeapSamplingOffFromTheStart: internal/heapsample turns the heap profiler off before any
+// package initialisation allocates (its samples' stack unwinds would keep function tables of the
+// binary resident: BENCHMARKS.md "Idle RSS"), so it must be initialised before every package
+// that allocates at init.
+func TestHeapSamplingOffFromTheStart(t *testing.T) {
+	cmd := exec.Command(buildServer(t), "-help")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, _ := cmd.CombinedOutput()
+	var before []string
+	found := false
+	for line := range strings.Lines(string(out)) {
+		// init github.com/eventide/server/monitor @25 ms, 0.11 ms clock, 17792 bytes, 137 allocs
+		f := strings.Fields(line)
+		if len(f) < 10 || f[0] != "init" || f[8] != "bytes," {
+			continue
+		}
+		if f[1] == "github.com/eventide/server/internal/heapsample" {
+			found = true
+			break
+		}
+		if f[7] != "0" {
+			before = append(before, f[1]+" ("+f[7]+" bytes)")
+		}
+	}
+	if !found {
+		t.Fatalf("internal/heapsample is not in the init trace:\n%s", out)
+	}
+	if len(before) > 0 {
+		t.Errorf("packages initialised before internal/heapsample allocate (their allocations are sampled): %v", before)
+	}
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -24,6 +25,14 @@ func TestPprofOnItsOwnLoopbackPort(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("heap profile")) {
 		t.Fatalf("profiler answered %d: %.200s", res.StatusCode, body)
+	}
+	// The heap profiler is on once PPROF_ADDR is set (internal/heapsample keeps it off
+	// otherwise): start-up's allocations are sampled. The first line is
+	// "heap profile: <in use> [<allocated objects>: <bytes>] @ heap/<2 × rate>".
+	var inuse, inuseBytes, allocs, allocBytes, rate int
+	if _, err := fmt.Sscanf(string(body), "heap profile: %d: %d [%d: %d] @ heap/%d", &inuse, &inuseBytes, &allocs, &allocBytes, &rate); err != nil ||
+		allocs == 0 || rate != 2*512*1024 {
+		t.Fatalf("heap profile with PPROF_ADDR: %d allocations sampled at rate %d (%v); want some, at 512 KiB: %.200s", allocs, rate, err, body)
 	}
 	res, err = http.Get(ts.base + "/debug/pprof/")
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 	"github.com/eventide/server/graph"
 	"github.com/eventide/server/graph/model"
 	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/internal/heapsample"
 	"github.com/eventide/server/internal/reqmeta"
 	"github.com/eventide/server/memstats"
 	"github.com/eventide/server/monitor"
@@ -269,6 +270,11 @@ type startOptions struct {
 // stopped and closed.
 func startWith(ctx context.Context, cfg *config.Config, log *slog.Logger, o startOptions) (_ *app, err error) {
 	began := time.Now()
+	if cfg.PprofAddr != "" {
+		// The profiler will be served: its heap profile samples from here on (internal/heapsample
+		// keeps sampling off in a process that has no profiler to ask).
+		heapsample.Resume()
+	}
 	a := &app{cfg: cfg, log: log, serveErr: make(chan error, 1), restart: make(chan struct{}), inherited: o.inherited}
 	bgctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stop = stop
