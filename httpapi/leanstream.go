@@ -116,8 +116,9 @@ type leanStream struct {
 	socketBacklog
 
 	mu           sync.Mutex
-	ended        bool // the last chunk went out, or the socket is gone: nothing more is written
-	closed       bool // the socket is gone
+	early        []byte // what the dispatch wrote before the socket was on the event loop (a panic's error)
+	ended        bool   // the last chunk went out, or the socket is gone: nothing more is written
+	closed       bool   // the socket is gone
 	last         time.Time
 	timer        *time.Timer // the keep-alive's
 	stopShutdown func() bool
@@ -136,10 +137,14 @@ func sessionStream(c *nbio.Conn) *leanStream {
 
 // openStream answers the subscription rc of r as a lean stream: SSE (sse) or multipart, with a
 // keep-alive or heartbeat every `every`. ctx and cancel are streamContext's, rc was created on
-// ctx. On any failure before the stream is on the event loop, ctx is cancelled and the answer
-// ends there (the client sees a response cut short, as when a write fails on the old path).
+// ctx. The operation is dispatched first, so a client that has read the stream's first bytes is
+// subscribed (what it produces meanwhile waits in its channel). On any failure before the stream
+// is on the event loop, ctx is cancelled, which ends the operation, and the answer ends there (the
+// client sees a response cut short, as when a write fails on the old path).
 func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 	ctx context.Context, cancel context.CancelCauseFunc, rc *graphql.OperationContext, sse bool, every time.Duration, sw *streamWriter) {
+	st := &leanStream{ls: ls, sse: sse, ctx: ctx, cancel: cancel, every: every, writeTimeout: sw.writeTimeout}
+	sub, n, dispatched := st.dispatch(exec, rc)
 	h := w.Header()
 	// The connection ends with the stream: net/http never gets it back, so a client must not keep
 	// it for its next request (the old path's SSE says keep-alive).
@@ -157,14 +162,14 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 	w.WriteHeader(http.StatusOK)
 	rctl := http.NewResponseController(w)
 	if _, err := w.Write(first); err != nil || rctl.Flush() != nil {
-		cancel(nil)
+		st.abandon()
 		return
 	}
 	sw.detach()
 	conn, _, err := rctl.Hijack()
 	if err != nil {
 		ls.log.Warn("stream: could not take the connection", "error", err)
-		cancel(nil)
+		st.abandon()
 		return
 	}
 	raw, wrapped := underWrappers(conn)
@@ -172,13 +177,12 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 	if err != nil {
 		ls.log.Warn("stream: could not hand the connection to the event loop", "error", err)
 		_ = conn.Close()
-		cancel(nil)
+		st.abandon()
 		return
 	}
 	hold := holdFrom(r.Context())
 	hold.detach()
-	st := &leanStream{ls: ls, sse: sse, nbc: nbc, wrapped: wrapped, hold: hold, ctx: ctx, cancel: cancel,
-		every: every, writeTimeout: sw.writeTimeout}
+	st.wrapped, st.hold = wrapped, hold
 	session := &leanSession{}
 	session.stream.Store(st)
 	nbc.SetSession(session)
@@ -187,12 +191,18 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 	// Under the lock: the event loop's goroutines read them, and the race detector does not see
 	// the order epoll gives.
 	st.mu.Lock()
+	st.nbc = nbc
 	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok {
 		st.stopShutdown = context.AfterFunc(streams, func() { st.cancel(errServerShutdown) })
 	}
 	st.last = time.Now()
 	if every > 0 {
 		st.timer = time.AfterFunc(every, st.tick)
+	}
+	early := st.early
+	st.early = nil
+	if len(early) > 0 { // an error of the dispatch
+		st.writeLocked(false, early)
 	}
 	st.mu.Unlock()
 	if _, err := ls.engine.AddConn(nbc); err != nil {
@@ -201,20 +211,29 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 		st.gone()
 		return
 	}
-	st.subscribe(exec, rc)
+	st.start(sub, n, dispatched)
 }
 
-// subscribe runs the stream's operation as a lean websocket's runs (leanConn.subscribe).
-func (st *leanStream) subscribe(exec graphql.GraphExecutor, rc *graphql.OperationContext) {
+// dispatch runs the stream's operation as a lean websocket's runs (leanConn.subscribe), up to
+// its first value: nothing is written until start. false when the dispatch panicked (its error is
+// kept in early).
+func (st *leanStream) dispatch(exec graphql.GraphExecutor, rc *graphql.OperationContext) (*leanSub, *pubsub.Notifier, bool) {
 	ctx := graphql.WithOperationContext(st.ctx, rc)
 	ctx, cancel := context.WithCancel(ctx)
 	s := &leanSub{st: st, ls: st.ls, rc: rc, cancel: cancel}
 	ctx, n := pubsub.WithNotifier(ctx, s.ready)
-	if !s.protect(func() { s.responses, s.ctx = exec.DispatchOperation(ctx, rc) }) {
+	ok := s.protect(func() { s.responses, s.ctx = exec.DispatchOperation(ctx, rc) })
+	return s, n, ok
+}
+
+// start lets the operation write, once the stream is on the event loop.
+func (st *leanStream) start(s *leanSub, n *pubsub.Notifier, dispatched bool) {
+	if !dispatched {
 		s.finish()
 		return
 	}
 	if n.Claimed() {
+		// The producer tells when there is something: no goroutine waits for it.
 		s.started.Store(true)
 		if s.pending.Load() > 0 || s.closed.Load() {
 			s.schedule()
@@ -224,18 +243,32 @@ func (st *leanStream) subscribe(exec graphql.GraphExecutor, rc *graphql.Operatio
 	go s.run() // a resolver that does not signal: gqlgen's way
 }
 
+// abandon ends a stream that never reached the event loop: its operation ends with its context.
+func (st *leanStream) abandon() {
+	st.mu.Lock()
+	st.ended, st.closed = true, true
+	st.mu.Unlock()
+	st.cancel(nil)
+}
+
 // writeLocked writes parts as one chunk (and the last chunk after it when last); false when
 // nothing more may be written.
 func (st *leanStream) writeLocked(last bool, parts ...[]byte) bool {
 	if st.ended {
 		return false
 	}
-	buf := getBuffer()
-	defer putBuffer(buf)
 	n := 0
 	for _, p := range parts {
 		n += len(p)
 	}
+	if st.nbc == nil { // before the stream is on the event loop: only the dispatch's error
+		for _, p := range parts {
+			st.early = append(st.early, p...)
+		}
+		return true
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
 	if n > 0 {
 		var size [16]byte
 		buf.Write(strconv.AppendInt(size[:0], int64(n), 16))
