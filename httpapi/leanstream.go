@@ -184,6 +184,7 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 	hold.detach()
 	st.wrapped, st.hold = wrapped, hold
 	session := &leanSession{}
+	session.conn.Store(nil) // the callbacks ask for a websocket first: atomics both, for the race detector
 	session.stream.Store(st)
 	nbc.SetSession(session)
 	nbc.OnData(func(*nbio.Conn, []byte) {}) // a client has nothing to say on its stream
