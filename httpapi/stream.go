@@ -13,7 +13,9 @@ import (
 // (graphql-sse's distinct connections mode: ":" first, then "event: next" / "event: complete"),
 // and multipart subscriptions (multipart.go). streamWriter, between the transport and the
 // connection, adds what gqlgen's SSE lacks (the multipart transport writes its own heartbeats,
-// and takes the rest):
+// and takes the rest). Over plain HTTP/1.1 with the lean transport, a subscription leaves it once
+// accepted (leanstream.go: detach) and the event loop does all this; it serves what stays on the
+// request's goroutine: TLS, HTTP/2, WS_TRANSPORT=gqlgen, and SSE queries and mutations.
 //
 //   - a write deadline: each write and flush may wait writeTimeout for the reader, then the
 //     stream fails and its request context ends, so a reader that stalls frees its goroutine,
