@@ -43,6 +43,10 @@ import (
 //     "Connection: close" (the one header unlike the old path's, whose SSE says keep-alive): the
 //     connection cannot go back to net/http for a next request.
 //
+// The access log and eventide_http_request_duration_seconds see the request end at the hijack,
+// as for a lean websocket, not at the stream's end; eventide_open_subscriptions counts the
+// subscription for its whole life.
+//
 // Where net/http gives no connection to take — TLS (nbio cannot take it), HTTP/2, a writer that
 // cannot be hijacked — and with WS_TRANSPORT=gqlgen, the stream stays on its request's goroutine
 // as before (sseTransport's gqlgen path, multipartTransport's loop).
