@@ -116,8 +116,8 @@ func (c *codingWriter) FlushError() error {
 
 // Hijack lets a websocket upgrade through.
 func (c *codingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if h, ok := c.ResponseWriter.(http.Hijacker); ok {
-		return h.Hijack()
+	if hijackable(c.ResponseWriter) {
+		return http.NewResponseController(c.ResponseWriter).Hijack() // through the writers it wraps
 	}
 	return nil, nil, errors.New("httpapi: response writer cannot hijack")
 }

@@ -160,8 +160,8 @@ func addTransports(srv *handler.Server, o GraphQLOptions, guard socketGuard) {
 		srv.AddTransport(gqlgenWS)
 	}
 	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
-	srv.AddTransport(sseTransport{})
-	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat})
+	srv.AddTransport(sseTransport{lean: o.LeanSockets})
+	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat, lean: o.LeanSockets})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})

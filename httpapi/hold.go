@@ -6,11 +6,12 @@ import (
 	"sync"
 )
 
-// streamHold keeps what the middleware of a websocket upgrade holds for its connection — the
+// streamHold keeps what the middleware of a websocket upgrade (or an HTTP stream) holds for its connection — the
 // client's stream slot and in-flight slot, the session, the shutdown's wait — past the handler's
 // return when the connection outlives it: the lean transport hands the connection to the event
 // loop and returns, so the deferred releases of the middleware must wait for the socket's close.
-// For every other request (and for gqlgen's transport, whose handler runs as long as its socket)
+// The lean HTTP streams (leanstream.go) do the same with an SSE or multipart subscription. For
+// every other request (and for gqlgen's transports, whose handler runs as long as its stream)
 // release runs at once, as a plain defer would.
 type streamHold struct {
 	mu       sync.Mutex
@@ -21,11 +22,12 @@ type streamHold struct {
 
 type holdKey struct{}
 
-// holdStreams gives every websocket upgrade a streamHold; it is the outermost middleware, so all
-// the others can use it.
+// holdStreams gives every websocket upgrade, and every POST that may be answered with a stream
+// (its Accept takes Server-Sent Events or multipart/mixed: whether it is one needs the body), a
+// streamHold; it is the outermost middleware, so all the others can use it.
 func holdStreams(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isUpgrade(r) {
+		if !isUpgrade(r) && !mayStream(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -73,4 +75,13 @@ func (h *streamHold) end() {
 	for i := len(later) - 1; i >= 0; i-- {
 		later[i]()
 	}
+}
+
+// mayStream reports whether the POST r may be answered with an SSE or multipart stream.
+func mayStream(r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	a := parseAccept(r.Header.Values("Accept"))
+	return a.acceptsSSE() || a.acceptsMultipart()
 }

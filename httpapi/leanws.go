@@ -75,7 +75,8 @@ type LeanSockets struct {
 	pool     *workerPool
 	shared   sharedOps
 
-	open atomic.Int64
+	open    atomic.Int64
+	streams atomic.Int64 // open lean HTTP streams (leanstream.go)
 	// slowDropped counts members of shared operations dropped because their socket fell behind.
 	slowDropped atomic.Uint64
 	// executions counts the responses the transport's operations produced (each one ran the
@@ -134,11 +135,15 @@ func (ls *LeanSockets) start() error {
 		engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 			if lc := sessionConn(c); lc != nil {
 				lc.taken(n)
+			} else if st := sessionStream(c); st != nil {
+				st.taken(n)
 			}
 		})
 		engine.OnClose(func(c *nbio.Conn, _ error) {
 			if lc := sessionConn(c); lc != nil {
 				lc.gone()
+			} else if st := sessionStream(c); st != nil {
+				st.gone()
 			}
 		})
 		if ls.startErr = engine.Start(); ls.startErr != nil {
@@ -168,6 +173,9 @@ func (ls *LeanSockets) Goroutines() int {
 
 // Open is the number of open lean websockets.
 func (ls *LeanSockets) Open() int64 { return ls.open.Load() }
+
+// Streams is the number of open SSE and multipart subscriptions on the event loop.
+func (ls *LeanSockets) Streams() int64 { return ls.streams.Load() }
 
 // SlowDropped is how many subscribers of shared operations were dropped because their socket
 // fell behind (each still gets its complete; see leanMember.deliver).
@@ -258,20 +266,7 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		b, _ := brw.Reader.Peek(n)
 		early = bytes.Clone(b)
 	}
-	// The listener's wrappers (the connection cap's count, the drain's) stay, to be closed with
-	// the socket; nbio takes the TCP connection under them.
-	raw := conn
-	for {
-		u, ok := raw.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		raw = u.NetConn()
-	}
-	var wrapped net.Conn
-	if raw != conn {
-		wrapped = conn
-	}
+	raw, wrapped := underWrappers(conn)
 	nbc, err := nbio.NBConn(raw)
 	if err != nil {
 		t.sockets.log.Warn("websocket: could not hand the connection to the event loop", "error", err)
@@ -351,6 +346,24 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	}
 }
 
+// underWrappers is the TCP connection under the listener's wrappers of conn (the connection
+// cap's count, the drain's), and the outermost wrapper (nil when there is none): the wrappers
+// stay, to be closed with the socket, while nbio takes the TCP connection under them.
+func underWrappers(conn net.Conn) (raw, wrapped net.Conn) {
+	raw = conn
+	for {
+		u, ok := raw.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		raw = u.NetConn()
+	}
+	if raw != conn {
+		wrapped = conn
+	}
+	return raw, wrapped
+}
+
 // leanContext is what a socket keeps of its upgrade request's context for its operations: the
 // viewer (the session's cell), request id and client, the session, the transport's label, the
 // calendar base and the caller's trace. Not the request's chain: its cancel contexts,
@@ -393,10 +406,13 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(s[:])
 }
 
-// leanSession is a socket's nbio session. The event loop's callbacks take the connection from
-// it through an atomic, which orders that after the connection's set-up for the race detector
-// too (nbio's own bookkeeping is not instrumented).
-type leanSession struct{ conn atomic.Pointer[leanConn] }
+// leanSession is a socket's nbio session: a websocket's (conn) or an HTTP stream's (stream). The
+// event loop's callbacks take the connection from it through an atomic, which orders that after
+// the connection's set-up for the race detector too (nbio's own bookkeeping is not instrumented).
+type leanSession struct {
+	conn   atomic.Pointer[leanConn]
+	stream atomic.Pointer[leanStream]
+}
 
 // sessionConn is the lean connection of an nbio socket, or nil.
 func sessionConn(c *nbio.Conn) *leanConn {
@@ -429,16 +445,8 @@ type leanConn struct {
 	timer       *time.Timer // the init timeout, then the keep-alive
 	initPayload transport.InitPayload
 
-	// The backlog is queued (bytes handed to nbio) less written (bytes the kernel took).
-	sock            backlogConn
-	queued, written atomic.Int64
-	watched         atomic.Bool // something waits for the backlog to shrink or empty (wmu's state)
-	wmu             sync.Mutex
-	parked          []*leanSub    // subscriptions held back by the backlog: at most one entry each
-	stalled         chan struct{} // closed when the backlog is under backlogLow: run's waits
-	backlogSince    int64         // unix nanoseconds since the backlog is not empty; 0: empty
-	slowTimer       *time.Timer   // the write timeout's
-	shut            bool          // the socket is gone: nothing waits for it any more
+	sock backlogConn
+	socketBacklog
 }
 
 // backlogConn is the socket as the framer writes to it: it counts what goes in
@@ -450,128 +458,37 @@ type backlogConn struct {
 
 func (b *backlogConn) Write(p []byte) (int, error) {
 	c := b.lc
-	c.queued.Add(int64(len(p))) // before: the kernel may take it, and taken run, within Write
-	n, err := b.Conn.Write(p)
-	if err != nil {
-		if c.backlog() > maxSocketBacklog {
-			c.ls.log.Info("websocket: closed a socket whose reader fell behind", "backlog_bytes", c.backlog())
-		}
-		c.queued.Add(-int64(len(p)))
-		return n, err
+	n, err := c.socketBacklog.write(b.Conn, p, c.t.writeTimeout, c.backlogTimedOut)
+	if err != nil && c.backlog()+int64(len(p)) > maxSocketBacklog {
+		c.ls.log.Info("websocket: closed a socket whose reader fell behind", "backlog_bytes", c.backlog()+int64(len(p)))
 	}
-	if c.backlog() > 0 {
-		c.wmu.Lock()
-		if c.backlogSince == 0 && !c.shut && c.backlog() > 0 && c.t.writeTimeout > 0 {
-			c.backlogSince = time.Now().UnixNano()
-			c.watched.Store(true)
-			if c.slowTimer == nil {
-				c.slowTimer = time.AfterFunc(c.t.writeTimeout, c.backlogTimedOut)
-			} else {
-				c.slowTimer.Reset(c.t.writeTimeout)
-			}
-		}
-		c.wmu.Unlock()
-	}
-	return n, nil
+	return n, err
 }
 
-func (c *leanConn) backlog() int64 { return c.queued.Load() - c.written.Load() }
-
-// taken runs on the event loop (with nbio's lock of the socket: it takes no lock that is held
-// while writing) when the kernel took n bytes of the socket's.
-func (c *leanConn) taken(n int) {
-	c.written.Add(int64(n))
-	if !c.watched.Load() || c.backlog() > backlogLow {
-		return
-	}
-	c.wmu.Lock()
-	b := c.backlog()
-	if b <= 0 {
-		c.backlogSince = 0
-	}
-	resume := c.releaseLocked()
-	c.watched.Store(c.backlogSince != 0)
-	c.wmu.Unlock()
-	for _, s := range resume {
-		s.schedule()
-	}
-}
-
-// releaseLocked wakes what waits for the backlog to shrink and returns the subscriptions to
-// schedule again.
-func (c *leanConn) releaseLocked() []*leanSub {
-	if c.stalled != nil {
-		close(c.stalled)
-		c.stalled = nil
-	}
-	resume := c.parked
-	c.parked = nil
-	for _, s := range resume {
-		s.parked = false
-	}
-	return resume
-}
-
-// park holds s back while the backlog is over backlogHigh: false when there is room (or the
-// socket is gone), else s is scheduled again once the backlog is under backlogLow.
+// park holds s back while the socket's backlog is over backlogHigh (socketBacklog.park).
 //
 // A shared operation (nil c: it has no socket of its own) is never held back: one slow member
 // must not stop the others' updates; its own socket's write timeout and backlog cap end it.
 func (c *leanConn) park(s *leanSub) bool {
-	if c == nil || c.backlog() <= backlogHigh {
+	if c == nil {
 		return false
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.shut || c.backlog() <= backlogHigh {
-		return false
-	}
-	if !s.parked {
-		s.parked = true
-		c.parked = append(c.parked, s)
-	}
-	c.watched.Store(true)
-	return true
+	return c.socketBacklog.park(s)
 }
 
-// waitRoom blocks while the backlog is over backlogHigh, until it is under backlogLow, the
-// socket is gone or ctx ends: run's backpressure.
+// waitRoom is run's backpressure (socketBacklog.waitRoom); a shared operation has no socket.
 func (c *leanConn) waitRoom(ctx context.Context) {
-	for c != nil && c.backlog() > backlogHigh {
-		c.wmu.Lock()
-		if c.shut || c.backlog() <= backlogHigh {
-			c.wmu.Unlock()
-			return
-		}
-		if c.stalled == nil {
-			c.stalled = make(chan struct{})
-		}
-		ch := c.stalled
-		c.watched.Store(true)
-		c.wmu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
+	if c != nil {
+		c.socketBacklog.waitRoom(ctx)
 	}
 }
 
 // backlogTimedOut is the write timeout: a backlog that has not emptied since it began that long
 // ago closes the socket with 1013, as gqlgen's transport closes one whose write is blocked.
 func (c *leanConn) backlogTimedOut() {
-	c.wmu.Lock()
-	since := c.backlogSince
-	if since == 0 || c.shut {
-		c.wmu.Unlock()
+	if !c.socketBacklog.expired(c.t.writeTimeout) {
 		return
 	}
-	if left := c.t.writeTimeout - time.Since(time.Unix(0, since)); left > 0 {
-		c.slowTimer.Reset(left)
-		c.wmu.Unlock()
-		return
-	}
-	c.wmu.Unlock()
 	c.ls.log.Info("websocket: closed a socket whose reader took nothing", "write_timeout", c.t.writeTimeout,
 		"backlog_bytes", c.backlog())
 	c.close(closeSlowReader, "Try again later: the client did not read for "+c.t.writeTimeout.String())
@@ -918,16 +835,7 @@ func (c *leanConn) gone() {
 	for _, m := range members {
 		m.leave(false)
 	}
-	c.wmu.Lock()
-	c.shut = true
-	if c.slowTimer != nil {
-		c.slowTimer.Stop()
-	}
-	resume := c.releaseLocked()
-	c.wmu.Unlock()
-	for _, s := range resume {
-		s.schedule() // each ends: its context is done
-	}
+	c.socketBacklog.shutdown()
 	if stopShutdown != nil {
 		stopShutdown()
 	}
@@ -1058,9 +966,11 @@ type leanOp interface {
 	stop()
 }
 
-// leanSub is one running operation: a socket's own (c, id), or a shared subscription's (g).
+// leanSub is one running operation: a socket's own (c, id), an HTTP stream's (st), or a shared
+// subscription's (g).
 type leanSub struct {
 	c         *leanConn
+	st        *leanStream
 	ls        *LeanSockets
 	g         *leanGroup
 	id        string
@@ -1111,7 +1021,7 @@ func (s *leanSub) schedule() {
 func (s *leanSub) drain() {
 	for {
 		for !s.done.Load() && (s.pending.Load() > 0 || s.closed.Load()) {
-			if s.c.park(s) {
+			if s.sink().park(s) {
 				break
 			}
 			if _, more := s.next(); !more {
@@ -1122,7 +1032,7 @@ func (s *leanSub) drain() {
 		}
 		s.running.Store(false)
 		// park again after running is clear: a release before it could not schedule s.
-		if s.done.Load() || (s.pending.Load() <= 0 && !s.closed.Load()) || s.c.park(s) ||
+		if s.done.Load() || (s.pending.Load() <= 0 && !s.closed.Load()) || s.sink().park(s) ||
 			!s.running.CompareAndSwap(false, true) {
 			return
 		}
@@ -1144,7 +1054,7 @@ func (s *leanSub) next() (sent *graphql.Response, more bool) {
 	if s.g != nil {
 		s.g.broadcast(payload)
 	} else {
-		s.c.sendPayload(s.id, payload)
+		s.sink().sendPayload(s.id, payload)
 	}
 	return resp, true
 }
@@ -1153,7 +1063,7 @@ func (s *leanSub) next() (sent *graphql.Response, more bool) {
 // value only when the socket has room, as gqlgen's blocking write does.
 func (s *leanSub) run() {
 	for {
-		s.c.waitRoom(s.ctx)
+		s.sink().waitRoom(s.ctx)
 		if _, more := s.next(); !more {
 			s.finish()
 			return
@@ -1166,8 +1076,8 @@ func (s *leanSub) protect(fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			ctx := s.ctx
-			if ctx == nil && s.c != nil {
-				ctx = s.c.connCtx()
+			if ctx == nil && s.g == nil {
+				ctx = s.sink().connCtx()
 			}
 			err := s.rc.Recover(ctx, r)
 			var gqlerr *gqlerror.Error
@@ -1180,7 +1090,7 @@ func (s *leanSub) protect(fn func()) (ok bool) {
 			if s.g != nil {
 				s.g.each(func(m *leanMember) { m.fail(gqlerr) })
 			} else {
-				s.c.sendError(s.id, gqlerr)
+				s.sink().sendError(s.id, gqlerr)
 			}
 			ok = false
 		}
@@ -1199,7 +1109,40 @@ func (s *leanSub) finish() {
 		s.cancel()
 		return
 	}
-	c := s.c
+	s.sink().finished(s)
+	s.cancel()
+}
+
+// leanSink is where an operation of its own (not a shared subscription's) writes: a websocket
+// (leanConn) or an HTTP stream (leanStream).
+type leanSink interface {
+	// park holds s back while the connection's backlog is too large (see socketBacklog.park);
+	// waitRoom is the same for an operation that runs on a goroutine of its own.
+	park(s *leanSub) bool
+	waitRoom(ctx context.Context)
+	sendPayload(id string, payload []byte)
+	sendError(id string, errs ...*gqlerror.Error)
+	connCtx() context.Context
+	// finished is the operation's end, before its context is cancelled: complete, unless the
+	// connection is going.
+	finished(s *leanSub)
+}
+
+var (
+	_ leanSink = (*leanConn)(nil)
+	_ leanSink = (*leanStream)(nil)
+)
+
+// sink is where s writes. A shared subscription's (s.g) has none: a nil *leanConn, whose park and
+// waitRoom never hold it back, and whose writes it never reaches (it writes through s.g).
+func (s *leanSub) sink() leanSink {
+	if s.st != nil {
+		return s.st
+	}
+	return s.c
+}
+
+func (c *leanConn) finished(s *leanSub) {
 	c.mu.Lock()
 	c.active.drop(s.id, s)
 	alive := !c.closing
@@ -1207,7 +1150,6 @@ func (s *leanSub) finish() {
 	if alive {
 		c.complete(s.id)
 	}
-	s.cancel()
 }
 
 // task is what the worker pool runs: a ready subscription (each queued at most once,

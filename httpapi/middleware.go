@@ -104,14 +104,14 @@ func (s *statusRecorder) FlushError() error {
 
 // Hijack keeps websocket upgrades working through the recorder.
 func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	h, ok := s.ResponseWriter.(http.Hijacker)
-	if !ok {
+	if !hijackable(s.ResponseWriter) {
 		return nil, nil, errors.New("httpapi: response writer cannot hijack")
 	}
 	if s.status == 0 {
 		s.status = http.StatusSwitchingProtocols
 	}
-	return h.Hijack()
+	// Through the writers it wraps (an HTTP stream's streamWriter among them).
+	return http.NewResponseController(s.ResponseWriter).Hijack()
 }
 
 // accessLog writes one line per request, at debug for health checks and metrics scrapes. The

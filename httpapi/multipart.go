@@ -99,9 +99,12 @@ func (m *multipartWriter) flush() error {
 	return m.rc.Flush()
 }
 
-// multipartTransport answers the subscriptions negotiation makes multipart streams.
+// multipartTransport answers the subscriptions negotiation makes multipart streams: on the event
+// loop when lean is set and the connection allows it (leanstream.go), else on the request's
+// goroutine.
 type multipartTransport struct {
 	heartbeat time.Duration
+	lean      *LeanSockets
 }
 
 var _ graphql.Transport = multipartTransport{}
@@ -117,12 +120,29 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 	if !ok {
 		return
 	}
+	beat := t.heartbeat
+	if beat <= 0 {
+		beat = DefaultMultipartHeartbeat
+	}
 	ctx := r.Context()
+	sw, lean := t.lean.streamable(w, r)
+	var cancel context.CancelCauseFunc
+	if lean {
+		ctx, cancel = streamContext(r)
+		params.Headers = multipartHeaders
+	}
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+		if cancel != nil {
+			cancel(nil)
+		}
 		// A request error, or not the subscription negotiation read (it only scans the text):
 		// answered as the POST transport answers it.
 		answer(w, r, exec, oc, errs, mt, false)
+		return
+	}
+	if lean {
+		t.lean.openStream(w, r, exec, ctx, cancel, oc, false, beat, sw)
 		return
 	}
 	h := w.Header()
@@ -155,10 +175,6 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}
 	}()
 
-	beat := t.heartbeat
-	if beat <= 0 {
-		beat = DefaultMultipartHeartbeat
-	}
 	timer := time.NewTimer(beat)
 	defer timer.Stop()
 	for {
@@ -189,15 +205,20 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 // is not written to again.
 func (multipartTransport) finish(ctx context.Context, mw *multipartWriter) {
 	if errors.Is(context.Cause(ctx), errServerShutdown) {
-		msg := "the server is shutting down; subscribe again"
-		if mw.part(marshalPart(payloadPart{Errors: gqlerror.List{{Message: msg,
-			Extensions: map[string]any{"code": string(eventide.CodeUnavailable), "requestId": reqmeta.IDFrom(ctx)}}}})) != nil {
+		if mw.part(shutdownPart(ctx)) != nil {
 			return
 		}
 	} else if ctx.Err() != nil {
 		return
 	}
 	_ = mw.close()
+}
+
+// shutdownPart is the part that tells a subscriber the server is shutting down.
+func shutdownPart(ctx context.Context) []byte {
+	msg := "the server is shutting down; subscribe again"
+	return marshalPart(payloadPart{Errors: gqlerror.List{{Message: msg,
+		Extensions: map[string]any{"code": string(eventide.CodeUnavailable), "requestId": reqmeta.IDFrom(ctx)}}}})
 }
 
 // payloadPart is one part of a multipart subscription: an event ({"payload": response}), or an

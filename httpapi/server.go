@@ -403,6 +403,7 @@ func (s *Server) trackStreams(next http.Handler) http.Handler {
 				sw.keepAlive(s.sseKeepAlive)
 			}
 			w = sw
+			ctx = withStreamWriter(ctx, sw)
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -12,7 +13,9 @@ import (
 // (graphql-sse's distinct connections mode: ":" first, then "event: next" / "event: complete"),
 // and multipart subscriptions (multipart.go). streamWriter, between the transport and the
 // connection, adds what gqlgen's SSE lacks (the multipart transport writes its own heartbeats,
-// and takes the rest):
+// and takes the rest). Over plain HTTP/1.1 with the lean transport, a subscription leaves it once
+// accepted (leanstream.go: detach) and the event loop does all this; it serves what stays on the
+// request's goroutine: TLS, HTTP/2, WS_TRANSPORT=gqlgen, and SSE queries and mutations.
 //
 //   - a write deadline: each write and flush may wait writeTimeout for the reader, then the
 //     stream fails and its request context ends, so a reader that stalls frees its goroutine,
@@ -35,13 +38,26 @@ type streamWriter struct {
 	started  bool // the header went out
 	boundary bool // what was written ends an event (or nothing was written after the header)
 	tail     [2]byte
-	last     time.Time // last write, for the keep-alive
-	stop     chan struct{}
+	last     time.Time     // last write, for the keep-alive
+	interval time.Duration // of the keep-alive; 0: none
+	timer    *time.Timer   // the keep-alive's: a runtime timer, no goroutine waits
 }
 
 func newStreamWriter(w http.ResponseWriter, writeTimeout time.Duration, fail func()) *streamWriter {
-	return &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout,
-		fail: fail, stop: make(chan struct{})}
+	return &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout, fail: fail}
+}
+
+type streamWriterKey struct{}
+
+// withStreamWriter puts the stream writer of an HTTP stream in its request's context: the lean
+// streams (leanstream.go) read its write timeout and keep-alive, and detach it.
+func withStreamWriter(ctx context.Context, s *streamWriter) context.Context {
+	return context.WithValue(ctx, streamWriterKey{}, s)
+}
+
+func streamWriterFrom(ctx context.Context) *streamWriter {
+	s, _ := ctx.Value(streamWriterKey{}).(*streamWriter)
+	return s
 }
 
 func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
@@ -116,33 +132,44 @@ func (s *streamWriter) failLocked() {
 	s.fail()
 }
 
-// keepAlive writes a comment whenever the stream has been idle for interval, until close.
+// keepAlive writes a comment whenever the stream has been idle for interval, until close: a
+// runtime timer, re-armed, not a goroutine.
 func (s *streamWriter) keepAlive(interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
-	go func() {
-		t := time.NewTimer(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case now := <-t.C:
-				next := interval
-				s.mu.Lock()
-				if !s.closed && s.started && s.boundary {
-					if idle := now.Sub(s.last); idle < interval {
-						next = interval - idle // written meanwhile: wait out the rest
-					} else if _, err := s.writeLocked([]byte(": ping\n\n")); err == nil {
-						_ = s.flushLocked()
-					}
-				}
-				s.mu.Unlock()
-				t.Reset(next)
-			}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.interval = interval
+	if !s.closed {
+		s.timer = time.AfterFunc(interval, s.tick)
+	}
+}
+
+// keepAliveInterval is the interval keepAlive was given (0: none).
+func (s *streamWriter) keepAliveInterval() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.interval
+}
+
+func (s *streamWriter) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	next := s.interval
+	if s.started && s.boundary {
+		if idle := time.Since(s.last); idle < s.interval {
+			next = s.interval - idle // written meanwhile: wait out the rest
+		} else if _, err := s.writeLocked([]byte(": ping\n\n")); err == nil {
+			_ = s.flushLocked()
 		}
-	}()
+	}
+	if !s.closed {
+		s.timer.Reset(next)
+	}
 }
 
 // close ends the writer when the handler returns: later writes are dropped. The end of the
@@ -155,9 +182,18 @@ func (s *streamWriter) close() {
 		s.deadlineLocked()
 		s.closed = true
 	}
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// detach ends the writer when the stream moves to the event loop (its connection hijacked):
+// nothing more is written through it, and no deadline is set on the connection nbio now owns.
+func (s *streamWriter) detach() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
 	}
 }

@@ -30,8 +30,58 @@ import (
 //   - a query with @defer is answered whole: in parts over multipart/mixed, or merged (multipart.go).
 
 // sseTransport is gqlgen's SSE transport, taking only the requests negotiation makes streams:
-// gqlgen's own takes any POST whose Accept merely contains "text/event-stream".
-type sseTransport struct{ transport.SSE }
+// gqlgen's own takes any POST whose Accept merely contains "text/event-stream". With lean set, a
+// subscription whose connection allows it runs on the event loop instead (leanstream.go);
+// queries and mutations, which end with their answer, stay on gqlgen's.
+type sseTransport struct {
+	transport.SSE
+	lean *LeanSockets
+}
+
+func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	body, inMemory := r.Body.(memBody)
+	sw, lean := (*streamWriter)(nil), false
+	if inMemory && isSubscription(body.b) {
+		sw, lean = t.lean.streamable(w, r)
+	}
+	params := &graphql.RawParams{}
+	start := graphql.Now()
+	if !lean || decodeJSON(body.b, params) != nil {
+		t.SSE.Do(w, r, exec) // its body is still unread: memBody's reader
+		return
+	}
+	params.Headers = sseHeaders
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	ctx, cancel := streamContext(r)
+	rc, errs := exec.CreateOperationContext(ctx, params)
+	if errs == nil && isSubscriptionRequest(rc) {
+		t.lean.openStream(w, r, exec, ctx, cancel, rc, true, sw.keepAliveInterval(), sw)
+		return
+	}
+	defer cancel(nil)
+	// A request error, or not the subscription the scan read: answered as gqlgen's SSE answers.
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Connection", "keep-alive")
+	w.Header().Set("Content-Type", mediaSSE)
+	rctl := http.NewResponseController(w)
+	write := func(b ...[]byte) {
+		for _, p := range b {
+			_, _ = w.Write(p)
+		}
+		_ = rctl.Flush()
+	}
+	write(sseOpen)
+	ctx = graphql.WithOperationContext(ctx, rc)
+	if errs != nil {
+		write(sseNext, marshalResponse(exec.DispatchError(ctx, errs)), sseEnd)
+	} else {
+		responses, ctx := exec.DispatchOperation(ctx, rc)
+		for resp := responses(ctx); resp != nil; resp = responses(ctx) {
+			write(sseNext, marshalResponse(resp), sseEnd)
+		}
+	}
+	write(sseComplete)
+}
 
 func (t sseTransport) Supports(r *http.Request) bool {
 	return isJSONRequest(r) && isSSE(r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
@@ -83,6 +84,10 @@ func (a *app) Sessions() *httpapi.Sessions { return a.sessions }
 
 // LeanSockets is the lean websocket transport; nil with WS_TRANSPORT=gqlgen.
 func (a *app) LeanSockets() *httpapi.LeanSockets { return a.lean }
+
+// Handler is the server's whole HTTP handler, for tests that serve it on a listener of their
+// own (TLS, HTTP/2).
+func (a *app) Handler() http.Handler { return a.http.Handler() }
 
 // SQLitePath is the SQLite store's file in dataDir.
 func SQLitePath(dataDir string) string { return sqlitePath(dataDir) }
