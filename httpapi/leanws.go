@@ -48,8 +48,10 @@ import (
 //     backlogLow. A backlog that does not empty within the write timeout (WS_WRITE_TIMEOUT) closes
 //     the socket with 1013, and one over maxSocketBacklog (what ungated answers, pongs and errors,
 //     can still add) closes it at once.
-//   - The init timeout and the keep-alive (graphql-ws "ka", graphql-transport-ws ping with
-//     dead-peer detection) are one runtime timer per connection, re-armed: no goroutine waits.
+//   - The init timeout is one runtime timer per connection, until its connection_init; the
+//     keep-alive (graphql-ws "ka", graphql-transport-ws ping with dead-peer detection) is one
+//     wheel for all the sockets (leankeepalive.go): one goroutine, pings in batches, spread over
+//     the interval.
 //   - A subscription runs through the server's own executor (the same extensions, limits,
 //     sessions and error presenter as every operation). Its resolver's channel is not waited on:
 //     the producer (pubsub.Broker, and eventUpdated's draft forwarder) signals through a
@@ -77,6 +79,11 @@ type LeanSockets struct {
 
 	open    atomic.Int64
 	streams atomic.Int64 // open lean HTTP streams (leanstream.go)
+
+	wheelMu       sync.Mutex
+	wheels        []*keepAliveWheel // one per keep-alive interval (in practice one)
+	wheelsStopped bool
+
 	// slowDropped counts members of shared operations dropped because their socket fell behind.
 	slowDropped atomic.Uint64
 	// executions counts the responses the transport's operations produced (each one ran the
@@ -166,9 +173,9 @@ const (
 )
 
 // Goroutines is how many goroutines the transport keeps whatever its sockets: the workers, the
-// event loop's pollers and its timer.
+// event loop's pollers and its timer, and the keep-alive wheel.
 func (ls *LeanSockets) Goroutines() int {
-	return leanWorkers() + max(1, runtime.GOMAXPROCS(0)/2) + 1
+	return leanWorkers() + max(1, runtime.GOMAXPROCS(0)/2) + 1 + 1
 }
 
 // Open is the number of open lean websockets.
@@ -200,6 +207,13 @@ func (ls *LeanSockets) Stop() {
 	}
 	if ls.pool != nil {
 		ls.pool.stop()
+	}
+	ls.wheelMu.Lock()
+	wheels := ls.wheels
+	ls.wheelsStopped = true
+	ls.wheelMu.Unlock()
+	for _, w := range wheels {
+		w.stop()
 	}
 }
 
@@ -276,7 +290,10 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	hold.detach()
 	ctx, cancel := context.WithCancel(leanContext(r.Context()))
 	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
-		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc}
+		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, wheelSlot: -1, wheelPos: -1}
+	if t.keepAlive > 0 {
+		lc.wheel = t.sockets.keepAliveWheel(t.keepAlive)
+	}
 	lc.sock = backlogConn{Conn: nbc, lc: lc}
 	ws := newWSFramer(&lc.sock, nbc.Execute, leanMessageLimit, lc.onMessage, func(code int, _ string) {
 		lc.peerClosed(code)
@@ -442,8 +459,12 @@ type leanConn struct {
 	closing     bool // a close frame went out (or the socket is gone): nothing more is written
 	ended       bool // the socket is gone
 	active      leanOps
-	timer       *time.Timer // the init timeout, then the keep-alive
+	timer       *time.Timer // the init timeout
 	initPayload transport.InitPayload
+
+	// The keep-alive: the wheel (nil: none), and the socket's place in it (wheel.mu's).
+	wheel               *keepAliveWheel
+	wheelSlot, wheelPos int32
 
 	sock backlogConn
 	socketBacklog
@@ -508,6 +529,16 @@ type wire struct {
 }
 
 func (c *leanConn) onMessage(data []byte) {
+	if !c.legacy { // the keep-alive's answers, as every client spells them: no decode
+		switch {
+		case bytes.Equal(data, pongMessage):
+			c.lastPong.Store(time.Now().UnixNano())
+			return
+		case bytes.Equal(data, pingMessage):
+			c.write(pongMessage)
+			return
+		}
+	}
 	start := graphql.Now()
 	var m wire
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -620,6 +651,7 @@ func (c *leanConn) init(payload json.RawMessage) {
 	c.ctx, c.inited, c.initPayload = ctx, true, p
 	if c.timer != nil {
 		c.timer.Stop()
+		c.timer = nil // not kept for the socket's life
 	}
 	c.mu.Unlock()
 	ackMsg := wire{Type: "connection_ack"}
@@ -634,10 +666,10 @@ func (c *leanConn) init(payload json.RawMessage) {
 		c.send(wire{Type: "ka"})
 	}
 	c.lastPong.Store(time.Now().UnixNano())
-	if c.t.keepAlive > 0 {
+	if c.wheel != nil {
 		c.mu.Lock()
-		if !c.closing {
-			c.timer = time.AfterFunc(c.t.keepAlive, c.tick)
+		if !c.closing { // under mu: close takes the socket out after it set closing
+			c.wheel.add(c)
 		}
 		c.mu.Unlock()
 	}
@@ -652,24 +684,7 @@ func (c *leanConn) initTimedOut() {
 	}
 }
 
-// tick is the keep-alive: graphql-ws gets "ka"; graphql-transport-ws a ping, and is cut (as
-// gqlgen's read deadline cuts it) when no pong came for two intervals.
-func (c *leanConn) tick() {
-	if c.legacy {
-		c.send(wire{Type: "ka"})
-	} else {
-		if time.Since(time.Unix(0, c.lastPong.Load())) > 2*c.t.keepAlive {
-			c.nbc.CloseWithError(errors.New("no pong"))
-			return
-		}
-		c.send(wire{Type: "ping"})
-	}
-	c.mu.Lock()
-	if !c.closing && c.timer != nil {
-		c.timer.Reset(c.t.keepAlive)
-	}
-	c.mu.Unlock()
-}
+var errNoPong = errors.New("no pong")
 
 // send writes one protocol message; an error message's errors get a code first (as
 // guardedConn.WriteJSON gives gqlgen's).
@@ -785,6 +800,7 @@ func (c *leanConn) close(code int, reason string) {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
+	c.leaveWheel()
 	c.cancel()
 	if len(reason) > 123 {
 		reason = reason[:123]
@@ -802,6 +818,7 @@ func (c *leanConn) peerClosed(code int) {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
+	c.leaveWheel()
 	c.cancel()
 	if sent {
 		return
@@ -831,6 +848,7 @@ func (c *leanConn) gone() {
 		}
 	})
 	c.mu.Unlock()
+	c.leaveWheel()
 	c.cancel()
 	for _, m := range members {
 		m.leave(false)
