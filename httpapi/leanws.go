@@ -210,11 +210,10 @@ type leanTransport struct {
 	initFunc    transport.WebsocketInitFunc
 	initTimeout time.Duration
 	keepAlive   time.Duration
-	// guard admits each subscriber of a shared subscription (throttle, per-connection cap), and
-	// ops counts it open; sharedFields are the root fields whose subscriptions may be shared.
-	guard        socketGuard
-	ops          *Operations
-	sharedFields map[string]bool
+	// guard admits each subscriber of a shared subscription (throttle, per-connection cap);
+	// share says which subscriptions may be shared, and counts each subscriber open.
+	guard socketGuard
+	share *leanShare
 	// writeTimeout is how long a socket's backlog may stay without emptying (WS_WRITE_TIMEOUT).
 	writeTimeout time.Duration
 }
