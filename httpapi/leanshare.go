@@ -19,30 +19,37 @@ import (
 	"github.com/eventide/server/pubsub"
 )
 
-// Shared subscriptions of the lean transport. Anonymous subscribers of the same document,
+// Shared subscriptions of the lean transports. Anonymous subscribers of the same document,
 // operation and variables see the same thing: they share ONE gqlgen operation — one resolver
-// channel, one execution and one JSON marshal per event — and each socket gets the same payload
-// bytes with its own id. What holds per subscriber still holds per subscriber:
+// channel, one execution and one JSON marshal per event — and each subscriber gets the same
+// payload bytes, framed for its connection: a websocket's next (or data) message with its own id,
+// an SSE stream's "event: next", a multipart stream's part (memberSink). What holds per
+// subscriber still holds per subscriber:
 //
 //   - each subscribe is parsed, validated and checked (sessions, limits, request rules) on its
-//     own context, throttled and counted against its connection's cap (socketGuard.admit), and
+//     own context; a websocket's is throttled and counted against its connection's cap
+//     (socketGuard.admit), a stream's request was throttled and counted against its client's
+//     streams by the middleware, as for a stream with an operation of its own; and each is
 //     admitted by the resolver that made the shared operation (pubsub.Share: eventUpdated checks
 //     the event is visible and takes the subscriber's place in the broker's bound and its
 //     client's share, as its own subscription would);
-//   - each one ends on its own: complete on the client's complete, nothing once its socket is
-//     gone, and the shared operation ends with its last subscriber.
+//   - each one ends on its own: complete on the client's complete, nothing once its connection
+//     is gone (a stream's client closed it), and the shared operation ends with its last
+//     subscriber.
 //
 // What differs from one operation each: the shared operation runs on a context of its own, so an
 // error in its responses carries its request id, not the subscriber's; the metrics count the
-// subscribers one by one (Operations.openMember); and when the broker drops the shared operation
-// for falling behind (its buffer is pubsub's sharedBuffer times a subscriber's), all its
-// subscribers complete at once.
+// subscribers one by one (Operations.openMember), each on its own transport; and when the broker
+// drops the shared operation for falling behind (its buffer is pubsub's sharedBuffer times a
+// subscriber's), all its subscribers complete at once.
 //
 // Only anonymous subscribers share: a signed-in viewer's results may depend on who they are (an
 // event's onlineUrl, viewerRegistration, registrations, its draft status), its role can change
 // under it and its token expire, all per session; their subscriptions run one by one as before.
-// Only the root fields in leanTransport.sharedFields are tried, and only a resolver that calls
-// pubsub.Share is shared (eventUpdated on a published event).
+// Only the root fields in leanShare.fields are tried, and only a resolver that calls
+// pubsub.Share is shared (eventUpdated on a published event). The key (shareKey) holds the
+// calendar links' base, which comes from the request's host: subscribers that came by different
+// hosts do not share.
 
 // sharedOps holds the shared subscriptions by key, each while it has a subscriber (or is being
 // made): bounded by the subscriptions, an entry goes with its last subscriber.

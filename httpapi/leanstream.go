@@ -28,8 +28,10 @@ import (
 //     id, CORS, ...) and the chunked framing are net/http's own; then it hijacks the connection
 //     and hands the socket to the event loop the websockets use, and returns. The middleware's
 //     releases wait for the socket's close (streamHold).
+//   - An anonymous eventUpdated stream joins the shared operation of its document and variables
+//     (leanshare.go), as a websocket's subscriber does; other streams run their own operation.
 //   - Events are written by the worker pool through the notifier path of the websockets
-//     (leanSub), each as one chunk; only what the kernel does not take is kept (the socket's
+//     (leanSub, or a shared operation's broadcast), each as one chunk; only what the kernel does not take is kept (the socket's
 //     backlog, socketBacklog): the same backpressure as a websocket (a reader that falls behind
 //     is held back, and its producer drops it), and a backlog that does not empty within the
 //     write timeout (SSE_WRITE_TIMEOUT) closes the connection.
