@@ -317,9 +317,9 @@ func (m *leanMember) hold(release func()) {
 // deliver writes payload for m, unless it is not admitted yet or ended: under m's lock, so its
 // complete never goes before a response. A member whose connection has fallen behind (its
 // backlog over backlogHigh) is dropped as the broker drops a slow subscriber: it leaves the
-// operation and gets its complete after what waits for it (a stream then ends), its connection's
-// write timeout still applies, and the other members go on; one slow reader never holds a shared
-// operation back.
+// operation and gets its complete after what waits for it — a websocket stays open, a stream
+// then ends — its connection's write timeout still applies, and the other members go on; one
+// slow reader never holds a shared operation back.
 func (m *leanMember) deliver(payload []byte) {
 	m.mu.Lock()
 	if !m.live || m.done {

@@ -31,9 +31,10 @@ import (
 //   - An anonymous eventUpdated stream joins the shared operation of its document and variables
 //     (leanshare.go), as a websocket's subscriber does; other streams run their own operation.
 //   - Events are written by the worker pool through the notifier path of the websockets
-//     (leanSub, or a shared operation's broadcast), each as one chunk; only what the kernel does not take is kept (the socket's
-//     backlog, socketBacklog): the same backpressure as a websocket (a reader that falls behind
-//     is held back, and its producer drops it), and a backlog that does not empty within the
+//     (leanSub, or a shared operation's broadcast), each as one chunk; only what the kernel does
+//     not take is kept (the socket's backlog, socketBacklog): the same backpressure as a
+//     websocket (a reader that falls behind is held back, and its producer drops it; a shared
+//     operation's member is dropped from it alone), and a backlog that does not empty within the
 //     write timeout (SSE_WRITE_TIMEOUT) closes the connection.
 //   - The SSE keep-alive comment and the multipart heartbeat are one runtime timer per stream,
 //     re-armed; the client's close is the event loop's (nbio's OnClose) and ends the subscription
