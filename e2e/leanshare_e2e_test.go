@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -466,4 +467,66 @@ func TestLeanSharedStreamSlowMember(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "every stream and the shared operation gone", func() bool {
 		return lean.Streams() == 0 && lean.SharedOperations() == 0
 	})
+}
+
+// TestLeanSharedStreamRefused: a stream refused by the shared operation's resolver — its address
+// holds its share (1%) of the eventUpdated subscribers — gets the error its own operation would
+// have answered, then its complete, and ends; the members keep the operation.
+func TestLeanSharedStreamRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WSTransport = config.WSTransportLean
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.WSMaxConnectionsPerClient = 1000
+	cfg.HTTPMaxConnectionsPerClient = 1000
+	cfg.ThrottleLimit = 1_000_000
+	ts := startServer(t, cfg)
+	lean := ts.app.LeanSockets()
+	org := ts.organizer("Refused Streams Org")
+	id := ts.publishedEvent(org, "Refused", 10, 24*time.Hour)
+	vars := map[string]any{"id": id}
+	const share = 100 // maxEventSubscribers / 100
+	var members []*rawStream
+	for i := range share {
+		accept := "text/event-stream"
+		if i%2 == 1 {
+			accept = apolloClientSubAccept
+		}
+		members = append(members, ts.openRawStream(t, accept, "192.0.2.7", eventUpdatedSub, vars))
+	}
+	testutil.Eventually(t, 5*time.Second, "the members on the event loop", func() bool { return lean.Streams() == share })
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations, want 1", n)
+	}
+	for _, c := range []struct {
+		name, accept, complete string
+		payload                func(*rawStream, *testing.T) string
+	}{
+		{"SSE", "text/event-stream", "event: complete", (*rawStream).ssePayload},
+		{"multipart", apolloClientSubAccept, "--graphql--", (*rawStream).partPayload},
+	} {
+		s := ts.openRawStream(t, c.accept, "192.0.2.7", eventUpdatedSub, vars)
+		if p := c.payload(s, t); !strings.Contains(p, `"code":"RATE_LIMITED"`) || !strings.Contains(p, "eventUpdated") {
+			t.Fatalf("the %s stream over its address's share answered %s, want RATE_LIMITED at eventUpdated", c.name, p)
+		}
+		s.until(t, func(l string) bool { return l == c.complete })
+		if !s.c.closedWithin(5 * time.Second) {
+			t.Fatalf("the refused %s stream's connection is still open after its complete", c.name)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the refused streams gone", func() bool { return lean.Streams() == share })
+	if n := sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", httpapi.TransportSSE) +
+		sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", httpapi.TransportMultipart); n != share {
+		t.Fatalf("%v stream subscriptions counted open, want the %d members", n, share)
+	}
+	ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+		map[string]any{"id": id, "t": "still shared"}, nil)
+	for i, s := range members {
+		read := s.ssePayload
+		if i%2 == 1 {
+			read = s.partPayload
+		}
+		if p := read(t); !strings.Contains(p, "still shared") {
+			t.Fatalf("member %d got %s", i, p)
+		}
+	}
 }
