@@ -3,12 +3,16 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/eventide/server/config"
 	"github.com/eventide/server/httpapi"
+	"github.com/eventide/server/internal/testutil"
 )
 
 // leanSubscriber is one socket of TestLeanSharedSubscriptions: its protocol's start message and
@@ -192,5 +196,337 @@ func TestLeanSharedSubscriptions(t *testing.T) {
 			t.Fatalf("%d shared operations held after every subscriber's socket closed", lean.SharedOperations())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ssePayload reads the stream's next SSE "next" event and returns its data as sent.
+func (s *rawStream) ssePayload(t *testing.T) string {
+	t.Helper()
+	for l := s.line(t); l != "event: next"; l = s.line(t) {
+		if l == "event: complete" {
+			t.Fatal("the SSE stream completed, want its next event")
+		}
+	}
+	l := s.line(t)
+	data, ok := strings.CutPrefix(l, "data: ")
+	if !ok {
+		t.Fatalf("an SSE next event's line %q, want its data", l)
+	}
+	return data
+}
+
+// partPayload reads the stream's next multipart part that carries a payload, and returns the
+// payload as sent.
+func (s *rawStream) partPayload(t *testing.T) string {
+	t.Helper()
+	for {
+		l := s.line(t)
+		if l == "--graphql--" {
+			t.Fatal("the multipart stream closed, want its next part")
+		}
+		if p, ok := strings.CutPrefix(l, `{"payload":`); ok {
+			return strings.TrimSuffix(p, "}")
+		}
+	}
+}
+
+// TestLeanSharedStreams: anonymous SSE and multipart eventUpdated streams join the operation that
+// the websocket subscribers of the same document and variables share: one execution per event for
+// all of them, each stream getting the same payload framed for its transport (an SSE "next"
+// event, a multipart part), each subscriber counted open on its own transport. A signed-in stream
+// runs its own operation. A stream whose client closes leaves the operation, which goes with its
+// last member, websocket or stream.
+func TestLeanSharedStreams(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WSTransport = config.WSTransportLean
+	ts := startServer(t, cfg)
+	lean := ts.app.LeanSockets()
+	org := ts.organizer("Org")
+	user := ts.signUp("Fan")
+	id := ts.publishedEvent(org, "Shared streams", 5, 24*time.Hour)
+	vars := map[string]any{"id": id}
+	const sseN, partN, wsN = 3, 3, 3
+
+	// The websockets' Host: the calendar links in a response are made of it, so it is part of
+	// what subscribers must share.
+	host := rawStreamOpts{host: strings.TrimPrefix(ts.base, "http://")}
+	var sse, parts []*rawStream
+	for range sseN {
+		sse = append(sse, ts.openRawStreamWith(t, host, "text/event-stream", "192.0.2.1", eventUpdatedSub, vars))
+	}
+	for range partN {
+		parts = append(parts, ts.openRawStreamWith(t, host, apolloClientSubAccept, "192.0.2.1", eventUpdatedSub, vars))
+	}
+	var sockets []leanSubscriber
+	for i := range wsN {
+		proto, start := "graphql-transport-ws", "subscribe"
+		if i == wsN-1 {
+			proto, start = "graphql-ws", "start"
+		}
+		c := ts.rawWS(t, proto)
+		c.initWS()
+		s := leanSubscriber{c: c, start: start, id: fmt.Sprint("s", i)}
+		s.subscribeInPlace(eventUpdatedSub, vars)
+		sockets = append(sockets, s)
+	}
+	signedIn := host
+	signedIn.token = user.Token
+	signed := ts.openRawStreamWith(t, signedIn, "text/event-stream", "192.0.2.1", eventUpdatedSub, vars)
+	// A stream is counted once on the event loop, just after its first bytes (its subscription is
+	// in place before them).
+	testutil.Eventually(t, 5*time.Second, "the streams on the event loop", func() bool {
+		return lean.Streams() == sseN+partN+1
+	})
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations for one document's anonymous websocket, SSE and multipart subscribers, want 1", n)
+	}
+	open := func(want map[string]float64) {
+		t.Helper()
+		m := ts.metrics()
+		for label, n := range want {
+			if got := sumOf(m, "eventide_open_subscriptions", "transport", label); got != n {
+				t.Fatalf("eventide_open_subscriptions{transport=%s} = %v, want %v", label, got, n)
+			}
+		}
+	}
+	open(map[string]float64{httpapi.TransportSSE: sseN + 1, httpapi.TransportMultipart: partN, httpapi.TransportWebsocket: wsN})
+
+	update := func(title string) {
+		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+			map[string]any{"id": id, "t": title}, nil)
+	}
+	// Every subscriber reads the update, each framed for its transport, the same payload bytes in
+	// each frame; then the executions are counted (they ran before they were sent).
+	readAll := func(title string, sse, parts []*rawStream, sockets []leanSubscriber) {
+		t.Helper()
+		type got struct{ who, payload string }
+		var all []got
+		for i, s := range sockets {
+			all = append(all, got{fmt.Sprint("websocket ", i), s.nextPayload()})
+		}
+		for i, s := range sse {
+			all = append(all, got{fmt.Sprint("SSE stream ", i), s.ssePayload(t)})
+		}
+		for i, s := range parts {
+			all = append(all, got{fmt.Sprint("multipart stream ", i), s.partPayload(t)})
+		}
+		for _, g := range all[1:] {
+			if g.payload != all[0].payload {
+				t.Fatalf("%s got %s, %s %s: a shared response differs", g.who, g.payload, all[0].who, all[0].payload)
+			}
+		}
+		var resp struct {
+			Data struct {
+				EventUpdated struct{ Title string } `json:"eventUpdated"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(all[0].payload), &resp); err != nil || resp.Data.EventUpdated.Title != title {
+			t.Fatalf("update %q delivered %s", title, all[0].payload)
+		}
+	}
+
+	before := lean.Executions()
+	update("one")
+	readAll("one", sse, parts, sockets)
+	if p := signed.ssePayload(t); !strings.Contains(p, `"one"`) {
+		t.Fatalf("the signed-in stream got %s", p)
+	}
+	// 9 anonymous subscribers on three transports and one signed-in: the shared operation's
+	// execution and the signed-in viewer's own.
+	if n := lean.Executions() - before; n != 2 {
+		t.Fatalf("one event ran the executor %d times for one shared operation and one signed-in stream, want 2", n)
+	}
+
+	// One SSE and one multipart client close their connection: they leave, the others keep the
+	// operation.
+	_ = sse[0].c.conn.Close()
+	_ = parts[0].c.conn.Close()
+	testutil.Eventually(t, 5*time.Second, "the closed streams gone", func() bool {
+		return lean.Streams() == sseN+partN-1
+	})
+	open(map[string]float64{httpapi.TransportSSE: sseN, httpapi.TransportMultipart: partN - 1, httpapi.TransportWebsocket: wsN})
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations after two streams left, want 1", n)
+	}
+	before = lean.Executions()
+	update("two")
+	readAll("two", sse[1:], parts[1:], sockets)
+	signed.ssePayload(t)
+	if n := lean.Executions() - before; n != 2 {
+		t.Fatalf("one event ran the executor %d times after two streams left, want 2", n)
+	}
+
+	// The websockets go, then the streams: the last stream takes the operation with it.
+	for _, s := range sockets {
+		_ = s.c.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	testutil.Eventually(t, 5*time.Second, "the websockets' members gone", func() bool {
+		return sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", httpapi.TransportWebsocket) == 0
+	})
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations with only streams left, want 1", n)
+	}
+	for _, s := range append(append(sse[1:], parts[1:]...), signed) {
+		_ = s.c.conn.Close()
+	}
+	testutil.Eventually(t, 10*time.Second, "every stream and the shared operation gone", func() bool {
+		return lean.Streams() == 0 && lean.SharedOperations() == 0
+	})
+	open(map[string]float64{httpapi.TransportSSE: 0, httpapi.TransportMultipart: 0, httpapi.TransportWebsocket: 0})
+}
+
+// TestLeanSharedStreamSlowMember: a stream that stops reading while large updates pour in is
+// dropped from the shared operation alone — as a websocket member is — and its stream ends with
+// its complete after what waits for it (SSE's "event: complete", multipart's closing delimiter);
+// the subscriber that reads gets every update.
+func TestLeanSharedStreamSlowMember(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WSTransport = config.WSTransportLean
+	cfg.SSEWriteTimeout = time.Minute // only the drop acts here
+	cfg.QueryMaxAliases = 100
+	ts := startServer(t, cfg)
+	lean := ts.app.LeanSockets()
+	org := ts.organizer("Slow Streams Org")
+	id := ts.publishedEvent(org, "Slow streams", 10, 24*time.Hour)
+	ts.mustData(org.Token, `mutation($id: ID!, $d: String!){ updateEvent(id: $id, input: {description: $d}){ id } }`,
+		map[string]any{"id": id, "d": strings.Repeat("d", 10_000)}, nil)
+	// Each update is about 600 KB of each stream.
+	var sel strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&sel, " d%d: description", i)
+	}
+	query := `subscription($id: ID!){ eventUpdated(id: $id){ title` + sel.String() + ` } }`
+	vars := map[string]any{"id": id}
+
+	reader := ts.openRawStream(t, "text/event-stream", "192.0.2.1", query, vars)
+	small := rawStreamOpts{rcvbuf: 4096}
+	slowSSE := ts.openRawStreamWith(t, small, "text/event-stream", "192.0.2.1", query, vars)
+	slowPart := ts.openRawStreamWith(t, small, apolloClientSubAccept, "192.0.2.1", query, vars)
+	testutil.Eventually(t, 5*time.Second, "the streams on the event loop", func() bool { return lean.Streams() == 3 })
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations, want 1", n)
+	}
+	const updates = 20 // 12 MB for each stream: far more than the kernel's buffers hold
+	got := make(chan error, 1)
+	go func() {
+		defer close(got)
+		for i := 0; i < updates; {
+			l, err := reader.body.ReadString('\n')
+			switch {
+			case err != nil:
+				got <- fmt.Errorf("after %d updates: %v", i, err)
+				return
+			case l == "event: complete\n":
+				got <- fmt.Errorf("completed after %d updates", i)
+				return
+			case strings.HasPrefix(l, "data: "):
+				i++
+			}
+		}
+	}()
+	_ = reader.c.conn.SetReadDeadline(time.Now().Add(time.Minute))
+	for i := range updates {
+		ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+			map[string]any{"id": id, "t": fmt.Sprint("update ", i)}, nil)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the stream that reads: %v", err)
+	}
+	if n := lean.SlowDropped(); n != 2 {
+		t.Fatalf("%d members dropped for falling behind, want the two stalled streams", n)
+	}
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations after the slow members were dropped, want the reader's", n)
+	}
+	// The stalled streams end with their complete after what waited for them, then the
+	// connection closes.
+	for _, c := range []struct {
+		name     string
+		s        *rawStream
+		next     func(string) bool
+		complete string
+	}{
+		{"SSE", slowSSE, func(l string) bool { return l == "event: next" }, "event: complete"},
+		{"multipart", slowPart, func(l string) bool { return strings.HasPrefix(l, `{"payload":`) }, "--graphql--"},
+	} {
+		n := 0
+		for l := c.s.line(t); l != c.complete; l = c.s.line(t) {
+			if c.next(l) {
+				n++
+			}
+		}
+		if n >= updates {
+			t.Fatalf("the stalled %s stream got all %d updates: it was not dropped", c.name, n)
+		}
+		t.Logf("the stalled %s stream got %d of %d updates, then its complete", c.name, n, updates)
+		if !c.s.c.closedWithin(5 * time.Second) {
+			t.Fatalf("the stalled %s stream's connection is still open after its complete", c.name)
+		}
+	}
+	_ = reader.c.conn.Close()
+	testutil.Eventually(t, 10*time.Second, "every stream and the shared operation gone", func() bool {
+		return lean.Streams() == 0 && lean.SharedOperations() == 0
+	})
+}
+
+// TestLeanSharedStreamRefused: a stream refused by the shared operation's resolver — its address
+// holds its share (1%) of the eventUpdated subscribers — gets the error its own operation would
+// have answered, then its complete, and ends; the members keep the operation.
+func TestLeanSharedStreamRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WSTransport = config.WSTransportLean
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.WSMaxConnectionsPerClient = 1000
+	cfg.HTTPMaxConnectionsPerClient = 1000
+	cfg.ThrottleLimit = 1_000_000
+	ts := startServer(t, cfg)
+	lean := ts.app.LeanSockets()
+	org := ts.organizer("Refused Streams Org")
+	id := ts.publishedEvent(org, "Refused", 10, 24*time.Hour)
+	vars := map[string]any{"id": id}
+	const share = 100 // maxEventSubscribers / 100
+	var members []*rawStream
+	for i := range share {
+		accept := "text/event-stream"
+		if i%2 == 1 {
+			accept = apolloClientSubAccept
+		}
+		members = append(members, ts.openRawStream(t, accept, "192.0.2.7", eventUpdatedSub, vars))
+	}
+	testutil.Eventually(t, 5*time.Second, "the members on the event loop", func() bool { return lean.Streams() == share })
+	if n := lean.SharedOperations(); n != 1 {
+		t.Fatalf("%d shared operations, want 1", n)
+	}
+	for _, c := range []struct {
+		name, accept, complete string
+		payload                func(*rawStream, *testing.T) string
+	}{
+		{"SSE", "text/event-stream", "event: complete", (*rawStream).ssePayload},
+		{"multipart", apolloClientSubAccept, "--graphql--", (*rawStream).partPayload},
+	} {
+		s := ts.openRawStream(t, c.accept, "192.0.2.7", eventUpdatedSub, vars)
+		if p := c.payload(s, t); !strings.Contains(p, `"code":"RATE_LIMITED"`) || !strings.Contains(p, "eventUpdated") {
+			t.Fatalf("the %s stream over its address's share answered %s, want RATE_LIMITED at eventUpdated", c.name, p)
+		}
+		s.until(t, func(l string) bool { return l == c.complete })
+		if !s.c.closedWithin(5 * time.Second) {
+			t.Fatalf("the refused %s stream's connection is still open after its complete", c.name)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the refused streams gone", func() bool { return lean.Streams() == share })
+	if n := sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", httpapi.TransportSSE) +
+		sumOf(ts.metrics(), "eventide_open_subscriptions", "transport", httpapi.TransportMultipart); n != share {
+		t.Fatalf("%v stream subscriptions counted open, want the %d members", n, share)
+	}
+	ts.mustData(org.Token, `mutation($id: ID!, $t: String!){ updateEvent(id: $id, input: {title: $t}){ id } }`,
+		map[string]any{"id": id, "t": "still shared"}, nil)
+	for i, s := range members {
+		read := s.ssePayload
+		if i%2 == 1 {
+			read = s.partPayload
+		}
+		if p := read(t); !strings.Contains(p, "still shared") {
+			t.Fatalf("member %d got %s", i, p)
+		}
 	}
 }

@@ -46,10 +46,30 @@ type rawStream struct {
 // reads the answer's header and first line (SSE's ":", multipart's first delimiter).
 func (ts *testServer) openRawStream(t *testing.T, accept, xff, query string, vars map[string]any) *rawStream {
 	t.Helper()
-	c := ts.dialFrom(t, "", 0)
+	return ts.openRawStreamWith(t, rawStreamOpts{}, accept, xff, query, vars)
+}
+
+// rawStreamOpts are what openRawStreamWith changes of openRawStream's request.
+type rawStreamOpts struct {
+	host   string // the Host header ("eventide" when ""); the calendar links' base is made of it
+	token  string // a bearer token, none when ""
+	rcvbuf int    // dialFrom's receive buffer, the kernel's when 0
+}
+
+// openRawStreamWith is openRawStream with o.
+func (ts *testServer) openRawStreamWith(t *testing.T, o rawStreamOpts, accept, xff, query string, vars map[string]any) *rawStream {
+	t.Helper()
+	c := ts.dialFrom(t, "", o.rcvbuf)
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req := fmt.Sprintf("POST /graphql HTTP/1.1\r\nHost: eventide\r\nContent-Type: application/json\r\nAccept: %s\r\n"+
-		"X-Forwarded-For: %s\r\nContent-Length: %d\r\n\r\n%s", accept, xff, len(body), body)
+	if o.host == "" {
+		o.host = "eventide"
+	}
+	auth := ""
+	if o.token != "" {
+		auth = "Authorization: Bearer " + o.token + "\r\n"
+	}
+	req := fmt.Sprintf("POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: %s\r\n"+
+		"X-Forwarded-For: %s\r\n%sContent-Length: %d\r\n\r\n%s", o.host, accept, xff, auth, len(body), body)
 	_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer c.conn.SetDeadline(time.Time{})
 	if _, err := c.conn.Write([]byte(req)); err != nil {

@@ -152,16 +152,19 @@ func addTransports(srv *handler.Server, o GraphQLOptions, guard socketGuard) {
 		KeepAlivePingInterval: keepAliveInterval,
 		PingPongInterval:      keepAliveInterval,
 	}
+	// Anonymous subscribers of the lean transports — websockets, SSE and multipart alike — share
+	// one operation per eventUpdated document and variables (leanshare.go).
+	share := &leanShare{fields: map[string]bool{"eventUpdated": true}, ops: o.Operations}
 	if o.LeanSockets != nil {
 		srv.AddTransport(&leanTransport{sockets: o.LeanSockets, fallback: gqlgenWS, initFunc: gqlgenWS.InitFunc,
 			initTimeout: o.InitTimeout, keepAlive: keepAliveInterval, writeTimeout: o.WriteTimeout,
-			guard: guard, ops: o.Operations, sharedFields: map[string]bool{"eventUpdated": true}})
+			guard: guard, share: share})
 	} else {
 		srv.AddTransport(gqlgenWS)
 	}
 	// Before POST: all three take POST, SSE and multipart only as negotiated (httpStream).
-	srv.AddTransport(sseTransport{lean: o.LeanSockets})
-	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat, lean: o.LeanSockets})
+	srv.AddTransport(sseTransport{lean: o.LeanSockets, share: share})
+	srv.AddTransport(multipartTransport{heartbeat: o.MultipartHeartbeat, lean: o.LeanSockets, share: share})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})

@@ -19,30 +19,37 @@ import (
 	"github.com/eventide/server/pubsub"
 )
 
-// Shared subscriptions of the lean transport. Anonymous subscribers of the same document,
+// Shared subscriptions of the lean transports. Anonymous subscribers of the same document,
 // operation and variables see the same thing: they share ONE gqlgen operation — one resolver
-// channel, one execution and one JSON marshal per event — and each socket gets the same payload
-// bytes with its own id. What holds per subscriber still holds per subscriber:
+// channel, one execution and one JSON marshal per event — and each subscriber gets the same
+// payload bytes, framed for its connection: a websocket's next (or data) message with its own id,
+// an SSE stream's "event: next", a multipart stream's part (memberSink). What holds per
+// subscriber still holds per subscriber:
 //
 //   - each subscribe is parsed, validated and checked (sessions, limits, request rules) on its
-//     own context, throttled and counted against its connection's cap (socketGuard.admit), and
+//     own context; a websocket's is throttled and counted against its connection's cap
+//     (socketGuard.admit), a stream's request was throttled and counted against its client's
+//     streams by the middleware, as for a stream with an operation of its own; and each is
 //     admitted by the resolver that made the shared operation (pubsub.Share: eventUpdated checks
 //     the event is visible and takes the subscriber's place in the broker's bound and its
 //     client's share, as its own subscription would);
-//   - each one ends on its own: complete on the client's complete, nothing once its socket is
-//     gone, and the shared operation ends with its last subscriber.
+//   - each one ends on its own: complete on the client's complete, nothing once its connection
+//     is gone (a stream's client closed it), and the shared operation ends with its last
+//     subscriber.
 //
 // What differs from one operation each: the shared operation runs on a context of its own, so an
 // error in its responses carries its request id, not the subscriber's; the metrics count the
-// subscribers one by one (Operations.openMember); and when the broker drops the shared operation
-// for falling behind (its buffer is pubsub's sharedBuffer times a subscriber's), all its
-// subscribers complete at once.
+// subscribers one by one (Operations.openMember), each on its own transport; and when the broker
+// drops the shared operation for falling behind (its buffer is pubsub's sharedBuffer times a
+// subscriber's), all its subscribers complete at once.
 //
 // Only anonymous subscribers share: a signed-in viewer's results may depend on who they are (an
 // event's onlineUrl, viewerRegistration, registrations, its draft status), its role can change
 // under it and its token expire, all per session; their subscriptions run one by one as before.
-// Only the root fields in leanTransport.sharedFields are tried, and only a resolver that calls
-// pubsub.Share is shared (eventUpdated on a published event).
+// Only the root fields in leanShare.fields are tried, and only a resolver that calls
+// pubsub.Share is shared (eventUpdated on a published event). The key (shareKey) holds the
+// calendar links' base, which comes from the request's host: subscribers that came by different
+// hosts do not share.
 
 // sharedOps holds the shared subscriptions by key, each while it has a subscriber (or is being
 // made): bounded by the subscriptions, an entry goes with its last subscriber.
@@ -227,9 +234,30 @@ func (g *leanGroup) end() {
 	}
 }
 
-// leanMember is one subscriber of a shared subscription: its socket and its operation id.
+// memberSink is where a subscriber of a shared subscription writes: its websocket (leanConn,
+// under its operation id) or its HTTP stream (leanStream, which carries one subscription and
+// ignores the id).
+type memberSink interface {
+	sendPayload(id string, payload []byte)
+	sendError(id string, errs ...*gqlerror.Error)
+	// backlog is what the connection has waiting for its reader (socketBacklog).
+	backlog() int64
+	// unlist forgets m, which has ended; open is false once the connection is going (nothing
+	// is to be written to it).
+	unlist(m *leanMember) (open bool)
+	// complete tells the client that subscription id is over: graphql-ws's complete, SSE's
+	// "event: complete", multipart's closing delimiter (a stream then ends).
+	complete(id string)
+}
+
+var (
+	_ memberSink = (*leanConn)(nil)
+	_ memberSink = (*leanStream)(nil)
+)
+
+// leanMember is one subscriber of a shared subscription: its connection and its operation id.
 type leanMember struct {
-	c  *leanConn
+	s  memberSink
 	id string
 	g  *leanGroup
 
@@ -260,18 +288,14 @@ func (m *leanMember) end(complete bool) {
 	releases := m.releases
 	m.releases = nil
 	m.mu.Unlock()
-	c := m.c
-	c.mu.Lock()
-	c.active.drop(m.id, m)
-	alive := !c.closing
-	c.mu.Unlock()
+	open := m.s.unlist(m)
 	// Released before the complete goes out: a client that has its complete finds the
 	// subscriber no longer counted (gauges, the broker's places).
 	for _, r := range releases {
 		r()
 	}
-	if complete && alive {
-		c.complete(m.id)
+	if complete && open {
+		m.s.complete(m.id)
 	}
 }
 
@@ -291,23 +315,24 @@ func (m *leanMember) hold(release func()) {
 }
 
 // deliver writes payload for m, unless it is not admitted yet or ended: under m's lock, so its
-// complete never goes before a response. A member whose socket has fallen behind (its backlog
-// over backlogHigh) is dropped as the broker drops a slow subscriber: it leaves the operation and
-// gets its complete after what waits for it, its socket stays open (its write timeout still
-// applies), and the other members go on; one slow reader never holds a shared operation back.
+// complete never goes before a response. A member whose connection has fallen behind (its
+// backlog over backlogHigh) is dropped as the broker drops a slow subscriber: it leaves the
+// operation and gets its complete after what waits for it — a websocket stays open, a stream
+// then ends — its connection's write timeout still applies, and the other members go on; one
+// slow reader never holds a shared operation back.
 func (m *leanMember) deliver(payload []byte) {
 	m.mu.Lock()
 	if !m.live || m.done {
 		m.mu.Unlock()
 		return
 	}
-	if m.c.backlog() > backlogHigh {
+	if m.s.backlog() > backlogHigh {
 		m.mu.Unlock()
-		m.c.ls.slowDropped.Add(1)
+		m.g.sub.ls.slowDropped.Add(1)
 		m.leave(true)
 		return
 	}
-	m.c.sendPayload(m.id, payload)
+	m.s.sendPayload(m.id, payload)
 	m.mu.Unlock()
 }
 
@@ -316,25 +341,46 @@ func (m *leanMember) fail(err *gqlerror.Error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.live && !m.done {
-		m.c.sendError(m.id, err)
+		m.s.sendError(m.id, err)
 	}
 }
 
+// unlist forgets m's id on the socket (a later subscribe may reuse it).
+func (c *leanConn) unlist(m *leanMember) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active.drop(m.id, m)
+	return !c.closing
+}
+
+// leanShare is what the lean transports (websockets, SSE, multipart) share subscriptions by:
+// the root fields that may be shared, and the metrics that count each subscriber.
+type leanShare struct {
+	fields map[string]bool
+	ops    *Operations
+}
+
 // shareable says whether the subscription rc may be shared, and its root field: a subscription
-// of an anonymous viewer with one root field the transport shares.
-func (c *leanConn) shareable(ctx context.Context, rc *graphql.OperationContext) (*graphql.CollectedField, bool) {
-	if len(c.t.sharedFields) == 0 || rc.Operation == nil || rc.Operation.Operation != ast.Subscription ||
+// of an anonymous viewer with one root field sh shares.
+func (sh *leanShare) shareable(ctx context.Context, rc *graphql.OperationContext) (*graphql.CollectedField, bool) {
+	if sh == nil || len(sh.fields) == 0 || rc.Operation == nil || rc.Operation.Operation != ast.Subscription ||
 		eventide.ViewerFrom(ctx) != nil {
 		return nil, false
 	}
-	if conn, _ := ctx.Value(wsConnKey{}).(*wsConn); conn == nil {
-		return nil, false
-	}
 	fields := graphql.CollectFields(rc, rc.Operation.SelectionSet, []string{"Subscription"})
-	if len(fields) != 1 || !c.t.sharedFields[fields[0].Name] {
+	if len(fields) != 1 || !sh.fields[fields[0].Name] {
 		return nil, false
 	}
 	return &fields[0], true
+}
+
+// shareable is leanShare's for a socket, which must have its connection's state (the cap on
+// its subscriptions counts the members).
+func (c *leanConn) shareable(ctx context.Context, rc *graphql.OperationContext) (*graphql.CollectedField, bool) {
+	if conn, _ := ctx.Value(wsConnKey{}).(*wsConn); conn == nil {
+		return nil, false
+	}
+	return c.t.share.shareable(ctx, rc)
 }
 
 // shareKey names what a subscriber asks for: the same key, the same responses for everyone
@@ -370,7 +416,7 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 		c.complete(id)
 		return ctx, true
 	}
-	m := &leanMember{c: c, id: id, releases: make([]func(), 0, 3)}
+	m := &leanMember{s: c, id: id, releases: make([]func(), 0, 3)}
 	m.hold(slot)
 	c.mu.Lock()
 	if c.closing {
@@ -381,34 +427,55 @@ func (c *leanConn) subscribeShared(ctx context.Context, id string, rc *graphql.O
 	replaced := c.active.set(id, m)
 	c.mu.Unlock()
 	endReplaced(replaced)
-	g := c.ls.shared.join(key, m, func(g *leanGroup) bool { return c.startShared(ctx, rc, g) })
+	joined, err := c.ls.joinShared(ctx, key, c.exec, rc, m, c.t.share.ops)
+	if !joined {
+		return context.WithValue(ctx, alreadyThrottledKey{}, true), false
+	}
+	if err != nil {
+		c.sendResponse(id, sharedRefusal(ctx, c.exec, rc, field, err))
+		c.complete(id)
+	}
+	return ctx, true
+}
+
+// joinShared makes m, a subscriber on ctx, a member of the shared operation of key — made now
+// with exec and rc when there is none — and admits it (the operation's resolver takes its place
+// in the broker's bounds; ops counts it open). joined false: the operation cannot be shared, m
+// has ended, and the subscriber runs its own. err: the resolver refused m, which has left
+// without a complete; the subscriber's answer is that error (sharedRefusal).
+func (ls *LeanSockets) joinShared(ctx context.Context, key string, exec graphql.GraphExecutor, rc *graphql.OperationContext,
+	m *leanMember, ops *Operations) (joined bool, err error) {
+	g := ls.shared.join(key, m, func(g *leanGroup) bool { return ls.startShared(exec, ctx, rc, g) })
 	if g == nil {
 		m.end(false)
-		return context.WithValue(ctx, alreadyThrottledKey{}, true), false
+		return false, nil
 	}
 	release, err := g.admit(ctx)
 	if err != nil {
 		m.leave(false)
-		path := ast.Path{ast.PathName(field.Alias)}
-		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{gqlerror.WrapPath(path, err)})
-		c.sendResponse(id, resp)
-		c.complete(id)
-		return ctx, true
+		return true, err
 	}
 	m.hold(release)
-	if c.t.ops != nil {
-		m.hold(c.t.ops.openMember(rc, transportLabel(ctx)))
+	if ops != nil {
+		m.hold(ops.openMember(rc, transportLabel(ctx)))
 	}
 	m.mu.Lock()
 	m.live = !m.done
 	m.mu.Unlock()
-	return ctx, true
+	return true, nil
+}
+
+// sharedRefusal is the answer of a subscriber the shared operation's resolver refused: its error,
+// at the root field, as its own operation would have answered it.
+func sharedRefusal(ctx context.Context, exec graphql.GraphExecutor, rc *graphql.OperationContext, field *graphql.CollectedField, err error) *graphql.Response {
+	path := ast.Path{ast.PathName(field.Alias)}
+	return exec.DispatchError(graphql.WithOperationContext(ctx, rc), gqlerror.List{gqlerror.WrapPath(path, err)})
 }
 
 // startShared runs g's operation on a context of its own — anonymous, with no connection, no
-// session, no client and a request id of its own, as it serves subscribers of many sockets —
-// and reports whether its resolver said it may be shared.
-func (c *leanConn) startShared(member context.Context, rc *graphql.OperationContext, g *leanGroup) bool {
+// session, no client and a request id of its own, as it serves subscribers of many connections
+// and transports — and reports whether its resolver said it may be shared.
+func (ls *LeanSockets) startShared(exec graphql.GraphExecutor, member context.Context, rc *graphql.OperationContext, g *leanGroup) bool {
 	var rid [12]byte
 	_, _ = rand.Read(rid[:])
 	ctx := reqmeta.WithID(context.Background(), hex.EncodeToString(rid[:]))
@@ -418,10 +485,10 @@ func (c *leanConn) startShared(member context.Context, rc *graphql.OperationCont
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ctx = graphql.WithOperationContext(graphql.StartOperationTrace(ctx), rc)
-	s := &leanSub{ls: c.ls, g: g, rc: rc, cancel: cancel, ctx: ctx}
+	s := &leanSub{ls: ls, g: g, rc: rc, cancel: cancel, ctx: ctx}
 	g.sub = s
 	ctx, n := pubsub.WithSharedNotifier(ctx, s.ready) // its subscribers are counted, not it
-	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
+	ok := s.protect(func() { s.responses, s.ctx = exec.DispatchOperation(ctx, rc) })
 	if !ok || !n.Claimed() || n.Shared() == nil {
 		s.done.Store(true)
 		cancel()

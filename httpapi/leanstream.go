@@ -28,10 +28,13 @@ import (
 //     id, CORS, ...) and the chunked framing are net/http's own; then it hijacks the connection
 //     and hands the socket to the event loop the websockets use, and returns. The middleware's
 //     releases wait for the socket's close (streamHold).
+//   - An anonymous eventUpdated stream joins the shared operation of its document and variables
+//     (leanshare.go), as a websocket's subscriber does; other streams run their own operation.
 //   - Events are written by the worker pool through the notifier path of the websockets
-//     (leanSub), each as one chunk; only what the kernel does not take is kept (the socket's
-//     backlog, socketBacklog): the same backpressure as a websocket (a reader that falls behind
-//     is held back, and its producer drops it), and a backlog that does not empty within the
+//     (leanSub, or a shared operation's broadcast), each as one chunk; only what the kernel does
+//     not take is kept (the socket's backlog, socketBacklog): the same backpressure as a
+//     websocket (a reader that falls behind is held back, and its producer drops it; a shared
+//     operation's member is dropped from it alone), and a backlog that does not empty within the
 //     write timeout (SSE_WRITE_TIMEOUT) closes the connection.
 //   - The SSE keep-alive comment and the multipart heartbeat are one runtime timer per stream,
 //     re-armed; the client's close is the event loop's (nbio's OnClose) and ends the subscription
@@ -119,10 +122,16 @@ type leanStream struct {
 	writeTimeout time.Duration
 	socketBacklog
 
-	mu           sync.Mutex
-	early        []byte // what the dispatch wrote before the socket was on the event loop (a panic's error)
-	ended        bool   // the last chunk went out, or the socket is gone: nothing more is written
-	closed       bool   // the socket is gone
+	mu sync.Mutex
+	// onLoop: the socket is on the event loop. Before, what is written waits in early: the
+	// dispatch's error (a panic's), a shared subscription's first responses or its refusal; and
+	// endEarly says the stream's end came too (complete).
+	onLoop       bool
+	early        []byte
+	endEarly     bool
+	member       *leanMember // the stream's place in a shared subscription (leanshare.go), while it has one
+	ended        bool        // the last chunk went out, or the socket is gone: nothing more is written
+	closed       bool        // the socket is gone
 	last         time.Time
 	timer        *time.Timer // the keep-alive's
 	stopShutdown func() bool
@@ -141,14 +150,17 @@ func sessionStream(c *nbio.Conn) *leanStream {
 
 // openStream answers the subscription rc of r as a lean stream: SSE (sse) or multipart, with a
 // keep-alive or heartbeat every `every`. ctx and cancel are streamContext's, rc was created on
-// ctx. The operation is dispatched first, so a client that has read the stream's first bytes is
-// subscribed (what it produces meanwhile waits in its channel). On any failure before the stream
-// is on the event loop, ctx is cancelled, which ends the operation, and the answer ends there (the
-// client sees a response cut short, as when a write fails on the old path).
+// ctx. The stream subscribes first — to a shared subscription when share lets it, else to an
+// operation of its own — so a client that has read the stream's first bytes is subscribed (what
+// comes meanwhile waits: in its channel, or in early). On any failure before the stream is on
+// the event loop, ctx is cancelled, which ends the operation (or the stream leaves its shared
+// one), and the answer ends there (the client sees a response cut short, as when a write fails on
+// the old path).
 func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
-	ctx context.Context, cancel context.CancelCauseFunc, rc *graphql.OperationContext, sse bool, every time.Duration, sw *streamWriter) {
+	ctx context.Context, cancel context.CancelCauseFunc, rc *graphql.OperationContext, share *leanShare,
+	sse bool, every time.Duration, sw *streamWriter) {
 	st := &leanStream{ls: ls, sse: sse, ctx: ctx, cancel: cancel, every: every, writeTimeout: sw.writeTimeout}
-	sub, n, dispatched := st.dispatch(exec, rc)
+	begin := st.subscribe(exec, rc, share)
 	h := w.Header()
 	// The connection ends with the stream: net/http never gets it back, so a client must not keep
 	// it for its next request (the old path's SSE says keep-alive).
@@ -198,16 +210,11 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 	st.mu.Lock()
 	st.nbc = nbc
 	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok {
-		st.stopShutdown = context.AfterFunc(streams, func() { st.cancel(errServerShutdown) })
+		st.stopShutdown = context.AfterFunc(streams, st.shutdown)
 	}
 	st.last = time.Now()
 	if every > 0 {
 		st.timer = time.AfterFunc(every, st.tick)
-	}
-	early := st.early
-	st.early = nil
-	if len(early) > 0 { // an error of the dispatch
-		st.writeLocked(false, early)
 	}
 	st.mu.Unlock()
 	if _, err := ls.engine.AddConn(nbc); err != nil {
@@ -216,7 +223,43 @@ func (ls *LeanSockets) openStream(w http.ResponseWriter, r *http.Request, exec g
 		st.gone()
 		return
 	}
-	st.start(sub, n, dispatched)
+	// On the loop: nbio may now keep what the kernel does not take.
+	st.mu.Lock()
+	st.onLoop = true
+	early, end := st.early, st.endEarly
+	st.early = nil
+	if len(early) > 0 {
+		st.writeLocked(false, early)
+	}
+	st.mu.Unlock()
+	if end {
+		st.complete("")
+	}
+	begin()
+}
+
+// subscribe subscribes the stream to rc: as a member of the shared subscription for rc when share
+// lets it (an anonymous eventUpdated, leanshare.go), else with an operation of its own. begin
+// runs once the stream is on the event loop.
+func (st *leanStream) subscribe(exec graphql.GraphExecutor, rc *graphql.OperationContext, share *leanShare) (begin func()) {
+	if field, ok := share.shareable(st.ctx, rc); ok {
+		if key, ok := shareKey(st.ctx, rc); ok {
+			m := &leanMember{s: st, releases: make([]func(), 0, 2)}
+			st.mu.Lock()
+			st.member = m
+			st.mu.Unlock()
+			joined, err := st.ls.joinShared(st.ctx, key, exec, rc, m, share.ops)
+			if joined {
+				if err != nil {
+					st.write(marshalResponse(sharedRefusal(st.ctx, exec, rc, field, err)))
+					st.complete("")
+				}
+				return func() {}
+			}
+		}
+	}
+	sub, n, dispatched := st.dispatch(exec, rc)
+	return func() { st.start(sub, n, dispatched) }
 }
 
 // dispatch runs the stream's operation as a lean websocket's runs (leanConn.subscribe), up to
@@ -248,12 +291,29 @@ func (st *leanStream) start(s *leanSub, n *pubsub.Notifier, dispatched bool) {
 	go s.run() // a resolver that does not signal: gqlgen's way
 }
 
-// abandon ends a stream that never reached the event loop: its operation ends with its context.
+// abandon ends a stream that never reached the event loop: its operation ends with its context,
+// or it leaves its shared one.
 func (st *leanStream) abandon() {
 	st.mu.Lock()
 	st.ended, st.closed = true, true
+	m := st.member
 	st.mu.Unlock()
 	st.cancel(nil)
+	if m != nil {
+		m.leave(false)
+	}
+}
+
+// shutdown is the server's: the stream's operation ends with its context, whose cause says so; a
+// member of a shared subscription leaves it, and the stream ends as one of its own would (complete).
+func (st *leanStream) shutdown() {
+	st.cancel(errServerShutdown)
+	st.mu.Lock()
+	m := st.member
+	st.mu.Unlock()
+	if m != nil {
+		m.leave(true)
+	}
 }
 
 // writeLocked writes parts as one chunk (and the last chunk after it when last); false when
@@ -266,7 +326,7 @@ func (st *leanStream) writeLocked(last bool, parts ...[]byte) bool {
 	for _, p := range parts {
 		n += len(p)
 	}
-	if st.nbc == nil { // before the stream is on the event loop: only the dispatch's error
+	if !st.onLoop {
 		for _, p := range parts {
 			st.early = append(st.early, p...)
 		}
@@ -351,8 +411,12 @@ func (st *leanStream) gone() {
 		st.timer.Stop()
 	}
 	stopShutdown := st.stopShutdown
+	m := st.member
 	st.mu.Unlock()
 	st.cancel(nil)
+	if m != nil {
+		m.leave(false)
+	}
 	st.socketBacklog.shutdown()
 	if stopShutdown != nil {
 		stopShutdown()
@@ -386,11 +450,30 @@ func (st *leanStream) write(payload []byte) {
 	}
 }
 
-// finished ends the response as the old path ends it, then the connection once the kernel has
-// taken what is left: SSE with "event: complete"; multipart with the closing delimiter, after a
-// transport error part at shutdown. A stream whose socket is gone is not written to.
-func (st *leanStream) finished(*leanSub) {
+// finished is the end of the stream's own operation: complete.
+func (st *leanStream) finished(*leanSub) { st.complete("") }
+
+// unlist forgets m, the stream's place in a shared subscription, which has ended.
+func (st *leanStream) unlist(m *leanMember) bool {
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.member == m {
+		st.member = nil
+	}
+	return !st.ended
+}
+
+// complete ends the response as the old path ends it, then the connection once the kernel has
+// taken what is left: SSE with "event: complete"; multipart with the closing delimiter, after a
+// transport error part at shutdown. A stream whose socket is gone is not written to; one not yet
+// on the event loop ends once it is.
+func (st *leanStream) complete(string) {
+	st.mu.Lock()
+	if !st.onLoop && !st.ended {
+		st.endEarly = true
+		st.mu.Unlock()
+		return
+	}
 	shutdown := context.Cause(st.ctx) == errServerShutdown
 	var ok bool
 	switch {

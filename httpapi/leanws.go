@@ -58,8 +58,9 @@ import (
 //     pubsub.Notifier when the channel has something, and a bounded worker pool then runs the
 //     subscription's next response. A resolver that does not take the notifier (memoryStats,
 //     securityEvents, and every query or mutation) runs as gqlgen runs it, on a goroutine of its own.
-//   - Anonymous subscribers of the same eventUpdated document and variables share one operation
-//     (leanshare.go): one execution and one marshal per event, the same bytes to every socket.
+//   - Anonymous subscribers of the same eventUpdated document and variables — websockets, SSE and
+//     multipart streams — share one operation (leanshare.go): one execution and one marshal per
+//     event, the same bytes to every socket.
 //   - A socket keeps of its upgrade request only the few values its operations read
 //     (leanContext), not the request's context chain and headers.
 //
@@ -224,11 +225,10 @@ type leanTransport struct {
 	initFunc    transport.WebsocketInitFunc
 	initTimeout time.Duration
 	keepAlive   time.Duration
-	// guard admits each subscriber of a shared subscription (throttle, per-connection cap), and
-	// ops counts it open; sharedFields are the root fields whose subscriptions may be shared.
-	guard        socketGuard
-	ops          *Operations
-	sharedFields map[string]bool
+	// guard admits each subscriber of a shared subscription (throttle, per-connection cap);
+	// share says which subscriptions may be shared, and counts each subscriber open.
+	guard socketGuard
+	share *leanShare
 	// writeTimeout is how long a socket's backlog may stay without emptying (WS_WRITE_TIMEOUT).
 	writeTimeout time.Duration
 }

@@ -105,6 +105,7 @@ func (m *multipartWriter) flush() error {
 type multipartTransport struct {
 	heartbeat time.Duration
 	lean      *LeanSockets
+	share     *leanShare // which lean streams join a shared subscription (leanshare.go)
 }
 
 var _ graphql.Transport = multipartTransport{}
@@ -142,7 +143,7 @@ func (t multipartTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		return
 	}
 	if lean {
-		t.lean.openStream(w, r, exec, ctx, cancel, oc, false, beat, sw)
+		t.lean.openStream(w, r, exec, ctx, cancel, oc, t.share, false, beat, sw)
 		return
 	}
 	h := w.Header()

@@ -35,7 +35,8 @@ import (
 // queries and mutations, which end with their answer, stay on gqlgen's.
 type sseTransport struct {
 	transport.SSE
-	lean *LeanSockets
+	lean  *LeanSockets
+	share *leanShare // which lean streams join a shared subscription (leanshare.go)
 }
 
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
@@ -55,7 +56,7 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	ctx, cancel := streamContext(r)
 	rc, errs := exec.CreateOperationContext(ctx, params)
 	if errs == nil && isSubscriptionRequest(rc) {
-		t.lean.openStream(w, r, exec, ctx, cancel, rc, true, sw.keepAliveInterval(), sw)
+		t.lean.openStream(w, r, exec, ctx, cancel, rc, t.share, true, sw.keepAliveInterval(), sw)
 		return
 	}
 	defer cancel(nil)
