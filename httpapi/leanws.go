@@ -384,23 +384,55 @@ func underWrappers(conn net.Conn) (raw, wrapped net.Conn) {
 // leanContext is what a socket keeps of its upgrade request's context for its operations: the
 // viewer (the session's cell), request id and client, the session, the transport's label, the
 // calendar base and the caller's trace. Not the request's chain: its cancel contexts,
-// middleware values and cloned headers would stay as long as the socket.
+// middleware values and cloned headers would stay as long as the socket. The values are kept in
+// one object (leanValues), not a chain of context.WithValue: one object for each GC cycle to
+// mark per held socket instead of six; the values themselves are the request's, not copies.
 func leanContext(src context.Context) context.Context {
-	ctx := reqmeta.Carry(eventide.CarryViewer(context.Background(), src), src)
-	if ss := sessionFrom(src); ss != nil {
-		ctx = context.WithValue(ctx, sessionKey{}, ss)
-	}
-	if t, ok := src.Value(transportKey{}).(string); ok {
-		ctx = withTransport(ctx, t)
-	}
-	if b := calendar.BaseFrom(src); b != "" {
-		ctx = calendar.WithBase(ctx, b)
-	}
+	v := &leanValues{Context: context.Background()}
 	if sc := trace.SpanContextFromContext(src); sc.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, sc)
+		v.Context = trace.ContextWithSpanContext(v.Context, sc)
 	}
-	return ctx
+	eventide.CarryViewer(src, v.put)
+	reqmeta.Carry(src, v.put)
+	if ss := sessionFrom(src); ss != nil {
+		v.put(sessionKey{}, ss)
+	}
+	if t := src.Value(transportKey{}); t != nil {
+		v.put(transportKey{}, t)
+	}
+	calendar.CarryBase(src, v.put)
+	return v
 }
+
+// leanValues is a context of a few values, in one object; its parent (Context) has the rest.
+type leanValues struct {
+	context.Context
+	n  int
+	kv [6]leanValue // as many as leanContext carries
+}
+
+type leanValue struct{ key, val any }
+
+// put adds a value; one more than the array holds goes in a context.WithValue over the parent.
+func (v *leanValues) put(key, val any) {
+	if v.n == len(v.kv) {
+		v.Context = context.WithValue(v.Context, key, val)
+		return
+	}
+	v.kv[v.n] = leanValue{key, val}
+	v.n++
+}
+
+func (v *leanValues) Value(key any) any {
+	for i := range v.n {
+		if v.kv[i].key == key {
+			return v.kv[i].val
+		}
+	}
+	return v.Context.Value(key)
+}
+
+func (v *leanValues) String() string { return "httpapi.leanValues" }
 
 // upgradeHeaders are the headers a socket's operations see (RawParams.Headers): requestRules
 // reads that they came over a websocket; nothing reads more.
