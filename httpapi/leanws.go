@@ -137,6 +137,8 @@ func (ls *LeanSockets) start() error {
 		engine.OnData(func(c *nbio.Conn, data []byte) {
 			if h := c.DataHandler(); h != nil {
 				h(c, data)
+			} else if lc := sessionConn(c); lc != nil {
+				lc.onData(data)
 			}
 		})
 		engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
@@ -295,45 +297,18 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		lc.wheel = t.sockets.keepAliveWheel(t.keepAlive)
 	}
 	lc.sock = backlogConn{Conn: nbc, lc: lc}
-	ws := newWSFramer(&lc.sock, nbc.Execute, leanMessageLimit, lc.onMessage, func(code int, _ string) {
-		lc.peerClosed(code)
-		_ = nbc.Close() // the close handshake is done: the server closes the TCP connection
-	})
-	lc.ws = ws
-	session := &leanSession{}
-	session.conn.Store(lc)
-	nbc.SetSession(session)
+	lc.ws.init(&lc.sock, lc, leanMessageLimit)
+	lc.session.conn.Store(lc)
+	nbc.SetSession(&lc.session)
 	// What net/http read past the request (its background read takes a byte of the client's first
 	// frame when it comes early) is parsed first, by whichever comes first: this goroutine once
-	// the socket is in the event loop, or the loop's first read.
-	var earlyMu sync.Mutex
-	var hasEarly atomic.Bool
-	hasEarly.Store(len(early) > 0)
-	parseEarly := func() error {
-		earlyMu.Lock()
-		defer earlyMu.Unlock()
-		defer hasEarly.Store(false) // after the parse: a read that sees false comes after it
-		b := early
-		early = nil
-		if len(b) == 0 {
-			return nil
-		}
-		return ws.Parse(b)
-	}
-	nbc.OnData(func(c *nbio.Conn, data []byte) {
-		if hasEarly.Load() {
-			if err := parseEarly(); err != nil {
-				c.CloseWithError(err)
-				return
-			}
-		}
-		if err := ws.Parse(data); err != nil {
-			c.CloseWithError(err)
-		}
-	})
+	// the socket is in the event loop, or the loop's first read (onData, through the engine's
+	// OnData: no handler of the socket's own).
+	lc.early = early
+	lc.hasEarly.Store(len(early) > 0)
 	t.sockets.open.Add(1)
 	if ss := sessionOf(r); ss != nil {
-		ss.setSocket(lc.close)
+		ss.setSocket(lc)
 	}
 	// Under the lock: the event loop's goroutines read them, and the race detector does not see
 	// the order epoll gives.
@@ -356,11 +331,47 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		lc.gone()
 		return
 	}
-	if hasEarly.Load() {
-		if err := parseEarly(); err != nil {
+	if lc.hasEarly.Load() {
+		if err := lc.parseEarly(); err != nil {
 			nbc.CloseWithError(err)
 		}
 	}
+}
+
+// parseEarly parses what net/http read past the upgrade request, once.
+func (c *leanConn) parseEarly() error {
+	c.earlyMu.Lock()
+	defer c.earlyMu.Unlock()
+	defer c.hasEarly.Store(false) // after the parse: a read that sees false comes after it
+	b := c.early
+	c.early = nil
+	if len(b) == 0 {
+		return nil
+	}
+	return c.ws.Parse(b)
+}
+
+// onData is what the event loop read from the socket.
+func (c *leanConn) onData(data []byte) {
+	if c.hasEarly.Load() {
+		if err := c.parseEarly(); err != nil {
+			c.nbc.CloseWithError(err)
+			return
+		}
+	}
+	if err := c.ws.Parse(data); err != nil {
+		c.nbc.CloseWithError(err)
+	}
+}
+
+// The framer's handler (wsHandler): the socket's messages run on the handler pool, one at a
+// time and in order.
+func (c *leanConn) execute(job func()) bool { return c.nbc.Execute(job) }
+func (c *leanConn) message(data []byte)     { c.onMessage(data) }
+
+func (c *leanConn) peerClose(code int, _ string) {
+	c.peerClosed(code)
+	_ = c.nbc.Close() // the close handshake is done: the server closes the TCP connection
 }
 
 // underWrappers is the TCP connection under the listener's wrappers of conn (the connection
@@ -480,7 +491,8 @@ type leanConn struct {
 	hold         *streamHold
 	wrapped      net.Conn // the listener's wrappers of the TCP connection, closed at the end
 	nbc          *nbio.Conn
-	ws           *wsFramer
+	ws           wsFramer
+	session      leanSession // the nbio session: in the socket's own object
 	stopShutdown func() bool
 	lastPong     atomic.Int64 // unix nanoseconds
 
@@ -497,6 +509,11 @@ type leanConn struct {
 	// The keep-alive: the wheel (nil: none), and the socket's place in it (wheel.mu's).
 	wheel               *keepAliveWheel
 	wheelSlot, wheelPos int32
+
+	// What net/http read past the upgrade request, parsed before the socket's first read.
+	earlyMu  sync.Mutex
+	early    []byte
+	hasEarly atomic.Bool
 
 	sock backlogConn
 	socketBacklog
