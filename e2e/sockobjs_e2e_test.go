@@ -39,7 +39,7 @@ const (
 // Per held socket, the bounds just above what the server reaches (with and without -race; see
 // BENCHMARKS.md "Heap objects per held lean websocket").
 const (
-	maxObjectsPerSocket = 47
+	maxObjectsPerSocket = 44
 	maxBytesPerSocket   = 3600
 )
 

@@ -80,6 +80,8 @@ type LeanSockets struct {
 	open    atomic.Int64
 	streams atomic.Int64 // open lean HTTP streams (leanstream.go)
 
+	shutdowns shutdownLists // the websockets to close when their server shuts down
+
 	wheelMu       sync.Mutex
 	wheels        []*keepAliveWheel // one per keep-alive interval (in practice one)
 	wheelsStopped bool
@@ -117,7 +119,9 @@ func NewLeanSockets(log *slog.Logger) *LeanSockets {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LeanSockets{log: log}
+	ls := &LeanSockets{log: log}
+	ls.shutdowns.fire = (*leanConn).goingAway
+	return ls
 }
 
 func (ls *LeanSockets) start() error {
@@ -310,17 +314,12 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	if ss := sessionOf(r); ss != nil {
 		ss.setSocket(lc)
 	}
-	// Under the lock: the event loop's goroutines read them, and the race detector does not see
+	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok && !t.sockets.shutdowns.join(streams, lc) {
+		go lc.goingAway() // the server is shutting down already
+	}
+	// Under the lock: the event loop's goroutines read it, and the race detector does not see
 	// the order epoll gives.
 	lc.mu.Lock()
-	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok {
-		lc.stopShutdown = context.AfterFunc(streams, func() {
-			if reason := closeReasonForContext(lc.connCtx()); reason != "" {
-				lc.connectionError(reason)
-			}
-			lc.close(closeGoingAway, "going away")
-		})
-	}
 	if t.initTimeout > 0 {
 		lc.timer = time.AfterFunc(t.initTimeout, lc.initTimedOut)
 	}
@@ -484,17 +483,16 @@ func sessionConn(c *nbio.Conn) *leanConn {
 
 // leanConn is one websocket of the lean transport.
 type leanConn struct {
-	t            *leanTransport // shared by every socket: not a copy each
-	ls           *LeanSockets
-	exec         graphql.GraphExecutor
-	legacy       bool // graphql-ws (or no subprotocol), else graphql-transport-ws
-	hold         *streamHold
-	wrapped      net.Conn // the listener's wrappers of the TCP connection, closed at the end
-	nbc          *nbio.Conn
-	ws           wsFramer
-	session      leanSession // the nbio session: in the socket's own object
-	stopShutdown func() bool
-	lastPong     atomic.Int64 // unix nanoseconds
+	t        *leanTransport // shared by every socket: not a copy each
+	ls       *LeanSockets
+	exec     graphql.GraphExecutor
+	legacy   bool // graphql-ws (or no subprotocol), else graphql-transport-ws
+	hold     *streamHold
+	wrapped  net.Conn // the listener's wrappers of the TCP connection, closed at the end
+	nbc      *nbio.Conn
+	ws       wsFramer
+	session  leanSession  // the nbio session: in the socket's own object
+	lastPong atomic.Int64 // unix nanoseconds
 
 	mu          sync.Mutex
 	ctx         context.Context // the connection's; after connection_init, the init function's
@@ -505,6 +503,10 @@ type leanConn struct {
 	active      leanOps
 	timer       *time.Timer // the init timeout
 	initPayload transport.InitPayload
+
+	// Its place in the list of its server's shutdown (LeanSockets.shutdowns' mu).
+	shutList           *shutdownList
+	shutPrev, shutNext *leanConn
 
 	// The keep-alive: the wheel (nil: none), and the socket's place in it (wheel.mu's).
 	wheel               *keepAliveWheel
@@ -889,7 +891,6 @@ func (c *leanConn) gone() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	stopShutdown := c.stopShutdown
 	var members []*leanMember
 	c.active.each(func(op leanOp) {
 		if m, ok := op.(*leanMember); ok {
@@ -903,9 +904,7 @@ func (c *leanConn) gone() {
 		m.leave(false)
 	}
 	c.socketBacklog.shutdown()
-	if stopShutdown != nil {
-		stopShutdown()
-	}
+	c.ls.shutdowns.leave(c)
 	c.ls.open.Add(-1)
 	c.hold.end()
 	if c.wrapped != nil {
