@@ -294,7 +294,11 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		return
 	}
 	hold.detach()
-	ctx, cancel := context.WithCancel(leanContext(r.Context()))
+	vals := leanContext(r.Context())
+	// The socket's state for socketGuard, here rather than in a context.WithValue of the init
+	// function's (wsInit keeps one it finds): one object less a socket.
+	vals.put(wsConnKey{}, &wsConn{})
+	ctx, cancel := context.WithCancel(vals)
 	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
 		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, wheelSlot: -1, wheelPos: -1}
 	if t.keepAlive > 0 {
@@ -397,7 +401,7 @@ func underWrappers(conn net.Conn) (raw, wrapped net.Conn) {
 // middleware values and cloned headers would stay as long as the socket. The values are kept in
 // one object (leanValues), not a chain of context.WithValue: one object for each GC cycle to
 // mark per held socket instead of six; the values themselves are the request's, not copies.
-func leanContext(src context.Context) context.Context {
+func leanContext(src context.Context) *leanValues {
 	v := &leanValues{Context: context.Background()}
 	if sc := trace.SpanContextFromContext(src); sc.IsValid() {
 		v.Context = trace.ContextWithSpanContext(v.Context, sc)
@@ -418,7 +422,7 @@ func leanContext(src context.Context) context.Context {
 type leanValues struct {
 	context.Context
 	n  int
-	kv [6]leanValue // as many as leanContext carries
+	kv [7]leanValue // as many as leanContext carries, and the websocket's wsConn
 }
 
 type leanValue struct{ key, val any }
