@@ -75,6 +75,14 @@ func WithBase(ctx context.Context, base string) context.Context {
 	return context.WithValue(ctx, baseKey{}, strings.TrimRight(base, "/"))
 }
 
+// CarryBase calls put with the key and value of src's base URL, if it has one: for a context
+// that keeps the few values it carries in one object (the lean websocket transport's).
+func CarryBase(src context.Context, put func(key, val any)) {
+	if v := src.Value(baseKey{}); v != nil {
+		put(baseKey{}, v)
+	}
+}
+
 // BaseFrom returns the base URL WithBase set, or "".
 func BaseFrom(ctx context.Context) string {
 	b, _ := ctx.Value(baseKey{}).(string)

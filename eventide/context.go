@@ -24,14 +24,13 @@ func ViewerFrom(ctx context.Context) *User {
 	return nil
 }
 
-// CarryViewer returns dst with src's viewer (or viewer cell). A connection that outlives its
-// request (the lean websocket transport) builds its operations' context from the few values
-// they read, not from the request's whole chain.
-func CarryViewer(dst, src context.Context) context.Context {
+// CarryViewer calls put with the key and value of src's viewer (or viewer cell), if it has one.
+// A connection that outlives its request (the lean websocket transport) keeps for its
+// operations the few values they read, in one object of its own, not the request's whole chain.
+func CarryViewer(src context.Context, put func(key, val any)) {
 	if v := src.Value(viewerKey{}); v != nil {
-		dst = context.WithValue(dst, viewerKey{}, v)
+		put(viewerKey{}, v)
 	}
-	return dst
 }
 
 // ViewerCell holds the viewer of a connection that outlives one request (a websocket, an SSE

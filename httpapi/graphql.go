@@ -177,7 +177,9 @@ func addTransports(srv *handler.Server, o GraphQLOptions, guard socketGuard) {
 // expiry.
 func wsInit(a *auth.Authenticator, events *security.Log, log *slog.Logger) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		ctx = context.WithValue(ctx, wsConnKey{}, &wsConn{})
+		if conn, _ := ctx.Value(wsConnKey{}).(*wsConn); conn == nil { // the lean transport made one
+			ctx = context.WithValue(ctx, wsConnKey{}, &wsConn{})
+		}
 		tok := p.Authorization()
 		if tok == "" {
 			tok = p.GetString("authToken")

@@ -81,6 +81,8 @@ type LeanSockets struct {
 	open    atomic.Int64
 	streams atomic.Int64 // open lean HTTP streams (leanstream.go)
 
+	shutdowns shutdownLists // the websockets to close when their server shuts down
+
 	wheelMu       sync.Mutex
 	wheels        []*keepAliveWheel // one per keep-alive interval (in practice one)
 	wheelsStopped bool
@@ -118,7 +120,9 @@ func NewLeanSockets(log *slog.Logger) *LeanSockets {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LeanSockets{log: log}
+	ls := &LeanSockets{log: log}
+	ls.shutdowns.fire = (*leanConn).goingAway
+	return ls
 }
 
 func (ls *LeanSockets) start() error {
@@ -138,6 +142,8 @@ func (ls *LeanSockets) start() error {
 		engine.OnData(func(c *nbio.Conn, data []byte) {
 			if h := c.DataHandler(); h != nil {
 				h(c, data)
+			} else if lc := sessionConn(c); lc != nil {
+				lc.onData(data)
 			}
 		})
 		engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
@@ -288,64 +294,36 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		return
 	}
 	hold.detach()
-	ctx, cancel := context.WithCancel(leanContext(r.Context()))
+	vals := leanContext(r.Context())
+	// The socket's state for socketGuard, here rather than in a context.WithValue of the init
+	// function's (wsInit keeps one it finds): one object less a socket.
+	vals.put(wsConnKey{}, &wsConn{})
+	ctx, cancel := context.WithCancel(vals)
 	lc := &leanConn{t: t, ls: t.sockets, exec: exec, legacy: proto != "graphql-transport-ws",
 		ctx: ctx, cancel: cancel, hold: hold, wrapped: wrapped, nbc: nbc, wheelSlot: -1, wheelPos: -1}
 	if t.keepAlive > 0 {
 		lc.wheel = t.sockets.keepAliveWheel(t.keepAlive)
 	}
 	lc.sock = backlogConn{Conn: nbc, lc: lc}
-	ws := newWSFramer(&lc.sock, nbc.Execute, leanMessageLimit, lc.onMessage, func(code int, _ string) {
-		lc.peerClosed(code)
-		_ = nbc.Close() // the close handshake is done: the server closes the TCP connection
-	})
-	lc.ws = ws
-	session := &leanSession{}
-	session.conn.Store(lc)
-	nbc.SetSession(session)
+	lc.ws.init(&lc.sock, lc, leanMessageLimit)
+	lc.session.conn.Store(lc)
+	nbc.SetSession(&lc.session)
 	// What net/http read past the request (its background read takes a byte of the client's first
 	// frame when it comes early) is parsed first, by whichever comes first: this goroutine once
-	// the socket is in the event loop, or the loop's first read.
-	var earlyMu sync.Mutex
-	var hasEarly atomic.Bool
-	hasEarly.Store(len(early) > 0)
-	parseEarly := func() error {
-		earlyMu.Lock()
-		defer earlyMu.Unlock()
-		defer hasEarly.Store(false) // after the parse: a read that sees false comes after it
-		b := early
-		early = nil
-		if len(b) == 0 {
-			return nil
-		}
-		return ws.Parse(b)
-	}
-	nbc.OnData(func(c *nbio.Conn, data []byte) {
-		if hasEarly.Load() {
-			if err := parseEarly(); err != nil {
-				c.CloseWithError(err)
-				return
-			}
-		}
-		if err := ws.Parse(data); err != nil {
-			c.CloseWithError(err)
-		}
-	})
+	// the socket is in the event loop, or the loop's first read (onData, through the engine's
+	// OnData: no handler of the socket's own).
+	lc.early = early
+	lc.hasEarly.Store(len(early) > 0)
 	t.sockets.open.Add(1)
 	if ss := sessionOf(r); ss != nil {
-		ss.setSocket(lc.close)
+		ss.setSocket(lc)
 	}
-	// Under the lock: the event loop's goroutines read them, and the race detector does not see
+	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok && !t.sockets.shutdowns.join(streams, lc) {
+		go lc.goingAway() // the server is shutting down already
+	}
+	// Under the lock: the event loop's goroutines read it, and the race detector does not see
 	// the order epoll gives.
 	lc.mu.Lock()
-	if streams, ok := r.Context().Value(streamsKey{}).(context.Context); ok {
-		lc.stopShutdown = context.AfterFunc(streams, func() {
-			if reason := closeReasonForContext(lc.connCtx()); reason != "" {
-				lc.connectionError(reason)
-			}
-			lc.close(closeGoingAway, "going away")
-		})
-	}
 	if t.initTimeout > 0 {
 		lc.timer = time.AfterFunc(t.initTimeout, lc.initTimedOut)
 	}
@@ -356,11 +334,47 @@ func (t *leanTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 		lc.gone()
 		return
 	}
-	if hasEarly.Load() {
-		if err := parseEarly(); err != nil {
+	if lc.hasEarly.Load() {
+		if err := lc.parseEarly(); err != nil {
 			nbc.CloseWithError(err)
 		}
 	}
+}
+
+// parseEarly parses what net/http read past the upgrade request, once.
+func (c *leanConn) parseEarly() error {
+	c.earlyMu.Lock()
+	defer c.earlyMu.Unlock()
+	defer c.hasEarly.Store(false) // after the parse: a read that sees false comes after it
+	b := c.early
+	c.early = nil
+	if len(b) == 0 {
+		return nil
+	}
+	return c.ws.Parse(b)
+}
+
+// onData is what the event loop read from the socket.
+func (c *leanConn) onData(data []byte) {
+	if c.hasEarly.Load() {
+		if err := c.parseEarly(); err != nil {
+			c.nbc.CloseWithError(err)
+			return
+		}
+	}
+	if err := c.ws.Parse(data); err != nil {
+		c.nbc.CloseWithError(err)
+	}
+}
+
+// The framer's handler (wsHandler): the socket's messages run on the handler pool, one at a
+// time and in order.
+func (c *leanConn) execute(job func()) bool { return c.nbc.Execute(job) }
+func (c *leanConn) message(data []byte)     { c.onMessage(data) }
+
+func (c *leanConn) peerClose(code int, _ string) {
+	c.peerClosed(code)
+	_ = c.nbc.Close() // the close handshake is done: the server closes the TCP connection
 }
 
 // underWrappers is the TCP connection under the listener's wrappers of conn (the connection
@@ -384,23 +398,55 @@ func underWrappers(conn net.Conn) (raw, wrapped net.Conn) {
 // leanContext is what a socket keeps of its upgrade request's context for its operations: the
 // viewer (the session's cell), request id and client, the session, the transport's label, the
 // calendar base and the caller's trace. Not the request's chain: its cancel contexts,
-// middleware values and cloned headers would stay as long as the socket.
-func leanContext(src context.Context) context.Context {
-	ctx := reqmeta.Carry(eventide.CarryViewer(context.Background(), src), src)
-	if ss := sessionFrom(src); ss != nil {
-		ctx = context.WithValue(ctx, sessionKey{}, ss)
-	}
-	if t, ok := src.Value(transportKey{}).(string); ok {
-		ctx = withTransport(ctx, t)
-	}
-	if b := calendar.BaseFrom(src); b != "" {
-		ctx = calendar.WithBase(ctx, b)
-	}
+// middleware values and cloned headers would stay as long as the socket. The values are kept in
+// one object (leanValues), not a chain of context.WithValue: one object for each GC cycle to
+// mark per held socket instead of six; the values themselves are the request's, not copies.
+func leanContext(src context.Context) *leanValues {
+	v := &leanValues{Context: context.Background()}
 	if sc := trace.SpanContextFromContext(src); sc.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, sc)
+		v.Context = trace.ContextWithSpanContext(v.Context, sc)
 	}
-	return ctx
+	eventide.CarryViewer(src, v.put)
+	reqmeta.Carry(src, v.put)
+	if ss := sessionFrom(src); ss != nil {
+		v.put(sessionKey{}, ss)
+	}
+	if t := src.Value(transportKey{}); t != nil {
+		v.put(transportKey{}, t)
+	}
+	calendar.CarryBase(src, v.put)
+	return v
 }
+
+// leanValues is a context of a few values, in one object; its parent (Context) has the rest.
+type leanValues struct {
+	context.Context
+	n  int
+	kv [7]leanValue // as many as leanContext carries, and the websocket's wsConn
+}
+
+type leanValue struct{ key, val any }
+
+// put adds a value; one more than the array holds goes in a context.WithValue over the parent.
+func (v *leanValues) put(key, val any) {
+	if v.n == len(v.kv) {
+		v.Context = context.WithValue(v.Context, key, val)
+		return
+	}
+	v.kv[v.n] = leanValue{key, val}
+	v.n++
+}
+
+func (v *leanValues) Value(key any) any {
+	for i := range v.n {
+		if v.kv[i].key == key {
+			return v.kv[i].val
+		}
+	}
+	return v.Context.Value(key)
+}
+
+func (v *leanValues) String() string { return "httpapi.leanValues" }
 
 // upgradeHeaders are the headers a socket's operations see (RawParams.Headers): requestRules
 // reads that they came over a websocket; nothing reads more.
@@ -441,16 +487,16 @@ func sessionConn(c *nbio.Conn) *leanConn {
 
 // leanConn is one websocket of the lean transport.
 type leanConn struct {
-	t            *leanTransport // shared by every socket: not a copy each
-	ls           *LeanSockets
-	exec         graphql.GraphExecutor
-	legacy       bool // graphql-ws (or no subprotocol), else graphql-transport-ws
-	hold         *streamHold
-	wrapped      net.Conn // the listener's wrappers of the TCP connection, closed at the end
-	nbc          *nbio.Conn
-	ws           *wsFramer
-	stopShutdown func() bool
-	lastPong     atomic.Int64 // unix nanoseconds
+	t        *leanTransport // shared by every socket: not a copy each
+	ls       *LeanSockets
+	exec     graphql.GraphExecutor
+	legacy   bool // graphql-ws (or no subprotocol), else graphql-transport-ws
+	hold     *streamHold
+	wrapped  net.Conn // the listener's wrappers of the TCP connection, closed at the end
+	nbc      *nbio.Conn
+	ws       wsFramer
+	session  leanSession  // the nbio session: in the socket's own object
+	lastPong atomic.Int64 // unix nanoseconds
 
 	mu          sync.Mutex
 	ctx         context.Context // the connection's; after connection_init, the init function's
@@ -462,9 +508,18 @@ type leanConn struct {
 	timer       *time.Timer // the init timeout
 	initPayload transport.InitPayload
 
+	// Its place in the list of its server's shutdown (LeanSockets.shutdowns' mu).
+	shutList           *shutdownList
+	shutPrev, shutNext *leanConn
+
 	// The keep-alive: the wheel (nil: none), and the socket's place in it (wheel.mu's).
 	wheel               *keepAliveWheel
 	wheelSlot, wheelPos int32
+
+	// What net/http read past the upgrade request, parsed before the socket's first read.
+	earlyMu  sync.Mutex
+	early    []byte
+	hasEarly atomic.Bool
 
 	sock backlogConn
 	socketBacklog
@@ -840,7 +895,6 @@ func (c *leanConn) gone() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	stopShutdown := c.stopShutdown
 	var members []*leanMember
 	c.active.each(func(op leanOp) {
 		if m, ok := op.(*leanMember); ok {
@@ -854,9 +908,7 @@ func (c *leanConn) gone() {
 		m.leave(false)
 	}
 	c.socketBacklog.shutdown()
-	if stopShutdown != nil {
-		stopShutdown()
-	}
+	c.ls.shutdowns.leave(c)
 	c.ls.open.Add(-1)
 	c.hold.end()
 	if c.wrapped != nil {

@@ -203,7 +203,7 @@ type session struct {
 	token       string // the Authorization value; "" when anonymous
 	userID      string
 	timer       *time.Timer // fires at the token's expiry
-	closeSocket func(code int, reason string)
+	closeSocket socketCloser
 	subs        map[*liveSub]struct{}
 	ended       bool // its token expired or its user is gone: nothing more runs on it
 	closed      bool
@@ -234,8 +234,16 @@ func (ss *session) bind(authorization string, u *eventide.User, exp time.Time) {
 	ss.apply(u)
 }
 
+// socketCloser closes a session's websocket with a close frame of code and reason.
+type socketCloser interface{ close(code int, reason string) }
+
+// closeFunc is a socketCloser of a function.
+type closeFunc func(code int, reason string)
+
+func (f closeFunc) close(code int, reason string) { f(code, reason) }
+
 // setSocket lets the session close its websocket (4403 at the token's expiry).
-func (ss *session) setSocket(closeSocket func(code int, reason string)) {
+func (ss *session) setSocket(closeSocket socketCloser) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.closeSocket = closeSocket
@@ -318,7 +326,7 @@ func (ss *session) end(code eventide.Code, msg string) {
 	u := ss.cell.Load()
 	ss.cell.Store(nil)
 	if closeSocket != nil {
-		closeSocket(closeForbidden, "Forbidden: "+msg)
+		closeSocket.close(closeForbidden, "Forbidden: "+msg)
 	}
 	ss.logEnded(u, ended, msg)
 }

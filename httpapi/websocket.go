@@ -113,7 +113,7 @@ func (s socketImplementation) Accept(w http.ResponseWriter, r *http.Request, o t
 		g.req = r.Context()
 	}
 	if ss := sessionOf(r); ss != nil {
-		ss.setSocket(func(code int, reason string) { _ = c.WriteClose(code, reason) })
+		ss.setSocket(closeFunc(func(code int, reason string) { _ = c.WriteClose(code, reason) }))
 	}
 	if s.initTimeout > 0 {
 		g.initTimer = time.AfterFunc(s.initTimeout, func() {

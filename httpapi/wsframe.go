@@ -21,12 +21,8 @@ import (
 // (BENCHMARKS.md, "Idle RSS"). gobwas/ws has no init-time work. Between messages a wsFramer holds
 // no read state (readState, from a pool while a frame or message is part-read).
 type wsFramer struct {
-	dst  io.Writer             // the socket: each frame in one Write, so frames never interleave
-	exec func(job func()) bool // runs a job after the jobs before it, off the event loop (nbio.Conn.Execute)
-
-	// Run by exec.
-	onMessage func(data []byte)             // a whole text or binary message
-	onClose   func(code int, reason string) // the peer's close frame (1005: it gave no code)
+	dst io.Writer // the socket: each frame in one Write, so frames never interleave
+	h   wsHandler // one interface value, not three func values: a held socket's objects are few
 
 	limit     int64
 	onControl wsutil.FrameHandlerFunc // control, made once
@@ -52,10 +48,37 @@ var readStates = sync.Pool{New: func() any {
 	return s
 }}
 
+// wsHandler is what a wsFramer hands messages to.
+type wsHandler interface {
+	// execute runs a job after the jobs before it, off the event loop (nbio.Conn.Execute).
+	execute(job func()) bool
+	// Run by execute: a whole text or binary message; the peer's close frame (1005: it gave
+	// no code).
+	message(data []byte)
+	peerClose(code int, reason string)
+}
+
+// wsFuncs is a wsHandler of three functions.
+type wsFuncs struct {
+	exec      func(job func()) bool
+	onMessage func(data []byte)
+	onClose   func(code int, reason string)
+}
+
+func (f *wsFuncs) execute(job func()) bool           { return f.exec(job) }
+func (f *wsFuncs) message(data []byte)               { f.onMessage(data) }
+func (f *wsFuncs) peerClose(code int, reason string) { f.onClose(code, reason) }
+
 func newWSFramer(dst io.Writer, exec func(func()) bool, limit int, onMessage func([]byte), onClose func(int, string)) *wsFramer {
-	w := &wsFramer{dst: dst, exec: exec, onMessage: onMessage, onClose: onClose, limit: int64(limit)}
-	w.onControl = w.control
+	w := &wsFramer{}
+	w.init(dst, &wsFuncs{exec: exec, onMessage: onMessage, onClose: onClose}, limit)
 	return w
+}
+
+// init makes w, in place (a leanConn holds its framer in itself), the framer of dst for h.
+func (w *wsFramer) init(dst io.Writer, h wsHandler, limit int) {
+	w.dst, w.h, w.limit = dst, h, int64(limit)
+	w.onControl = w.control
 }
 
 // state is the socket's read state, from the pool between messages.
@@ -135,7 +158,7 @@ func (w *wsFramer) parse(rs *readState) error {
 		m := rs.msg.Bytes()
 		rs.msg = bytes.Buffer{}
 		rs.reading = false
-		w.exec(func() { w.onMessage(m) })
+		w.h.execute(func() { w.h.message(m) })
 	}
 	return nil
 }
@@ -149,7 +172,7 @@ func (w *wsFramer) control(h ws.Header, body io.Reader) error {
 	}
 	switch h.OpCode {
 	case ws.OpPing:
-		w.exec(func() { _ = w.write(ws.OpPong, p) })
+		w.h.execute(func() { _ = w.write(ws.OpPong, p) })
 	case ws.OpClose:
 		code, reason := ws.StatusNoStatusRcvd, ""
 		if len(p) > 0 {
@@ -159,7 +182,7 @@ func (w *wsFramer) control(h ws.Header, body io.Reader) error {
 			}
 		}
 		w.done = true
-		w.exec(func() { w.onClose(int(code), reason) })
+		w.h.execute(func() { w.h.peerClose(int(code), reason) })
 		return errPeerClosed
 	}
 	return nil

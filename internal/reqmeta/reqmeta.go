@@ -43,16 +43,16 @@ func ClientFrom(ctx context.Context) Client {
 	return c
 }
 
-// Carry returns dst with src's request id and client: what a connection that outlives its
-// request (the lean websocket transport) keeps of it for its operations.
-func Carry(dst, src context.Context) context.Context {
-	if id, ok := src.Value(idKey{}).(string); ok {
-		dst = WithID(dst, id)
+// Carry calls put with the key and value of src's request id and of its client, those it has:
+// what a connection that outlives its request (the lean websocket transport) keeps of it for
+// its operations, in one object of its own.
+func Carry(src context.Context, put func(key, val any)) {
+	if v := src.Value(idKey{}); v != nil {
+		put(idKey{}, v)
 	}
-	if c, ok := src.Value(clientKey{}).(Client); ok {
-		dst = WithClient(dst, c)
+	if v := src.Value(clientKey{}); v != nil {
+		put(clientKey{}, v)
 	}
-	return dst
 }
 
 type subscriptionEndKey struct{}
