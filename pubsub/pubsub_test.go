@@ -252,6 +252,10 @@ func TestNotifier(t *testing.T) {
 		<-ch
 		cancel()
 		waitClosed(t, ch)
+		// The producer closes the channel, then calls the notifier: the close can be seen first.
+		for deadline := time.Now().Add(2 * time.Second); len(get()) < 3 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		if calls := get(); len(calls) != 3 || !calls[2].closed {
 			t.Fatalf("calls %v, want a closing one last", calls)
 		}
