@@ -259,7 +259,7 @@ func (st *leanStream) subscribe(exec graphql.GraphExecutor, rc *graphql.Operatio
 		}
 	}
 	sub, n, dispatched := st.dispatch(exec, rc)
-	return func() { st.start(sub, n, dispatched) }
+	return func() { sub.begin(n, dispatched) } // run once the stream is on the event loop
 }
 
 // dispatch runs the stream's operation as a lean websocket's runs (leanConn.subscribe), up to
@@ -272,23 +272,6 @@ func (st *leanStream) dispatch(exec graphql.GraphExecutor, rc *graphql.Operation
 	ctx, n := pubsub.WithNotifier(ctx, s.ready)
 	ok := s.protect(func() { s.responses, s.ctx = exec.DispatchOperation(ctx, rc) })
 	return s, n, ok
-}
-
-// start lets the operation write, once the stream is on the event loop.
-func (st *leanStream) start(s *leanSub, n *pubsub.Notifier, dispatched bool) {
-	if !dispatched {
-		s.finish()
-		return
-	}
-	if n.Claimed() {
-		// The producer tells when there is something: no goroutine waits for it.
-		s.started.Store(true)
-		if s.pending.Load() > 0 || s.closed.Load() {
-			s.schedule()
-		}
-		return
-	}
-	go s.run() // a resolver that does not signal: gqlgen's way
 }
 
 // abandon ends a stream that never reached the event loop: its operation ends with its context,

@@ -967,7 +967,13 @@ func (c *leanConn) subscribe(start time.Time, id string, payload json.RawMessage
 	c.mu.Unlock()
 	endReplaced(replaced)
 	ok := s.protect(func() { s.responses, s.ctx = c.exec.DispatchOperation(ctx, rc) })
-	if !ok {
+	s.begin(n, ok)
+}
+
+// begin lets a dispatched operation write: on the notifier's signals when its producer claimed
+// n, else on a goroutine of its own; it finishes one whose dispatch panicked (dispatched false).
+func (s *leanSub) begin(n *pubsub.Notifier, dispatched bool) {
+	if !dispatched {
 		s.finish()
 		return
 	}
