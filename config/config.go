@@ -104,6 +104,7 @@ type Config struct {
 	MemoryCheckInterval    time.Duration // MEMORY_CHECK_INTERVAL
 	MemoryLimit            int64         // MEMORY_LIMIT: a size; 0 means none configured
 	MemoryLogInterval      time.Duration // MEMORY_LOG_INTERVAL
+	MemoryReleaseStartup   bool          // MEMORY_RELEASE_STARTUP: give start-up's binary pages back once serving
 
 	LogFormat     string // LOG_FORMAT: json or text
 	LogLevel      string // LOG_LEVEL: debug, info, warn, error

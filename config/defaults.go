@@ -88,6 +88,7 @@ func productionDefaults() *Config {
 		MemoryRestartAfter:   3,
 		MemoryCheckInterval:  5 * time.Second,
 		MemoryLogInterval:    30 * time.Second,
+		MemoryReleaseStartup: true,
 
 		LogFormat:     "json",
 		LogLevel:      "info",

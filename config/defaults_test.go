@@ -65,7 +65,7 @@ func TestDefaults(t *testing.T) {
 			HTTPReadTimeout: 15 * time.Second, HTTPMaxConnectionsPerClient: 100,
 			SSEKeepAliveInterval: 15 * time.Second, SSEWriteTimeout: 10 * time.Second, MultipartHeartbeatInterval: 5 * time.Second,
 			ShutdownTimeout: 15 * time.Second, SuperviseMaxRestarts: 10, JWTTTL: 24 * time.Hour, PasswordHashConcurrency: runtime.NumCPU(),
-			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second,
+			MemoryRestartAfter: 3, MemoryCheckInterval: 5 * time.Second, MemoryLogInterval: 30 * time.Second, MemoryReleaseStartup: true,
 			LogMaxSizeMB: 10, LogMaxBackups: 5, LogMaxAgeDays: 14,
 			WebhookTimeout: 5 * time.Second, WebhookMaxAttempts: 10, WebhookBackoff: time.Second, WebhookRetention: 72 * time.Hour,
 			OtelServiceName: "eventide", OtelTracesExporter: "otlp", OtelProtocol: "http/protobuf",

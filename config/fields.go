@@ -209,6 +209,7 @@ var fields = []field{
 	duration("MEMORY_CHECK_INTERVAL", "interval of memory checks", func(c *Config) *time.Duration { return &c.MemoryCheckInterval }),
 	size("MEMORY_LIMIT", "Go runtime soft memory limit (0: none)", 0, func(c *Config) *int64 { return &c.MemoryLimit }),
 	duration("MEMORY_LOG_INTERVAL", "interval of the memory log line", func(c *Config) *time.Duration { return &c.MemoryLogInterval }),
+	boolean("MEMORY_RELEASE_STARTUP", "once serving, give the kernel back the pages of the binary that start-up read (Linux)", func(c *Config) *bool { return &c.MemoryReleaseStartup }),
 
 	enum("LOG_FORMAT", "log format", []string{"json", "text"}, func(c *Config) *string { return &c.LogFormat }),
 	enum("LOG_LEVEL", "log level", []string{"debug", "info", "warn", "error"}, func(c *Config) *string { return &c.LogLevel }),

@@ -34,6 +34,10 @@ func supervise(ctx context.Context, cfg *config.Config, args, environ []string, 
 	}
 	defer closeListeners()
 	plog := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "supervisor")
+	if cfg.MemoryReleaseStartup {
+		// The parent initialised every package too, and then only waits on its children.
+		releaseStartupPages(plog)
+	}
 	return supervisor.Run(ctx, supervisor.Options{
 		Args: args, Env: environ, Stdout: stdout, Stderr: stderr, Logger: plog,
 		Listeners: listeners, MaxRestarts: cfg.SuperviseMaxRestarts,
