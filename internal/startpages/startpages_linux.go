@@ -64,7 +64,7 @@ func executableRanges() ([]addrRange, error) {
 	if err != nil {
 		return nil, fmt.Errorf("startpages: %w", err)
 	}
-	return parseMaps(maps, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	return parseMaps(maps, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), uint64(st.Ino)) // Dev and Ino differ in width by architecture
 }
 
 // parseMaps picks, from /proc/PID/maps, the mappings of the file (major:minor, inode) that are
