@@ -32,8 +32,9 @@ type Result struct {
 	// length.
 	Ranges int
 	Bytes  int64
-	// FileBefore and FileAfter are the process's file-backed resident memory (RssFile) before and
-	// just after (other goroutines may have faulted pages back in between), in bytes.
+	// FileBefore and FileAfter are the process's file-backed resident memory (RssFile, plus
+	// RssShmem for a binary on tmpfs) before and just after (other goroutines may have faulted
+	// pages back in between), in bytes.
 	FileBefore, FileAfter int64
 }
 

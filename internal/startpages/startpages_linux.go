@@ -32,7 +32,7 @@ func Release() (Result, error) {
 	if len(ranges) == 0 {
 		return res, errors.New("startpages: no read-only mapping of the executable in /proc/self/maps")
 	}
-	res.FileBefore, _ = statusField(status, "RssFile")
+	res.FileBefore = fileRSS(status)
 	res.Ranges = len(ranges)
 	for _, r := range ranges {
 		res.Bytes += int64(r.end - r.start)
@@ -41,7 +41,7 @@ func Release() (Result, error) {
 		}
 	}
 	if status, err := os.ReadFile("/proc/self/status"); err == nil {
-		res.FileAfter, _ = statusField(status, "RssFile")
+		res.FileAfter = fileRSS(status)
 	}
 	return res, nil
 }
@@ -108,6 +108,14 @@ func parseMaps(maps []byte, major, minor uint32, ino uint64) ([]addrRange, error
 		out = append(out, addrRange{uintptr(start), uintptr(end)})
 	}
 	return out, sc.Err()
+}
+
+// fileRSS is the resident memory of file mappings in a /proc/PID/status: RssFile, plus RssShmem
+// for a binary on tmpfs.
+func fileRSS(status []byte) int64 {
+	f, _ := statusField(status, "RssFile")
+	m, _ := statusField(status, "RssShmem")
+	return f + m
 }
 
 // statusField reads a "Key:   N kB" (or "Key: N") line of /proc/self/status, in bytes for kB.
