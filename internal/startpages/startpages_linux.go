@@ -1,11 +1,10 @@
 package startpages
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,61 +52,66 @@ func madvise(addr, length uintptr, advice int) syscall.Errno {
 
 type addrRange struct{ start, end uintptr }
 
-// executableRanges lists the read-only mappings of the file the process runs, found by device
-// and inode (its path may say "(deleted)" after an upgrade replaced the binary).
+// executableRanges lists the read-only mappings of the file the process runs: those of the file
+// (device and inode, as /proc/self/maps shows them) mapped where this package's own code is. A
+// stat of /proc/self/exe is not the key: on overlayfs (containers) older kernels show the
+// underlying layer's device and inode in the maps and the overlay's in a stat.
 func executableRanges() ([]addrRange, error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
-		return nil, fmt.Errorf("startpages: %w", err)
-	}
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return nil, fmt.Errorf("startpages: %w", err)
 	}
-	return parseMaps(maps, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), uint64(st.Ino)) // Dev and Ino differ in width by architecture
+	return parseMaps(maps, reflect.ValueOf(Release).Pointer())
 }
 
-// parseMaps picks, from /proc/PID/maps, the mappings of the file (major:minor, inode) that are
-// neither writable nor shared.
+// parseMaps picks, from /proc/PID/maps, the mappings of the file mapped at pc that are neither
+// writable nor shared.
 //
 //	00400000-01562000 r-xp 00000000 fe:00 9978257    /usr/local/bin/eventide
-func parseMaps(maps []byte, major, minor uint32, ino uint64) ([]addrRange, error) {
-	var out []addrRange
-	sc := bufio.NewScanner(bytes.NewReader(maps))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+func parseMaps(maps []byte, pc uintptr) ([]addrRange, error) {
+	type mapping struct {
+		r             addrRange
+		perms, fileID string // fileID: "major:minor inode"
+	}
+	var all []mapping
+	key := ""
+	for line := range strings.Lines(string(maps)) {
+		f := strings.Fields(line)
 		if len(f) < 5 {
 			continue
 		}
-		if i, err := strconv.ParseUint(f[4], 10, 64); err != nil || i != ino {
-			continue
-		}
-		maj, min, ok := strings.Cut(f[3], ":")
-		if !ok {
-			continue
-		}
-		if m, err := strconv.ParseUint(maj, 16, 32); err != nil || uint32(m) != major {
-			continue
-		}
-		if m, err := strconv.ParseUint(min, 16, 32); err != nil || uint32(m) != minor {
-			continue
-		}
-		perms := f[1]
-		if len(perms) != 4 || perms[0] != 'r' || perms[1] != '-' || perms[3] != 'p' {
-			continue // writable (.data: its written pages exist nowhere else), shared, or unreadable
-		}
 		lo, hi, ok := strings.Cut(f[0], "-")
 		if !ok {
-			continue
+			return nil, fmt.Errorf("startpages: bad mapping %q in /proc/self/maps", f[0])
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if err1 != nil || err2 != nil || end <= start {
 			return nil, fmt.Errorf("startpages: bad mapping %q in /proc/self/maps", f[0])
 		}
-		out = append(out, addrRange{uintptr(start), uintptr(end)})
+		m := mapping{r: addrRange{uintptr(start), uintptr(end)}, perms: f[1], fileID: f[3] + " " + f[4]}
+		if m.r.start <= pc && pc < m.r.end {
+			if f[4] == "0" {
+				return nil, errors.New("startpages: the code runs from an anonymous mapping")
+			}
+			key = m.fileID
+		}
+		all = append(all, m)
 	}
-	return out, sc.Err()
+	if key == "" {
+		return nil, fmt.Errorf("startpages: no mapping holds the code at %#x", pc)
+	}
+	var out []addrRange
+	for _, m := range all {
+		if m.fileID != key {
+			continue
+		}
+		if p := m.perms; len(p) != 4 || p[0] != 'r' || p[1] != '-' || p[3] != 'p' {
+			continue // writable (.data: its written pages exist nowhere else), shared, or unreadable
+		}
+		out = append(out, m.r)
+	}
+	return out, nil
 }
 
 // fileRSS is the resident memory of file mappings in a /proc/PID/status: RssFile, plus RssShmem

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,27 +16,32 @@ func TestParseMaps(t *testing.T) {
 	const maps = `00400000-01562000 r-xp 00000000 fe:00 9978257                            /usr/bin/eventide
 01562000-02880000 r--p 01162000 fe:00 9978257                            /usr/bin/eventide
 02880000-02925000 rw-p 02480000 fe:00 9978257                            /usr/bin/eventide
-02925000-04992000 rw-p 00000000 00:00 0
+02925000-02992000 rw-p 00000000 00:00 0
 02a00000-02b00000 r--s 00000000 fe:00 9978257                            /usr/bin/eventide
 03000000-03001000 r--p 00000000 fe:01 9978257                            /other/device/same/inode
 03100000-03101000 r--p 00000000 fe:00 9978258                            /usr/bin/other
 7ffd1000-7ffd3000 r-xp 00000000 00:00 0                                  [vdso]
 04000000-04010000 r-xp 00000000 fe:00 9978257                            /usr/bin/eventide (deleted)
 `
-	got, err := parseMaps([]byte(maps), 0xfe, 0, 9978257)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := []addrRange{{0x400000, 0x1562000}, {0x1562000, 0x2880000}, {0x4000000, 0x4010000}}
-	if len(got) != len(want) {
-		t.Fatalf("parseMaps = %x, want %x (the read-only private mappings of fe:00 inode 9978257)", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("parseMaps = %x, want %x", got, want)
+	for _, pc := range []uintptr{0x400000, 0x40ffff, 0x1000000, 0x1562abc, 0x4000010} {
+		got, err := parseMaps([]byte(maps), pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("parseMaps(pc %#x) = %x, want %x (the read-only private mappings of fe:00 inode 9978257)", pc, got, want)
 		}
 	}
-	if _, err := parseMaps([]byte("02000000-01000000 r-xp 00000000 fe:00 9978257 /usr/bin/eventide\n"), 0xfe, 0, 9978257); err == nil {
+	if got, err := parseMaps([]byte(maps), 0x3100010); err != nil || !slices.Equal(got, []addrRange{{0x3100000, 0x3101000}}) {
+		t.Errorf("parseMaps(pc in /usr/bin/other) = %x, %v", got, err)
+	}
+	for _, pc := range []uintptr{0x3000, 0x2925000, 0x7ffd1100} { // unmapped; anonymous; the vDSO
+		if got, err := parseMaps([]byte(maps), pc); err == nil {
+			t.Errorf("parseMaps(pc %#x) = %x, want an error", pc, got)
+		}
+	}
+	if _, err := parseMaps([]byte("02000000-01000000 r-xp 00000000 fe:00 9978257 /usr/bin/eventide\n"), 0x1800000); err == nil {
 		t.Error("parseMaps accepted a mapping that ends before it starts")
 	}
 }
