@@ -26,6 +26,10 @@ func Main(ctx context.Context, v string, args, environ []string, stdout, stderr 
 	// here, not in run, which tests call concurrently.
 	redis.SetLogger(redisLogs)
 	otel.SetErrorHandler(otelErrors)
+	// The process is this server's: once it serves, it may give back the pages of its binary
+	// that start-up read (MEMORY_RELEASE_STARTUP). A test process running servers through Run
+	// or Start keeps its own pages.
+	ownsProcess.Store(true)
 	return exitCode(run(ctx, args, environ, stdout, stderr), stderr)
 }
 

@@ -686,12 +686,15 @@ func (w *wiring) serve() error {
 	// an import) goes back to the OS now: the runtime's scavenger would keep it while the heap
 	// stays under its goal, and an idle server would hold it for good (about 2–3 MiB here).
 	debug.FreeOSMemory()
-	if cfg.MemoryReleaseStartup {
+	if cfg.MemoryReleaseStartup && ownsProcess.Load() {
 		releaseStartupPages(w.log)
 	}
 	go func() { w.serveErr <- w.http.Serve(w.listener) }()
 	return nil
 }
+
+// ownsProcess is set by Main: the process is the server's, not a test's that runs servers in it.
+var ownsProcess atomic.Bool
 
 // releaseStartupPages gives the kernel back the binary's pages that start-up read (package
 // initialisation, the store's schema, seeding): internal/startpages. Whatever runs next faults

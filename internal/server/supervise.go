@@ -34,7 +34,7 @@ func supervise(ctx context.Context, cfg *config.Config, args, environ []string, 
 	}
 	defer closeListeners()
 	plog := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "supervisor")
-	if cfg.MemoryReleaseStartup {
+	if cfg.MemoryReleaseStartup && ownsProcess.Load() {
 		// The parent initialised every package too, and then only waits on its children.
 		releaseStartupPages(plog)
 	}
