@@ -136,19 +136,13 @@ func TestReleaseUnderTracer(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
+	var ws syscall.WaitStatus
 	for {
-		var ws syscall.WaitStatus
 		if _, err := syscall.Wait4(pid, &ws, syscall.WALL, nil); err != nil {
 			t.Fatal(err)
 		}
-		if ws.Exited() {
-			if ws.ExitStatus() != 0 {
-				t.Fatalf("traced child exited %d:\n%s", ws.ExitStatus(), out.String())
-			}
-			return
-		}
-		if ws.Signaled() {
-			t.Fatalf("traced child killed by %v:\n%s", ws.Signal(), out.String())
+		if ws.Exited() || ws.Signaled() {
+			break
 		}
 		// Stopped: at its exec (SIGTRAP, not passed on), or by a signal the runtime uses
 		// (SIGURG for preemption, passed on).
@@ -159,6 +153,13 @@ func TestReleaseUnderTracer(t *testing.T) {
 		if err := syscall.PtraceCont(pid, sig); err != nil {
 			t.Fatal(err)
 		}
+	}
+	_ = cmd.Wait() // the child is reaped already (its error says so); this waits for its output
+	if ws.Signaled() {
+		t.Fatalf("traced child killed by %v:\n%s", ws.Signal(), out.String())
+	}
+	if ws.ExitStatus() != 0 {
+		t.Fatalf("traced child exited %d:\n%s", ws.ExitStatus(), out.String())
 	}
 }
 
