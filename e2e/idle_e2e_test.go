@@ -77,30 +77,30 @@ func startBuiltIdle(t *testing.T, bin string, env ...string) (*testServer, *exec
 	return ts, cmd
 }
 
-// fileKiB is the resident memory of process pid's file mappings: RssFile, plus RssShmem for a
-// binary on tmpfs.
+// fileKiB is the resident memory of process pid's file mappings, from one read of
+// /proc/PID/status: RssFile, plus RssShmem for a binary on tmpfs.
 func fileKiB(t *testing.T, pid int) int {
-	t.Helper()
-	return procKiB(t, pid, "RssFile") + procKiB(t, pid, "RssShmem")
-}
-
-// procKiB reads a "Key: N kB" line of /proc/PID/status.
-func procKiB(t *testing.T, pid int, key string) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum, found := 0, 0
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			f := strings.Fields(v)
-			if n, err := strconv.Atoi(f[0]); err == nil && len(f) == 2 && f[1] == "kB" {
-				return n
+		for _, key := range []string{"RssFile:", "RssShmem:"} {
+			if v, ok := strings.CutPrefix(line, key); ok {
+				f := strings.Fields(v)
+				if n, err := strconv.Atoi(f[0]); err == nil && len(f) == 2 && f[1] == "kB" {
+					sum += n
+					found++
+				}
 			}
 		}
 	}
-	t.Fatalf("no %s in /proc/%d/status:\n%s", key, pid, b)
-	return 0
+	if found != 2 {
+		t.Fatalf("no RssFile and RssShmem in /proc/%d/status:\n%s", pid, b)
+	}
+	return sum
 }
 
 // TestStartupPagesReleased: once serving, the server has given back the pages of its binary
